@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything building, serving and testing the Worker needs, and nothing twice:
+# when all is present this takes seconds. Tool versions are pinned here (Rust tools) and in
+# package.json / package-lock.json (npm tools); wasm-bindgen-cli is read from Cargo.lock,
+# because it must match the wasm-bindgen library exactly.
+set -euo pipefail
+
+WORKER_BUILD_VERSION="0.8.7"
+WASM_TARGET="wasm32-unknown-unknown"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found: install the Rust toolchain (rustup) first"
+    exit 1
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx "$WASM_TARGET"; then
+    say "adding Rust target $WASM_TARGET"
+    rustup target add "$WASM_TARGET"
+fi
+
+if [ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]; then
+    say "installing worker-build $WORKER_BUILD_VERSION (a few minutes, once per machine)"
+    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+fi
+
+if [ ! -f Cargo.lock ]; then
+    cargo generate-lockfile
+fi
+WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+if [ -z "$WASM_BINDGEN_VERSION" ]; then
+    say "could not read the wasm-bindgen version from Cargo.lock"
+    exit 1
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once per version)"
+    # --locked first for reproducibility; a yanked pin in the CLI's own lock file makes that
+    # impossible, and then the newest compatible dependencies are used instead.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked \
+        || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# npm packages: reinstall only when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+    || [ ! -x node_modules/.bin/node ] || [ ! -x node_modules/.bin/wrangler ]; then
+    say "installing npm packages"
+    if [ -f package-lock.json ]; then
+        npm ci --no-audit --no-fund
+    else
+        npm install --no-audit --no-fund
+    fi
+fi

@@ -1,0 +1,12 @@
+//! Pure domain logic: passwords, tokens, input validation, opaque secrets.
+//!
+//! Nothing here imports `worker`; time, ids and randomness come in as arguments, so every
+//! rule is unit-tested natively with `cargo test`.
+
+pub mod input;
+pub mod password;
+pub mod rate_limit;
+pub mod secret;
+pub mod time;
+pub mod token;
+pub mod user;

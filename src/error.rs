@@ -1,0 +1,245 @@
+//! The one error type of the service and its problem-details shape (RFC 9457).
+//!
+//! Handlers, the store and the domain all end in [`ApiError`]; exactly one function in
+//! `http::response` turns it into a `worker::Response`. This module knows nothing of `worker`,
+//! so the mapping from error to status, code and body is unit-tested natively.
+
+use serde::Serialize;
+use std::fmt;
+
+/// A field-level validation failure, reported in the `errors` member of a 422 body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every way a request can fail. Each variant carries only what is safe to show a client;
+/// internal causes are logged where they happen and never reach the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// 400: the body is not JSON, or the request is otherwise unreadable.
+    MalformedRequest(String),
+    /// 400: the Host header names no trusted host.
+    UntrustedHost,
+    /// 401: missing, malformed, expired, forged or revoked credentials.
+    Unauthorized(String),
+    /// 403: authenticated, but not allowed.
+    Forbidden(String),
+    /// 404: no such resource (or route).
+    NotFound,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 409: a unique value (username, email) is taken, or the state forbids the change.
+    Conflict(String),
+    /// 413: the body exceeds the configured limit (bytes).
+    PayloadTooLarge(usize),
+    /// 415: a JSON route got another content type.
+    UnsupportedMediaType,
+    /// 422: the JSON is well-formed but its fields are not acceptable.
+    Validation(Vec<FieldError>),
+    /// 429: rate limited; the value is the number of seconds to wait.
+    RateLimited(u64),
+    /// 503: a dependency (D1, KV, a Durable Object) did not answer.
+    Unavailable(String),
+    /// 500: the service itself is misconfigured (missing or malformed secret). Fails closed.
+    Misconfigured,
+    /// 500: a bug or an unexpected dependency answer; details are logged, not sent.
+    Internal,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ProblemDetails {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl ApiError {
+    /// Shorthand for a 422 with one field error.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::MalformedRequest(_) | ApiError::UntrustedHost => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::Conflict(_) => 409,
+            ApiError::PayloadTooLarge(_) => 413,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::Validation(_) => 422,
+            ApiError::RateLimited(_) => 429,
+            ApiError::Unavailable(_) => 503,
+            ApiError::Misconfigured | ApiError::Internal => 500,
+        }
+    }
+
+    /// A stable, snake_case code; the last segment of the problem `type` URI. Clients may branch on it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedRequest(_) => "malformed_request",
+            ApiError::UntrustedHost => "untrusted_host",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Misconfigured => "misconfigured",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    /// The short, human title for the status.
+    pub fn title(&self) -> &'static str {
+        match self.status() {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            409 => "Conflict",
+            413 => "Content Too Large",
+            415 => "Unsupported Media Type",
+            422 => "Unprocessable Content",
+            429 => "Too Many Requests",
+            503 => "Service Unavailable",
+            _ => "Internal Server Error",
+        }
+    }
+
+    /// The sentence a client sees in `detail`.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::MalformedRequest(why) => why.clone(),
+            ApiError::UntrustedHost => "Invalid host header".into(),
+            ApiError::Unauthorized(why) | ApiError::Forbidden(why) | ApiError::Conflict(why) => {
+                why.clone()
+            }
+            ApiError::NotFound => "Not found".into(),
+            ApiError::MethodNotAllowed => "Method not allowed".into(),
+            ApiError::PayloadTooLarge(limit) => {
+                format!("Request body exceeds the limit of {limit} bytes")
+            }
+            ApiError::UnsupportedMediaType => "Content-Type must be application/json".into(),
+            ApiError::Validation(errors) => match errors.as_slice() {
+                [only] => format!("{}: {}", only.field, only.message),
+                _ => "Request validation failed".into(),
+            },
+            ApiError::RateLimited(seconds) => {
+                format!("Too many requests; retry in {seconds} seconds")
+            }
+            ApiError::Unavailable(what) => format!("{what} is unavailable"),
+            ApiError::Misconfigured => "The service is not configured correctly".into(),
+            ApiError::Internal => "Internal server error".into(),
+        }
+    }
+
+    /// The full problem-details body for this error.
+    pub fn to_problem(&self, request_id: &str) -> ProblemDetails {
+        ProblemDetails {
+            problem_type: format!("urn:edge-auth:problem:{}", self.code()),
+            title: self.title(),
+            status: self.status(),
+            detail: self.detail(),
+            request_id: request_id.to_owned(),
+            errors: match self {
+                ApiError::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.detail(), self.code())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The generic login failure: the same for an unknown account and a wrong password.
+pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variant_maps_to_its_documented_status() {
+        let cases = [
+            (ApiError::MalformedRequest("x".into()), 400),
+            (ApiError::UntrustedHost, 400),
+            (ApiError::Unauthorized("x".into()), 401),
+            (ApiError::Forbidden("x".into()), 403),
+            (ApiError::NotFound, 404),
+            (ApiError::MethodNotAllowed, 405),
+            (ApiError::Conflict("x".into()), 409),
+            (ApiError::PayloadTooLarge(10), 413),
+            (ApiError::UnsupportedMediaType, 415),
+            (ApiError::invalid("f", "bad"), 422),
+            (ApiError::RateLimited(3), 429),
+            (ApiError::Unavailable("D1".into()), 503),
+            (ApiError::Misconfigured, 500),
+            (ApiError::Internal, 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error:?}");
+            let problem = error.to_problem("rid");
+            assert_eq!(problem.status, status);
+            assert!(problem.problem_type.ends_with(error.code()));
+        }
+    }
+
+    #[test]
+    fn validation_problem_lists_field_errors() {
+        let error = ApiError::Validation(vec![
+            FieldError::new("username", "too short"),
+            FieldError::new("password", "too short"),
+        ]);
+        let body = serde_json::to_value(error.to_problem("abc")).unwrap();
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["request_id"], "abc");
+        assert_eq!(body["errors"][0]["field"], "username");
+        assert_eq!(body["errors"][1]["field"], "password");
+        assert_eq!(body["detail"], "Request validation failed");
+    }
+
+    #[test]
+    fn single_field_error_is_named_in_detail() {
+        let problem = ApiError::invalid("email", "is not a valid email address").to_problem("r");
+        assert_eq!(problem.detail, "email: is not a valid email address");
+    }
+
+    #[test]
+    fn internal_errors_reveal_nothing() {
+        let body = serde_json::to_value(ApiError::Internal.to_problem("r")).unwrap();
+        assert_eq!(body["detail"], "Internal server error");
+        assert!(body.get("errors").is_none());
+    }
+}

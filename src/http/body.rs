@@ -1,0 +1,76 @@
+//! Reading JSON request bodies within limits.
+//!
+//! The order matters: content type first (415), then the declared length (413 without
+//! reading a byte), then the body itself, read in chunks and abandoned as soon as it passes
+//! the limit (413 for a chunked body that lies about nothing because it declares nothing).
+
+use crate::domain::input::{parse_object, Fields};
+use crate::error::ApiError;
+use futures_util::StreamExt;
+use worker::Request;
+
+/// Whether a `Content-Type` value is JSON (`application/json` or `application/*+json`, any
+/// parameters).
+pub fn is_json_content_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Read the body of a JSON route into [`Fields`].
+pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, ApiError> {
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !is_json_content_type(&content_type) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_bytes as u64) {
+        return Err(ApiError::PayloadTooLarge(max_bytes));
+    }
+    let mut body = Vec::new();
+    let mut stream = match req.stream() {
+        Ok(stream) => stream,
+        // No body at all.
+        Err(_) => return parse_object(&body).map(Fields::new),
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::MalformedRequest("Request body could not be read".into()))?;
+        if body.len() + chunk.len() > max_bytes {
+            return Err(ApiError::PayloadTooLarge(max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    parse_object(&body).map(Fields::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/merge-patch+json"));
+        assert!(!is_json_content_type(""));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type("application/x-www-form-urlencoded"));
+        assert!(!is_json_content_type("text/json-ish"));
+    }
+}

@@ -1,0 +1,62 @@
+//! Structured logs: one JSON line per request, and security events as their own lines.
+//!
+//! Lines never carry passwords, tokens or full email addresses; callers pass only ids,
+//! routes, statuses and masked values.
+
+use crate::domain::time::rfc3339_millis;
+use crate::http::RequestMeta;
+use serde_json::{json, Map, Value};
+use worker::{console_log, Date};
+
+fn timestamp() -> String {
+    rfc3339_millis(Date::now().as_millis())
+}
+
+/// The per-request access line.
+pub fn request(meta: &RequestMeta, route: &str, status: u16, user_id: Option<&str>) {
+    let duration_ms = Date::now().as_millis().saturating_sub(meta.started_ms);
+    let line = json!({
+        "timestamp": timestamp(),
+        "level": if status >= 500 { "error" } else if status >= 400 { "warn" } else { "info" },
+        "event": "request",
+        "request_id": meta.request_id,
+        "method": meta.method,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+        "user_id": user_id,
+        "colo": meta.colo,
+    });
+    console_log!("{}", line);
+}
+
+/// A security event (failed login, rate limit, ...) with event-specific fields.
+pub fn security_event(meta: &RequestMeta, event: &str, fields: Value) {
+    let mut line = Map::new();
+    line.insert("timestamp".into(), Value::String(timestamp()));
+    line.insert("level".into(), Value::String("warn".into()));
+    line.insert("event".into(), Value::String(event.into()));
+    line.insert("request_id".into(), Value::String(meta.request_id.clone()));
+    line.insert(
+        "client_ip".into(),
+        meta.client_ip.clone().map_or(Value::Null, Value::String),
+    );
+    if let Value::Object(extra) = fields {
+        line.extend(extra);
+    }
+    console_log!("{}", Value::Object(line));
+}
+
+/// An operational error whose cause must not reach the client.
+pub fn error(meta: &RequestMeta, event: &str, cause: &str) {
+    console_log!(
+        "{}",
+        json!({
+            "timestamp": timestamp(),
+            "level": "error",
+            "event": event,
+            "request_id": meta.request_id,
+            "error": cause,
+        })
+    );
+}

@@ -1,0 +1,121 @@
+//! Building responses: JSON bodies, problem details, and the headers every response carries.
+
+use crate::config::{AllowedOrigins, Config};
+use crate::error::ApiError;
+use crate::http::RequestMeta;
+use serde::Serialize;
+use worker::{Headers, Response, ResponseBuilder};
+
+/// What a handler returns: a response, or an error rendered in one place.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A response with a body and a content type; infallible, so error rendering cannot fail.
+pub fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", content_type);
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body)
+}
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: u16, body: &T) -> ApiResult {
+    let bytes = serde_json::to_vec(body).map_err(|_| ApiError::Internal)?;
+    Ok(with_body(status, "application/json", bytes))
+}
+
+/// 204 No Content.
+pub fn no_content() -> ApiResult {
+    Ok(ResponseBuilder::new().with_status(204).empty())
+}
+
+/// Render an error as an RFC 9457 problem-details response.
+pub fn problem(error: &ApiError, request_id: &str) -> Response {
+    let body = serde_json::to_vec(&error.to_problem(request_id)).unwrap_or_default();
+    let response = with_body(error.status(), "application/problem+json", body);
+    let headers = response.headers();
+    match error {
+        ApiError::Unauthorized(_) => {
+            let _ = headers.set("www-authenticate", "Bearer realm=\"edge-auth\"");
+        }
+        ApiError::RateLimited(seconds) => {
+            let _ = headers.set("retry-after", &seconds.to_string());
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Content-Security-Policy for JSON: nothing may load, nothing may frame it.
+const CSP_JSON: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Add the headers every response carries, whatever produced it.
+pub fn apply_edge_headers(response: &mut Response, meta: &RequestMeta, config: Option<&Config>) {
+    let headers = response.headers_mut();
+    set_security_headers(headers, &meta.request_id);
+    if let (Some(config), Some(origin)) = (config, meta.origin.as_deref()) {
+        set_cors_headers(headers, &config.allowed_origins, origin, false);
+    }
+}
+
+fn set_security_headers(headers: &mut Headers, request_id: &str) {
+    let pairs = [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("x-request-id", request_id),
+    ];
+    for (name, value) in pairs {
+        let _ = headers.set(name, value);
+    }
+    if !headers.has("content-security-policy").unwrap_or(false) {
+        let _ = headers.set("content-security-policy", CSP_JSON);
+    }
+    // Tokens and user data must never sit in a cache; a route that serves public data (the
+    // key set) sets its own policy first.
+    if !headers.has("cache-control").unwrap_or(false) {
+        let _ = headers.set("cache-control", "no-store");
+    }
+}
+
+/// CORS headers for an allowed origin; `preflight` adds the method/header grants.
+pub fn set_cors_headers(
+    headers: &mut Headers,
+    allowed: &AllowedOrigins,
+    origin: &str,
+    preflight: bool,
+) {
+    let _ = headers.append("vary", "Origin");
+    if !allowed.allows(origin) {
+        return;
+    }
+    let value = if matches!(allowed, AllowedOrigins::Any) {
+        "*"
+    } else {
+        origin
+    };
+    let _ = headers.set("access-control-allow-origin", value);
+    let _ = headers.set(
+        "access-control-expose-headers",
+        "X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, WWW-Authenticate",
+    );
+    if preflight {
+        let _ = headers.set(
+            "access-control-allow-methods",
+            "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+        );
+        let _ = headers.set(
+            "access-control-allow-headers",
+            "Authorization, Content-Type, X-Request-ID",
+        );
+        let _ = headers.set("access-control-max-age", "600");
+    }
+}

@@ -1,0 +1,35 @@
+//! Edge authentication service: a Cloudflare Worker that signs users up and in, issues
+//! EdDSA-signed JWT access tokens with rotating refresh tokens, and publishes its keys as a
+//! JWKS so apps verify tokens themselves.
+//!
+//! Layout: `domain` is pure logic (no `worker` types), `store` is the only place with SQL,
+//! `http` is the edge (limits, headers, errors, auth), `routes` holds one thin handler file
+//! per resource, `objects` the Durable Object classes.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod config;
+pub mod domain;
+pub mod env;
+pub mod error;
+pub mod http;
+pub mod objects;
+pub mod routes;
+pub mod store;
+
+pub use objects::rate_limiter::RateLimiter;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    routes::handle(req, env).await
+}

@@ -1,0 +1,3 @@
+//! Durable Object classes.
+
+pub mod rate_limiter;

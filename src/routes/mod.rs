@@ -1,0 +1,208 @@
+//! The router: every route of the service is registered here, and every request passes
+//! through [`handle`], which applies the edge rules (trusted hosts, CORS, headers, problem
+//! details, the access log) whatever the handler did.
+
+pub mod auth;
+pub mod meta;
+pub mod users;
+
+use crate::config::Config;
+use crate::config::RateLimit;
+use crate::domain::rate_limit::Decision;
+use crate::env;
+use crate::error::ApiError;
+use crate::http::response::{apply_edge_headers, problem, set_cors_headers, ApiResult};
+use crate::http::{log, RequestMeta};
+use crate::store::rate_limit;
+use serde_json::json;
+use std::cell::RefCell;
+use worker::{Env, Method, Request, Response, ResponseBuilder};
+
+/// What a handler may use besides the request itself.
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    pub config: &'a Config,
+    pub meta: &'a RequestMeta,
+    user_id: RefCell<Option<String>>,
+    rate_limit: RefCell<Option<Decision>>,
+}
+
+impl Ctx<'_> {
+    /// Record the authenticated user for the access log.
+    pub fn set_user(&self, user_id: &str) {
+        *self.user_id.borrow_mut() = Some(user_id.to_owned());
+    }
+
+    /// Count this request against a budget; 429 when it is spent. The decision's figures go
+    /// out as `RateLimit-*` headers on the response, whatever it is.
+    pub async fn rate_limit(&self, scope: &str, budget: RateLimit) -> Result<(), ApiError> {
+        let client = self.meta.client_ip.as_deref().unwrap_or("unknown");
+        let key = format!("{scope}:ip:{client}");
+        let decision = rate_limit::check(self.env, &key, budget).await?;
+        *self.rate_limit.borrow_mut() = Some(decision);
+        if decision.allowed {
+            Ok(())
+        } else {
+            log::security_event(
+                self.meta,
+                "rate_limited",
+                json!({ "scope": scope, "retry_after_seconds": decision.retry_after_seconds }),
+            );
+            Err(ApiError::RateLimited(decision.retry_after_seconds))
+        }
+    }
+}
+
+/// The routes of the API; `pattern` names them in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    Jwks,
+    Signup,
+    Login,
+    Refresh,
+    PasswordChange,
+    Me,
+}
+
+impl Route {
+    fn from_path(path: &str) -> Option<Self> {
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        Some(match path {
+            "/api/health" | "/health" => Route::Health,
+            "/.well-known/jwks.json" => Route::Jwks,
+            "/api/v1/auth/signup" => Route::Signup,
+            "/api/v1/auth/login" => Route::Login,
+            "/api/v1/auth/refresh" => Route::Refresh,
+            "/api/v1/auth/password/change" => Route::PasswordChange,
+            "/api/v1/users/me" => Route::Me,
+            _ => return None,
+        })
+    }
+
+    fn pattern(self) -> &'static str {
+        match self {
+            Route::Health => "/api/health",
+            Route::Jwks => "/.well-known/jwks.json",
+            Route::Signup => "/api/v1/auth/signup",
+            Route::Login => "/api/v1/auth/login",
+            Route::Refresh => "/api/v1/auth/refresh",
+            Route::PasswordChange => "/api/v1/auth/password/change",
+            Route::Me => "/api/v1/users/me",
+        }
+    }
+
+    fn allowed_methods(self) -> &'static str {
+        match self {
+            Route::Health | Route::Jwks => "GET, HEAD, OPTIONS",
+            Route::Signup | Route::Login | Route::Refresh | Route::PasswordChange => {
+                "POST, OPTIONS"
+            }
+            Route::Me => "GET, PATCH, PUT, DELETE, OPTIONS",
+        }
+    }
+}
+
+async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
+    match (route, req.method()) {
+        (Route::Health, Method::Get | Method::Head) => meta::health(ctx).await,
+        (Route::Jwks, Method::Get | Method::Head) => meta::jwks(ctx),
+        (Route::Signup, Method::Post) => auth::signup(&mut req, ctx).await,
+        (Route::Login, Method::Post) => auth::login(&mut req, ctx).await,
+        (Route::Refresh, Method::Post) => auth::refresh(&mut req, ctx).await,
+        (Route::PasswordChange, Method::Post) => auth::change_password(&mut req, ctx).await,
+        (Route::Me, Method::Get) => users::get_me(&req, ctx).await,
+        (Route::Me, Method::Patch | Method::Put) => users::update_me(&mut req, ctx).await,
+        (Route::Me, Method::Delete) => users::delete_me(&mut req, ctx).await,
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+/// Answer a CORS preflight: 204, with grants only for an allowed origin.
+fn preflight(route: Route, ctx: &Ctx<'_>) -> Response {
+    let mut response = ResponseBuilder::new().with_status(204).empty();
+    let headers = response.headers_mut();
+    let _ = headers.set("allow", route.allowed_methods());
+    if let Some(origin) = ctx.meta.origin.as_deref() {
+        set_cors_headers(headers, &ctx.config.allowed_origins, origin, true);
+    }
+    response
+}
+
+fn set_rate_limit_headers(response: &mut Response, decision: &Decision) {
+    let headers = response.headers_mut();
+    let _ = headers.set("ratelimit-limit", &decision.limit.to_string());
+    let _ = headers.set("ratelimit-remaining", &decision.remaining.to_string());
+    let _ = headers.set("ratelimit-reset", &decision.reset_seconds.to_string());
+}
+
+/// Serve one request end to end. Never returns an error: every failure is a problem-details
+/// response with the edge headers.
+pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+    let meta = RequestMeta::from_request(&req);
+    let config = match env::config(&env) {
+        Ok(config) => config,
+        Err(error) => {
+            log::error(&meta, "configuration_error", &error.0);
+            let mut response = problem(&ApiError::Misconfigured, &meta.request_id);
+            apply_edge_headers(&mut response, &meta, None);
+            log::request(&meta, "-", response.status_code(), None);
+            return Ok(response);
+        }
+    };
+    let ctx = Ctx {
+        env: &env,
+        config: &config,
+        meta: &meta,
+        user_id: RefCell::new(None),
+        rate_limit: RefCell::new(None),
+    };
+    let route = Route::from_path(&meta.path);
+    let result = if !config.host_allowed(&meta.host) {
+        Err(ApiError::UntrustedHost)
+    } else {
+        match route {
+            None => Err(ApiError::NotFound),
+            Some(route) if req.method() == Method::Options => Ok(preflight(route, &ctx)),
+            Some(route) => dispatch(route, req, &ctx).await,
+        }
+    };
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            let mut response = problem(&error, &meta.request_id);
+            if let (ApiError::MethodNotAllowed, Some(route)) = (&error, route) {
+                let _ = response.headers_mut().set("allow", route.allowed_methods());
+            }
+            response
+        }
+    };
+    if let Some(decision) = ctx.rate_limit.borrow().as_ref() {
+        set_rate_limit_headers(&mut response, decision);
+    }
+    apply_edge_headers(&mut response, &meta, Some(&config));
+    log::request(
+        &meta,
+        route.map_or("-", Route::pattern),
+        response.status_code(),
+        ctx.user_id.borrow().as_deref(),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_with_or_without_trailing_slash() {
+        assert_eq!(Route::from_path("/api/health"), Some(Route::Health));
+        assert_eq!(Route::from_path("/health"), Some(Route::Health));
+        assert_eq!(Route::from_path("/api/v1/users/me/"), Some(Route::Me));
+        assert_eq!(Route::from_path("/api/v1/users/you"), None);
+        assert_eq!(Route::from_path("/"), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! `/api/v1/users/me`: the signed-in account's profile.
+
+use crate::domain::input::Fields;
+use crate::domain::password::Verification;
+use crate::domain::time::rfc3339_seconds;
+use crate::domain::user::{normalize_email, normalize_username};
+use crate::error::{ApiError, FieldError};
+use crate::http::auth::authenticate;
+use crate::http::body::read_json;
+use crate::http::response::{json, no_content, ApiResult};
+use crate::http::{log, now_seconds};
+use crate::routes::Ctx;
+use crate::store::{self, users::ProfileChange, users::UserRow};
+use serde_json::{json, Value};
+use worker::Request;
+
+/// The public view of an account (never the password hash).
+pub fn user_json(user: &UserRow) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": user.email_verified != 0,
+        "roles": user.role_names(),
+        "created_at": rfc3339_seconds(user.created_at),
+        "updated_at": rfc3339_seconds(user.updated_at),
+    })
+}
+
+/// Check the account's current password; a wrong one is a 422 on `field`, never a 401 (the
+/// client's token is fine; only the confirmation failed).
+pub fn confirm_password(
+    ctx: &Ctx<'_>,
+    user: &UserRow,
+    field: &str,
+    password: &str,
+) -> Result<Verification, ApiError> {
+    let verification = ctx
+        .config
+        .hasher
+        .verify(password, &user.password_hash)
+        .map_err(|_| ApiError::Internal)?;
+    if verification == Verification::Mismatch {
+        log::security_event(
+            ctx.meta,
+            "password_confirmation_failed",
+            json!({ "user_id": user.id }),
+        );
+        return Err(ApiError::invalid(field, "is incorrect"));
+    }
+    Ok(verification)
+}
+
+/// `GET /api/v1/users/me`.
+pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    json(200, &user_json(&caller.user))
+}
+
+const PROFILE_FIELDS: [&str; 3] = ["username", "email", "current_password"];
+
+/// `PATCH` (or `PUT`) `/api/v1/users/me`: change username and/or email. Changing the email
+/// (which is where password resets go) needs the current password.
+pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    fields.reject_unknown(&PROFILE_FIELDS);
+    let username = fields
+        .optional_string("username")
+        .and_then(|raw| fields.check(normalize_username(&raw)));
+    let email: Option<Option<String>> = if fields.is_null("email") {
+        Some(None)
+    } else {
+        fields
+            .optional_string("email")
+            .and_then(|raw| fields.check(normalize_email(&raw)))
+            .map(Some)
+    };
+    let current_password = fields.optional_string("current_password");
+    let email_changes = email
+        .as_ref()
+        .is_some_and(|email| email.as_deref() != caller.user.email.as_deref());
+    if email_changes && current_password.is_none() {
+        fields.reject(FieldError::new(
+            "current_password",
+            "is required to change the email address",
+        ));
+    }
+    fields.finish()?;
+    if let (true, Some(password)) = (email_changes, current_password.as_deref()) {
+        confirm_password(ctx, &caller.user, "current_password", password)?;
+    }
+    let change = ProfileChange {
+        username: username.as_deref(),
+        email: email.as_ref().map(|email| email.as_deref()),
+    };
+    let db = store::database(ctx.env)?;
+    let updated = store::users::update_profile(&db, &caller.user.id, &change, now_seconds())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    json(200, &user_json(&updated))
+}
+
+/// `DELETE /api/v1/users/me` with `{"password": ...}`: a stolen access token alone cannot
+/// delete an account.
+pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    let mut fields: Fields = read_json(req, ctx.config.max_body_bytes).await?;
+    let password = fields.required_string("password");
+    fields.finish()?;
+    confirm_password(
+        ctx,
+        &caller.user,
+        "password",
+        password.as_deref().unwrap_or_default(),
+    )?;
+    let db = store::database(ctx.env)?;
+    store::users::delete(&db, &caller.user.id).await?;
+    log::security_event(
+        ctx.meta,
+        "account_deleted",
+        json!({ "user_id": caller.user.id }),
+    );
+    no_content()
+}

@@ -1,0 +1,69 @@
+//! Storage: D1 repositories and the rate-limiter client. The only place that writes SQL.
+//!
+//! Every statement binds its parameters; every multi-statement write is one D1 batch, which
+//! D1 runs as a single transaction, so a failure leaves nothing half-written.
+
+pub mod rate_limit;
+pub mod sessions;
+pub mod users;
+
+use crate::error::ApiError;
+use wasm_bindgen::JsValue;
+use worker::{console_error, D1Database, Env};
+
+/// The D1 binding's name in `wrangler.toml`.
+pub const DATABASE_BINDING: &str = "DB";
+
+/// Open the database binding; a missing binding is a dependency outage (503), not a bug
+/// the client could fix.
+pub fn database(env: &Env) -> Result<D1Database, ApiError> {
+    env.d1(DATABASE_BINDING).map_err(|error| {
+        console_error!(
+            "{{\"level\":\"error\",\"event\":\"d1_binding_missing\",\"error\":{:?}}}",
+            error.to_string()
+        );
+        ApiError::Unavailable("Database".into())
+    })
+}
+
+/// Map a D1 failure to an API error: unique-constraint violations become 409s naming the
+/// taken field; anything else is logged and reported as the database being unavailable.
+pub fn map_d1_error(error: worker::Error) -> ApiError {
+    let message = error.to_string();
+    if message.contains("UNIQUE constraint failed: users.username") {
+        return ApiError::Conflict("Username is already taken".into());
+    }
+    if message.contains("UNIQUE constraint failed: users.email") {
+        return ApiError::Conflict("Email is already registered".into());
+    }
+    console_error!(
+        "{}",
+        serde_json::json!({"level": "error", "event": "d1_error", "error": message})
+    );
+    ApiError::Unavailable("Database".into())
+}
+
+/// A text parameter.
+pub fn text(value: &str) -> JsValue {
+    JsValue::from_str(value)
+}
+
+/// A nullable text parameter.
+pub fn optional_text(value: Option<&str>) -> JsValue {
+    value.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+/// An integer parameter (unix seconds, counts); exact up to 2^53.
+pub fn integer(value: i64) -> JsValue {
+    JsValue::from_f64(value as f64)
+}
+
+/// Check that the database answers a trivial query.
+pub async fn ping(db: &D1Database) -> Result<(), ApiError> {
+    db.prepare("SELECT 1 AS ok")
+        .first::<serde_json::Value>(None)
+        .await
+        .map_err(map_d1_error)?
+        .ok_or_else(|| ApiError::Unavailable("Database".into()))
+        .map(|_| ())
+}

@@ -1,0 +1,175 @@
+// Test harness: runs the built Worker (build/) in workerd through Miniflare with real D1,
+// KV and Durable Objects, fresh for each suite, with the D1 migrations applied.
+import { Miniflare } from "miniflare";
+import { randomBytes } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const ORIGIN = "http://localhost";
+export const ISSUER = "https://auth.test";
+export const AUDIENCE = "test-app";
+
+/** The migration files' statements, in order. */
+export function migrationStatements() {
+  const dir = join(ROOT, "migrations");
+  return readdirSync(dir)
+    .filter((name) => name.endsWith(".sql"))
+    .sort()
+    .flatMap((name) =>
+      readFileSync(join(dir, name), "utf8")
+        .split("\n")
+        .filter((line) => !line.trim().startsWith("--"))
+        .join("\n")
+        .split(/;\s*(?:\n|$)/)
+        .map((statement) => statement.trim())
+        .filter(Boolean),
+    );
+}
+
+/**
+ * Start the Worker. `vars` override the defaults below (set a var to undefined to remove it);
+ * `d1: false` starts it without its database binding. Returns helpers bound to it.
+ */
+export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey } = {}) {
+  const seed = signingKey ?? randomBytes(32).toString("base64url");
+  const bindings = {
+    ENVIRONMENT: "test",
+    JWT_ISSUER: ISSUER,
+    JWT_AUDIENCE: AUDIENCE,
+    ALLOWED_HOSTS: "localhost",
+    JWT_SIGNING_KEY: seed,
+    // Generous budgets: suites that test rate limiting set their own.
+    RATE_LIMIT_LOGIN: "1000/60",
+    RATE_LIMIT_SIGNUP: "1000/60",
+    RATE_LIMIT_REFRESH: "1000/60",
+    ...vars,
+  };
+  for (const [name, value] of Object.entries(bindings)) {
+    if (value === undefined) delete bindings[name];
+  }
+  const logs = [];
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: join(ROOT, "build/index.js"),
+    modulesRoot: join(ROOT, "build"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2026-07-01",
+    bindings,
+    d1Databases: d1 ? ["DB"] : [],
+    d1Persist: d1Persist ?? false,
+    kvNamespaces: ["KV"],
+    durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+    handleRuntimeStdio(stdout, stderr) {
+      for (const stream of [stdout, stderr]) {
+        stream.setEncoding("utf8");
+        let pending = "";
+        stream.on("data", (chunk) => {
+          pending += chunk;
+          const lines = pending.split("\n");
+          pending = lines.pop();
+          logs.push(...lines.filter(Boolean));
+        });
+      }
+    },
+  });
+  await mf.ready;
+  let db;
+  if (d1) {
+    db = await mf.getD1Database("DB");
+    if (!d1Persist || !(await tableExists(db, "users"))) {
+      await db.batch(migrationStatements().map((sql) => db.prepare(sql)));
+    }
+  }
+  return new WorkerHandle(mf, db, seed, logs);
+}
+
+async function tableExists(db, name) {
+  const row = await db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1")
+    .bind(name)
+    .first();
+  return row !== null;
+}
+
+let counter = 0;
+/** A username no other test uses. */
+export function uniqueName(prefix = "user") {
+  counter += 1;
+  return `${prefix}_${process.pid}_${counter}_${randomBytes(3).toString("hex")}`.slice(0, 42);
+}
+
+export const STRONG_PASSWORD = "correct horse battery staple";
+
+export class WorkerHandle {
+  constructor(mf, db, seed, logs) {
+    this.mf = mf;
+    this.db = db;
+    this.seed = seed;
+    this.logs = logs;
+  }
+
+  /** Raw request: `path` relative to the Worker, `init` as for fetch. */
+  fetch(path, init = {}) {
+    return this.mf.dispatchFetch(ORIGIN + path, init);
+  }
+
+  /** JSON request; `body` is serialised unless it is already a string. */
+  async request(method, path, { body, token, headers = {} } = {}) {
+    const init = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
+      init.headers["content-type"] ??= "application/json";
+    }
+    if (token) init.headers.authorization = `Bearer ${token}`;
+    const response = await this.fetch(path, init);
+    const text = await response.text();
+    let json;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, headers: response.headers, json, text };
+  }
+
+  /** Sign up a fresh account; returns the token response and the password used. */
+  async signup(overrides = {}) {
+    const body = { username: uniqueName(), password: STRONG_PASSWORD, ...overrides };
+    const response = await this.request("POST", "/api/v1/auth/signup", { body });
+    if (response.status !== 201) {
+      throw new Error(`signup failed: ${response.status} ${response.text}`);
+    }
+    return { ...response.json, password: body.password, username: body.username };
+  }
+
+  async dispose() {
+    await this.mf.dispose();
+  }
+}
+
+/** Assert the RFC 9457 problem shape and return the body. */
+export function assertProblem(assert, response, status) {
+  assert.equal(response.status, status, response.text);
+  assert.match(response.headers.get("content-type") ?? "", /^application\/problem\+json/);
+  const body = response.json;
+  assert.equal(body.status, status);
+  assert.equal(typeof body.title, "string");
+  assert.equal(typeof body.detail, "string");
+  assert.match(body.type, /^urn:edge-auth:problem:[a-z_]+$/);
+  assert.equal(body.request_id, response.headers.get("x-request-id"));
+  return body;
+}
+
+/** Assert the security headers every response carries. */
+export function assertEdgeHeaders(assert, response) {
+  const h = response.headers;
+  assert.equal(h.get("x-frame-options"), "DENY");
+  assert.equal(h.get("x-content-type-options"), "nosniff");
+  assert.equal(h.get("referrer-policy"), "no-referrer");
+  assert.match(h.get("strict-transport-security") ?? "", /max-age=\d+/);
+  assert.equal(h.get("cross-origin-opener-policy"), "same-origin");
+  assert.match(h.get("content-security-policy") ?? "", /frame-ancestors 'none'/);
+  assert.match(h.get("x-request-id") ?? "", /^[A-Za-z0-9._:-]+$/);
+}

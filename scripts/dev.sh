@@ -15,4 +15,6 @@ if ! grep -q '^JWT_SIGNING_KEY=' .dev.vars 2>/dev/null; then
 fi
 
 CI=true wrangler d1 migrations apply DB --local
-exec wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}"
+PORT="${PORT:-8787}"
+# The issuer names where tokens come from, so it follows the port.
+exec wrangler dev --ip 127.0.0.1 --port "$PORT" --var "JWT_ISSUER:http://127.0.0.1:$PORT"

@@ -9,6 +9,8 @@ CREATE TABLE users (
     email           TEXT UNIQUE,
     password_hash   TEXT NOT NULL,
     email_verified  INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)),
+    -- Access tokens issued before this moment are refused (logout from every device).
+    tokens_valid_after INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
 );
@@ -30,16 +32,21 @@ CREATE TABLE user_roles (
 );
 
 -- One row per login. Access tokens carry the session id (`sid`); a revoked or expired
--- session invalidates its access and refresh tokens.
+-- session invalidates its access and refresh tokens. Each refresh pushes the idle expiry
+-- forward, never past the absolute one.
 CREATE TABLE sessions (
-    id            TEXT PRIMARY KEY,
-    user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    created_at    INTEGER NOT NULL,
-    last_used_at  INTEGER NOT NULL,
-    expires_at    INTEGER NOT NULL,
-    revoked_at    INTEGER,
-    user_agent    TEXT,
-    colo          TEXT
+    id                   TEXT PRIMARY KEY,
+    user_id              TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at           INTEGER NOT NULL,
+    last_used_at         INTEGER NOT NULL,
+    idle_expires_at      INTEGER NOT NULL,
+    absolute_expires_at  INTEGER NOT NULL,
+    revoked_at           INTEGER,
+    -- logout, logout_all, password_change, reuse_detected, revoked_by_user, ...
+    revoked_reason       TEXT,
+    user_agent           TEXT,
+    colo                 TEXT,
+    country              TEXT
 );
 CREATE INDEX sessions_by_user ON sessions (user_id);
 

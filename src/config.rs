@@ -6,6 +6,7 @@
 //! rather than minting tokens nobody can verify or answering for any host.
 
 use crate::domain::password::{HashParams, PasswordHasherConfig, PasswordPolicy};
+use crate::domain::session::SessionPolicy;
 use crate::domain::token::{KeySet, TokenSettings};
 use std::fmt;
 
@@ -118,8 +119,8 @@ pub struct Config {
     pub tokens: TokenSettings,
     /// `JWT_SIGNING_KEY` (+ `JWT_VERIFY_KEYS`).
     pub keys: KeySet,
-    /// `REFRESH_TOKEN_TTL_SECONDS`: how long a refresh token (and its session) lives.
-    pub refresh_ttl_seconds: i64,
+    /// `SESSION_IDLE_TTL_SECONDS`, `SESSION_MAX_LIFETIME_SECONDS`, `REFRESH_GRACE_SECONDS`.
+    pub sessions: SessionPolicy,
     /// `ARGON2_*`.
     pub hasher: PasswordHasherConfig,
     /// `PASSWORD_MIN_LENGTH`, `PASSWORD_MAX_LENGTH`.
@@ -134,7 +135,7 @@ pub struct Config {
     pub login_rate_limit: RateLimit,
     /// `RATE_LIMIT_SIGNUP`: per client IP.
     pub signup_rate_limit: RateLimit,
-    /// `RATE_LIMIT_REFRESH`: per client IP.
+    /// `RATE_LIMIT_REFRESH`: per session.
     pub refresh_rate_limit: RateLimit,
 }
 
@@ -217,8 +218,21 @@ impl Config {
         let audience = reader.required("JWT_AUDIENCE");
         let ttl_seconds = reader.number("ACCESS_TOKEN_TTL_SECONDS", 900_i64, 60, 86_400);
         let leeway_seconds = reader.number("JWT_LEEWAY_SECONDS", 30_i64, 0, 300);
-        let refresh_ttl_seconds =
-            reader.number("REFRESH_TOKEN_TTL_SECONDS", 2_592_000_i64, 300, 31_536_000);
+        let sessions = SessionPolicy {
+            idle_ttl_seconds: reader.number(
+                "SESSION_IDLE_TTL_SECONDS",
+                604_800_i64,
+                300,
+                31_536_000,
+            ),
+            max_lifetime_seconds: reader.number(
+                "SESSION_MAX_LIFETIME_SECONDS",
+                2_592_000_i64,
+                300,
+                31_536_000,
+            ),
+            refresh_grace_seconds: reader.number("REFRESH_GRACE_SECONDS", 10_i64, 0, 120),
+        };
         let params = HashParams {
             memory_kib: reader.number("ARGON2_MEMORY_KIB", 19_456_u32, 8, 1_048_576),
             iterations: reader.number("ARGON2_ITERATIONS", 2_u32, 1, 64),
@@ -288,7 +302,7 @@ impl Config {
                     leeway_seconds,
                 },
                 keys,
-                refresh_ttl_seconds,
+                sessions,
                 hasher,
                 password_policy,
                 allowed_hosts,
@@ -347,6 +361,7 @@ mod tests {
         assert_eq!(config.hasher.params(), HashParams::default());
         assert_eq!(config.password_policy, PasswordPolicy::default());
         assert_eq!(config.max_body_bytes, 65_536);
+        assert_eq!(config.sessions, SessionPolicy::default());
         assert_eq!(config.allowed_origins, AllowedOrigins::None);
         assert_eq!(
             config.login_rate_limit,

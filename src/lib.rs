@@ -18,9 +18,11 @@ pub mod error;
 pub mod http;
 pub mod objects;
 pub mod routes;
+pub mod runtime;
 pub mod store;
 
 pub use objects::rate_limiter::RateLimiter;
+pub use objects::session_guard::SessionGuard;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -60,7 +60,10 @@ export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey 
     d1Databases: d1 ? ["DB"] : [],
     d1Persist: d1Persist ?? false,
     kvNamespaces: ["KV"],
-    durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+    durableObjects: {
+      RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
+      SESSION_GUARD: { className: "SessionGuard", useSQLite: true },
+    },
     handleRuntimeStdio(stdout, stderr) {
       for (const stream of [stdout, stderr]) {
         stream.setEncoding("utf8");

@@ -7,6 +7,7 @@ pub mod input;
 pub mod password;
 pub mod rate_limit;
 pub mod secret;
+pub mod session;
 pub mod time;
 pub mod token;
 pub mod user;

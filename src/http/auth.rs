@@ -1,14 +1,17 @@
 //! Bearer authentication: the one place a request becomes an authenticated user.
 //!
-//! A token must verify (signature, algorithm, key, issuer, audience, lifetime) and its session
-//! must still be live in D1 — the same query reads the account, so revocation and deletion
-//! cost no extra round trip.
+//! A token must verify (signature, algorithm, key, issuer, audience, lifetime), must not be on
+//! the KV revocation list, and its session must still be live in D1 with the token issued
+//! after the account's not-before stamp. The KV and D1 reads run concurrently; the D1 query
+//! also reads the account, so revocation and deletion cost no extra round trip.
 
 use crate::domain::token::{verify, VerifiedToken};
 use crate::error::ApiError;
-use crate::http::{log, now_seconds};
+use crate::http::log;
 use crate::routes::Ctx;
-use crate::store::{self, users::UserRow};
+use crate::runtime::now_seconds;
+use crate::store::{self, revocation, users::UserRow};
+use futures_util::future::join;
 use serde_json::json;
 use worker::Request;
 
@@ -40,17 +43,29 @@ pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated,
         ApiError::Unauthorized(error.detail().into())
     })?;
     let db = store::database(ctx.env)?;
-    let user =
-        store::users::find_by_live_session(&db, &verified.claims.sub, &verified.claims.sid, now)
-            .await?
-            .ok_or_else(|| {
-                log::security_event(
-                    ctx.meta,
-                    "token_rejected",
-                    json!({ "reason": "SessionNotLive", "user_id": verified.claims.sub }),
-                );
-                ApiError::Unauthorized("Session is no longer valid".into())
-            })?;
+    let (revoked, user) = join(
+        revocation::is_revoked(ctx.env, &verified.claims.jti),
+        store::users::find_by_live_session(
+            &db,
+            &verified.claims.sub,
+            &verified.claims.sid,
+            verified.issued_at,
+            now,
+        ),
+    )
+    .await;
+    let rejected = |reason: &str, detail: &str| {
+        log::security_event(
+            ctx.meta,
+            "token_rejected",
+            json!({ "reason": reason, "user_id": verified.claims.sub }),
+        );
+        ApiError::Unauthorized(detail.into())
+    };
+    if revoked? {
+        return Err(rejected("Revoked", "Token has been revoked"));
+    }
+    let user = user?.ok_or_else(|| rejected("SessionNotLive", "Session is no longer valid"))?;
     ctx.set_user(&user.id);
     Ok(Authenticated {
         token: verified,

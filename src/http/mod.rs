@@ -21,6 +21,7 @@ pub struct RequestMeta {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub colo: Option<String>,
+    pub country: Option<String>,
     pub started_ms: u64,
 }
 
@@ -58,14 +59,10 @@ impl RequestMeta {
             client_ip: header("cf-connecting-ip"),
             user_agent: header("user-agent").map(|agent| agent.chars().take(256).collect()),
             colo: req.cf().map(|cf| cf.colo()),
+            country: req.cf().and_then(|cf| cf.country()),
             started_ms: Date::now().as_millis(),
         }
     }
-}
-
-/// Current time in unix seconds.
-pub fn now_seconds() -> i64 {
-    i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -1,35 +1,51 @@
-//! `/api/v1/auth/*`: signup, login, refresh and password change.
+//! `/api/v1/auth/*`: signup, login, refresh, logout and password change.
 
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
-use crate::domain::secret::{encode_opaque_token, hash_opaque_token, is_well_formed_opaque_token};
+use crate::domain::secret::hash_opaque_token;
+use crate::domain::session::{encode_refresh_token, refresh_token_session};
 use crate::domain::token::{sign, AccessClaims};
 use crate::domain::user::{looks_like_email, mask_email, normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError, INVALID_CREDENTIALS};
 use crate::http::auth::authenticate;
 use crate::http::body::read_json;
-use crate::http::response::{json, ApiResult};
-use crate::http::{log, now_seconds};
+use crate::http::log;
+use crate::http::response::{json, no_content, ApiResult};
+use crate::objects::session_guard::RotateOutcome;
 use crate::routes::users::{confirm_password, user_json};
 use crate::routes::Ctx;
-use crate::store;
+use crate::runtime::{now_seconds, random_bytes};
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser, UserRow};
+use crate::store::{self, revocation, session_guard};
 use serde_json::json;
 use uuid::Uuid;
 use worker::Request;
 
-/// Fill a buffer from the platform CSPRNG (WebCrypto in workerd).
-fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
-    let mut bytes = [0_u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|_| ApiError::Internal)?;
-    Ok(bytes)
-}
-
-/// A fresh refresh token and the digest that is stored for it.
-fn new_refresh_token() -> Result<(String, String), ApiError> {
-    let token = encode_opaque_token(&random_bytes::<32>()?);
+/// A fresh refresh token for a session and the digest that is stored for it.
+fn new_refresh_token(session_id: &str) -> Result<(String, String), ApiError> {
+    let token = encode_refresh_token(session_id, &random_bytes::<32>()?);
     let digest = hash_opaque_token(&token);
     Ok((token, digest))
+}
+
+/// A new session row for this request's client.
+fn new_session<'a>(
+    ctx: &'a Ctx<'_>,
+    id: &'a str,
+    user_id: &'a str,
+    refresh_token_hash: &'a str,
+    now: i64,
+) -> NewSession<'a> {
+    NewSession {
+        id,
+        user_id,
+        refresh_token_hash,
+        user_agent: ctx.meta.user_agent.as_deref(),
+        colo: ctx.meta.colo.as_deref(),
+        country: ctx.meta.country.as_deref(),
+        now,
+        expiry: ctx.config.sessions.start(now),
+    }
 }
 
 /// The token response shared by signup, login and refresh.
@@ -96,7 +112,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .map_err(|_| ApiError::Internal)?;
     let user_id = Uuid::new_v4().to_string();
     let session_id = Uuid::new_v4().to_string();
-    let (refresh_token, refresh_hash) = new_refresh_token()?;
+    let (refresh_token, refresh_hash) = new_refresh_token(&session_id)?;
     let db = store::database(ctx.env)?;
     sessions::create_user_with_session(
         &db,
@@ -107,15 +123,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             password_hash: &password_hash,
             now,
         },
-        &NewSession {
-            id: &session_id,
-            user_id: &user_id,
-            refresh_token_hash: &refresh_hash,
-            user_agent: ctx.meta.user_agent.as_deref(),
-            colo: ctx.meta.colo.as_deref(),
-            now,
-            expires_at: now + ctx.config.refresh_ttl_seconds,
-        },
+        &new_session(ctx, &session_id, &user_id, &refresh_hash, now),
     )
     .await?;
     ctx.set_user(&user_id);
@@ -213,18 +221,10 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 
     let now = now_seconds();
     let session_id = Uuid::new_v4().to_string();
-    let (refresh_token, refresh_hash) = new_refresh_token()?;
+    let (refresh_token, refresh_hash) = new_refresh_token(&session_id)?;
     sessions::create_session(
         &db,
-        &NewSession {
-            id: &session_id,
-            user_id: &user.id,
-            refresh_token_hash: &refresh_hash,
-            user_agent: ctx.meta.user_agent.as_deref(),
-            colo: ctx.meta.colo.as_deref(),
-            now,
-            expires_at: now + ctx.config.refresh_ttl_seconds,
-        },
+        &new_session(ctx, &session_id, &user.id, &refresh_hash, now),
         rehashed.as_deref(),
     )
     .await?;
@@ -233,37 +233,93 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// `POST /api/v1/auth/refresh` `{refresh_token}` -> 200 with a new access token and the
-/// refresh token's successor; the presented token is spent.
+/// refresh token's successor. The session's Durable Object does the rotation, so concurrent
+/// refreshes with one token all get the same successor (within the grace window) and a
+/// token reused after that window ends the session.
 pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    ctx.rate_limit("refresh", ctx.config.refresh_rate_limit)
-        .await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     let presented = fields.required_string("refresh_token");
     fields.finish()?;
     let presented = presented.unwrap_or_default();
     let refused = || ApiError::Unauthorized("Invalid or expired refresh token".into());
-    if !is_well_formed_opaque_token(&presented) {
+    let Some(session_id) = refresh_token_session(&presented) else {
+        log::security_event(
+            ctx.meta,
+            "refresh_rejected",
+            json!({ "reason": "malformed" }),
+        );
         return Err(refused());
-    }
-    let now = now_seconds();
-    let (successor, successor_hash) = new_refresh_token()?;
-    let db = store::database(ctx.env)?;
-    let rotated =
-        sessions::rotate_refresh_token(&db, &hash_opaque_token(&presented), &successor_hash, now)
-            .await?
-            .ok_or_else(|| {
-                log::security_event(ctx.meta, "refresh_rejected", json!({}));
-                refused()
-            })?;
-    ctx.set_user(&rotated.user.id);
-    token_response(
-        ctx,
-        200,
-        &rotated.user,
-        &rotated.session_id,
-        &successor,
-        now,
+    };
+    ctx.rate_limit_by(
+        "refresh",
+        "session",
+        session_id,
+        ctx.config.refresh_rate_limit,
     )
+    .await?;
+    let outcome =
+        session_guard::rotate(ctx.env, session_id, &hash_opaque_token(&presented)).await?;
+    let (refresh_token, user) = match outcome {
+        RotateOutcome::Rotated {
+            refresh_token,
+            user,
+        }
+        | RotateOutcome::Replayed {
+            refresh_token,
+            user,
+        } => (refresh_token, user),
+        RotateOutcome::Reused { user_id } => {
+            log::security_event(
+                ctx.meta,
+                "refresh_token_reuse",
+                json!({ "session_id": session_id, "user_id": user_id }),
+            );
+            return Err(refused());
+        }
+        RotateOutcome::Invalid => {
+            log::security_event(
+                ctx.meta,
+                "refresh_rejected",
+                json!({ "reason": "not_live", "session_id": session_id }),
+            );
+            return Err(refused());
+        }
+    };
+    ctx.set_user(&user.id);
+    token_response(ctx, 200, &user, session_id, &refresh_token, now_seconds())
+}
+
+/// `POST /api/v1/auth/logout`: end this session and this access token now.
+pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    let now = now_seconds();
+    let db = store::database(ctx.env)?;
+    let claims = &caller.token.claims;
+    sessions::revoke(&db, &claims.sid, Some(&claims.sub), "logout", now).await?;
+    revocation::revoke(ctx.env, &claims.jti, caller.token.expires_at, now).await?;
+    log::security_event(
+        ctx.meta,
+        "logout",
+        json!({ "user_id": claims.sub, "session_id": claims.sid }),
+    );
+    no_content()
+}
+
+/// `POST /api/v1/auth/logout-all`: end every session of the account and refuse every access
+/// token issued before now, wherever it is.
+pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    let now = now_seconds();
+    let db = store::database(ctx.env)?;
+    let claims = &caller.token.claims;
+    let revoked = sessions::revoke_all(&db, &claims.sub, "logout_all", now).await?;
+    revocation::revoke(ctx.env, &claims.jti, caller.token.expires_at, now).await?;
+    log::security_event(
+        ctx.meta,
+        "logout_all",
+        json!({ "user_id": claims.sub, "sessions_revoked": revoked }),
+    );
+    no_content()
 }
 
 /// `POST /api/v1/auth/password/change` `{current_password, new_password}`: every other
@@ -291,7 +347,7 @@ pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let (Some(current), Some(new)) = (current, new) else {
         return Err(ApiError::Internal);
     };
-    confirm_password(ctx, &caller.user, "current_password", &current)?;
+    confirm_password(ctx, &caller.user, "current_password", &current).await?;
     let new_hash = ctx
         .config
         .hasher

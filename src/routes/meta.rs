@@ -2,9 +2,10 @@
 
 use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
+use crate::http::log;
 use crate::http::response::{json, ApiResult};
-use crate::http::{log, now_seconds};
 use crate::routes::Ctx;
+use crate::runtime::now_seconds;
 use crate::store;
 use serde_json::json;
 

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod meta;
+pub mod sessions;
 pub mod users;
 
 use crate::config::Config;
@@ -37,7 +38,19 @@ impl Ctx<'_> {
     /// out as `RateLimit-*` headers on the response, whatever it is.
     pub async fn rate_limit(&self, scope: &str, budget: RateLimit) -> Result<(), ApiError> {
         let client = self.meta.client_ip.as_deref().unwrap_or("unknown");
-        let key = format!("{scope}:ip:{client}");
+        self.rate_limit_by(scope, "ip", client, budget).await
+    }
+
+    /// Count this request against the budget of `scope` for one value of a dimension (an IP,
+    /// a session, an account).
+    pub async fn rate_limit_by(
+        &self,
+        scope: &str,
+        dimension: &str,
+        value: &str,
+        budget: RateLimit,
+    ) -> Result<(), ApiError> {
+        let key = format!("{scope}:{dimension}:{value}");
         let decision = rate_limit::check(self.env, &key, budget).await?;
         *self.rate_limit.borrow_mut() = Some(decision);
         if decision.allowed {
@@ -61,7 +74,12 @@ enum Route {
     Signup,
     Login,
     Refresh,
+    Logout,
+    LogoutAll,
     PasswordChange,
+    Sessions,
+    /// `/api/v1/auth/sessions/{id}`; the id is read from the path by the handler.
+    Session,
     Me,
 }
 
@@ -77,6 +95,10 @@ impl Route {
             "/api/v1/auth/signup" => Route::Signup,
             "/api/v1/auth/login" => Route::Login,
             "/api/v1/auth/refresh" => Route::Refresh,
+            "/api/v1/auth/logout" => Route::Logout,
+            "/api/v1/auth/logout-all" => Route::LogoutAll,
+            "/api/v1/auth/sessions" => Route::Sessions,
+            other if sessions::session_id_from_path(other).is_some() => Route::Session,
             "/api/v1/auth/password/change" => Route::PasswordChange,
             "/api/v1/users/me" => Route::Me,
             _ => return None,
@@ -90,6 +112,10 @@ impl Route {
             Route::Signup => "/api/v1/auth/signup",
             Route::Login => "/api/v1/auth/login",
             Route::Refresh => "/api/v1/auth/refresh",
+            Route::Logout => "/api/v1/auth/logout",
+            Route::LogoutAll => "/api/v1/auth/logout-all",
+            Route::Sessions => "/api/v1/auth/sessions",
+            Route::Session => "/api/v1/auth/sessions/{id}",
             Route::PasswordChange => "/api/v1/auth/password/change",
             Route::Me => "/api/v1/users/me",
         }
@@ -98,9 +124,14 @@ impl Route {
     fn allowed_methods(self) -> &'static str {
         match self {
             Route::Health | Route::Jwks => "GET, HEAD, OPTIONS",
-            Route::Signup | Route::Login | Route::Refresh | Route::PasswordChange => {
-                "POST, OPTIONS"
-            }
+            Route::Signup
+            | Route::Login
+            | Route::Refresh
+            | Route::Logout
+            | Route::LogoutAll
+            | Route::PasswordChange => "POST, OPTIONS",
+            Route::Sessions => "GET, OPTIONS",
+            Route::Session => "DELETE, OPTIONS",
             Route::Me => "GET, PATCH, PUT, DELETE, OPTIONS",
         }
     }
@@ -113,7 +144,11 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         (Route::Signup, Method::Post) => auth::signup(&mut req, ctx).await,
         (Route::Login, Method::Post) => auth::login(&mut req, ctx).await,
         (Route::Refresh, Method::Post) => auth::refresh(&mut req, ctx).await,
+        (Route::Logout, Method::Post) => auth::logout(&req, ctx).await,
+        (Route::LogoutAll, Method::Post) => auth::logout_all(&req, ctx).await,
         (Route::PasswordChange, Method::Post) => auth::change_password(&mut req, ctx).await,
+        (Route::Sessions, Method::Get) => sessions::list(&req, ctx).await,
+        (Route::Session, Method::Delete) => sessions::revoke(&req, ctx).await,
         (Route::Me, Method::Get) => users::get_me(&req, ctx).await,
         (Route::Me, Method::Patch | Method::Put) => users::update_me(&mut req, ctx).await,
         (Route::Me, Method::Delete) => users::delete_me(&mut req, ctx).await,
@@ -203,6 +238,15 @@ mod tests {
         assert_eq!(Route::from_path("/health"), Some(Route::Health));
         assert_eq!(Route::from_path("/api/v1/users/me/"), Some(Route::Me));
         assert_eq!(Route::from_path("/api/v1/users/you"), None);
+        assert_eq!(
+            Route::from_path("/api/v1/auth/sessions/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+            Some(Route::Session)
+        );
+        assert_eq!(
+            Route::from_path("/api/v1/auth/sessions/"),
+            Some(Route::Sessions)
+        );
+        assert_eq!(Route::from_path("/api/v1/auth/sessions/x/y"), None);
         assert_eq!(Route::from_path("/"), None);
     }
 }

@@ -7,9 +7,10 @@ use crate::domain::user::{normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError};
 use crate::http::auth::authenticate;
 use crate::http::body::read_json;
+use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::http::{log, now_seconds};
 use crate::routes::Ctx;
+use crate::runtime::now_seconds;
 use crate::store::{self, users::ProfileChange, users::UserRow};
 use serde_json::{json, Value};
 use worker::Request;
@@ -28,13 +29,22 @@ pub fn user_json(user: &UserRow) -> Value {
 }
 
 /// Check the account's current password; a wrong one is a 422 on `field`, never a 401 (the
-/// client's token is fine; only the confirmation failed).
-pub fn confirm_password(
+/// client's token is fine; only the confirmation failed). Attempts share the login budget
+/// per account, so a stolen access token cannot be used to guess the password at hashing
+/// speed.
+pub async fn confirm_password(
     ctx: &Ctx<'_>,
     user: &UserRow,
     field: &str,
     password: &str,
 ) -> Result<Verification, ApiError> {
+    ctx.rate_limit_by(
+        "password_confirm",
+        "account",
+        &user.id,
+        ctx.config.login_rate_limit,
+    )
+    .await?;
     let verification = ctx
         .config
         .hasher
@@ -60,7 +70,8 @@ pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 const PROFILE_FIELDS: [&str; 3] = ["username", "email", "current_password"];
 
 /// `PATCH` (or `PUT`) `/api/v1/users/me`: change username and/or email. Changing the email
-/// (which is where password resets go) needs the current password.
+/// (which is where password resets go) needs the current password; a `current_password`
+/// that is sent is always checked, so a wrong one never passes silently.
 pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -87,8 +98,8 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         ));
     }
     fields.finish()?;
-    if let (true, Some(password)) = (email_changes, current_password.as_deref()) {
-        confirm_password(ctx, &caller.user, "current_password", password)?;
+    if let Some(password) = current_password.as_deref() {
+        confirm_password(ctx, &caller.user, "current_password", password).await?;
     }
     let change = ProfileChange {
         username: username.as_deref(),
@@ -113,7 +124,8 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         &caller.user,
         "password",
         password.as_deref().unwrap_or_default(),
-    )?;
+    )
+    .await?;
     let db = store::database(ctx.env)?;
     store::users::delete(&db, &caller.user.id).await?;
     log::security_event(

@@ -4,6 +4,8 @@
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
 pub mod rate_limit;
+pub mod revocation;
+pub mod session_guard;
 pub mod sessions;
 pub mod users;
 
@@ -56,6 +58,16 @@ pub fn optional_text(value: Option<&str>) -> JsValue {
 /// An integer parameter (unix seconds, counts); exact up to 2^53.
 pub fn integer(value: i64) -> JsValue {
     JsValue::from_f64(value as f64)
+}
+
+/// Rows a write statement changed.
+pub fn changes(result: &worker::D1Result) -> usize {
+    result
+        .meta()
+        .ok()
+        .flatten()
+        .and_then(|meta| meta.changes)
+        .unwrap_or(0)
 }
 
 /// Check that the database answers a trivial query.

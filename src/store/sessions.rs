@@ -2,13 +2,16 @@
 //!
 //! A session is created by signup or login together with its first refresh token, in one
 //! batch. Rotation is one batch too: consume the presented token (only if unused, unexpired
-//! and its session live), insert its successor only if that consumption happened, and read
-//! the account back. D1 runs a batch as one transaction, so of two concurrent uses of one
-//! token exactly one succeeds.
+//! and its session live), slide the session's idle expiry and insert the successor only if
+//! that consumption happened, and read the account back. D1 runs a batch as one transaction,
+//! so of two uses of one token exactly one rotates; the session's Durable Object serialises
+//! them before they get here and answers the losers within the grace window.
 
 use super::users::{insert_statements, rehash_statement, NewUser, UserRow, USER_COLUMNS};
-use super::{integer, map_d1_error, optional_text, text};
+use super::{changes, integer, map_d1_error, optional_text, text};
+use crate::domain::session::SessionExpiry;
 use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
 use worker::{D1Database, D1PreparedStatement};
 
 /// A session about to be created, with the digest of its first refresh token.
@@ -18,8 +21,9 @@ pub struct NewSession<'a> {
     pub refresh_token_hash: &'a str,
     pub user_agent: Option<&'a str>,
     pub colo: Option<&'a str>,
+    pub country: Option<&'a str>,
     pub now: i64,
-    pub expires_at: i64,
+    pub expiry: SessionExpiry,
 }
 
 fn session_statements(
@@ -28,16 +32,19 @@ fn session_statements(
 ) -> Result<Vec<D1PreparedStatement>, ApiError> {
     Ok(vec![
         db.prepare(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, colo) \
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
+             absolute_expires_at, user_agent, colo, country) \
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(&[
             text(session.id),
             text(session.user_id),
             integer(session.now),
-            integer(session.expires_at),
+            integer(session.expiry.idle_expires_at),
+            integer(session.expiry.absolute_expires_at),
             optional_text(session.user_agent),
             optional_text(session.colo),
+            optional_text(session.country),
         ])
         .map_err(map_d1_error)?,
         db.prepare(
@@ -48,7 +55,7 @@ fn session_statements(
             text(session.refresh_token_hash),
             text(session.id),
             integer(session.now),
-            integer(session.expires_at),
+            integer(session.expiry.idle_expires_at),
         ])
         .map_err(map_d1_error)?,
     ])
@@ -82,86 +89,222 @@ pub async fn create_session(
     Ok(())
 }
 
-/// The account and session a rotated refresh token belongs to.
-pub struct Rotated {
-    pub user: UserRow,
-    pub session_id: String,
+/// One step of a session's refresh chain.
+pub struct Rotation<'a> {
+    pub session_id: &'a str,
+    pub presented_hash: &'a str,
+    pub successor_hash: &'a str,
+    pub now: i64,
+    pub idle_ttl_seconds: i64,
 }
 
-#[derive(serde::Deserialize)]
-struct SessionIdRow {
-    session_id: String,
-}
+/// SQL condition: session `?2` is live at `?1`.
+const LIVE_SESSION: &str = "SELECT 1 FROM sessions s WHERE s.id = ?2 AND s.revoked_at IS NULL \
+     AND s.idle_expires_at > ?1 AND s.absolute_expires_at > ?1";
 
-/// Exchange a refresh token (by digest) for its successor. `None` when the token is unknown,
-/// used, expired, or its session is revoked or expired.
+/// Exchange a refresh token (by digest) for its successor and slide the session's idle
+/// expiry (never past its absolute expiry). `None` when the token is unknown, spent or
+/// expired, or its session is revoked or expired.
 pub async fn rotate_refresh_token(
     db: &D1Database,
-    presented_hash: &str,
-    successor_hash: &str,
-    now: i64,
-) -> Result<Option<Rotated>, ApiError> {
+    rotation: &Rotation<'_>,
+) -> Result<Option<UserRow>, ApiError> {
+    let now = integer(rotation.now);
+    let session = text(rotation.session_id);
+    let presented = text(rotation.presented_hash);
+    let successor = text(rotation.successor_hash);
     let consume = db
+        .prepare(format!(
+            "UPDATE refresh_tokens SET used_at = ?1, replaced_by = ?4 \
+             WHERE token_hash = ?3 AND session_id = ?2 AND used_at IS NULL AND expires_at > ?1 \
+               AND EXISTS ({LIVE_SESSION})"
+        ))
+        .bind(&[
+            now.clone(),
+            session.clone(),
+            presented.clone(),
+            successor.clone(),
+        ])
+        .map_err(map_d1_error)?;
+    // The remaining statements act only if `consume` did: the successor is then named in
+    // the presented token's row.
+    let slide = db
         .prepare(
-            "UPDATE refresh_tokens SET used_at = ?1, replaced_by = ?2 \
-             WHERE token_hash = ?3 AND used_at IS NULL AND expires_at > ?1 \
-               AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1)",
+            "UPDATE sessions SET last_used_at = ?1, \
+               idle_expires_at = MIN(?1 + ?5, absolute_expires_at) \
+             WHERE id = ?2 AND EXISTS \
+               (SELECT 1 FROM refresh_tokens WHERE token_hash = ?3 AND replaced_by = ?4)",
         )
-        .bind(&[integer(now), text(successor_hash), text(presented_hash)])
+        .bind(&[
+            now.clone(),
+            session.clone(),
+            presented.clone(),
+            successor.clone(),
+            integer(rotation.idle_ttl_seconds),
+        ])
         .map_err(map_d1_error)?;
     let insert_successor = db
         .prepare(
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-             SELECT ?1, rt.session_id, ?2, s.expires_at \
-             FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
-             WHERE rt.token_hash = ?3 AND rt.replaced_by = ?1",
+             SELECT ?4, s.id, ?1, s.idle_expires_at FROM sessions s \
+             WHERE s.id = ?2 AND EXISTS \
+               (SELECT 1 FROM refresh_tokens WHERE token_hash = ?3 AND replaced_by = ?4)",
         )
-        .bind(&[text(successor_hash), integer(now), text(presented_hash)])
-        .map_err(map_d1_error)?;
-    let touch_session = db
-        .prepare(
-            "UPDATE sessions SET last_used_at = ?1 \
-             WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = ?2)",
-        )
-        .bind(&[integer(now), text(successor_hash)])
+        .bind(&[now, session, presented, successor.clone()])
         .map_err(map_d1_error)?;
     let read_back = db
         .prepare(format!(
-            "SELECT {USER_COLUMNS} \
-             FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
-             JOIN users u ON u.id = s.user_id \
+            "SELECT {USER_COLUMNS} FROM refresh_tokens rt \
+             JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
              WHERE rt.token_hash = ?1"
         ))
-        .bind(&[text(successor_hash)])
-        .map_err(map_d1_error)?;
-    let read_session = db
-        .prepare("SELECT session_id FROM refresh_tokens WHERE token_hash = ?1")
-        .bind(&[text(successor_hash)])
+        .bind(&[successor])
         .map_err(map_d1_error)?;
     let results = db
-        .batch(vec![
-            consume,
-            insert_successor,
-            touch_session,
-            read_back,
-            read_session,
-        ])
+        .batch(vec![consume, slide, insert_successor, read_back])
         .await
         .map_err(map_d1_error)?;
-    let user = results
-        .get(3)
+    let rows = results
+        .last()
         .map(|result| result.results::<UserRow>())
         .transpose()
         .map_err(map_d1_error)?
-        .and_then(|rows| rows.into_iter().next());
-    let session = results
-        .get(4)
-        .map(|result| result.results::<SessionIdRow>())
-        .transpose()
+        .unwrap_or_default();
+    Ok(rows.into_iter().next())
+}
+
+#[derive(Deserialize)]
+struct SpentRow {
+    used_at: Option<i64>,
+}
+
+/// When a refresh token of this session was spent: `None` if the session never issued it,
+/// `Some(None)` if it is unspent, `Some(Some(t))` if it was spent at `t`.
+pub async fn token_spent_at(
+    db: &D1Database,
+    session_id: &str,
+    token_hash: &str,
+) -> Result<Option<Option<i64>>, ApiError> {
+    let row = db
+        .prepare("SELECT used_at FROM refresh_tokens WHERE token_hash = ?1 AND session_id = ?2")
+        .bind(&[text(token_hash), text(session_id)])
         .map_err(map_d1_error)?
-        .and_then(|rows| rows.into_iter().next());
-    Ok(user.zip(session).map(|(user, session)| Rotated {
-        user,
-        session_id: session.session_id,
-    }))
+        .first::<SpentRow>(None)
+        .await
+        .map_err(map_d1_error)?;
+    Ok(row.map(|row| row.used_at))
+}
+
+/// Whether a session is live now.
+pub async fn is_live(db: &D1Database, session_id: &str, now: i64) -> Result<bool, ApiError> {
+    let row = db
+        .prepare(format!("SELECT 1 AS live WHERE EXISTS ({LIVE_SESSION})"))
+        .bind(&[integer(now), text(session_id)])
+        .map_err(map_d1_error)?
+        .first::<serde_json::Value>(None)
+        .await
+        .map_err(map_d1_error)?;
+    Ok(row.is_some())
+}
+
+/// Revoke one live session; with `user_id`, only if it belongs to that user. Returns
+/// whether a session was revoked.
+pub async fn revoke(
+    db: &D1Database,
+    session_id: &str,
+    user_id: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let result = db
+        .prepare(
+            "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4 \
+             WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND revoked_at IS NULL",
+        )
+        .bind(&[
+            text(session_id),
+            optional_text(user_id),
+            integer(now),
+            text(reason),
+        ])
+        .map_err(map_d1_error)?
+        .run()
+        .await
+        .map_err(map_d1_error)?;
+    Ok(changes(&result) > 0)
+}
+
+/// Revoke every session of a user and refuse every access token issued before `now`.
+/// Returns how many sessions were live.
+pub async fn revoke_all(
+    db: &D1Database,
+    user_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<usize, ApiError> {
+    let statements = vec![
+        db.prepare(
+            "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 \
+             WHERE user_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(&[text(user_id), integer(now), text(reason)])
+        .map_err(map_d1_error)?,
+        db.prepare("UPDATE users SET tokens_valid_after = ?2 WHERE id = ?1")
+            .bind(&[text(user_id), integer(now)])
+            .map_err(map_d1_error)?,
+    ];
+    let results = db.batch(statements).await.map_err(map_d1_error)?;
+    Ok(results.first().map(changes).unwrap_or(0))
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub user_agent: Option<String>,
+    pub colo: Option<String>,
+    pub country: Option<String>,
+}
+
+/// The live sessions of a user, most recently used first.
+pub async fn list_live(
+    db: &D1Database,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<SessionRow>, ApiError> {
+    db.prepare(
+        "SELECT id, created_at, last_used_at, idle_expires_at, absolute_expires_at, \
+                user_agent, colo, country \
+         FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL \
+           AND idle_expires_at > ?2 AND absolute_expires_at > ?2 \
+         ORDER BY last_used_at DESC, created_at DESC LIMIT 100",
+    )
+    .bind(&[text(user_id), integer(now)])
+    .map_err(map_d1_error)?
+    .all()
+    .await
+    .map_err(map_d1_error)?
+    .results::<SessionRow>()
+    .map_err(map_d1_error)
+}
+
+#[derive(Deserialize)]
+struct OwnerRow {
+    user_id: String,
+}
+
+/// The user a session belongs to.
+pub async fn owner(db: &D1Database, session_id: &str) -> Result<Option<String>, ApiError> {
+    Ok(db
+        .prepare("SELECT user_id FROM sessions WHERE id = ?1")
+        .bind(&[text(session_id)])
+        .map_err(map_d1_error)?
+        .first::<OwnerRow>(None)
+        .await
+        .map_err(map_d1_error)?
+        .map(|row| row.user_id))
 }

@@ -1,16 +1,18 @@
 //! Accounts in D1: lookups, signup, profile and password updates, deletion.
 
-use super::{integer, map_d1_error, optional_text, text};
+use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::error::ApiError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use worker::D1Database;
 
 /// An account row with its role names.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRow {
     pub id: String,
     pub username: String,
     pub email: Option<String>,
+    /// Never leaves the Worker: skipped when a row is passed to a Durable Object or back.
+    #[serde(default, skip_serializing)]
     pub password_hash: String,
     pub email_verified: i64,
     pub created_at: i64,
@@ -75,19 +77,28 @@ pub async fn find_by_email(db: &D1Database, email: &str) -> Result<Option<UserRo
     .map_err(map_d1_error)
 }
 
-/// Find the account behind an access token, only while its session is live: one round trip
-/// that also makes a revoked session or a deleted account end the token at once.
+/// Find the account behind an access token, only while its session is live and the token
+/// was issued after the account's not-before stamp: one round trip that also makes a
+/// revoked session, a logout everywhere or a deleted account end the token at once.
 pub async fn find_by_live_session(
     db: &D1Database,
     user_id: &str,
     session_id: &str,
+    issued_at: i64,
     now: i64,
 ) -> Result<Option<UserRow>, ApiError> {
     db.prepare(format!(
         "SELECT {USER_COLUMNS} FROM users u JOIN sessions s ON s.user_id = u.id \
-         WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3"
+         WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL \
+           AND s.idle_expires_at > ?3 AND s.absolute_expires_at > ?3 \
+           AND u.tokens_valid_after <= ?4"
     ))
-    .bind(&[text(user_id), text(session_id), integer(now)])
+    .bind(&[
+        text(user_id),
+        text(session_id),
+        integer(now),
+        integer(issued_at),
+    ])
     .map_err(map_d1_error)?
     .first::<UserRow>(None)
     .await
@@ -185,7 +196,7 @@ pub async fn update_password(
     if let Some(keep) = revoke_other_sessions_than {
         statements.push(
             db.prepare(
-                "UPDATE sessions SET revoked_at = ?3 \
+                "UPDATE sessions SET revoked_at = ?3, revoked_reason = 'password_change' \
                  WHERE user_id = ?1 AND id != ?2 AND revoked_at IS NULL",
             )
             .bind(&[text(user_id), text(keep), integer(now)])
@@ -193,12 +204,7 @@ pub async fn update_password(
         );
     }
     let results = db.batch(statements).await.map_err(map_d1_error)?;
-    let revoked = results
-        .get(1)
-        .and_then(|result| result.meta().ok().flatten())
-        .and_then(|meta| meta.changes)
-        .unwrap_or(0);
-    Ok(revoked)
+    Ok(results.get(1).map(changes).unwrap_or(0))
 }
 
 /// Replace a password hash made with old parameters (after a successful login).
@@ -231,10 +237,5 @@ pub async fn delete(db: &D1Database, user_id: &str) -> Result<bool, ApiError> {
             .map_err(map_d1_error)?,
     ];
     let results = db.batch(statements).await.map_err(map_d1_error)?;
-    let deleted = results
-        .last()
-        .and_then(|result| result.meta().ok().flatten())
-        .and_then(|meta| meta.changes)
-        .unwrap_or(0);
-    Ok(deleted > 0)
+    Ok(results.last().map(changes).unwrap_or(0) > 0)
 }

@@ -1,0 +1,84 @@
+//! `/api/v1/auth/sessions`: the signed-in user's sessions, listed and revoked.
+
+use crate::domain::session::is_uuid;
+use crate::domain::time::rfc3339_seconds;
+use crate::error::ApiError;
+use crate::http::auth::authenticate;
+use crate::http::log;
+use crate::http::response::{json, no_content, ApiResult};
+use crate::routes::Ctx;
+use crate::runtime::now_seconds;
+use crate::store::{self, revocation, sessions};
+use serde_json::json;
+use worker::Request;
+
+const PREFIX: &str = "/api/v1/auth/sessions/";
+
+/// The id in `/api/v1/auth/sessions/{id}`, when the rest of the path is one segment.
+pub fn session_id_from_path(path: &str) -> Option<&str> {
+    let id = path.strip_prefix(PREFIX)?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
+/// one the calling token belongs to.
+pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    let db = store::database(ctx.env)?;
+    let rows = sessions::list_live(&db, &caller.user.id, now_seconds()).await?;
+    let sessions: Vec<_> = rows
+        .iter()
+        .map(|session| {
+            json!({
+                "id": session.id,
+                "current": session.id == caller.token.claims.sid,
+                "created_at": rfc3339_seconds(session.created_at),
+                "last_used_at": rfc3339_seconds(session.last_used_at),
+                "expires_at": rfc3339_seconds(session.idle_expires_at),
+                "absolute_expires_at": rfc3339_seconds(session.absolute_expires_at),
+                "user_agent": session.user_agent,
+                "colo": session.colo,
+                "country": session.country,
+            })
+        })
+        .collect();
+    json(200, &json!({ "sessions": sessions }))
+}
+
+/// `DELETE /api/v1/auth/sessions/{id}`: revoke one of the caller's own sessions. Another
+/// user's session, an unknown id and a malformed id are all 404 alike.
+pub async fn revoke(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    let path = ctx.meta.path.trim_end_matches('/');
+    let session_id = session_id_from_path(path)
+        .filter(|id| is_uuid(id))
+        .ok_or(ApiError::NotFound)?;
+    let now = now_seconds();
+    let db = store::database(ctx.env)?;
+    if !sessions::revoke(
+        &db,
+        session_id,
+        Some(&caller.user.id),
+        "revoked_by_user",
+        now,
+    )
+    .await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    if session_id == caller.token.claims.sid {
+        revocation::revoke(
+            ctx.env,
+            &caller.token.claims.jti,
+            caller.token.expires_at,
+            now,
+        )
+        .await?;
+    }
+    log::security_event(
+        ctx.meta,
+        "session_revoked",
+        json!({ "user_id": caller.user.id, "session_id": session_id }),
+    );
+    no_content()
+}

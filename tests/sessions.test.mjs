@@ -1,0 +1,394 @@
+// Sessions: rotation under concurrency, reuse detection, sliding expiry with a cap, logout
+// that takes effect now, logout everywhere, and session control — against real D1, KV and
+// the SessionGuard Durable Object.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { decodeJwt } from "jose";
+import { startWorker, assertProblem, STRONG_PASSWORD } from "./helpers.mjs";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function login(worker, username, headers = {}) {
+  const response = await worker.request("POST", "/api/v1/auth/login", {
+    body: { username, password: STRONG_PASSWORD },
+    headers,
+  });
+  assert.equal(response.status, 200, response.text);
+  return response.json;
+}
+
+function refresh(worker, refreshToken) {
+  return worker.request("POST", "/api/v1/auth/refresh", { body: { refresh_token: refreshToken } });
+}
+
+function me(worker, accessToken) {
+  return worker.request("GET", "/api/v1/users/me", { token: accessToken });
+}
+
+async function sessionRow(worker, id) {
+  return worker.db.prepare("SELECT * FROM sessions WHERE id = ?1").bind(id).first();
+}
+
+describe("refresh rotation", () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker({ vars: { REFRESH_GRACE_SECONDS: "1" } });
+  });
+  after(() => worker.dispose());
+
+  test("refresh tokens name their session and rotate on every use", async () => {
+    const account = await worker.signup();
+    const sid = decodeJwt(account.access_token).sid;
+    assert.ok(account.refresh_token.startsWith(`${sid}.`));
+    const first = await refresh(worker, account.refresh_token);
+    assert.equal(first.status, 200, first.text);
+    assert.notEqual(first.json.refresh_token, account.refresh_token);
+    assert.equal(decodeJwt(first.json.access_token).sid, sid);
+    assert.notEqual(decodeJwt(first.json.access_token).jti, decodeJwt(account.access_token).jti);
+    assert.equal((await me(worker, first.json.access_token)).status, 200);
+    const stored = await worker.db
+      .prepare("SELECT token_hash FROM refresh_tokens WHERE session_id = ?1")
+      .bind(sid)
+      .all();
+    for (const row of stored.results) {
+      assert.doesNotMatch(row.token_hash, /\./, "only digests are stored");
+      assert.ok(!first.json.refresh_token.includes(row.token_hash));
+    }
+  });
+
+  test("20 concurrent refreshes with one token all succeed on one chain", async () => {
+    const account = await worker.signup();
+    const sid = decodeJwt(account.access_token).sid;
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => refresh(worker, account.refresh_token)),
+    );
+    assert.deepEqual(
+      responses.map((response) => response.status),
+      Array(20).fill(200),
+    );
+    const successors = new Set(responses.map((response) => response.json.refresh_token));
+    assert.equal(successors.size, 1, "everyone gets the same successor: no fork");
+    for (const response of responses) {
+      assert.equal(decodeJwt(response.json.access_token).sid, sid);
+    }
+    const live = await worker.db
+      .prepare("SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL")
+      .bind(sid)
+      .first();
+    assert.equal(live.n, 1, "exactly one live refresh token for the session");
+    const [successor] = successors;
+    const next = await refresh(worker, successor);
+    assert.equal(next.status, 200);
+    assert.equal(decodeJwt(next.json.access_token).sid, sid);
+  });
+
+  test("the old token after the grace window is reuse: 401 and the session dies", async () => {
+    const account = await worker.signup();
+    const sid = decodeJwt(account.access_token).sid;
+    const rotated = await refresh(worker, account.refresh_token);
+    assert.equal(rotated.status, 200);
+    await sleep(2100);
+    const reused = await refresh(worker, account.refresh_token);
+    const body = assertProblem(assert, reused, 401);
+    assert.equal(body.detail, "Invalid or expired refresh token");
+    const row = await sessionRow(worker, sid);
+    assert.notEqual(row.revoked_at, null);
+    assert.equal(row.revoked_reason, "refresh_token_reuse");
+    assert.equal((await refresh(worker, rotated.json.refresh_token)).status, 401);
+    assert.equal((await me(worker, rotated.json.access_token)).status, 401);
+    await sleep(50);
+    assert.ok(
+      worker.logs.some((line) => line.includes('"refresh_token_reuse"') && line.includes(sid)),
+      "a security event is logged",
+    );
+  });
+
+  test("a forged secret or another session's id cannot kill a session", async () => {
+    const victim = await worker.signup();
+    const attacker = await worker.signup();
+    const victimSid = decodeJwt(victim.access_token).sid;
+    const attackerSecret = attacker.refresh_token.split(".")[1];
+    const tampered = victim.refresh_token.slice(0, -1) + (victim.refresh_token.endsWith("A") ? "B" : "A");
+    for (const token of [tampered, `${victimSid}.${attackerSecret}`]) {
+      assertProblem(assert, await refresh(worker, token), 401);
+    }
+    assert.equal((await sessionRow(worker, victimSid)).revoked_at, null);
+    assert.equal((await refresh(worker, victim.refresh_token)).status, 200);
+    assert.equal((await refresh(worker, attacker.refresh_token)).status, 200);
+  });
+
+  test("malformed refresh tokens are refused before any lookup", async () => {
+    for (const token of ["", "x", "a".repeat(43), "not-a-session.secret", "🔑".repeat(20)]) {
+      assertProblem(assert, await refresh(worker, token), 401);
+    }
+    assertProblem(assert, await worker.request("POST", "/api/v1/auth/refresh", { body: {} }), 422);
+    assertProblem(
+      assert,
+      await worker.request("POST", "/api/v1/auth/refresh", { body: { refresh_token: 7 } }),
+      422,
+    );
+  });
+
+  test("a refresh replayed inside the grace window after logout is refused", async () => {
+    const account = await worker.signup();
+    const rotated = await refresh(worker, account.refresh_token);
+    assert.equal(rotated.status, 200);
+    const logout = await worker.request("POST", "/api/v1/auth/logout", {
+      token: rotated.json.access_token,
+    });
+    assert.equal(logout.status, 204);
+    assertProblem(assert, await refresh(worker, account.refresh_token), 401);
+    assertProblem(assert, await refresh(worker, rotated.json.refresh_token), 401);
+  });
+});
+
+describe("session lifetimes", () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker({
+      vars: { SESSION_IDLE_TTL_SECONDS: "3600", SESSION_MAX_LIFETIME_SECONDS: "7200" },
+    });
+  });
+  after(() => worker.dispose());
+
+  test("a new session expires idle after the idle TTL, absolutely after the lifetime", async () => {
+    const account = await worker.signup();
+    const row = await sessionRow(worker, decodeJwt(account.access_token).sid);
+    assert.equal(row.idle_expires_at - row.created_at, 3600);
+    assert.equal(row.absolute_expires_at - row.created_at, 7200);
+  });
+
+  test("each refresh slides the idle expiry, never past the absolute one", async () => {
+    const account = await worker.signup();
+    const sid = decodeJwt(account.access_token).sid;
+    const now = Math.floor(Date.now() / 1000);
+    await worker.db
+      .prepare("UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1")
+      .bind(sid, now + 60)
+      .run();
+    const first = await refresh(worker, account.refresh_token);
+    assert.equal(first.status, 200);
+    const slid = await sessionRow(worker, sid);
+    assert.ok(slid.idle_expires_at >= now + 3600 - 5, "pushed forward by the idle TTL");
+    await worker.db
+      .prepare("UPDATE sessions SET absolute_expires_at = ?2 WHERE id = ?1")
+      .bind(sid, now + 100)
+      .run();
+    const second = await refresh(worker, first.json.refresh_token);
+    assert.equal(second.status, 200);
+    const capped = await sessionRow(worker, sid);
+    assert.equal(capped.idle_expires_at, now + 100, "capped at the absolute expiry");
+    const token = await worker.db
+      .prepare("SELECT expires_at FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL")
+      .bind(sid)
+      .first();
+    assert.equal(token.expires_at, now + 100, "the refresh token dies with its session");
+  });
+
+  for (const column of ["idle_expires_at", "absolute_expires_at"]) {
+    test(`a session past its ${column} refuses refresh and access`, async () => {
+      const account = await worker.signup();
+      const sid = decodeJwt(account.access_token).sid;
+      await worker.db
+        .prepare(`UPDATE sessions SET ${column} = ?2 WHERE id = ?1`)
+        .bind(sid, Math.floor(Date.now() / 1000) - 1)
+        .run();
+      assertProblem(assert, await refresh(worker, account.refresh_token), 401);
+      const denied = assertProblem(assert, await me(worker, account.access_token), 401);
+      assert.equal(denied.detail, "Session is no longer valid");
+    });
+  }
+
+  test("an expired refresh token is refused even while its session lives", async () => {
+    const account = await worker.signup();
+    await worker.db
+      .prepare("UPDATE refresh_tokens SET expires_at = ?2 WHERE session_id = ?1")
+      .bind(decodeJwt(account.access_token).sid, Math.floor(Date.now() / 1000) - 1)
+      .run();
+    assertProblem(assert, await refresh(worker, account.refresh_token), 401);
+    assert.equal((await me(worker, account.access_token)).status, 200);
+  });
+});
+
+describe("logout", () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker();
+  });
+  after(() => worker.dispose());
+
+  test("logout ends this access token and session at once, not the others", async () => {
+    const account = await worker.signup();
+    const other = await login(worker, account.username);
+    const logout = await worker.request("POST", "/api/v1/auth/logout", {
+      token: account.access_token,
+    });
+    assert.equal(logout.status, 204);
+    const denied = assertProblem(assert, await me(worker, account.access_token), 401);
+    assert.equal(denied.detail, "Token has been revoked");
+    assertProblem(assert, await refresh(worker, account.refresh_token), 401);
+    const jti = decodeJwt(account.access_token).jti;
+    const kv = await worker.mf.getKVNamespace("KV");
+    const entry = await kv.getWithMetadata(`revoked:${jti}`);
+    assert.equal(entry.value, "1", "the jti is on the KV revocation list");
+    assert.equal((await me(worker, other.access_token)).status, 200);
+    assert.equal((await refresh(worker, other.refresh_token)).status, 200);
+    const row = await sessionRow(worker, decodeJwt(account.access_token).sid);
+    assert.equal(row.revoked_reason, "logout");
+  });
+
+  test("logout needs a valid token", async () => {
+    assertProblem(assert, await worker.request("POST", "/api/v1/auth/logout"), 401);
+    const account = await worker.signup();
+    await worker.request("POST", "/api/v1/auth/logout", { token: account.access_token });
+    assertProblem(
+      assert,
+      await worker.request("POST", "/api/v1/auth/logout", { token: account.access_token }),
+      401,
+    );
+  });
+
+  test("logout-all ends every session and every earlier token of the account only", async () => {
+    const account = await worker.signup();
+    const second = await login(worker, account.username);
+    const third = await login(worker, account.username);
+    const bystander = await worker.signup();
+    const response = await worker.request("POST", "/api/v1/auth/logout-all", {
+      token: second.access_token,
+    });
+    assert.equal(response.status, 204);
+    for (const session of [account, second, third]) {
+      assertProblem(assert, await me(worker, session.access_token), 401);
+      assertProblem(assert, await refresh(worker, session.refresh_token), 401);
+    }
+    const rows = await worker.db
+      .prepare("SELECT revoked_reason FROM sessions WHERE user_id = ?1")
+      .bind(account.user.id)
+      .all();
+    assert.equal(rows.results.length, 3);
+    assert.ok(rows.results.every((row) => row.revoked_reason === "logout_all"));
+    assert.equal((await me(worker, bystander.access_token)).status, 200);
+    const fresh = await login(worker, account.username);
+    assert.equal((await me(worker, fresh.access_token)).status, 200, "a new login works again");
+  });
+
+  test("a password change ends every other session but keeps this one", async () => {
+    const account = await worker.signup();
+    const other = await login(worker, account.username);
+    const change = await worker.request("POST", "/api/v1/auth/password/change", {
+      token: account.access_token,
+      body: { current_password: STRONG_PASSWORD, new_password: "a brand new passphrase" },
+    });
+    assert.equal(change.status, 200, change.text);
+    assert.equal(change.json.sessions_revoked, 1);
+    assertProblem(assert, await refresh(worker, other.refresh_token), 401);
+    assertProblem(assert, await me(worker, other.access_token), 401);
+    assert.equal((await me(worker, account.access_token)).status, 200);
+    assert.equal((await refresh(worker, account.refresh_token)).status, 200);
+  });
+});
+
+describe("session control", () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker();
+  });
+  after(() => worker.dispose());
+
+  test("sessions are listed with their devices and the current one marked", async () => {
+    const account = await worker.signup();
+    const phone = await login(worker, account.username, { "user-agent": "PhoneApp/2.0" });
+    const list = await worker.request("GET", "/api/v1/auth/sessions", {
+      token: phone.access_token,
+    });
+    assert.equal(list.status, 200);
+    assert.equal(list.headers.get("cache-control"), "no-store");
+    const sessions = list.json.sessions;
+    assert.equal(sessions.length, 2);
+    const current = sessions.filter((session) => session.current);
+    assert.equal(current.length, 1);
+    assert.equal(current[0].id, decodeJwt(phone.access_token).sid);
+    assert.equal(current[0].user_agent, "PhoneApp/2.0");
+    for (const session of sessions) {
+      assert.match(session.created_at, /^\d{4}-\d\d-\d\dT/);
+      assert.match(session.expires_at, /^\d{4}-\d\d-\d\dT/);
+      assert.match(session.absolute_expires_at, /^\d{4}-\d\d-\d\dT/);
+      assert.ok(!("user_id" in session));
+    }
+  });
+
+  test("revoking one of your own other sessions ends its tokens", async () => {
+    const account = await worker.signup();
+    const other = await login(worker, account.username);
+    const otherSid = decodeJwt(other.access_token).sid;
+    const response = await worker.request("DELETE", `/api/v1/auth/sessions/${otherSid}`, {
+      token: account.access_token,
+    });
+    assert.equal(response.status, 204);
+    assertProblem(assert, await me(worker, other.access_token), 401);
+    assertProblem(assert, await refresh(worker, other.refresh_token), 401);
+    assert.equal((await me(worker, account.access_token)).status, 200);
+    const list = await worker.request("GET", "/api/v1/auth/sessions", {
+      token: account.access_token,
+    });
+    assert.deepEqual(
+      list.json.sessions.map((session) => session.id),
+      [decodeJwt(account.access_token).sid],
+    );
+  });
+
+  test("revoking the current session ends the calling token too", async () => {
+    const account = await worker.signup();
+    const sid = decodeJwt(account.access_token).sid;
+    const response = await worker.request("DELETE", `/api/v1/auth/sessions/${sid}`, {
+      token: account.access_token,
+    });
+    assert.equal(response.status, 204);
+    assertProblem(assert, await me(worker, account.access_token), 401);
+  });
+
+  test("another user's session, an unknown id and a malformed id are all 404", async () => {
+    const owner = await worker.signup();
+    const stranger = await worker.signup();
+    const ownerSid = decodeJwt(owner.access_token).sid;
+    for (const id of [ownerSid, "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "not-a-uuid"]) {
+      const response = await worker.request("DELETE", `/api/v1/auth/sessions/${id}`, {
+        token: stranger.access_token,
+      });
+      assertProblem(assert, response, 404);
+    }
+    assert.equal((await me(worker, owner.access_token)).status, 200, "the owner is untouched");
+  });
+
+  test("session routes need a token", async () => {
+    assertProblem(assert, await worker.request("GET", "/api/v1/auth/sessions"), 401);
+    assertProblem(
+      assert,
+      await worker.request("DELETE", "/api/v1/auth/sessions/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+      401,
+    );
+  });
+});
+
+describe("refresh rate limit per session", () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker({ vars: { RATE_LIMIT_REFRESH: "3/60" } });
+  });
+  after(() => worker.dispose());
+
+  test("a session's refreshes are budgeted; other sessions are not affected", async () => {
+    const account = await worker.signup();
+    let token = account.refresh_token;
+    for (let i = 0; i < 3; i += 1) {
+      const response = await refresh(worker, token);
+      assert.equal(response.status, 200);
+      token = response.json.refresh_token;
+    }
+    const limited = await refresh(worker, token);
+    assertProblem(assert, limited, 429);
+    assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+    const other = await worker.signup();
+    assert.equal((await refresh(worker, other.refresh_token)).status, 200);
+  });
+});

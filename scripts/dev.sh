@@ -17,4 +17,5 @@ fi
 CI=true wrangler d1 migrations apply DB --local
 PORT="${PORT:-8787}"
 # The issuer names where tokens come from, so it follows the port.
-exec wrangler dev --ip 127.0.0.1 --port "$PORT" --var "JWT_ISSUER:http://127.0.0.1:$PORT"
+exec wrangler dev --ip 127.0.0.1 --port "$PORT" \
+    --var "JWT_ISSUER:http://127.0.0.1:$PORT" --var "PUBLIC_BASE_URL:http://127.0.0.1:$PORT"

@@ -100,6 +100,56 @@ impl AllowedOrigins {
     }
 }
 
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587); refused if the server lacks it.
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: only for a relay on a trusted network (and tests).
+    None,
+}
+
+/// Where email goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailProvider {
+    /// Nothing is sent (flows that need email still answer as usual; a log line says so).
+    Disabled,
+    /// Stored in D1 and listed at `/api/v1/dev/outbox` (development only).
+    Outbox,
+    Smtp {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        username: Option<String>,
+        password: Option<String>,
+    },
+    /// JSON POST with a bearer key (Resend-style APIs, webhooks).
+    Http { url: String, key: String },
+    /// The `send_email` binding named `EMAIL`.
+    Cloudflare,
+}
+
+/// Email settings.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub provider: EmailProvider,
+    /// `EMAIL_FROM`: `Name <address>` or a bare address.
+    pub from: String,
+    /// `APP_NAME`: shown in messages and pages.
+    pub app_name: String,
+    /// `PUBLIC_BASE_URL`: where links in messages point (no trailing slash).
+    pub public_base_url: String,
+    /// `REQUIRE_EMAIL_VERIFICATION`.
+    pub require_verification: bool,
+    pub verify_ttl_seconds: i64,
+    pub reset_ttl_seconds: i64,
+    pub change_ttl_seconds: i64,
+    /// `CODE_MAX_ATTEMPTS`: wrong codes before a token is spent.
+    pub max_code_attempts: i64,
+}
+
 /// A setting that is missing or unreadable. The message names the setting, never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -137,6 +187,11 @@ pub struct Config {
     pub signup_rate_limit: RateLimit,
     /// `RATE_LIMIT_REFRESH`: per session.
     pub refresh_rate_limit: RateLimit,
+    /// `RATE_LIMIT_EMAIL`: reset and verification-resend requests per client IP.
+    pub email_rate_limit: RateLimit,
+    /// `RATE_LIMIT_VERIFY`: token and code submissions per client IP.
+    pub verify_rate_limit: RateLimit,
+    pub email: EmailSettings,
 }
 
 fn split_list(text: &str) -> impl Iterator<Item = &str> {
@@ -200,6 +255,121 @@ impl<S: SettingSource + ?Sized> Reader<'_, S> {
                 .push(format!("{name} must look like LIMIT/SECONDS, e.g. 10/60"));
             default
         })
+    }
+}
+
+impl<S: SettingSource + ?Sized> Reader<'_, S> {
+    fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.optional(name).to_ascii_lowercase().as_str() {
+            "" => default,
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => {
+                self.errors.push(format!("{name} must be true or false"));
+                default
+            }
+        }
+    }
+
+    fn email(&mut self, environment: &str) -> EmailSettings {
+        let development = environment == "development";
+        let provider_name = match self.optional("EMAIL_PROVIDER").to_ascii_lowercase() {
+            name if name.is_empty() && development => "outbox".to_owned(),
+            name if name.is_empty() => "none".to_owned(),
+            name => name,
+        };
+        let provider = match provider_name.as_str() {
+            "none" => EmailProvider::Disabled,
+            "outbox" if development => EmailProvider::Outbox,
+            "outbox" => {
+                // The outbox keeps tokens readable in D1; outside development that would
+                // hand out password resets.
+                self.errors.push(
+                    "EMAIL_PROVIDER=outbox is only allowed with ENVIRONMENT=development".into(),
+                );
+                EmailProvider::Disabled
+            }
+            "smtp" => {
+                let security = match self.optional("SMTP_SECURITY").to_ascii_lowercase().as_str() {
+                    "" | "starttls" => SmtpSecurity::StartTls,
+                    "tls" => SmtpSecurity::Tls,
+                    "none" => SmtpSecurity::None,
+                    _ => {
+                        self.errors
+                            .push("SMTP_SECURITY must be starttls, tls or none".into());
+                        SmtpSecurity::StartTls
+                    }
+                };
+                let default_port = if security == SmtpSecurity::Tls {
+                    465
+                } else {
+                    587
+                };
+                let username = Some(self.optional("SMTP_USERNAME")).filter(|v| !v.is_empty());
+                let password = Some(self.optional("SMTP_PASSWORD")).filter(|v| !v.is_empty());
+                if username.is_some() != password.is_some() {
+                    self.errors
+                        .push("SMTP_USERNAME and SMTP_PASSWORD must be set together".into());
+                }
+                EmailProvider::Smtp {
+                    host: self.required("SMTP_HOST"),
+                    port: self.number("SMTP_PORT", default_port, 1, 65_535),
+                    security,
+                    username,
+                    password,
+                }
+            }
+            "http" => EmailProvider::Http {
+                url: self.required("EMAIL_HTTP_URL"),
+                key: self.required("EMAIL_HTTP_KEY"),
+            },
+            "cloudflare" => EmailProvider::Cloudflare,
+            _ => {
+                self.errors.push(
+                    "EMAIL_PROVIDER must be one of none, outbox, smtp, http, cloudflare".into(),
+                );
+                EmailProvider::Disabled
+            }
+        };
+        let sends = !matches!(provider, EmailProvider::Disabled);
+        let from = match self.optional("EMAIL_FROM") {
+            from if !from.is_empty() => from,
+            _ if matches!(provider, EmailProvider::Outbox | EmailProvider::Disabled) => {
+                "edge-auth <no-reply@localhost>".to_owned()
+            }
+            _ => self.required("EMAIL_FROM"),
+        };
+        let public_base_url = match self.optional("PUBLIC_BASE_URL") {
+            url if !url.is_empty() => url.trim_end_matches('/').to_owned(),
+            _ if sends => self.required("PUBLIC_BASE_URL"),
+            _ => String::new(),
+        };
+        let absolute =
+            public_base_url.starts_with("https://") || public_base_url.starts_with("http://");
+        if !public_base_url.is_empty() && !absolute {
+            self.errors
+                .push("PUBLIC_BASE_URL must be an absolute http(s) URL".into());
+        }
+        let app_name = match self.optional("APP_NAME") {
+            name if name.is_empty() => "edge-auth".to_owned(),
+            name => name,
+        };
+        EmailSettings {
+            provider,
+            from,
+            app_name,
+            public_base_url,
+            require_verification: self.flag("REQUIRE_EMAIL_VERIFICATION", false),
+            verify_ttl_seconds: self.number("VERIFY_TOKEN_TTL_SECONDS", 86_400_i64, 60, 2_592_000),
+            reset_ttl_seconds: self.number("RESET_TOKEN_TTL_SECONDS", 1_800_i64, 60, 86_400),
+            change_ttl_seconds: self.number(
+                "EMAIL_CHANGE_TOKEN_TTL_SECONDS",
+                86_400_i64,
+                60,
+                2_592_000,
+            ),
+            max_code_attempts: self.number("CODE_MAX_ATTEMPTS", 5_i64, 1, 20),
+        }
     }
 }
 
@@ -274,6 +444,22 @@ impl Config {
             },
         );
 
+        let email_rate_limit = reader.rate_limit(
+            "RATE_LIMIT_EMAIL",
+            RateLimit {
+                limit: 5,
+                period_seconds: 300,
+            },
+        );
+        let verify_rate_limit = reader.rate_limit(
+            "RATE_LIMIT_VERIFY",
+            RateLimit {
+                limit: 10,
+                period_seconds: 60,
+            },
+        );
+        let email = reader.email(&environment);
+
         let signing_key = reader.required("JWT_SIGNING_KEY");
         let verify_keys = reader.optional("JWT_VERIFY_KEYS");
         let verify_list: Vec<&str> = split_list(&verify_keys).collect();
@@ -311,6 +497,9 @@ impl Config {
                 login_rate_limit,
                 signup_rate_limit,
                 refresh_rate_limit,
+                email_rate_limit,
+                verify_rate_limit,
+                email,
             }),
             _ => Err(ConfigError(reader.errors.join("; "))),
         }
@@ -396,6 +585,75 @@ mod tests {
         assert!(error.0.contains("ACCESS_TOKEN_TTL_SECONDS"), "{error}");
         assert!(error.0.contains("RATE_LIMIT_LOGIN"), "{error}");
         assert!(!error.0.contains("short"), "values must not be echoed");
+    }
+
+    #[test]
+    fn email_defaults_to_the_outbox_in_development_and_off_elsewhere() {
+        let mut settings = minimal();
+        let production = Config::from_source(&Map(settings.clone())).unwrap();
+        assert_eq!(production.email.provider, EmailProvider::Disabled);
+        assert!(!production.email.require_verification);
+        settings.insert("ENVIRONMENT", "development");
+        let error = Config::from_source(&Map(settings.clone())).unwrap_err();
+        assert!(
+            error.0.contains("PUBLIC_BASE_URL is not set"),
+            "links need a base"
+        );
+        settings.insert("PUBLIC_BASE_URL", "http://127.0.0.1:8787");
+        let development = Config::from_source(&Map(settings)).unwrap();
+        assert_eq!(development.email.provider, EmailProvider::Outbox);
+        assert_eq!(development.email.reset_ttl_seconds, 1_800);
+        assert_eq!(development.email.verify_ttl_seconds, 86_400);
+    }
+
+    #[test]
+    fn the_outbox_is_refused_outside_development() {
+        let mut settings = minimal();
+        settings.insert("EMAIL_PROVIDER", "outbox");
+        let error = Config::from_source(&Map(settings)).unwrap_err();
+        assert!(
+            error
+                .0
+                .contains("only allowed with ENVIRONMENT=development"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn smtp_needs_its_host_and_paired_credentials() {
+        let mut settings = minimal();
+        settings.insert("EMAIL_PROVIDER", "smtp");
+        settings.insert("SMTP_USERNAME", "mailer");
+        settings.insert("EMAIL_FROM", "Acme <no-reply@acme.test>");
+        settings.insert("PUBLIC_BASE_URL", "https://auth.acme.test/");
+        let error = Config::from_source(&Map(settings.clone())).unwrap_err();
+        assert!(error.0.contains("SMTP_HOST is not set"), "{error}");
+        assert!(
+            error.0.contains("SMTP_USERNAME and SMTP_PASSWORD"),
+            "{error}"
+        );
+        settings.insert("SMTP_HOST", "smtp.acme.test");
+        settings.insert("SMTP_PASSWORD", "secret");
+        let config = Config::from_source(&Map(settings)).unwrap();
+        assert_eq!(config.email.public_base_url, "https://auth.acme.test");
+        match config.email.provider {
+            EmailProvider::Smtp { port, security, .. } => {
+                assert_eq!(port, 587);
+                assert_eq!(security, SmtpSecurity::StartTls);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sending_providers_need_a_sender_and_a_public_url() {
+        let mut settings = minimal();
+        settings.insert("EMAIL_PROVIDER", "http");
+        settings.insert("EMAIL_HTTP_URL", "https://api.mail.test/send");
+        settings.insert("EMAIL_HTTP_KEY", "k");
+        let error = Config::from_source(&Map(settings)).unwrap_err();
+        assert!(error.0.contains("EMAIL_FROM is not set"), "{error}");
+        assert!(error.0.contains("PUBLIC_BASE_URL is not set"), "{error}");
     }
 
     #[test]

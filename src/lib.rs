@@ -16,6 +16,7 @@ pub mod domain;
 pub mod env;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod objects;
 pub mod routes;
 pub mod runtime;
@@ -32,6 +33,6 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    routes::handle(req, env).await
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    routes::handle(req, env, ctx).await
 }

@@ -30,9 +30,10 @@ export function migrationStatements() {
 
 /**
  * Start the Worker. `vars` override the defaults below (set a var to undefined to remove it);
- * `d1: false` starts it without its database binding. Returns helpers bound to it.
+ * `d1: false` starts it without its database binding; `options` are extra Miniflare options.
+ * Returns helpers bound to it.
  */
-export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey } = {}) {
+export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey, options = {} } = {}) {
   const seed = signingKey ?? randomBytes(32).toString("base64url");
   const bindings = {
     ENVIRONMENT: "test",
@@ -44,6 +45,8 @@ export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey 
     RATE_LIMIT_LOGIN: "1000/60",
     RATE_LIMIT_SIGNUP: "1000/60",
     RATE_LIMIT_REFRESH: "1000/60",
+    RATE_LIMIT_EMAIL: "1000/60",
+    RATE_LIMIT_VERIFY: "1000/60",
     ...vars,
   };
   for (const [name, value] of Object.entries(bindings)) {
@@ -64,6 +67,7 @@ export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey 
       RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
       SESSION_GUARD: { className: "SessionGuard", useSQLite: true },
     },
+    ...options,
     handleRuntimeStdio(stdout, stderr) {
       for (const stream of [stdout, stderr]) {
         stream.setEncoding("utf8");

@@ -411,7 +411,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(ownerRow.username, owner.username);
   });
 
-  test("an email taken by another account is a 409 and changes nothing", async () => {
+  test("an email taken by another account is only proposed, changes nothing, and reveals nothing", async () => {
     const owner = await worker.signup({ email: `${uniqueName("own")}@example.com` });
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
@@ -420,7 +420,9 @@ describe("PATCH and PUT /api/v1/users/me", () => {
       email: owner.user.email.toUpperCase(),
       current_password: account.password,
     });
-    assert.equal(assertProblem(assert, response, 409).detail, "Email is already registered");
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.json.pending_email, owner.user.email);
+    assert.equal(response.json.email, null);
     assert.deepEqual(await userRow(worker, id), rowBefore);
   });
 
@@ -462,12 +464,12 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.deepEqual(await userRow(worker, id), rowBefore);
   });
 
-  test("with the right current_password the email changes, lower-cased, and is no longer verified", async () => {
-    const account = await worker.signup({ email: `${uniqueName("old")}@example.com` });
+  test("with the right current_password a new email is proposed, lower-cased, and nothing changes yet", async () => {
+    const oldEmail = `${uniqueName("old")}@example.com`;
+    const account = await worker.signup({ email: oldEmail });
     const id = decodeJwt(account.access_token).sub;
     await worker.db.prepare("UPDATE users SET email_verified = 1 WHERE id = ?1").bind(id).run();
-    const verified = await worker.request("GET", "/api/v1/users/me", { token: account.access_token });
-    assert.equal(verified.json.email_verified, true, "precondition: verified");
+    const rowBefore = await userRow(worker, id);
 
     const local = uniqueName("New.Mail");
     const response = await update(account.access_token, {
@@ -475,18 +477,15 @@ describe("PATCH and PUT /api/v1/users/me", () => {
       current_password: account.password,
     });
     assert.equal(response.status, 200, response.text);
-    assert.equal(response.json.email, `${local.toLowerCase()}@example.org`);
-    assert.equal(response.json.email_verified, false);
-    assert.equal(response.json.username, account.username);
-    const row = await userRow(worker, id);
-    assert.equal(row.email, `${local.toLowerCase()}@example.org`);
-    assert.equal(row.email_verified, 0);
-
-    const login = await worker.request("POST", "/api/v1/auth/login", {
-      body: { email: `${local}@example.org`, password: account.password },
-    });
-    assert.equal(login.status, 200, login.text);
-    assert.equal(login.json.user.id, id);
+    assert.equal(response.json.pending_email, `${local.toLowerCase()}@example.org`);
+    assert.equal(response.json.email, oldEmail.toLowerCase(), "the email changes only when confirmed");
+    assert.equal(response.json.email_verified, true);
+    assert.deepEqual(await userRow(worker, id), rowBefore);
+    const pending = await worker.db
+      .prepare("SELECT email FROM one_time_tokens WHERE user_id = ?1 AND purpose = 'change_email' AND used_at IS NULL")
+      .bind(id)
+      .first();
+    assert.equal(pending.email, `${local.toLowerCase()}@example.org`);
   });
 
   test("re-sending the current email in another case needs no password and keeps it verified", async () => {

@@ -83,6 +83,11 @@ impl Fields {
         }
     }
 
+    /// Whether a problem with this field was already recorded.
+    pub fn has_errors_for(&self, name: &str) -> bool {
+        self.errors.iter().any(|error| error.field == name)
+    }
+
     /// Record a problem found while checking a value read from this body.
     pub fn reject(&mut self, error: FieldError) {
         self.errors.push(error);

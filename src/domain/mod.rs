@@ -3,11 +3,14 @@
 //! Nothing here imports `worker`; time, ids and randomness come in as arguments, so every
 //! rule is unit-tested natively with `cargo test`.
 
+pub mod email;
 pub mod input;
+pub mod one_time;
 pub mod password;
 pub mod rate_limit;
 pub mod secret;
 pub mod session;
+pub mod smtp;
 pub mod time;
 pub mod token;
 pub mod user;

@@ -29,6 +29,9 @@ pub struct AccessClaims {
     /// The session the token belongs to.
     pub sid: String,
     pub roles: Vec<String>,
+    /// Whether the account's email address was verified when the token was issued.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// A verified token's claims and its lifetime bounds (unix seconds).
@@ -297,6 +300,7 @@ mod tests {
             jti: "f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a0b".into(),
             sid: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
             roles: vec!["user".into()],
+            email_verified: true,
         }
     }
 

@@ -59,6 +59,40 @@ pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, Ap
     parse_object(&body).map(Fields::new)
 }
 
+/// Read an HTML form body (`application/x-www-form-urlencoded`) into name/value pairs.
+pub async fn read_form(
+    req: &mut Request,
+    max_bytes: usize,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/x-www-form-urlencoded" {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let mut body = Vec::new();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|_| ApiError::MalformedRequest("Request body could not be read".into()))?;
+            if body.len() + chunk.len() > max_bytes {
+                return Err(ApiError::PayloadTooLarge(max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+    }
+    Ok(form_urlencoded::parse(&body).into_owned().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! `/api/v1/auth/*`: signup, login, refresh, logout and password change.
 
+use crate::domain::email::Purpose;
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
@@ -11,6 +12,7 @@ use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
 use crate::objects::session_guard::RotateOutcome;
+use crate::routes::email as email_flows;
 use crate::routes::users::{confirm_password, user_json};
 use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
@@ -64,6 +66,7 @@ fn token_response(
         jti: Uuid::new_v4().to_string(),
         sid: session_id.to_owned(),
         roles: user.role_names(),
+        email_verified: user.email_verified != 0,
     };
     let access_token =
         sign(&ctx.config.keys, &ctx.config.tokens, claims, now).map_err(|_| ApiError::Internal)?;
@@ -99,6 +102,13 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             email.as_deref(),
         ));
     }
+    let require_verification = ctx.config.email.require_verification;
+    if require_verification && email.is_none() && !fields.has_errors_for("email") {
+        fields.reject(FieldError::new(
+            "email",
+            "is required: accounts must verify an email address",
+        ));
+    }
     fields.finish()?;
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Internal);
@@ -114,6 +124,17 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let session_id = Uuid::new_v4().to_string();
     let (refresh_token, refresh_hash) = new_refresh_token(&session_id)?;
     let db = store::database(ctx.env)?;
+    let verification = email
+        .as_deref()
+        .map(|email| email_flows::prepare(ctx, Purpose::VerifyEmail, &user_id, email))
+        .transpose()?;
+    let extra = match &verification {
+        Some(prepared) => prepared.statements(&db)?,
+        None => Vec::new(),
+    };
+    // An account that must verify its email gets no session until it has.
+    let session = (!require_verification)
+        .then(|| new_session(ctx, &session_id, &user_id, &refresh_hash, now));
     sessions::create_user_with_session(
         &db,
         &NewUser {
@@ -123,10 +144,14 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             password_hash: &password_hash,
             now,
         },
-        &new_session(ctx, &session_id, &user_id, &refresh_hash, now),
+        session.as_ref(),
+        extra,
     )
     .await?;
     ctx.set_user(&user_id);
+    if let Some(prepared) = &verification {
+        email_flows::send_token(ctx, prepared).await?;
+    }
     let user = UserRow {
         id: user_id,
         username,
@@ -137,6 +162,16 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         updated_at: now,
         roles: Some("user".into()),
     };
+    if require_verification {
+        return json(
+            201,
+            &json!({
+                "verification_required": true,
+                "detail": "Check your email to verify your address, then sign in",
+                "user": user_json(&user),
+            }),
+        );
+    }
     token_response(ctx, 201, &user, &session_id, &refresh_token, now)
 }
 
@@ -207,6 +242,18 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             json!({ "reason": "wrong_password", "user_id": user.id }),
         );
         return Err(invalid_credentials());
+    }
+    if ctx.config.email.require_verification && user.email_verified == 0 {
+        // Only after the password proved right: the answer reveals nothing to a guesser.
+        log::security_event(
+            ctx.meta,
+            "login_refused",
+            json!({ "reason": "email_not_verified", "user_id": user.id }),
+        );
+        return Err(ApiError::Forbidden(
+            "Email address is not verified: use the link or code we sent, or ask for a new one"
+                .into(),
+        ));
     }
     let rehashed = if verification == Verification::MatchNeedsRehash {
         Some(

@@ -3,7 +3,10 @@
 //! details, the access log) whatever the handler did.
 
 pub mod auth;
+pub mod dev;
+pub mod email;
 pub mod meta;
+pub mod pages;
 pub mod sessions;
 pub mod users;
 
@@ -17,12 +20,15 @@ use crate::http::{log, RequestMeta};
 use crate::store::rate_limit;
 use serde_json::json;
 use std::cell::RefCell;
-use worker::{Env, Method, Request, Response, ResponseBuilder};
+use std::rc::Rc;
+use worker::{Context, Env, Method, Request, Response, ResponseBuilder};
 
 /// What a handler may use besides the request itself.
 pub struct Ctx<'a> {
     pub env: &'a Env,
-    pub config: &'a Config,
+    pub config: &'a Rc<Config>,
+    /// For work that outlives the response (`wait_until`).
+    pub worker: &'a Context,
     pub meta: &'a RequestMeta,
     user_id: RefCell<Option<String>>,
     rate_limit: RefCell<Option<Decision>>,
@@ -68,7 +74,7 @@ impl Ctx<'_> {
 
 /// The routes of the API; `pattern` names them in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Health,
     Jwks,
     Signup,
@@ -80,7 +86,17 @@ enum Route {
     Sessions,
     /// `/api/v1/auth/sessions/{id}`; the id is read from the path by the handler.
     Session,
+    VerifyEmail,
+    ResendVerification,
+    PasswordReset,
+    PasswordResetConfirm,
+    EmailChangeConfirm,
     Me,
+    DevOutbox,
+    /// HTML pages that links in emails open.
+    VerifyEmailPage,
+    ResetPasswordPage,
+    ConfirmEmailPage,
 }
 
 impl Route {
@@ -98,6 +114,15 @@ impl Route {
             "/api/v1/auth/logout" => Route::Logout,
             "/api/v1/auth/logout-all" => Route::LogoutAll,
             "/api/v1/auth/sessions" => Route::Sessions,
+            "/api/v1/auth/verify-email" => Route::VerifyEmail,
+            "/api/v1/auth/verify-email/resend" => Route::ResendVerification,
+            "/api/v1/auth/password/reset" => Route::PasswordReset,
+            "/api/v1/auth/password/reset/confirm" => Route::PasswordResetConfirm,
+            "/api/v1/auth/email/confirm" => Route::EmailChangeConfirm,
+            "/api/v1/dev/outbox" => Route::DevOutbox,
+            "/verify-email" => Route::VerifyEmailPage,
+            "/reset-password" => Route::ResetPasswordPage,
+            "/confirm-email" => Route::ConfirmEmailPage,
             other if sessions::session_id_from_path(other).is_some() => Route::Session,
             "/api/v1/auth/password/change" => Route::PasswordChange,
             "/api/v1/users/me" => Route::Me,
@@ -116,6 +141,15 @@ impl Route {
             Route::LogoutAll => "/api/v1/auth/logout-all",
             Route::Sessions => "/api/v1/auth/sessions",
             Route::Session => "/api/v1/auth/sessions/{id}",
+            Route::VerifyEmail => "/api/v1/auth/verify-email",
+            Route::ResendVerification => "/api/v1/auth/verify-email/resend",
+            Route::PasswordReset => "/api/v1/auth/password/reset",
+            Route::PasswordResetConfirm => "/api/v1/auth/password/reset/confirm",
+            Route::EmailChangeConfirm => "/api/v1/auth/email/confirm",
+            Route::DevOutbox => "/api/v1/dev/outbox",
+            Route::VerifyEmailPage => "/verify-email",
+            Route::ResetPasswordPage => "/reset-password",
+            Route::ConfirmEmailPage => "/confirm-email",
             Route::PasswordChange => "/api/v1/auth/password/change",
             Route::Me => "/api/v1/users/me",
         }
@@ -129,7 +163,16 @@ impl Route {
             | Route::Refresh
             | Route::Logout
             | Route::LogoutAll
-            | Route::PasswordChange => "POST, OPTIONS",
+            | Route::PasswordChange
+            | Route::VerifyEmail
+            | Route::ResendVerification
+            | Route::PasswordReset
+            | Route::PasswordResetConfirm
+            | Route::EmailChangeConfirm => "POST, OPTIONS",
+            Route::DevOutbox => "GET, OPTIONS",
+            Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage => {
+                "GET, POST"
+            }
             Route::Sessions => "GET, OPTIONS",
             Route::Session => "DELETE, OPTIONS",
             Route::Me => "GET, PATCH, PUT, DELETE, OPTIONS",
@@ -149,6 +192,26 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         (Route::PasswordChange, Method::Post) => auth::change_password(&mut req, ctx).await,
         (Route::Sessions, Method::Get) => sessions::list(&req, ctx).await,
         (Route::Session, Method::Delete) => sessions::revoke(&req, ctx).await,
+        (Route::VerifyEmail, Method::Post) => email::verify_email_api(&mut req, ctx).await,
+        (Route::ResendVerification, Method::Post) => {
+            email::resend_verification(&mut req, ctx).await
+        }
+        (Route::PasswordReset, Method::Post) => email::request_password_reset(&mut req, ctx).await,
+        (Route::PasswordResetConfirm, Method::Post) => {
+            email::confirm_password_reset(&mut req, ctx).await
+        }
+        (Route::EmailChangeConfirm, Method::Post) => {
+            email::confirm_email_change_api(&mut req, ctx).await
+        }
+        (Route::DevOutbox, Method::Get) => dev::outbox(&req, ctx).await,
+        (
+            Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage,
+            Method::Get,
+        ) => pages::show(route, &req, ctx),
+        (
+            Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage,
+            Method::Post,
+        ) => pages::submit(route, &mut req, ctx).await,
         (Route::Me, Method::Get) => users::get_me(&req, ctx).await,
         (Route::Me, Method::Patch | Method::Put) => users::update_me(&mut req, ctx).await,
         (Route::Me, Method::Delete) => users::delete_me(&mut req, ctx).await,
@@ -176,7 +239,7 @@ fn set_rate_limit_headers(response: &mut Response, decision: &Decision) {
 
 /// Serve one request end to end. Never returns an error: every failure is a problem-details
 /// response with the edge headers.
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<Response> {
     let meta = RequestMeta::from_request(&req);
     let config = match env::config(&env) {
         Ok(config) => config,
@@ -191,6 +254,7 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     let ctx = Ctx {
         env: &env,
         config: &config,
+        worker: &worker,
         meta: &meta,
         user_id: RefCell::new(None),
         rate_limit: RefCell::new(None),

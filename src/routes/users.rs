@@ -1,5 +1,6 @@
 //! `/api/v1/users/me`: the signed-in account's profile.
 
+use crate::domain::email::Purpose;
 use crate::domain::input::Fields;
 use crate::domain::password::Verification;
 use crate::domain::time::rfc3339_seconds;
@@ -9,6 +10,7 @@ use crate::http::auth::authenticate;
 use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
+use crate::routes::email as email_flows;
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
 use crate::store::{self, users::ProfileChange, users::UserRow};
@@ -69,9 +71,10 @@ pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 const PROFILE_FIELDS: [&str; 3] = ["username", "email", "current_password"];
 
-/// `PATCH` (or `PUT`) `/api/v1/users/me`: change username and/or email. Changing the email
-/// (which is where password resets go) needs the current password; a `current_password`
-/// that is sent is always checked, so a wrong one never passes silently.
+/// `PATCH` (or `PUT`) `/api/v1/users/me`: change the username at once; change the email
+/// (where password resets go) only with the current password and only once the new address
+/// confirms — a confirmation goes to the new address and a notice to the old one. A
+/// `current_password` that is sent is always checked, so a wrong one never passes silently.
 pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -97,19 +100,73 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             "is required to change the email address",
         ));
     }
+    if email_changes && email == Some(None) && ctx.config.email.require_verification {
+        fields.reject(FieldError::new(
+            "email",
+            "cannot be removed: accounts must have a verified email address",
+        ));
+    }
     fields.finish()?;
     if let Some(password) = current_password.as_deref() {
         confirm_password(ctx, &caller.user, "current_password", password).await?;
     }
+    // A new address is only proposed here; removing the address applies at once.
+    let pending_email = match (&email, email_changes) {
+        (Some(Some(new_email)), true) => Some(new_email.clone()),
+        _ => None,
+    };
     let change = ProfileChange {
         username: username.as_deref(),
-        email: email.as_ref().map(|email| email.as_deref()),
+        email: match (&email, email_changes) {
+            (Some(None), true) => Some(None),
+            _ => None,
+        },
     };
     let db = store::database(ctx.env)?;
     let updated = store::users::update_profile(&db, &caller.user.id, &change, now_seconds())
         .await?
         .ok_or(ApiError::NotFound)?;
-    json(200, &user_json(&updated))
+    if let Some(new_email) = &pending_email {
+        propose_email_change(ctx, &db, &updated, new_email).await?;
+    }
+    let mut body = user_json(&updated);
+    if let (Some(new_email), Some(object)) = (&pending_email, body.as_object_mut()) {
+        object.insert("pending_email".into(), Value::String(new_email.clone()));
+    }
+    json(200, &body)
+}
+
+/// Send the confirmation of a new address (and a notice to the old one). An address that
+/// belongs to another account gets nothing, and the answer is the same, so this cannot be
+/// used to find out which addresses have accounts; confirming it would fail with a 409.
+async fn propose_email_change(
+    ctx: &Ctx<'_>,
+    db: &worker::D1Database,
+    user: &UserRow,
+    new_email: &str,
+) -> Result<(), ApiError> {
+    let taken = store::users::find_by_email(db, new_email)
+        .await?
+        .is_some_and(|other| other.id != user.id);
+    if taken {
+        log::security_event(
+            ctx.meta,
+            "email_change_to_taken_address",
+            json!({ "user_id": user.id }),
+        );
+        return Ok(());
+    }
+    let prepared = email_flows::prepare(ctx, Purpose::ChangeEmail, &user.id, new_email)?;
+    email_flows::issue_and_send(ctx, db, &prepared).await?;
+    if let Some(old_email) = &user.email {
+        email_flows::send_change_notice(ctx, old_email, new_email).await?;
+    }
+    log::security_event(
+        ctx.meta,
+        "email_change_requested",
+        json!({ "user_id": user.id }),
+    );
+    Ok(())
 }
 
 /// `DELETE /api/v1/users/me` with `{"password": ...}`: a stolen access token alone cannot

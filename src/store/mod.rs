@@ -3,6 +3,8 @@
 //! Every statement binds its parameters; every multi-statement write is one D1 batch, which
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
+pub mod one_time_tokens;
+pub mod outbox;
 pub mod rate_limit;
 pub mod revocation;
 pub mod session_guard;

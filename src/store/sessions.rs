@@ -61,15 +61,20 @@ fn session_statements(
     ])
 }
 
-/// Create an account, its default role and its first session in one transaction. A taken
-/// username or email fails the whole batch with a 409 and writes nothing.
+/// Create an account, its default role, its first session (unless the account must verify
+/// its email first) and any `extra` statements (a verification token) in one transaction. A
+/// taken username or email fails the whole batch with a 409 and writes nothing.
 pub async fn create_user_with_session(
     db: &D1Database,
     user: &NewUser<'_>,
-    session: &NewSession<'_>,
+    session: Option<&NewSession<'_>>,
+    extra: Vec<D1PreparedStatement>,
 ) -> Result<(), ApiError> {
     let mut statements = insert_statements(db, user)?;
-    statements.extend(session_statements(db, session)?);
+    if let Some(session) = session {
+        statements.extend(session_statements(db, session)?);
+    }
+    statements.extend(extra);
     db.batch(statements).await.map_err(map_d1_error)?;
     Ok(())
 }

@@ -239,3 +239,15 @@ pub async fn delete(db: &D1Database, user_id: &str) -> Result<bool, ApiError> {
     let results = db.batch(statements).await.map_err(map_d1_error)?;
     Ok(results.last().map(changes).unwrap_or(0) > 0)
 }
+
+/// Find an account by id.
+pub async fn find_by_id(db: &D1Database, user_id: &str) -> Result<Option<UserRow>, ApiError> {
+    db.prepare(format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
+    ))
+    .bind(&[text(user_id)])
+    .map_err(map_d1_error)?
+    .first::<UserRow>(None)
+    .await
+    .map_err(map_d1_error)
+}

@@ -1,0 +1,159 @@
+//! Delivering email through the configured provider.
+//!
+//! The outbox writes to D1 before the response (so a developer sees the message at once).
+//! Real providers send after the response through `wait_until`, with a bounded retry; a
+//! message that still fails is logged as an error with its purpose and masked recipient —
+//! never silently dropped, and never logged with its token or code.
+
+pub mod http;
+pub mod smtp;
+
+use crate::config::{Config, EmailProvider};
+use crate::domain::email::{to_mime, Message};
+use crate::domain::user::mask_email;
+use crate::error::ApiError;
+use crate::runtime::now_seconds;
+use crate::store::{self, outbox};
+use serde_json::json;
+use std::rc::Rc;
+use std::time::Duration;
+use uuid::Uuid;
+use worker::{console_log, Context, Date, Delay, Env};
+
+/// Attempts per message for providers that can fail transiently.
+const ATTEMPTS: u32 = 3;
+
+/// A rendered message with the secrets it carries (kept only by the outbox).
+pub struct Outgoing {
+    pub message: Message,
+    pub token: Option<String>,
+    pub code: Option<String>,
+}
+
+fn log_line(level: &str, event: &str, message: &Message, extra: serde_json::Value) {
+    let mut line = json!({
+        "timestamp": crate::domain::time::rfc3339_millis(Date::now().as_millis()),
+        "level": level,
+        "event": event,
+        "purpose": message.purpose.as_str(),
+        "to": mask_email(&message.to),
+    });
+    if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+    console_log!("{}", line);
+}
+
+/// Send one message the configured way. Only the outbox can fail the request; real
+/// providers report through the log.
+pub async fn deliver(
+    env: &Env,
+    config: &Rc<Config>,
+    worker_ctx: &Context,
+    outgoing: Outgoing,
+) -> Result<(), ApiError> {
+    match &config.email.provider {
+        EmailProvider::Disabled => {
+            log_line(
+                "warn",
+                "email_not_sent",
+                &outgoing.message,
+                json!({ "reason": "EMAIL_PROVIDER is none" }),
+            );
+            Ok(())
+        }
+        EmailProvider::Outbox => {
+            let db = store::database(env)?;
+            outbox::store(
+                &db,
+                &Uuid::new_v4().to_string(),
+                &outgoing.message,
+                outgoing.token.as_deref(),
+                outgoing.code.as_deref(),
+                now_seconds(),
+            )
+            .await?;
+            log_line(
+                "info",
+                "email_sent",
+                &outgoing.message,
+                json!({ "provider": "outbox" }),
+            );
+            Ok(())
+        }
+        _ => {
+            let env = env.clone();
+            let config = Rc::clone(config);
+            worker_ctx.wait_until(async move {
+                send_with_retry(&env, &config, &outgoing.message).await;
+            });
+            Ok(())
+        }
+    }
+}
+
+async fn send_with_retry(env: &Env, config: &Config, message: &Message) {
+    let mut last_error = String::new();
+    for attempt in 1..=ATTEMPTS {
+        match send_once(env, config, message).await {
+            Ok(()) => {
+                log_line("info", "email_sent", message, json!({ "attempt": attempt }));
+                return;
+            }
+            Err(error) => {
+                last_error = error;
+                if attempt < ATTEMPTS {
+                    Delay::from(Duration::from_millis(250 * 4_u64.pow(attempt - 1))).await;
+                }
+            }
+        }
+    }
+    log_line(
+        "error",
+        "email_delivery_failed",
+        message,
+        json!({ "attempts": ATTEMPTS, "error": last_error }),
+    );
+}
+
+/// One delivery attempt; the error is a description for the log.
+pub async fn send_once(env: &Env, config: &Config, message: &Message) -> Result<(), String> {
+    let email = &config.email;
+    match &email.provider {
+        EmailProvider::Smtp { .. } => smtp::send(email, message).await,
+        EmailProvider::Http { url, key } => http::send(url, key, &email.from, message).await,
+        EmailProvider::Cloudflare => {
+            let mime = to_mime(
+                &email.from,
+                message,
+                &format!("{}@{}", Uuid::new_v4(), sender_domain(&email.from)),
+                &rfc2822_now(),
+                &format!("=_{}", Uuid::new_v4().simple()),
+            );
+            let binding = env.send_email("EMAIL").map_err(|error| error.to_string())?;
+            let from = crate::domain::smtp::envelope_address(&email.from);
+            let raw = worker::EmailMessage::new(from, &message.to, &mime)
+                .map_err(|error| format!("{error:?}"))?;
+            binding
+                .send(&raw)
+                .await
+                .map(|_| ())
+                .map_err(|error| format!("{error:?}"))
+        }
+        EmailProvider::Disabled | EmailProvider::Outbox => Ok(()),
+    }
+}
+
+/// The domain of the sender address, for Message-IDs.
+pub fn sender_domain(from: &str) -> &str {
+    crate::domain::smtp::envelope_address(from)
+        .rsplit_once('@')
+        .map_or("localhost", |(_, domain)| domain)
+}
+
+/// The current time as an RFC 2822 date for the `Date:` header.
+pub fn rfc2822_now() -> String {
+    chrono::DateTime::from_timestamp(now_seconds(), 0)
+        .map(|time| time.to_rfc2822())
+        .unwrap_or_default()
+}

@@ -1,0 +1,40 @@
+//! Development-only routes. They answer 404 unless `ENVIRONMENT=development`.
+
+use crate::error::ApiError;
+use crate::http::response::{json, ApiResult};
+use crate::routes::Ctx;
+use crate::store::{self, outbox};
+use worker::Request;
+
+/// `GET /api/v1/dev/outbox?to=ADDR`: messages the `outbox` provider stored for an address,
+/// newest first.
+pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    if !ctx.config.is_development() {
+        return Err(ApiError::NotFound);
+    }
+    let url = req.url().map_err(|_| ApiError::NotFound)?;
+    let to = url
+        .query_pairs()
+        .find(|(name, _)| name == "to")
+        .map(|(_, value)| value.trim().to_lowercase())
+        .filter(|to| !to.is_empty())
+        .ok_or_else(|| ApiError::invalid("to", "is required"))?;
+    let db = store::database(ctx.env)?;
+    let messages: Vec<_> = outbox::list(&db, &to)
+        .await?
+        .into_iter()
+        .map(|row| {
+            serde_json::json!({
+                "to": row.to,
+                "subject": row.subject,
+                "text": row.text,
+                "html": row.html,
+                "purpose": row.purpose,
+                "token": row.token,
+                "code": row.code,
+                "created_at": crate::domain::time::rfc3339_seconds(row.created_at),
+            })
+        })
+        .collect();
+    json(200, &messages)
+}

@@ -1,0 +1,457 @@
+//! Email flows: verification, password reset and email change, each by a link token or a
+//! six-digit code. Both the JSON API here and the HTML pages in `pages` run these flows.
+//!
+//! Requests that name an address (`resend`, `password/reset`) always answer 202 with the same
+//! body, and do the same amount of database work, whether or not an account matches.
+
+use crate::domain::email::{render, Purpose, TemplateContext};
+use crate::domain::input::Fields;
+use crate::domain::one_time::{code_from_random, code_matches, hash_code, is_code};
+use crate::domain::secret::{encode_opaque_token, hash_opaque_token, is_well_formed_opaque_token};
+use crate::domain::user::{looks_like_email, normalize_email, normalize_username};
+use crate::error::ApiError;
+use crate::http::body::read_json;
+use crate::http::log;
+use crate::http::response::{json, ApiResult};
+use crate::mail::{self, Outgoing};
+use crate::routes::users::user_json;
+use crate::routes::Ctx;
+use crate::runtime::{now_seconds, random_bytes};
+use crate::store;
+use crate::store::one_time_tokens::{self, Effect, NewToken, TokenRow};
+use crate::store::users::{self, UserRow};
+use serde_json::json;
+use uuid::Uuid;
+use worker::{D1Database, D1PreparedStatement, Request};
+
+/// A token and code ready to store and send.
+pub struct PreparedToken {
+    pub id: String,
+    pub purpose: Purpose,
+    pub token: String,
+    pub code: String,
+    pub user_id: String,
+    /// The address the message goes to.
+    pub email: String,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+fn ttl(ctx: &Ctx<'_>, purpose: Purpose) -> i64 {
+    let email = &ctx.config.email;
+    match purpose {
+        Purpose::VerifyEmail | Purpose::EmailChangeNotice => email.verify_ttl_seconds,
+        Purpose::ResetPassword => email.reset_ttl_seconds,
+        Purpose::ChangeEmail => email.change_ttl_seconds,
+    }
+}
+
+fn random_code() -> Result<String, ApiError> {
+    loop {
+        let value = u32::from_le_bytes(random_bytes::<4>()?);
+        if let Some(code) = code_from_random(value) {
+            return Ok(code);
+        }
+    }
+}
+
+/// Draw a token and code for a purpose.
+pub fn prepare(
+    ctx: &Ctx<'_>,
+    purpose: Purpose,
+    user_id: &str,
+    email: &str,
+) -> Result<PreparedToken, ApiError> {
+    let now = now_seconds();
+    Ok(PreparedToken {
+        id: Uuid::new_v4().to_string(),
+        purpose,
+        token: encode_opaque_token(&random_bytes::<32>()?),
+        code: random_code()?,
+        user_id: user_id.to_owned(),
+        email: email.to_owned(),
+        now,
+        expires_at: now + ttl(ctx, purpose),
+    })
+}
+
+impl PreparedToken {
+    /// The statements that store it (spending older tokens of the purpose).
+    pub fn statements(&self, db: &D1Database) -> Result<Vec<D1PreparedStatement>, ApiError> {
+        one_time_tokens::issue_statements(
+            db,
+            &NewToken {
+                id: &self.id,
+                user_id: &self.user_id,
+                purpose: self.purpose,
+                token_hash: &hash_opaque_token(&self.token),
+                code_hash: &hash_code(&self.id, &self.code),
+                email: &self.email,
+                now: self.now,
+                expires_at: self.expires_at,
+            },
+        )
+    }
+}
+
+/// The page a link of this purpose opens.
+fn page_path(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::VerifyEmail | Purpose::EmailChangeNotice => "/verify-email",
+        Purpose::ResetPassword => "/reset-password",
+        Purpose::ChangeEmail => "/confirm-email",
+    }
+}
+
+/// Render and deliver the message for a stored token.
+pub async fn send_token(ctx: &Ctx<'_>, prepared: &PreparedToken) -> Result<(), ApiError> {
+    let email = &ctx.config.email;
+    let link = format!(
+        "{}{}?token={}",
+        email.public_base_url,
+        page_path(prepared.purpose),
+        prepared.token
+    );
+    let message = render(
+        prepared.purpose,
+        &prepared.email,
+        &TemplateContext {
+            app_name: &email.app_name,
+            link: Some(&link),
+            code: Some(&prepared.code),
+            valid_minutes: (prepared.expires_at - prepared.now) / 60,
+            new_email: None,
+        },
+    );
+    mail::deliver(
+        ctx.env,
+        ctx.config,
+        ctx.worker,
+        Outgoing {
+            message,
+            token: Some(prepared.token.clone()),
+            code: Some(prepared.code.clone()),
+        },
+    )
+    .await
+}
+
+/// Store and send a token in one go.
+pub async fn issue_and_send(
+    ctx: &Ctx<'_>,
+    db: &D1Database,
+    prepared: &PreparedToken,
+) -> Result<(), ApiError> {
+    db.batch(prepared.statements(db)?)
+        .await
+        .map_err(store::map_d1_error)?;
+    send_token(ctx, prepared).await
+}
+
+/// Tell the old address that a change to `new_email` was requested.
+pub async fn send_change_notice(
+    ctx: &Ctx<'_>,
+    old_email: &str,
+    new_email: &str,
+) -> Result<(), ApiError> {
+    let email = &ctx.config.email;
+    let message = render(
+        Purpose::EmailChangeNotice,
+        old_email,
+        &TemplateContext {
+            app_name: &email.app_name,
+            link: None,
+            code: None,
+            valid_minutes: 0,
+            new_email: Some(new_email),
+        },
+    );
+    mail::deliver(
+        ctx.env,
+        ctx.config,
+        ctx.worker,
+        Outgoing {
+            message,
+            token: None,
+            code: None,
+        },
+    )
+    .await
+}
+
+/// How a client proves it received a message.
+pub enum Proof {
+    Token(String),
+    Code { email: String, code: String },
+}
+
+/// Read `{token}` or `{email, code}` from a body.
+pub fn read_proof(fields: &mut Fields) -> Option<Proof> {
+    let token = fields.optional_string("token");
+    let email = fields.optional_string("email");
+    let code = fields.optional_string("code");
+    match (token, email, code) {
+        (Some(token), _, _) => Some(Proof::Token(token)),
+        (None, Some(email), Some(code)) => Some(Proof::Code { email, code }),
+        _ => {
+            fields.reject(crate::error::FieldError::new(
+                "token",
+                "token, or email and code, is required",
+            ));
+            None
+        }
+    }
+}
+
+fn invalid_proof(proof: &Proof) -> ApiError {
+    match proof {
+        Proof::Token(_) => ApiError::invalid("token", "is invalid or expired"),
+        Proof::Code { .. } => ApiError::invalid("code", "is invalid or expired"),
+    }
+}
+
+/// Find the live token a proof names. A wrong code counts against its token's attempts.
+pub async fn find_token(
+    ctx: &Ctx<'_>,
+    db: &D1Database,
+    purpose: Purpose,
+    proof: &Proof,
+) -> Result<TokenRow, ApiError> {
+    let now = now_seconds();
+    let found = match proof {
+        Proof::Token(token) => {
+            if !is_well_formed_opaque_token(token) {
+                return Err(invalid_proof(proof));
+            }
+            one_time_tokens::find_live_by_hash(db, purpose, &hash_opaque_token(token), now).await?
+        }
+        Proof::Code { email, code } => {
+            let (Ok(email), true) = (normalize_email(email), is_code(code)) else {
+                return Err(invalid_proof(proof));
+            };
+            match one_time_tokens::find_live_by_email(db, purpose, &email, now).await? {
+                Some(row) if code_matches(&row.id, code, &row.code_hash) => Some(row),
+                Some(row) => {
+                    one_time_tokens::record_failed_code(
+                        db,
+                        &row.id,
+                        ctx.config.email.max_code_attempts,
+                        now,
+                    )
+                    .await?;
+                    log::security_event(
+                        ctx.meta,
+                        "code_rejected",
+                        json!({ "purpose": purpose.as_str(), "user_id": row.user_id, "attempt": row.attempts + 1 }),
+                    );
+                    None
+                }
+                None => None,
+            }
+        }
+    };
+    found.ok_or_else(|| invalid_proof(proof))
+}
+
+/// Spend a token for its effect; a token spent concurrently by another request is invalid.
+pub async fn spend(
+    db: &D1Database,
+    token: &TokenRow,
+    effect: Effect<'_>,
+    proof: &Proof,
+) -> Result<UserRow, ApiError> {
+    one_time_tokens::spend(
+        db,
+        token,
+        effect,
+        &Uuid::new_v4().to_string(),
+        now_seconds(),
+    )
+    .await?
+    .ok_or_else(|| invalid_proof(proof))
+}
+
+/// Verify an address; the account's email must still be the one the message went to.
+pub async fn verify_email(ctx: &Ctx<'_>, proof: &Proof) -> Result<UserRow, ApiError> {
+    let db = store::database(ctx.env)?;
+    let token = find_token(ctx, &db, Purpose::VerifyEmail, proof).await?;
+    let user = spend(&db, &token, Effect::VerifyEmail, proof).await?;
+    if user.email.as_deref() != Some(token.email.as_str()) || user.email_verified == 0 {
+        return Err(invalid_proof(proof));
+    }
+    log::security_event(ctx.meta, "email_verified", json!({ "user_id": user.id }));
+    Ok(user)
+}
+
+/// Set a new password from a reset token: every session ends, the address is verified.
+pub async fn reset_password(
+    ctx: &Ctx<'_>,
+    proof: &Proof,
+    new_password: &str,
+) -> Result<UserRow, ApiError> {
+    let db = store::database(ctx.env)?;
+    let token = find_token(ctx, &db, Purpose::ResetPassword, proof).await?;
+    let owner = users::find_by_id(&db, &token.user_id)
+        .await?
+        .ok_or_else(|| invalid_proof(proof))?;
+    ctx.config
+        .password_policy
+        .check(
+            "new_password",
+            new_password,
+            &owner.username,
+            owner.email.as_deref(),
+        )
+        .map_err(|error| ApiError::Validation(vec![error]))?;
+    let password_hash = ctx
+        .config
+        .hasher
+        .hash(new_password, &random_bytes::<16>()?)
+        .map_err(|_| ApiError::Internal)?;
+    let user = spend(
+        &db,
+        &token,
+        Effect::ResetPassword {
+            password_hash: &password_hash,
+        },
+        proof,
+    )
+    .await?;
+    log::security_event(ctx.meta, "password_reset", json!({ "user_id": user.id }));
+    Ok(user)
+}
+
+/// Make a confirmed new address the account's email.
+pub async fn confirm_email_change(ctx: &Ctx<'_>, proof: &Proof) -> Result<UserRow, ApiError> {
+    let db = store::database(ctx.env)?;
+    let token = find_token(ctx, &db, Purpose::ChangeEmail, proof).await?;
+    let user = spend(&db, &token, Effect::ChangeEmail, proof).await?;
+    log::security_event(ctx.meta, "email_changed", json!({ "user_id": user.id }));
+    Ok(user)
+}
+
+/// `POST /api/v1/auth/verify-email` `{token}` or `{email, code}`.
+pub async fn verify_email_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    ctx.rate_limit("verify", ctx.config.verify_rate_limit)
+        .await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    let proof = read_proof(&mut fields);
+    fields.finish()?;
+    let proof = proof.ok_or(ApiError::Internal)?;
+    let user = verify_email(ctx, &proof).await?;
+    ctx.set_user(&user.id);
+    json(
+        200,
+        &json!({ "detail": "Email verified", "user": user_json(&user) }),
+    )
+}
+
+fn accepted(detail: &str) -> ApiResult {
+    json(202, &json!({ "detail": detail }))
+}
+
+const RESEND_ACCEPTED: &str =
+    "If the address belongs to an account that is not verified yet, a new message is on its way";
+const RESET_ACCEPTED: &str =
+    "If the account exists and has an email address, a reset message is on its way";
+
+/// `POST /api/v1/auth/verify-email/resend` `{email}`: always 202.
+pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    ctx.rate_limit("email", ctx.config.email_rate_limit).await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    let email = fields
+        .required_string("email")
+        .and_then(|raw| fields.check(normalize_email(&raw)));
+    fields.finish()?;
+    let email = email.ok_or(ApiError::Internal)?;
+    let db = store::database(ctx.env)?;
+    match users::find_by_email(&db, &email).await? {
+        Some(user) if user.email_verified == 0 => {
+            let prepared = prepare(ctx, Purpose::VerifyEmail, &user.id, &email)?;
+            issue_and_send(ctx, &db, &prepared).await?;
+        }
+        _ => one_time_tokens::equivalent_work(&db, now_seconds()).await?,
+    }
+    accepted(RESEND_ACCEPTED)
+}
+
+/// `POST /api/v1/auth/password/reset` `{email}` or `{username}`: always 202.
+pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    ctx.rate_limit("password_reset", ctx.config.email_rate_limit)
+        .await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    let identifier = fields
+        .optional_string("email")
+        .or_else(|| fields.optional_string("username"));
+    if identifier.is_none() {
+        fields.reject(crate::error::FieldError::new(
+            "email",
+            "email or username is required",
+        ));
+    }
+    fields.finish()?;
+    let identifier = identifier.unwrap_or_default();
+    let db = store::database(ctx.env)?;
+    let user = if looks_like_email(&identifier) {
+        match normalize_email(&identifier) {
+            Ok(email) => users::find_by_email(&db, &email).await?,
+            Err(_) => None,
+        }
+    } else {
+        match normalize_username(identifier.trim()) {
+            Ok(username) => users::find_by_username(&db, &username).await?,
+            Err(_) => None,
+        }
+    };
+    match user
+        .as_ref()
+        .and_then(|user| user.email.as_deref().map(|email| (user, email)))
+    {
+        Some((user, email)) => {
+            let prepared = prepare(ctx, Purpose::ResetPassword, &user.id, email)?;
+            issue_and_send(ctx, &db, &prepared).await?;
+            log::security_event(
+                ctx.meta,
+                "password_reset_requested",
+                json!({ "user_id": user.id }),
+            );
+        }
+        None => one_time_tokens::equivalent_work(&db, now_seconds()).await?,
+    }
+    accepted(RESET_ACCEPTED)
+}
+
+/// `POST /api/v1/auth/password/reset/confirm` `{token | email+code, new_password}`.
+pub async fn confirm_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    ctx.rate_limit("verify", ctx.config.verify_rate_limit)
+        .await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    let proof = read_proof(&mut fields);
+    let new_password = fields.required_string("new_password");
+    fields.finish()?;
+    let (Some(proof), Some(new_password)) = (proof, new_password) else {
+        return Err(ApiError::Internal);
+    };
+    let user = reset_password(ctx, &proof, &new_password).await?;
+    ctx.set_user(&user.id);
+    json(
+        200,
+        &json!({ "detail": "Password has been reset; every session was signed out" }),
+    )
+}
+
+/// `POST /api/v1/auth/email/confirm` `{token}` or `{email, code}` (the new address).
+pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    ctx.rate_limit("verify", ctx.config.verify_rate_limit)
+        .await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    let proof = read_proof(&mut fields);
+    fields.finish()?;
+    let proof = proof.ok_or(ApiError::Internal)?;
+    let user = confirm_email_change(ctx, &proof).await?;
+    ctx.set_user(&user.id);
+    json(
+        200,
+        &json!({ "detail": "Email changed", "user": user_json(&user) }),
+    )
+}

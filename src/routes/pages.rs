@@ -1,0 +1,162 @@
+//! The small HTML pages that links in emails open.
+//!
+//! A GET only shows a form: mail scanners that pre-fetch links spend nothing. The form's
+//! button POSTs the token back to the same path, which runs the same flow as the JSON API.
+//! No script, no external resource; the CSP allows only the page's own inline style (by
+//! hash) and form posts to itself.
+
+use crate::domain::email::escape_html;
+use crate::error::ApiError;
+use crate::http::body::read_form;
+use crate::http::response::{with_body, ApiResult};
+use crate::routes::email::{self as flows, Proof};
+use crate::routes::{Ctx, Route};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use worker::Request;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;padding:.6rem 1.2rem}input{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box;margin:.4rem 0 1rem}.error{color:#a00}";
+
+fn page(ctx: &Ctx<'_>, status: u16, title: &str, body: &str) -> ApiResult {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title} · {app}</title>\
+         <style>{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>",
+        title = escape_html(title),
+        app = escape_html(&ctx.config.email.app_name),
+    );
+    let response = with_body(status, "text/html; charset=utf-8", html.into_bytes());
+    let style_hash = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+    response
+        .headers()
+        .set(
+            "content-security-policy",
+            &format!(
+                "default-src 'none'; style-src 'sha256-{style_hash}'; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'"
+            ),
+        )
+        .map_err(|_| ApiError::Internal)?;
+    Ok(response)
+}
+
+struct PageText {
+    title: &'static str,
+    lead: &'static str,
+    button: &'static str,
+    done: &'static str,
+}
+
+fn text(route: Route) -> PageText {
+    match route {
+        Route::ResetPasswordPage => PageText {
+            title: "Choose a new password",
+            lead: "Enter a new password for your account. Every device signed in to it will be signed out.",
+            button: "Set new password",
+            done: "Your password has been changed. Sign in with the new one.",
+        },
+        Route::ConfirmEmailPage => PageText {
+            title: "Confirm your new email",
+            lead: "Confirm that this address should become the email of your account.",
+            button: "Confirm this address",
+            done: "Your email address has been changed.",
+        },
+        _ => PageText {
+            title: "Verify your email",
+            lead: "Confirm that this address belongs to your account.",
+            button: "Verify my email",
+            done: "Your email address is verified. You can close this page.",
+        },
+    }
+}
+
+fn form(route: Route, token: &str, error: Option<&str>) -> String {
+    let text = text(route);
+    let error = error
+        .map(|message| format!("<p class=\"error\">{}</p>", escape_html(message)))
+        .unwrap_or_default();
+    let password = if route == Route::ResetPasswordPage {
+        "<label for=\"new_password\">New password</label>\
+         <input id=\"new_password\" name=\"new_password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"128\">"
+    } else {
+        ""
+    };
+    format!(
+        "<p>{lead}</p>{error}<form method=\"post\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">{password}\
+         <button type=\"submit\">{button}</button></form>",
+        lead = escape_html(text.lead),
+        token = escape_html(token),
+        button = escape_html(text.button),
+    )
+}
+
+/// `GET` of a page: the form, nothing spent.
+pub fn show(route: Route, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let token = req
+        .url()
+        .ok()
+        .and_then(|url| {
+            url.query_pairs()
+                .find(|(name, _)| name == "token")
+                .map(|(_, value)| value.into_owned())
+        })
+        .unwrap_or_default();
+    if token.is_empty() {
+        return page(ctx, 400, "Link incomplete", "<p>This link is missing its token. Open the link from the email again, or enter the code from the email in the app.</p>");
+    }
+    page(ctx, 200, text(route).title, &form(route, &token, None))
+}
+
+/// `POST` of a page's form: run the flow and show the outcome.
+pub async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    ctx.rate_limit("verify", ctx.config.verify_rate_limit)
+        .await?;
+    let fields = read_form(req, ctx.config.max_body_bytes).await?;
+    let value = |name: &str| {
+        fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    };
+    let token = value("token");
+    let proof = Proof::Token(token.clone());
+    let outcome = match route {
+        Route::ResetPasswordPage => {
+            flows::reset_password(ctx, &proof, &value("new_password")).await
+        }
+        Route::ConfirmEmailPage => flows::confirm_email_change(ctx, &proof).await,
+        _ => flows::verify_email(ctx, &proof).await,
+    };
+    match outcome {
+        Ok(user) => {
+            ctx.set_user(&user.id);
+            page(ctx, 200, text(route).title, &format!("<p>{}</p>", escape_html(text(route).done)))
+        }
+        // A password the policy refuses: show the form again with the reason.
+        Err(ApiError::Validation(errors)) if errors.iter().any(|e| e.field == "new_password") => {
+            let message = errors
+                .iter()
+                .find(|e| e.field == "new_password")
+                .map(|e| format!("The new password {}.", e.message))
+                .unwrap_or_default();
+            page(ctx, 422, text(route).title, &form(route, &token, Some(&message)))
+        }
+        Err(ApiError::Validation(_)) => page(
+            ctx,
+            422,
+            "Link expired or already used",
+            "<p>This link is invalid, has expired, or was already used. Ask for a new message and use the newest one.</p>",
+        ),
+        Err(ApiError::Conflict(_)) => page(
+            ctx,
+            409,
+            "Address already in use",
+            "<p>This address now belongs to another account, so it cannot become yours.</p>",
+        ),
+        Err(other) => Err(other),
+    }
+}

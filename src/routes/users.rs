@@ -123,9 +123,15 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         },
     };
     let db = store::database(ctx.env)?;
-    let updated = store::users::update_profile(&db, &caller.user.id, &change, now_seconds())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    // Nothing to write (only an email proposal, or an empty body): the row stays untouched,
+    // `updated_at` included.
+    let updated = if change.username.is_none() && change.email.is_none() {
+        caller.user.clone()
+    } else {
+        store::users::update_profile(&db, &caller.user.id, &change, now_seconds())
+            .await?
+            .ok_or(ApiError::NotFound)?
+    };
     if let Some(new_email) = &pending_email {
         propose_email_change(ctx, &db, &updated, new_email).await?;
     }

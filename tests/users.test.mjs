@@ -115,6 +115,20 @@ describe("GET /api/v1/users/me", () => {
   });
   after(() => worker.dispose());
 
+  test("signatures are checked by WebCrypto, never by the slower fallback", async () => {
+    const account = await worker.signup();
+    const ok = await worker.request("GET", "/api/v1/users/me", { token: account.access_token });
+    assert.equal(ok.status, 200);
+    const [header, payload, signature] = account.access_token.split(".");
+    const flipped = signature.slice(0, 10) + (signature[10] === "A" ? "B" : "A") + signature.slice(11);
+    const forged = await worker.request("GET", "/api/v1/users/me", {
+      token: `${header}.${payload}.${flipped}`,
+    });
+    assertUnauthorized(forged, "Invalid token");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(!worker.logs.some((line) => line.includes("webcrypto_unavailable")), worker.logs.join("\n"));
+  });
+
   test("a valid token returns the public profile, never the password hash, and is not cached", async () => {
     const response = await worker.request("GET", "/api/v1/users/me", {
       token: account.access_token,

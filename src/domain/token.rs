@@ -181,6 +181,11 @@ impl KeySet {
         json!({ "keys": keys })
     }
 
+    /// The raw 32-byte public key for a `kid` (for a platform verifier such as WebCrypto).
+    pub fn public_key_bytes(&self, kid: &str) -> Option<&[u8]> {
+        self.verifying_key(kid).map(|key| key.as_ref())
+    }
+
     fn verifying_key(&self, kid: &str) -> Option<&PublicKey> {
         self.published
             .iter()
@@ -212,13 +217,26 @@ pub fn sign(
         .map_err(|_| TokenError::Malformed)
 }
 
-/// Verify an access token completely, except for revocation. `now` is unix seconds.
-pub fn verify(
-    keys: &KeySet,
-    settings: &TokenSettings,
-    token: &str,
-    now: i64,
-) -> Result<VerifiedToken, TokenError> {
+/// A token whose header passed the checks, waiting for its signature to be verified.
+pub struct PendingToken<'a> {
+    untrusted: UntrustedToken<'a>,
+    /// The key the header names (already known to be one of ours).
+    pub kid: String,
+    /// What the signature covers: `base64url(header) . base64url(payload)`.
+    pub signing_input: &'a str,
+}
+
+impl PendingToken<'_> {
+    /// The raw signature bytes.
+    pub fn signature(&self) -> &[u8] {
+        self.untrusted.signature_bytes()
+    }
+}
+
+/// First half of verification: parse, pin the algorithm to EdDSA, and find the key. The
+/// signature is checked by the caller — natively with [`verify`], in the Worker with
+/// WebCrypto — and then [`validate_claims`] finishes.
+pub fn inspect<'a>(keys: &KeySet, token: &'a str) -> Result<PendingToken<'a>, TokenError> {
     let untrusted = UntrustedToken::new(token).map_err(|_| TokenError::Malformed)?;
     if untrusted.algorithm() != "EdDSA" {
         return Err(TokenError::UnsupportedAlgorithm);
@@ -226,18 +244,36 @@ pub fn verify(
     let kid = untrusted
         .header()
         .key_id
-        .as_deref()
+        .clone()
         .ok_or(TokenError::UnknownKey)?;
-    let public = keys.verifying_key(kid).ok_or(TokenError::UnknownKey)?;
-    let verified = Ed25519
-        .validator::<AccessClaims>(public)
-        .validate(&untrusted)
-        .map_err(|error| match error {
-            ValidationError::MalformedClaims(_) => TokenError::MissingClaim,
-            ValidationError::AlgorithmMismatch { .. } => TokenError::UnsupportedAlgorithm,
-            _ => TokenError::BadSignature,
-        })?;
-    let claims = verified.claims();
+    if keys.verifying_key(&kid).is_none() {
+        return Err(TokenError::UnknownKey);
+    }
+    if untrusted.signature_bytes().len() != 64 {
+        return Err(TokenError::BadSignature);
+    }
+    let signing_input = token
+        .rsplit_once('.')
+        .map(|(input, _)| input)
+        .ok_or(TokenError::Malformed)?;
+    Ok(PendingToken {
+        untrusted,
+        kid,
+        signing_input,
+    })
+}
+
+/// Second half of verification, once the signature is known good: claims, lifetime,
+/// issuer and audience. `now` is unix seconds.
+pub fn validate_claims(
+    pending: &PendingToken<'_>,
+    settings: &TokenSettings,
+    now: i64,
+) -> Result<VerifiedToken, TokenError> {
+    let claims = pending
+        .untrusted
+        .deserialize_claims_unchecked::<AccessClaims>()
+        .map_err(|_| TokenError::MissingClaim)?;
     let time = TimeOptions::new(Duration::seconds(settings.leeway_seconds), || at(now));
     claims
         .validate_expiration(&time)
@@ -273,6 +309,26 @@ pub fn verify(
         issued_at,
         expires_at,
     })
+}
+
+/// Verify an access token completely, except for revocation, with the pure-Rust Ed25519
+/// implementation. `now` is unix seconds.
+pub fn verify(
+    keys: &KeySet,
+    settings: &TokenSettings,
+    token: &str,
+    now: i64,
+) -> Result<VerifiedToken, TokenError> {
+    let pending = inspect(keys, token)?;
+    let public = keys
+        .verifying_key(&pending.kid)
+        .ok_or(TokenError::UnknownKey)?;
+    let signature = ed25519_compact::Signature::from_slice(pending.signature())
+        .map_err(|_| TokenError::BadSignature)?;
+    public
+        .verify(pending.signing_input.as_bytes(), &signature)
+        .map_err(|_| TokenError::BadSignature)?;
+    validate_claims(&pending, settings, now)
 }
 
 #[cfg(test)]

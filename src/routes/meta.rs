@@ -9,6 +9,12 @@ use crate::runtime::now_seconds;
 use crate::store;
 use serde_json::json;
 
+/// `GET /api/ping`: liveness without touching any store; also the no-op route benchmarks
+/// measure the runtime's ceiling with.
+pub fn ping() -> ApiResult {
+    json(200, &json!({ "status": "ok" }))
+}
+
 /// `GET /api/health`: 200 when D1 answers, 503 when it does not.
 pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
     let database = match store::database(ctx.env) {

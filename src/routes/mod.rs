@@ -75,6 +75,7 @@ impl Ctx<'_> {
 /// The routes of the API; `pattern` names them in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    Ping,
     Health,
     Jwks,
     Signup,
@@ -106,6 +107,7 @@ impl Route {
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
         Some(match path {
+            "/api/ping" => Route::Ping,
             "/api/health" | "/health" => Route::Health,
             "/.well-known/jwks.json" => Route::Jwks,
             "/api/v1/auth/signup" => Route::Signup,
@@ -132,6 +134,7 @@ impl Route {
 
     fn pattern(self) -> &'static str {
         match self {
+            Route::Ping => "/api/ping",
             Route::Health => "/api/health",
             Route::Jwks => "/.well-known/jwks.json",
             Route::Signup => "/api/v1/auth/signup",
@@ -157,7 +160,7 @@ impl Route {
 
     fn allowed_methods(self) -> &'static str {
         match self {
-            Route::Health | Route::Jwks => "GET, HEAD, OPTIONS",
+            Route::Ping | Route::Health | Route::Jwks => "GET, HEAD, OPTIONS",
             Route::Signup
             | Route::Login
             | Route::Refresh
@@ -182,6 +185,7 @@ impl Route {
 
 async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
     match (route, req.method()) {
+        (Route::Ping, Method::Get | Method::Head) => meta::ping(),
         (Route::Health, Method::Get | Method::Head) => meta::health(ctx).await,
         (Route::Jwks, Method::Get | Method::Head) => meta::jwks(ctx),
         (Route::Signup, Method::Post) => auth::signup(&mut req, ctx).await,

@@ -1,0 +1,238 @@
+// `npm run bench`: the release Worker under Miniflare/workerd directly (never `wrangler dev`,
+// whose proxy caps throughput), driven by autocannon. Prints one table — requests/s, p50, p99
+// and errors per scenario and concurrency, each also as a ratio to a no-op route of the same
+// Worker — plus size, cold start and a memory check, and writes the figures to
+// benches/results/<timestamp>.json so runs can be compared. Prints figures; asserts nothing.
+//
+//   npm run bench                      # build, then everything (a few minutes)
+//   npm run bench -- --no-build --quick   # reuse build/, shorter runs, no memory check
+import autocannon from "autocannon";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync, statSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { join } from "node:path";
+import { startWorker, ROOT, STRONG_PASSWORD } from "../tests/helpers.mjs";
+
+const args = new Set(process.argv.slice(2));
+const QUICK = args.has("--quick");
+const DURATION = QUICK ? 3 : 8;
+const CONCURRENCY = [1, 8];
+
+if (!args.has("--no-build")) {
+  execFileSync("bash", [join(ROOT, "scripts/build.sh")], { stdio: "inherit" });
+}
+
+// Budgets high enough that the limiter counts but never refuses during a run.
+const VARS = {
+  ENVIRONMENT: "development",
+  PUBLIC_BASE_URL: "http://127.0.0.1",
+  EMAIL_PROVIDER: "none",
+  ALLOWED_HOSTS: "127.0.0.1,localhost",
+  RATE_LIMIT_LOGIN: "100000000/60",
+  RATE_LIMIT_LOGIN_ACCOUNT: "100000000/60",
+  RATE_LIMIT_SIGNUP: "100000000/60",
+  RATE_LIMIT_REFRESH: "100000000/60",
+};
+
+function wasmSize() {
+  const wasm = readFileSync(join(ROOT, "build/index_bg.wasm"));
+  return { raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length };
+}
+
+function workerdRssKiB() {
+  // Miniflare runs workerd as a child of this process.
+  try {
+    const pids = execFileSync("pgrep", ["-P", String(process.pid), "workerd"]).toString().trim().split("\n");
+    return pids.reduce((sum, pid) => {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      return sum + Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);
+    }, 0);
+  } catch {
+    return null;
+  }
+}
+
+async function run(url, { path = "/", ...options }) {
+  const result = await autocannon({ url: url + path, duration: DURATION, ...options });
+  return {
+    rps: result.requests.average,
+    mean: result.latency.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + (result.non2xx ?? 0),
+    total: result.requests.total,
+  };
+}
+
+async function main() {
+  const coldStart = performance.now();
+  const worker = await startWorker({ vars: VARS });
+  const url = (await worker.mf.ready).toString().replace(/\/$/, "");
+  const firstResponse = await fetch(`${url}/api/ping`);
+  await firstResponse.text();
+  const coldStartMs = performance.now() - coldStart;
+  const firstRequestStart = performance.now();
+  await (await fetch(`${url}/api/ping`)).text();
+  const warmRequestMs = performance.now() - firstRequestStart;
+
+  const json = { "content-type": "application/json" };
+  const account = await worker.signup();
+  const auth = { authorization: `Bearer ${account.access_token}` };
+
+  // Fresh sessions for the refresh chains: one per connection.
+  const sessions = [];
+  for (let i = 0; i < Math.max(...CONCURRENCY); i += 1) {
+    const response = await worker.request("POST", "/api/v1/auth/login", {
+      body: { username: account.username, password: STRONG_PASSWORD },
+    });
+    sessions.push(response.json.refresh_token);
+  }
+  let signupCounter = 0;
+
+  const scenarios = [
+    ["no-op (GET /api/ping)", { path: "/api/ping" }],
+    ["GET /api/health", { path: "/api/health" }],
+    ["GET /api/v1/users/me", { path: "/api/v1/users/me", headers: auth }],
+    [
+      "POST /api/v1/auth/refresh",
+      (concurrency) => {
+        const pool = sessions.slice(0, concurrency);
+        return {
+          path: "/api/v1/auth/refresh",
+          method: "POST",
+          headers: json,
+          setupClient(client) {
+            const token = pool.shift();
+            client.setBody(JSON.stringify({ refresh_token: token }));
+            client.on("body", (body) => {
+              try {
+                client.setBody(JSON.stringify({ refresh_token: JSON.parse(body).refresh_token }));
+              } catch {
+                // An error body keeps the last token; the error count shows it.
+              }
+            });
+          },
+        };
+      },
+    ],
+    [
+      "POST /api/v1/auth/login",
+      {
+        path: "/api/v1/auth/login",
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ username: account.username, password: STRONG_PASSWORD }),
+      },
+    ],
+    [
+      "POST /api/v1/auth/signup",
+      {
+        path: "/api/v1/auth/signup",
+        method: "POST",
+        headers: json,
+        requests: [
+          {
+            setupRequest(request) {
+              signupCounter += 1;
+              request.body = JSON.stringify({
+                username: `bench_${process.pid}_${signupCounter}`,
+                password: STRONG_PASSWORD,
+              });
+              return request;
+            },
+          },
+        ],
+      },
+    ],
+  ];
+
+  const results = [];
+  for (const concurrency of CONCURRENCY) {
+    // Sessions are spent by a refresh run; give each concurrency level its own.
+    if (concurrency !== CONCURRENCY[0]) {
+      sessions.length = 0;
+      for (let i = 0; i < Math.max(...CONCURRENCY); i += 1) {
+        const response = await worker.request("POST", "/api/v1/auth/login", {
+          body: { username: account.username, password: STRONG_PASSWORD },
+        });
+        sessions.push(response.json.refresh_token);
+      }
+    }
+    let ceiling;
+    for (const [name, options] of scenarios) {
+      const resolved = typeof options === "function" ? options(concurrency) : options;
+      const figures = await run(url, { connections: concurrency, ...resolved });
+      if (!ceiling) ceiling = figures.rps;
+      results.push({ scenario: name, concurrency, ...figures, ratio: figures.rps / ceiling });
+    }
+  }
+
+  // argon2id in the Worker: one login at concurrency 1 is one hash plus the rest of the path.
+  const rssBefore = workerdRssKiB();
+  let memory = null;
+  if (!QUICK) {
+    const mixed = await autocannon({
+      url: `${url}/api/ping`,
+      connections: 8,
+      amount: 100_000,
+      requests: [
+        { path: "/api/ping" },
+        { path: "/api/v1/users/me", headers: auth },
+        { path: "/api/health" },
+        { path: "/api/v1/nope" },
+      ],
+    });
+    memory = {
+      requests: mixed.requests.total,
+      errors: mixed.errors,
+      rss_kib_before: rssBefore,
+      rss_kib_after: workerdRssKiB(),
+    };
+  }
+  await worker.dispose();
+
+  const size = wasmSize();
+  const row = (cells, widths) => cells.map((cell, i) => String(cell).padEnd(widths[i])).join(" ");
+  const widths = [30, 5, 9, 9, 8, 8, 7, 8];
+  console.log();
+  console.log(row(["scenario", "conc", "req/s", "mean ms", "p50 ms", "p99 ms", "errors", "vs no-op"], widths));
+  for (const r of results) {
+    console.log(
+      row(
+        [
+          r.scenario,
+          r.concurrency,
+          r.rps.toFixed(0),
+          r.mean.toFixed(2),
+          r.p50,
+          r.p99,
+          r.errors,
+          `${(r.ratio * 100).toFixed(1)}%`,
+        ],
+        widths,
+      ),
+    );
+  }
+  console.log();
+  console.log(`wasm: ${(size.raw / 1024).toFixed(0)} KiB raw, ${(size.gzip / 1024).toFixed(0)} KiB gzip`);
+  console.log(`cold start (new isolate to first response): ${coldStartMs.toFixed(0)} ms; next request ${warmRequestMs.toFixed(1)} ms`);
+  if (memory) {
+    console.log(
+      `memory: ${memory.requests} mixed requests, ${memory.errors} errors; workerd RSS ${memory.rss_kib_before} KiB -> ${memory.rss_kib_after} KiB`,
+    );
+  }
+  const out = join(ROOT, "benches/results");
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { date: new Date().toISOString(), duration_s: DURATION, results, size, cold_start_ms: coldStartMs, memory },
+      null,
+      2,
+    ),
+  );
+  console.log(`figures written to ${file.replace(ROOT + "/", "")}`);
+}
+
+await main();

@@ -21,7 +21,9 @@ fn time<T>(name: &str, iterations: u32, mut operation: impl FnMut() -> T) {
 
 fn main() {
     let hasher = PasswordHasherConfig::new(HashParams::default()).expect("default parameters");
-    let stored = hasher.hash("correct horse battery staple", &[7; 16]).expect("hash");
+    let stored = hasher
+        .hash("correct horse battery staple", &[7; 16])
+        .expect("hash");
     time("argon2id hash (m=19456, t=2, p=1)", 20, || {
         hasher.hash("correct horse battery staple", &[7; 16])
     });
@@ -29,7 +31,8 @@ fn main() {
         hasher.verify("correct horse battery staple", &stored)
     });
 
-    let keys = KeySet::from_config("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", &[]).expect("key");
+    let keys =
+        KeySet::from_config("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", &[]).expect("key");
     let settings = TokenSettings {
         issuer: "https://auth.example".into(),
         audience: "app".into(),

@@ -9,30 +9,35 @@ use crate::error::ApiError;
 use futures_util::StreamExt;
 use worker::Request;
 
-/// Whether a `Content-Type` value is JSON (`application/json` or `application/*+json`, any
-/// parameters).
-pub fn is_json_content_type(value: &str) -> bool {
-    let essence = value
+/// The media type of a `Content-Type` value, lower-cased, without parameters.
+fn essence(value: &str) -> String {
+    value
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Whether a `Content-Type` value is JSON (`application/json` or `application/*+json`, any
+/// parameters).
+pub fn is_json_content_type(value: &str) -> bool {
+    let essence = essence(value);
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Read the body of a JSON route into [`Fields`].
-pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, ApiError> {
-    let content_type = req
-        .headers()
+fn content_type(req: &Request) -> String {
+    req.headers()
         .get("content-type")
         .ok()
         .flatten()
-        .unwrap_or_default();
-    if !is_json_content_type(&content_type) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
+        .unwrap_or_default()
+}
+
+/// Read the whole body, refusing (413) a declared length over the limit before reading a
+/// byte, and an undeclared one as soon as it passes the limit.
+async fn read_limited(req: &mut Request, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .headers()
         .get("content-length")
@@ -43,10 +48,9 @@ pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, Ap
         return Err(ApiError::PayloadTooLarge(max_bytes));
     }
     let mut body = Vec::new();
-    let mut stream = match req.stream() {
-        Ok(stream) => stream,
-        // No body at all.
-        Err(_) => return parse_object(&body).map(Fields::new),
+    // No stream means no body at all.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(body);
     };
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
@@ -56,6 +60,15 @@ pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, Ap
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+/// Read the body of a JSON route into [`Fields`].
+pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, ApiError> {
+    if !is_json_content_type(&content_type(req)) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = read_limited(req, max_bytes).await?;
     parse_object(&body).map(Fields::new)
 }
 
@@ -64,32 +77,10 @@ pub async fn read_form(
     req: &mut Request,
     max_bytes: usize,
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let content_type = req
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/x-www-form-urlencoded" {
+    if essence(&content_type(req)) != "application/x-www-form-urlencoded" {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let mut body = Vec::new();
-    if let Ok(mut stream) = req.stream() {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|_| ApiError::MalformedRequest("Request body could not be read".into()))?;
-            if body.len() + chunk.len() > max_bytes {
-                return Err(ApiError::PayloadTooLarge(max_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
-    }
+    let body = read_limited(req, max_bytes).await?;
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 

@@ -330,20 +330,28 @@ pub async fn confirm_email_change(ctx: &Ctx<'_>, proof: &Proof) -> Result<UserRo
     Ok(user)
 }
 
-/// `POST /api/v1/auth/verify-email` `{token}` or `{email, code}`.
-pub async fn verify_email_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+/// Which flow a `{token}` / `{email, code}` body redeems.
+#[derive(Clone, Copy)]
+pub enum Redeem {
+    VerifyEmail,
+    ConfirmEmailChange,
+}
+
+/// `POST /api/v1/auth/verify-email` and `POST /api/v1/auth/email/confirm`: `{token}` or
+/// `{email, code}` -> 200 `{detail, user}`.
+pub async fn redeem_api(req: &mut Request, ctx: &Ctx<'_>, flow: Redeem) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     let proof = read_proof(&mut fields);
     fields.finish()?;
     let proof = proof.ok_or(ApiError::Internal)?;
-    let user = verify_email(ctx, &proof).await?;
+    let (user, detail) = match flow {
+        Redeem::VerifyEmail => (verify_email(ctx, &proof).await?, "Email verified"),
+        Redeem::ConfirmEmailChange => (confirm_email_change(ctx, &proof).await?, "Email changed"),
+    };
     ctx.set_user(&user.id);
-    json(
-        200,
-        &json!({ "detail": "Email verified", "user": user_json(&user) }),
-    )
+    json(200, &json!({ "detail": detail, "user": user_json(&user) }))
 }
 
 fn accepted(detail: &str) -> ApiResult {
@@ -437,21 +445,5 @@ pub async fn confirm_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     json(
         200,
         &json!({ "detail": "Password has been reset; every session was signed out" }),
-    )
-}
-
-/// `POST /api/v1/auth/email/confirm` `{token}` or `{email, code}` (the new address).
-pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    ctx.rate_limit("verify", ctx.config.verify_rate_limit)
-        .await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let proof = read_proof(&mut fields);
-    fields.finish()?;
-    let proof = proof.ok_or(ApiError::Internal)?;
-    let user = confirm_email_change(ctx, &proof).await?;
-    ctx.set_user(&user.id);
-    json(
-        200,
-        &json!({ "detail": "Email changed", "user": user_json(&user) }),
     )
 }

@@ -196,7 +196,9 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         (Route::PasswordChange, Method::Post) => auth::change_password(&mut req, ctx).await,
         (Route::Sessions, Method::Get) => sessions::list(&req, ctx).await,
         (Route::Session, Method::Delete) => sessions::revoke(&req, ctx).await,
-        (Route::VerifyEmail, Method::Post) => email::verify_email_api(&mut req, ctx).await,
+        (Route::VerifyEmail, Method::Post) => {
+            email::redeem_api(&mut req, ctx, email::Redeem::VerifyEmail).await
+        }
         (Route::ResendVerification, Method::Post) => {
             email::resend_verification(&mut req, ctx).await
         }
@@ -205,7 +207,7 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
             email::confirm_password_reset(&mut req, ctx).await
         }
         (Route::EmailChangeConfirm, Method::Post) => {
-            email::confirm_email_change_api(&mut req, ctx).await
+            email::redeem_api(&mut req, ctx, email::Redeem::ConfirmEmailChange).await
         }
         (Route::DevOutbox, Method::Get) => dev::outbox(&req, ctx).await,
         (

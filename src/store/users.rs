@@ -136,7 +136,8 @@ pub struct ProfileChange<'a> {
     pub email: Option<Option<&'a str>>,
 }
 
-/// Apply a profile change and return the updated row. A changed email is unverified.
+/// Apply a profile change and return the updated row. A changed email is unverified;
+/// `updated_at` moves only when a value actually changes.
 pub async fn update_profile(
     db: &D1Database,
     user_id: &str,
@@ -150,7 +151,8 @@ pub async fn update_profile(
                username = COALESCE(?2, username), \
                email = CASE WHEN ?3 THEN ?4 ELSE email END, \
                email_verified = CASE WHEN ?3 AND ?4 IS NOT email THEN 0 ELSE email_verified END, \
-               updated_at = ?5 \
+               updated_at = CASE WHEN (?2 IS NOT NULL AND ?2 IS NOT username) \
+                                   OR (?3 AND ?4 IS NOT email) THEN ?5 ELSE updated_at END \
              WHERE id = ?1",
         )
         .bind(&[

@@ -2,13 +2,21 @@
 //! and locations and no single object is a global hot spot (keys shard the load).
 //!
 //! The object holds the key's GCRA state in memory and in its storage; a Durable Object
-//! handles one request at a time, so check-and-update is atomic without locks.
+//! handles one request at a time, so check-and-update is atomic without locks. Keys are per
+//! client, so most objects go idle for good: an alarm set at the moment the budget is whole
+//! again deletes the stored state, and an idle key leaves nothing behind.
 
 use crate::domain::rate_limit::gcra;
 use std::cell::Cell;
 use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
 
 const STATE_KEY: &str = "tat";
+
+/// The alarm offset at which a key's state no longer matters (its TAT has passed), plus a
+/// second of slack.
+fn forget_after_ms(tat_ms: u64, now_ms: u64) -> i64 {
+    i64::try_from(tat_ms.saturating_sub(now_ms)).unwrap_or(i64::MAX / 2) + 1_000
+}
 
 #[durable_object]
 pub struct RateLimiter {
@@ -51,8 +59,26 @@ impl DurableObject for RateLimiter {
         let (decision, new_tat) = gcra(self.tat_ms.get(), now_ms, limit, period_ms);
         if decision.allowed {
             self.tat_ms.set(Some(new_tat));
-            self.state.storage().put(STATE_KEY, new_tat).await?;
+            let storage = self.state.storage();
+            storage.put(STATE_KEY, new_tat).await?;
+            storage.set_alarm(forget_after_ms(new_tat, now_ms)).await?;
         }
         Response::from_json(&decision)
+    }
+
+    /// Delete the state once the budget is whole again (a fresh key behaves the same).
+    async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        let stored: Option<u64> = storage.get(STATE_KEY).await?;
+        let now_ms = Date::now().as_millis();
+        match stored {
+            Some(tat) if tat > now_ms => storage.set_alarm(forget_after_ms(tat, now_ms)).await?,
+            _ => {
+                storage.delete_all().await?;
+                self.tat_ms.set(None);
+                self.loaded.set(true);
+            }
+        }
+        Response::empty()
     }
 }

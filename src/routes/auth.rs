@@ -137,7 +137,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     // An account that must verify its email gets no session until it has.
     let session = (!require_verification)
         .then(|| new_session(ctx, &session_id, &user_id, &refresh_hash, now));
-    sessions::create_user_with_session(
+    let created = sessions::create_user_with_session(
         &db,
         &NewUser {
             id: &user_id,
@@ -149,11 +149,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         session.as_ref(),
         extra,
     )
-    .await?;
-    ctx.set_user(&user_id);
-    if let Some(prepared) = &verification {
-        email_flows::send_token(ctx, prepared).await?;
-    }
+    .await;
     let user = UserRow {
         id: user_id,
         username,
@@ -164,17 +160,47 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         updated_at: now,
         roles: Some("user".into()),
     };
+    match created {
+        Ok(()) => {}
+        // When accounts must verify their address, a taken email must not be told apart
+        // from a fresh signup: the same 201 with an account that was never stored, after
+        // the same hash and D1 batch; the owner of the address hears of it by email. (A
+        // taken username is still a 409: usernames are public handles. When both are taken
+        // the batch fails on the username first — see `store::users::insert_statements` —
+        // so that case is a 409 too, whatever the email.)
+        Err(error) if require_verification && store::is_email_taken(&error) => {
+            if let Some(owner) = &user.email {
+                email_flows::send_signup_attempt_notice(ctx, owner).await?;
+            }
+            log::security_event(
+                ctx.meta,
+                "signup_email_taken",
+                json!({ "email": user.email.as_deref().map(mask_email) }),
+            );
+            return verification_required(&user);
+        }
+        Err(error) => return Err(error),
+    }
+    ctx.set_user(&user.id);
+    if let Some(prepared) = &verification {
+        email_flows::send_token(ctx, prepared).await?;
+    }
     if require_verification {
-        return json(
-            201,
-            &json!({
-                "verification_required": true,
-                "detail": "Check your email to verify your address, then sign in",
-                "user": user_json(&user),
-            }),
-        );
+        return verification_required(&user);
     }
     token_response(ctx, 201, &user, &session_id, &refresh_token, now)
+}
+
+/// The signup answer when the address must be verified before the first login.
+fn verification_required(user: &UserRow) -> ApiResult {
+    json(
+        201,
+        &json!({
+            "verification_required": true,
+            "detail": "Check your email to verify your address, then sign in",
+            "user": user_json(user),
+        }),
+    )
 }
 
 fn invalid_credentials() -> ApiError {

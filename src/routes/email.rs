@@ -43,7 +43,9 @@ pub struct PreparedToken {
 fn ttl(ctx: &Ctx<'_>, purpose: Purpose) -> i64 {
     let email = &ctx.config.email;
     match purpose {
-        Purpose::VerifyEmail | Purpose::EmailChangeNotice => email.verify_ttl_seconds,
+        Purpose::VerifyEmail | Purpose::EmailChangeNotice | Purpose::SignupAttemptNotice => {
+            email.verify_ttl_seconds
+        }
         Purpose::ResetPassword => email.reset_ttl_seconds,
         Purpose::ChangeEmail => email.change_ttl_seconds,
     }
@@ -100,7 +102,9 @@ impl PreparedToken {
 /// The page a link of this purpose opens.
 fn page_path(purpose: Purpose) -> &'static str {
     match purpose {
-        Purpose::VerifyEmail | Purpose::EmailChangeNotice => "/verify-email",
+        Purpose::VerifyEmail | Purpose::EmailChangeNotice | Purpose::SignupAttemptNotice => {
+            "/verify-email"
+        }
         Purpose::ResetPassword => "/reset-password",
         Purpose::ChangeEmail => "/confirm-email",
     }
@@ -167,6 +171,33 @@ pub async fn send_change_notice(
             code: None,
             valid_minutes: 0,
             new_email: Some(new_email),
+        },
+    );
+    mail::deliver(
+        ctx.env,
+        ctx.config,
+        ctx.worker,
+        Outgoing {
+            message,
+            token: None,
+            code: None,
+        },
+    )
+    .await
+}
+
+/// Tell the owner of an address that someone tried to sign up with it.
+pub async fn send_signup_attempt_notice(ctx: &Ctx<'_>, owner_email: &str) -> Result<(), ApiError> {
+    let email = &ctx.config.email;
+    let message = render(
+        Purpose::SignupAttemptNotice,
+        owner_email,
+        &TemplateContext {
+            app_name: &email.app_name,
+            link: None,
+            code: None,
+            valid_minutes: 0,
+            new_email: None,
         },
     );
     mail::deliver(

@@ -1,6 +1,7 @@
 //! `/api/v1/auth/*`: signup, login, refresh, logout and password change.
 
 use crate::domain::email::Purpose;
+use crate::domain::hibp::{breach_count, range_query, BREACHED};
 use crate::domain::lockout::{identifier_digest, FailureState, Gate};
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
@@ -19,7 +20,7 @@ use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser, UserRow};
-use crate::store::{self, login_failures, revocation, session_guard};
+use crate::store::{self, hibp, login_failures, revocation, session_guard};
 use futures_util::future::join3;
 use serde_json::json;
 use uuid::Uuid;
@@ -115,6 +116,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Internal);
     };
+    reject_breached(ctx, "password", &password).await?;
 
     let now = now_seconds();
     let password_hash = ctx
@@ -201,6 +203,28 @@ fn verification_required(user: &UserRow) -> ApiResult {
             "user": user_json(user),
         }),
     )
+}
+
+/// With `HIBP_CHECK=true`, refuse a new password that appears in Have I Been Pwned's
+/// corpus (422 on `field`). Only the SHA-1 prefix is sent. Fails open: when the range API
+/// cannot be reached, answers other than 200, or is too slow, the password passes and a
+/// `hibp_unavailable` line is logged — a third-party outage must not stop signups.
+pub async fn reject_breached(ctx: &Ctx<'_>, field: &str, password: &str) -> Result<(), ApiError> {
+    if !ctx.config.hibp.enabled {
+        return Ok(());
+    }
+    let query = range_query(password);
+    match hibp::fetch_range(&ctx.config.hibp.api_url, &query.prefix).await {
+        Ok(body) if breach_count(&body, &query.suffix) > 0 => {
+            log::security_event(ctx.meta, "password_breached", json!({ "field": field }));
+            Err(ApiError::invalid(field, BREACHED))
+        }
+        Ok(_) => Ok(()),
+        Err(reason) => {
+            log::warn(ctx.meta, "hibp_unavailable", json!({ "reason": reason }));
+            Ok(())
+        }
+    }
 }
 
 fn invalid_credentials() -> ApiError {
@@ -509,6 +533,7 @@ pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         return Err(ApiError::Internal);
     };
     confirm_password(ctx, &caller.user, "current_password", &current).await?;
+    reject_breached(ctx, "new_password", &new).await?;
     let new_hash = ctx
         .config
         .hasher

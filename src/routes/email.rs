@@ -15,6 +15,7 @@ use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, ApiResult};
 use crate::mail::{self, Outgoing};
+use crate::routes::auth::reject_breached;
 use crate::routes::users::user_json;
 use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
@@ -337,6 +338,7 @@ pub async fn reset_password(
             owner.email.as_deref(),
         )
         .map_err(|error| ApiError::Validation(vec![error]))?;
+    reject_breached(ctx, "new_password", new_password).await?;
     let password_hash = ctx
         .config
         .hasher

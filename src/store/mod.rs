@@ -1,9 +1,10 @@
-//! Storage: D1 repositories, KV (revocations, login failures) and the Durable Object
-//! clients. The only place that writes SQL.
+//! Storage: D1 repositories, KV (revocations, login failures), the Durable Object clients and
+//! the one outside HTTP API (Have I Been Pwned). The only place that writes SQL.
 //!
 //! Every statement binds its parameters; every multi-statement write is one D1 batch, which
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
+pub mod hibp;
 pub mod login_failures;
 pub mod one_time_tokens;
 pub mod outbox;

@@ -274,7 +274,9 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
         rate_limit: RefCell::new(None),
     };
     let route = Route::from_path(&meta.path);
-    let result = if !config.host_allowed(&meta.host) {
+    let result = if meta.header_bytes > config.max_header_bytes {
+        Err(ApiError::HeadersTooLarge(config.max_header_bytes))
+    } else if !config.host_allowed(&meta.host) {
         Err(ApiError::UntrustedHost)
     } else {
         match route {

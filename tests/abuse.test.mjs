@@ -5,7 +5,7 @@
 // limits it tests set small.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
+import { createServer, request } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
 import { startWorker, assertProblem, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
 
@@ -48,11 +48,6 @@ function withoutRequestId(body) {
 /** The header names of a response, sorted (values such as RateLimit-Remaining differ). */
 function headerNames(response) {
   return [...response.headers.keys()].sort();
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 async function timed(action) {
@@ -312,10 +307,11 @@ describe("enumeration resistance", () => {
       unknownEmail: () => login(worker, address("nobody"), WRONG_PASSWORD),
     };
     const answers = {};
-    const times = {};
-    for (const [name, attempt] of Object.entries(cases)) {
-      times[name] = [];
-      for (let i = 0; i < 3; i += 1) {
+    const times = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+    // Rounds interleave the cases so background load hits them alike; 4 failures per
+    // identifier stay under the lockout threshold.
+    for (let round = 0; round < 4; round += 1) {
+      for (const [name, attempt] of Object.entries(cases)) {
         const { result, ms } = await timed(attempt);
         times[name].push(ms);
         answers[name] = result;
@@ -329,12 +325,14 @@ describe("enumeration resistance", () => {
       assert.deepEqual(headerNames(response), headerNames(reference), name);
       assert.equal(response.headers.get("www-authenticate"), reference.headers.get("www-authenticate"));
     }
-    // Every path spends one argon2 hash (~35 ms); without it an unknown user would answer
-    // in a few milliseconds.
-    const base = median(times.wrongPassword);
-    for (const name of ["unknownUser", "unknownEmail"]) {
-      const ratio = median(times[name]) / base;
-      assert.ok(ratio > 0.5 && ratio < 2, `${name}: ${median(times[name]).toFixed(1)} ms vs ${base.toFixed(1)} ms`);
+    // Every path spends one argon2 hash (~35 ms); without it an unknown user answers in a
+    // fraction of that. Minimums: load only adds time, so a path that hashes never gets
+    // below the hash's cost.
+    const fastest = (name) => Math.min(...times[name]);
+    const base = fastest("wrongPassword");
+    for (const name of ["unknownUser", "unknownEmail", "wrongPasswordByEmail"]) {
+      const ratio = fastest(name) / base;
+      assert.ok(ratio > 0.5 && ratio < 2, `${name}: ${fastest(name).toFixed(1)} ms vs ${base.toFixed(1)} ms`);
     }
   });
 
@@ -495,9 +493,10 @@ describe("password checks", () => {
       assert.equal(assertProblem(assert, wrong.result, 401).detail, INVALID_CREDENTIALS);
       normal.push(wrong.ms);
     }
+    // Minimums: load only adds time, so a hashed attempt never gets below the hash's cost.
     assert.ok(
-      median(long) < median(normal) / 2,
-      `over-long ${median(long).toFixed(1)} ms vs hashed ${median(normal).toFixed(1)} ms`,
+      Math.min(...long) < Math.min(...normal) / 2,
+      `over-long ${Math.min(...long).toFixed(1)} ms vs hashed ${Math.min(...normal).toFixed(1)} ms`,
     );
     const events = worker.logs.filter((line) => line.includes('"password_too_long"'));
     assert.equal(events.length, 3);
@@ -630,6 +629,46 @@ describe("Have I Been Pwned unreachable", () => {
   });
 });
 
+/**
+ * POST a JSON body of about `total` bytes (`{"password":"xxx…"}`) in 16 KiB chunks, a few ms
+ * apart, and stop writing as soon as the response arrives, so the Worker's early answer is
+ * seen without a connection reset. Returns the status, the body and the bytes written.
+ */
+async function postInChunks(worker, path, headers, total) {
+  const url = await worker.mf.ready;
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), {
+      method: "POST",
+      headers: { host: "localhost", "content-type": "application/json", ...headers },
+    });
+    let answered = false;
+    let written = 0;
+    req.on("response", (res) => {
+      answered = true;
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (text += chunk));
+      res.on("end", () => {
+        req.destroy();
+        resolve({ status: res.statusCode, json: JSON.parse(text), written });
+      });
+    });
+    req.on("error", (error) => {
+      if (!answered) reject(error);
+    });
+    const chunk = Buffer.alloc(16 * 1024, "x");
+    chunk.write('{"password":"');
+    (async () => {
+      while (!answered && written < total) {
+        req.write(chunk);
+        written += chunk.length;
+        await sleep(5);
+      }
+      if (!answered) req.end('"}');
+    })();
+  });
+}
+
 describe("request hygiene", () => {
   let worker;
   before(async () => {
@@ -637,27 +676,17 @@ describe("request hygiene", () => {
   });
   after(() => worker.dispose());
 
-  test("a 2 MB password body is a 413, declared or streamed", async () => {
-    const body = JSON.stringify({ username: uniqueName(), password: "x".repeat(2 * 1024 * 1024) });
-    const declared = await worker.request("POST", SIGNUP, { body });
-    assert.equal(assertProblem(assert, declared, 413).detail, "Request body exceeds the limit of 65536 bytes");
-    const bytes = new TextEncoder().encode(body);
-    const stream = new ReadableStream({
-      start(controller) {
-        for (let offset = 0; offset < bytes.length; offset += 64 * 1024) {
-          controller.enqueue(bytes.slice(offset, offset + 64 * 1024));
-        }
-        controller.close();
-      },
-    });
-    const streamed = await worker.fetch(LOGIN, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: stream,
-      duplex: "half",
-    });
+  test("a 2 MB password body is a 413, declared or streamed, cut off early", async () => {
+    const total = 2 * 1024 * 1024;
+    const declared = await postInChunks(worker, SIGNUP, { "content-length": String(total + 32) }, total);
+    assert.equal(declared.status, 413);
+    assert.equal(declared.json.detail, "Request body exceeds the limit of 65536 bytes");
+    assert.ok(declared.written < total / 4, `answered after ${declared.written} bytes, not at the end`);
+    const streamed = await postInChunks(worker, LOGIN, { "transfer-encoding": "chunked" }, total);
     assert.equal(streamed.status, 413);
-    assert.equal((await streamed.json()).type, "urn:edge-auth:problem:payload_too_large");
+    assert.equal(streamed.json.type, "urn:edge-auth:problem:payload_too_large");
+    // Nothing declares the length: the Worker reads past the limit, then stops.
+    assert.ok(streamed.written > 64 * 1024 && streamed.written < total / 4, `answered after ${streamed.written} bytes`);
   });
 
   test("non-JSON bodies on JSON routes are a 415", async () => {

@@ -5,6 +5,7 @@
 //! Worker without them answers every request with a configuration error (fail closed)
 //! rather than minting tokens nobody can verify or answering for any host.
 
+use crate::domain::lockout::LockoutPolicy;
 use crate::domain::password::{HashParams, PasswordHasherConfig, PasswordPolicy};
 use crate::domain::session::SessionPolicy;
 use crate::domain::token::{KeySet, TokenSettings};
@@ -150,6 +151,15 @@ pub struct EmailSettings {
     pub max_code_attempts: i64,
 }
 
+/// The optional Have I Been Pwned range check of new passwords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HibpSettings {
+    /// `HIBP_CHECK`.
+    pub enabled: bool,
+    /// `HIBP_API_URL`, without a trailing slash; queries go to `{api_url}/range/{prefix}`.
+    pub api_url: String,
+}
+
 /// A setting that is missing or unreadable. The message names the setting, never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -181,8 +191,16 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
+    /// `MAX_HEADER_BYTES`: the sum of header names and values.
+    pub max_header_bytes: usize,
     /// `RATE_LIMIT_LOGIN`: per client IP.
     pub login_rate_limit: RateLimit,
+    /// `RATE_LIMIT_LOGIN_ACCOUNT`: per login identifier (account or not).
+    pub login_account_rate_limit: RateLimit,
+    /// `LOGIN_LOCKOUT_*`.
+    pub lockout: LockoutPolicy,
+    /// `HIBP_CHECK`, `HIBP_API_URL`.
+    pub hibp: HibpSettings,
     /// `RATE_LIMIT_SIGNUP`: per client IP.
     pub signup_rate_limit: RateLimit,
     /// `RATE_LIMIT_REFRESH`: per session.
@@ -422,6 +440,7 @@ impl Config {
             .collect();
         let allowed_origins = AllowedOrigins::parse(&reader.optional("ALLOWED_ORIGINS"));
         let max_body_bytes = reader.number("MAX_BODY_BYTES", 65_536_usize, 1_024, 1_048_576);
+        let max_header_bytes = reader.number("MAX_HEADER_BYTES", 8_192_usize, 1_024, 131_072);
         let login_rate_limit = reader.rate_limit(
             "RATE_LIMIT_LOGIN",
             RateLimit {
@@ -429,6 +448,30 @@ impl Config {
                 period_seconds: 60,
             },
         );
+        let login_account_rate_limit = reader.rate_limit(
+            "RATE_LIMIT_LOGIN_ACCOUNT",
+            RateLimit {
+                limit: 10,
+                period_seconds: 60,
+            },
+        );
+        let lockout = LockoutPolicy {
+            threshold: reader.number("LOGIN_LOCKOUT_THRESHOLD", 5_u32, 1, 1_000),
+            window_seconds: reader.number("LOGIN_LOCKOUT_WINDOW_SECONDS", 900_i64, 1, 86_400),
+            base_lockout_seconds: reader.number("LOGIN_LOCKOUT_SECONDS", 900_i64, 1, 86_400),
+        };
+        let hibp = HibpSettings {
+            enabled: reader.flag("HIBP_CHECK", false),
+            api_url: match reader.optional("HIBP_API_URL") {
+                url if url.is_empty() => "https://api.pwnedpasswords.com".to_owned(),
+                url => url.trim_end_matches('/').to_owned(),
+            },
+        };
+        if !(hibp.api_url.starts_with("https://") || hibp.api_url.starts_with("http://")) {
+            reader
+                .errors
+                .push("HIBP_API_URL must be an absolute http(s) URL".into());
+        }
         let signup_rate_limit = reader.rate_limit(
             "RATE_LIMIT_SIGNUP",
             RateLimit {
@@ -494,7 +537,11 @@ impl Config {
                 allowed_hosts,
                 allowed_origins,
                 max_body_bytes,
+                max_header_bytes,
                 login_rate_limit,
+                login_account_rate_limit,
+                lockout,
+                hibp,
                 signup_rate_limit,
                 refresh_rate_limit,
                 email_rate_limit,
@@ -559,6 +606,60 @@ mod tests {
                 period_seconds: 60
             }
         );
+        assert_eq!(config.login_account_rate_limit, config.login_rate_limit);
+        assert_eq!(config.lockout, LockoutPolicy::default());
+        assert_eq!(config.max_header_bytes, 8_192);
+        assert_eq!(
+            config.hibp,
+            HibpSettings {
+                enabled: false,
+                api_url: "https://api.pwnedpasswords.com".into()
+            }
+        );
+    }
+
+    #[test]
+    fn abuse_settings_are_read_and_checked() {
+        let mut settings = minimal();
+        settings.insert("RATE_LIMIT_LOGIN_ACCOUNT", "3/120");
+        settings.insert("LOGIN_LOCKOUT_THRESHOLD", "7");
+        settings.insert("LOGIN_LOCKOUT_WINDOW_SECONDS", "60");
+        settings.insert("LOGIN_LOCKOUT_SECONDS", "30");
+        settings.insert("HIBP_CHECK", "true");
+        settings.insert("HIBP_API_URL", "http://127.0.0.1:9999/");
+        settings.insert("MAX_HEADER_BYTES", "4096");
+        let config = Config::from_source(&Map(settings.clone())).unwrap();
+        assert_eq!(
+            config.login_account_rate_limit,
+            RateLimit {
+                limit: 3,
+                period_seconds: 120
+            }
+        );
+        assert_eq!(
+            config.lockout,
+            LockoutPolicy {
+                threshold: 7,
+                window_seconds: 60,
+                base_lockout_seconds: 30
+            }
+        );
+        assert!(config.hibp.enabled);
+        assert_eq!(config.hibp.api_url, "http://127.0.0.1:9999");
+        assert_eq!(config.max_header_bytes, 4_096);
+        settings.insert("LOGIN_LOCKOUT_THRESHOLD", "0");
+        settings.insert("HIBP_API_URL", "api.pwnedpasswords.com");
+        settings.insert("HIBP_CHECK", "maybe");
+        settings.insert("MAX_HEADER_BYTES", "10");
+        let error = Config::from_source(&Map(settings)).unwrap_err();
+        for name in [
+            "LOGIN_LOCKOUT_THRESHOLD",
+            "HIBP_API_URL",
+            "HIBP_CHECK",
+            "MAX_HEADER_BYTES",
+        ] {
+            assert!(error.0.contains(name), "{name}: {error}");
+        }
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// 429: rate limited; the value is the number of seconds to wait.
     RateLimited(u64),
+    /// 429: too many failed logins for this identifier; the value is the number of seconds
+    /// to wait. The body never depends on the password that was sent.
+    LoginLocked(u64),
+    /// 431: the request headers exceed the configured limit (bytes).
+    HeadersTooLarge(usize),
     /// 503: a dependency (D1, KV, a Durable Object) did not answer.
     Unavailable(String),
     /// 500: the service itself is misconfigured (missing or malformed secret). Fails closed.
@@ -88,7 +93,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Validation(_) => 422,
-            ApiError::RateLimited(_) => 429,
+            ApiError::RateLimited(_) | ApiError::LoginLocked(_) => 429,
+            ApiError::HeadersTooLarge(_) => 431,
             ApiError::Unavailable(_) => 503,
             ApiError::Misconfigured | ApiError::Internal => 500,
         }
@@ -108,6 +114,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::RateLimited(_) => "rate_limited",
+            ApiError::LoginLocked(_) => "login_locked",
+            ApiError::HeadersTooLarge(_) => "request_header_fields_too_large",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Misconfigured => "misconfigured",
             ApiError::Internal => "internal_error",
@@ -127,6 +135,7 @@ impl ApiError {
             415 => "Unsupported Media Type",
             422 => "Unprocessable Content",
             429 => "Too Many Requests",
+            431 => "Request Header Fields Too Large",
             503 => "Service Unavailable",
             _ => "Internal Server Error",
         }
@@ -152,6 +161,14 @@ impl ApiError {
             },
             ApiError::RateLimited(seconds) => {
                 format!("Too many requests; retry in {seconds} seconds")
+            }
+            // No figure here: the wait is in `Retry-After`, and the body stays the same for
+            // every attempt during the lockout.
+            ApiError::LoginLocked(_) => {
+                "Too many failed sign-in attempts; try again later or reset your password".into()
+            }
+            ApiError::HeadersTooLarge(limit) => {
+                format!("Request headers exceed the limit of {limit} bytes")
             }
             ApiError::Unavailable(what) => format!("{what} is unavailable"),
             ApiError::Misconfigured => "The service is not configured correctly".into(),
@@ -204,6 +221,8 @@ mod tests {
             (ApiError::UnsupportedMediaType, 415),
             (ApiError::invalid("f", "bad"), 422),
             (ApiError::RateLimited(3), 429),
+            (ApiError::LoginLocked(900), 429),
+            (ApiError::HeadersTooLarge(8192), 431),
             (ApiError::Unavailable("D1".into()), 503),
             (ApiError::Misconfigured, 500),
             (ApiError::Internal, 500),
@@ -234,6 +253,30 @@ mod tests {
     fn single_field_error_is_named_in_detail() {
         let problem = ApiError::invalid("email", "is not a valid email address").to_problem("r");
         assert_eq!(problem.detail, "email: is not a valid email address");
+    }
+
+    #[test]
+    fn oversized_headers_are_a_431_problem() {
+        let body = serde_json::to_value(ApiError::HeadersTooLarge(8192).to_problem("r")).unwrap();
+        assert_eq!(body["status"], 431);
+        assert_eq!(body["title"], "Request Header Fields Too Large");
+        assert_eq!(
+            body["type"],
+            "urn:edge-auth:problem:request_header_fields_too_large"
+        );
+        assert_eq!(
+            body["detail"],
+            "Request headers exceed the limit of 8192 bytes"
+        );
+    }
+
+    #[test]
+    fn a_lockout_body_does_not_depend_on_its_wait() {
+        let short = ApiError::LoginLocked(1).to_problem("r");
+        let long = ApiError::LoginLocked(86_400).to_problem("r");
+        assert_eq!(short, long);
+        assert_eq!(short.status, 429);
+        assert_eq!(short.title, "Too Many Requests");
     }
 
     #[test]

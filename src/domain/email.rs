@@ -16,6 +16,10 @@ pub enum Purpose {
     ChangeEmail,
     /// A notice to the old address that the email is being changed; carries no token.
     EmailChangeNotice,
+    /// A notice to the owner of an address that someone tried to sign up with it; carries
+    /// no token. (The signup itself answers as if it had worked, so the address's owner is
+    /// the only one told it is taken.)
+    SignupAttemptNotice,
 }
 
 impl Purpose {
@@ -25,6 +29,7 @@ impl Purpose {
             Purpose::ResetPassword => "reset_password",
             Purpose::ChangeEmail => "change_email",
             Purpose::EmailChangeNotice => "email_change_notice",
+            Purpose::SignupAttemptNotice => "signup_attempt_notice",
         }
     }
 }
@@ -99,6 +104,13 @@ pub fn render(purpose: Purpose, to: &str, ctx: &TemplateContext<'_>) -> Message 
             format!(
                 "A change of the email address of your {app} account to {} was requested. It takes effect only when confirmed from the new address. If this was not you, change your password now.",
                 ctx.new_email.unwrap_or("another address")
+            ),
+            "",
+        ),
+        Purpose::SignupAttemptNotice => (
+            format!("Someone tried to sign up to {app} with your email"),
+            format!(
+                "Someone tried to create a new {app} account with this address, which already has one, so no new account was made. If it was you, sign in, or reset your password if you have forgotten it. If it was not you, you can ignore this message: your account is unchanged."
             ),
             "",
         ),
@@ -238,6 +250,24 @@ mod tests {
         assert!(message.text.contains("new@example.com"));
         assert!(!message.text.contains("code"));
         assert!(!message.html.contains("href"));
+    }
+
+    #[test]
+    fn a_signup_attempt_notice_tells_the_owner_what_to_do_and_carries_no_token() {
+        let message = render(
+            Purpose::SignupAttemptNotice,
+            "owner@example.com",
+            &context(None, None),
+        );
+        assert_eq!(message.purpose.as_str(), "signup_attempt_notice");
+        assert_eq!(
+            message.subject,
+            "Someone tried to sign up to Acme <Auth> with your email"
+        );
+        assert!(message.text.contains("sign in, or reset your password"));
+        assert!(!message.text.contains("code"));
+        assert!(!message.html.contains("href"));
+        assert!(message.html.contains("Acme &lt;Auth&gt;"));
     }
 
     #[test]

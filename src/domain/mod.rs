@@ -4,7 +4,9 @@
 //! rule is unit-tested natively with `cargo test`.
 
 pub mod email;
+pub mod hibp;
 pub mod input;
+pub mod lockout;
 pub mod one_time;
 pub mod password;
 pub mod rate_limit;

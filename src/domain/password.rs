@@ -9,13 +9,17 @@
 use crate::error::FieldError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::OnceLock;
 
 /// Hard cap on the bytes handed to argon2, whatever the policy says: hashing cost grows with
 /// input length, so an unbounded password is a denial-of-service lever.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
-/// The most common passwords (a short seed list; see `common_passwords.txt` for its source).
+/// The 10,000 most common passwords, lower-case; `common_passwords.txt` names its source.
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// How many entries the embedded list has.
+pub const COMMON_PASSWORD_COUNT: usize = 10_000;
 
 /// Length limits, in Unicode characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +49,10 @@ impl PasswordPolicy {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(FieldError::new(
                 field,
-                format!("must be at most {} characters long", self.max_chars),
+                format!(
+                    "is too long: at most {} characters and {MAX_PASSWORD_BYTES} bytes",
+                    self.max_chars
+                ),
             ));
         }
         let length = password.chars().count();
@@ -83,12 +90,28 @@ impl PasswordPolicy {
     }
 }
 
-fn is_common(lowered: &str) -> bool {
-    COMMON_PASSWORDS
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .any(|common| common == lowered)
+/// The entries of a list file: everything after the header, which ends at the first blank
+/// line (entries may start with `#`, so comments cannot be told apart line by line).
+fn list_entries(file: &str) -> impl Iterator<Item = &str> {
+    file.lines()
+        .skip_while(|line| !line.trim().is_empty())
+        .filter(|line| !line.is_empty())
+}
+
+/// The list, sorted once per isolate, for binary search: O(log n) per check, no allocation.
+fn common_passwords() -> &'static [&'static str] {
+    static SORTED: OnceLock<Vec<&'static str>> = OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut entries: Vec<&'static str> = list_entries(COMMON_PASSWORDS).collect();
+        entries.sort_unstable();
+        entries.dedup();
+        entries
+    })
+}
+
+/// Whether a lower-cased password is on the common-passwords list.
+pub fn is_common(lowered: &str) -> bool {
+    common_passwords().binary_search(&lowered).is_ok()
 }
 
 /// argon2id cost parameters.
@@ -270,6 +293,48 @@ mod tests {
             assert_eq!(error.field, "new_password");
             assert!(error.message.contains("common"), "{common}");
         }
+    }
+
+    #[test]
+    fn the_common_list_is_the_top_ten_thousand_lower_case() {
+        let entries: Vec<&str> = list_entries(COMMON_PASSWORDS).collect();
+        assert_eq!(entries.len(), COMMON_PASSWORD_COUNT);
+        assert_eq!(
+            common_passwords().len(),
+            COMMON_PASSWORD_COUNT,
+            "no duplicates"
+        );
+        assert_eq!(entries[0], "123456", "most common first, as in the source");
+        assert!(entries
+            .iter()
+            .all(|e| *e == e.to_lowercase() && *e == e.trim()));
+        // An entry that starts with '#' is an entry, not a comment.
+        assert!(is_common("#1bitch"));
+    }
+
+    #[test]
+    fn policy_refuses_entries_from_deep_in_the_list() {
+        let policy = PasswordPolicy::default();
+        // Entries of 8+ characters past the old seed list (ranks 372 to 9,975).
+        for common in ["Liverpool1", "tinkerbell", "GodLovesMe", "grenouille"] {
+            let error = policy.check("password", common, "alice", None).unwrap_err();
+            assert!(error.message.contains("too common"), "{common}");
+        }
+        assert!(!is_common("correct horse battery staple"));
+        assert!(policy
+            .check("password", "correct horse battery staple", "alice", None)
+            .is_ok());
+    }
+
+    #[test]
+    fn an_over_long_password_says_so_in_bytes() {
+        let error = PasswordPolicy::default()
+            .check("password", &"é".repeat(600), "alice", None)
+            .unwrap_err();
+        assert_eq!(
+            error.message,
+            "is too long: at most 128 characters and 1024 bytes"
+        );
     }
 
     #[test]

@@ -19,6 +19,39 @@ pub struct Decision {
     pub retry_after_seconds: u64,
 }
 
+impl Decision {
+    /// Whether this decision constrains the client more than `other`: a refusal beats a
+    /// pass (and the longer wait wins between refusals); between passes, fewer remaining.
+    /// A request counted against several budgets reports the tightest in `RateLimit-*`.
+    pub fn is_tighter_than(&self, other: &Decision) -> bool {
+        match (self.allowed, other.allowed) {
+            (false, true) => true,
+            (true, false) => false,
+            (false, false) => self.retry_after_seconds > other.retry_after_seconds,
+            (true, true) => self.remaining < other.remaining,
+        }
+    }
+}
+
+/// The budget key of a client address: an IPv4 address as it is, an IPv6 address by its
+/// /64 network (one subscriber usually holds a whole /64, so per-address budgets would be
+/// trivially evaded), an IPv4-mapped IPv6 address as the IPv4 address. Anything unparsable
+/// is kept verbatim (bounded) so it still has a budget of its own.
+pub fn client_bucket(ip: &str) -> String {
+    use std::net::IpAddr;
+    match ip.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) => format!("raw:{}", ip.chars().take(64).collect::<String>()),
+    }
+}
+
 /// Apply one request at `now_ms` to a key whose state is `tat_ms`; returns the decision and
 /// the new state to store.
 pub fn gcra(tat_ms: Option<u64>, now_ms: u64, limit: u32, period_ms: u64) -> (Decision, u64) {
@@ -51,6 +84,13 @@ pub fn gcra(tat_ms: Option<u64>, now_ms: u64, limit: u32, period_ms: u64) -> (De
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Decision {
+        fn with_remaining(mut self, remaining: u32) -> Self {
+            self.remaining = remaining;
+            self
+        }
+    }
 
     fn run(requests: usize, limit: u32, period_ms: u64, now_ms: u64) -> (Vec<Decision>, u64) {
         let mut state = None;
@@ -95,6 +135,41 @@ mod tests {
         assert!(gcra(Some(tat), 6_000, 10, 60_000).0.allowed);
         let (after_a_period, _) = gcra(Some(tat), 60_000, 10, 60_000);
         assert_eq!(after_a_period.remaining, 9);
+    }
+
+    #[test]
+    fn the_tightest_decision_is_the_one_reported() {
+        let pass = |remaining| gcra(None, 0, 10, 60_000).0.with_remaining(remaining);
+        let (_, tat) = run(10, 10, 60_000, 0);
+        let refused = gcra(Some(tat), 0, 10, 60_000).0;
+        let refused_longer = gcra(Some(tat + 10_000), 0, 10, 60_000).0;
+        assert!(pass(3).is_tighter_than(&pass(4)));
+        assert!(!pass(4).is_tighter_than(&pass(3)));
+        assert!(!pass(3).is_tighter_than(&pass(3)));
+        assert!(refused.is_tighter_than(&pass(0)));
+        assert!(!pass(0).is_tighter_than(&refused));
+        assert!(refused_longer.is_tighter_than(&refused));
+    }
+
+    #[test]
+    fn clients_are_bucketed_by_ipv4_address_and_ipv6_slash_64() {
+        assert_eq!(client_bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(
+            client_bucket("2001:db8:aa:bb:1:2:3:4"),
+            "2001:db8:aa:bb::/64"
+        );
+        assert_eq!(
+            client_bucket("2001:DB8:AA:BB:ffff::1"),
+            client_bucket("2001:db8:aa:bb::99"),
+            "one /64, one budget"
+        );
+        assert_ne!(
+            client_bucket("2001:db8:aa:bb::1"),
+            client_bucket("2001:db8:aa:bc::1")
+        );
+        assert_eq!(client_bucket("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(client_bucket("not an ip"), "raw:not an ip");
+        assert_eq!(client_bucket(&"x".repeat(500)).len(), 4 + 64);
     }
 
     #[test]

@@ -47,6 +47,19 @@ pub fn security_event(meta: &RequestMeta, event: &str, fields: Value) {
     console_log!("{}", Value::Object(line));
 }
 
+/// An operational warning (a dependency that failed open, ...) with event-specific fields.
+pub fn warn(meta: &RequestMeta, event: &str, fields: Value) {
+    let mut line = Map::new();
+    line.insert("timestamp".into(), Value::String(timestamp()));
+    line.insert("level".into(), Value::String("warn".into()));
+    line.insert("event".into(), Value::String(event.into()));
+    line.insert("request_id".into(), Value::String(meta.request_id.clone()));
+    if let Value::Object(extra) = fields {
+        line.extend(extra);
+    }
+    console_log!("{}", Value::Object(line));
+}
+
 /// An operational error whose cause must not reach the client.
 pub fn error(meta: &RequestMeta, event: &str, cause: &str) {
     console_log!(

@@ -23,6 +23,8 @@ pub struct RequestMeta {
     pub colo: Option<String>,
     pub country: Option<String>,
     pub started_ms: u64,
+    /// The sum of the lengths of every header name and value, for `MAX_HEADER_BYTES`.
+    pub header_bytes: usize,
 }
 
 /// Longest incoming `X-Request-ID` echoed back; longer or odd ones are replaced.
@@ -34,6 +36,11 @@ fn well_formed_request_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The size of a header block as `MAX_HEADER_BYTES` counts it: names plus values, in bytes.
+pub fn header_bytes(headers: impl Iterator<Item = (String, String)>) -> usize {
+    headers.map(|(name, value)| name.len() + value.len()).sum()
 }
 
 impl RequestMeta {
@@ -61,6 +68,7 @@ impl RequestMeta {
             colo: req.cf().map(|cf| cf.colo()),
             country: req.cf().and_then(|cf| cf.country()),
             started_ms: Date::now().as_millis(),
+            header_bytes: header_bytes(req.headers().entries()),
         }
     }
 }
@@ -79,5 +87,15 @@ mod tests {
         assert!(!well_formed_request_id("has space"));
         assert!(!well_formed_request_id("new\nline"));
         assert!(!well_formed_request_id(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn header_bytes_count_names_and_values() {
+        let headers = vec![
+            ("host".to_owned(), "auth.example".to_owned()),
+            ("x-big".to_owned(), "é".repeat(10)),
+        ];
+        assert_eq!(header_bytes(headers.into_iter()), 4 + 12 + 5 + 20);
+        assert_eq!(header_bytes(std::iter::empty()), 0);
     }
 }

@@ -39,7 +39,7 @@ pub fn problem(error: &ApiError, request_id: &str) -> Response {
         ApiError::Unauthorized(_) => {
             let _ = headers.set("www-authenticate", "Bearer realm=\"edge-auth\"");
         }
-        ApiError::RateLimited(seconds) => {
+        ApiError::RateLimited(seconds) | ApiError::LoginLocked(seconds) => {
             let _ = headers.set("retry-after", &seconds.to_string());
         }
         _ => {}

@@ -1,6 +1,8 @@
 //! `/api/v1/auth/*`: signup, login, refresh, logout and password change.
 
 use crate::domain::email::Purpose;
+use crate::domain::hibp::{breach_count, range_query, BREACHED};
+use crate::domain::lockout::{identifier_digest, FailureState, Gate};
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
@@ -18,10 +20,11 @@ use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser, UserRow};
-use crate::store::{self, revocation, session_guard};
+use crate::store::{self, hibp, login_failures, revocation, session_guard};
+use futures_util::future::join3;
 use serde_json::json;
 use uuid::Uuid;
-use worker::Request;
+use worker::{D1Database, Request};
 
 /// A fresh refresh token for a session and the digest that is stored for it.
 fn new_refresh_token(session_id: &str) -> Result<(String, String), ApiError> {
@@ -113,6 +116,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Internal);
     };
+    reject_breached(ctx, "password", &password).await?;
 
     let now = now_seconds();
     let password_hash = ctx
@@ -135,7 +139,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     // An account that must verify its email gets no session until it has.
     let session = (!require_verification)
         .then(|| new_session(ctx, &session_id, &user_id, &refresh_hash, now));
-    sessions::create_user_with_session(
+    let created = sessions::create_user_with_session(
         &db,
         &NewUser {
             id: &user_id,
@@ -147,11 +151,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         session.as_ref(),
         extra,
     )
-    .await?;
-    ctx.set_user(&user_id);
-    if let Some(prepared) = &verification {
-        email_flows::send_token(ctx, prepared).await?;
-    }
+    .await;
     let user = UserRow {
         id: user_id,
         username,
@@ -162,27 +162,132 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         updated_at: now,
         roles: Some("user".into()),
     };
+    match created {
+        Ok(()) => {}
+        // When accounts must verify their address, a taken email must not be told apart
+        // from a fresh signup: the same 201 with an account that was never stored, after
+        // the same hash and D1 batch; the owner of the address hears of it by email. (A
+        // taken username is still a 409: usernames are public handles. When both are taken
+        // the batch fails on the username first — see `store::users::insert_statements` —
+        // so that case is a 409 too, whatever the email.)
+        Err(error) if require_verification && store::is_email_taken(&error) => {
+            if let Some(owner) = &user.email {
+                email_flows::send_signup_attempt_notice(ctx, owner).await?;
+            }
+            log::security_event(
+                ctx.meta,
+                "signup_email_taken",
+                json!({ "email": user.email.as_deref().map(mask_email) }),
+            );
+            return verification_required(&user);
+        }
+        Err(error) => return Err(error),
+    }
+    ctx.set_user(&user.id);
+    if let Some(prepared) = &verification {
+        email_flows::send_token(ctx, prepared).await?;
+    }
     if require_verification {
-        return json(
-            201,
-            &json!({
-                "verification_required": true,
-                "detail": "Check your email to verify your address, then sign in",
-                "user": user_json(&user),
-            }),
-        );
+        return verification_required(&user);
     }
     token_response(ctx, 201, &user, &session_id, &refresh_token, now)
+}
+
+/// The signup answer when the address must be verified before the first login.
+fn verification_required(user: &UserRow) -> ApiResult {
+    json(
+        201,
+        &json!({
+            "verification_required": true,
+            "detail": "Check your email to verify your address, then sign in",
+            "user": user_json(user),
+        }),
+    )
+}
+
+/// With `HIBP_CHECK=true`, refuse a new password that appears in Have I Been Pwned's
+/// corpus (422 on `field`). Only the SHA-1 prefix is sent. Fails open: when the range API
+/// cannot be reached, answers other than 200, or is too slow, the password passes and a
+/// `hibp_unavailable` line is logged — a third-party outage must not stop signups.
+pub async fn reject_breached(ctx: &Ctx<'_>, field: &str, password: &str) -> Result<(), ApiError> {
+    if !ctx.config.hibp.enabled {
+        return Ok(());
+    }
+    let query = range_query(password);
+    match hibp::fetch_range(&ctx.config.hibp.api_url, &query.prefix).await {
+        Ok(body) if breach_count(&body, &query.suffix) > 0 => {
+            log::security_event(ctx.meta, "password_breached", json!({ "field": field }));
+            Err(ApiError::invalid(field, BREACHED))
+        }
+        Ok(_) => Ok(()),
+        Err(reason) => {
+            log::warn(ctx.meta, "hibp_unavailable", json!({ "reason": reason }));
+            Ok(())
+        }
+    }
 }
 
 fn invalid_credentials() -> ApiError {
     ApiError::Unauthorized(INVALID_CREDENTIALS.into())
 }
 
+/// The account a login identifier names: an email when it looks like one, else a username.
+async fn find_login_account(
+    db: &D1Database,
+    identifier: &str,
+) -> Result<Option<UserRow>, ApiError> {
+    if looks_like_email(identifier) {
+        match normalize_email(identifier) {
+            Ok(email) => users::find_by_email(db, &email).await,
+            Err(_) => Ok(None),
+        }
+    } else {
+        match normalize_username(identifier) {
+            Ok(username) => users::find_by_username(db, &username).await,
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// Count a failed login against its identifier; log the lockout it may start.
+async fn record_login_failure(
+    ctx: &Ctx<'_>,
+    digest: &str,
+    state: FailureState,
+    now: i64,
+    masked: &str,
+) {
+    let policy = ctx.config.lockout;
+    let outcome = policy.record_failure(state, now);
+    if let Some(seconds) = outcome.locked_for_seconds {
+        log::security_event(
+            ctx.meta,
+            "login_locked",
+            json!({
+                "started": true,
+                "identifier": masked,
+                "lockout_seconds": seconds,
+                "lockouts": outcome.state.lockouts,
+            }),
+        );
+    }
+    login_failures::save(
+        ctx.env,
+        digest,
+        &outcome.state,
+        policy.forget_at(&outcome.state),
+        now,
+    )
+    .await;
+}
+
 /// `POST /api/v1/auth/login` `{username | email, password}` -> 200 with tokens.
 ///
-/// An unknown account and a wrong password give the same 401 body and both cost one argon2
-/// hash, so neither the answer nor its timing tells whether an account exists.
+/// An unknown account and a wrong password give the same 401 body, both cost one argon2
+/// hash and both count towards the identifier's lockout, so neither the answer nor its
+/// timing tells whether an account exists. Budgets: per client IP (`RATE_LIMIT_LOGIN`) and
+/// per identifier (`RATE_LIMIT_LOGIN_ACCOUNT`); after `LOGIN_LOCKOUT_THRESHOLD` failures the
+/// identifier is locked (429) before any password is checked.
 pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("login", ctx.config.login_rate_limit).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -197,30 +302,59 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let (Some(identifier), Some(password)) = (identifier, password) else {
         return Err(ApiError::Internal);
     };
-    if password.len() > MAX_PASSWORD_BYTES {
-        // No stored password can be this long; refuse before hashing (argon2 cost grows
-        // with input). Independent of the account, so it reveals nothing.
-        return Err(invalid_credentials());
-    }
-
-    let db = store::database(ctx.env)?;
     let identifier = identifier.trim();
-    let user = if looks_like_email(identifier) {
-        match normalize_email(identifier) {
-            Ok(email) => users::find_by_email(&db, &email).await?,
-            Err(_) => None,
-        }
-    } else {
-        match normalize_username(identifier) {
-            Ok(username) => users::find_by_username(&db, &username).await?,
-            Err(_) => None,
-        }
-    };
     let masked = if looks_like_email(identifier) {
         mask_email(identifier)
     } else {
         identifier.chars().take(42).collect()
     };
+    if password.len() > MAX_PASSWORD_BYTES {
+        // No stored password can be this long; refuse before hashing (argon2 cost grows
+        // with input). Independent of the account, so it reveals nothing.
+        log::security_event(
+            ctx.meta,
+            "login_failed",
+            json!({ "reason": "password_too_long", "identifier": masked }),
+        );
+        return Err(invalid_credentials());
+    }
+
+    let digest = identifier_digest(identifier);
+    let db = store::database(ctx.env)?;
+    // The identifier's budget (a Durable Object), its failure count (KV) and the account
+    // (D1) are independent reads: one round trip instead of three.
+    let (budget, failures, user) = join3(
+        ctx.rate_limit_by(
+            "login",
+            "account",
+            &digest,
+            ctx.config.login_account_rate_limit,
+        ),
+        login_failures::load(ctx.env, &digest),
+        find_login_account(&db, identifier),
+    )
+    .await;
+    budget?;
+    let user = user?;
+    let now = now_seconds();
+    if let Gate::Locked {
+        retry_after_seconds,
+    } = ctx.config.lockout.gate(&failures, now)
+    {
+        // Refused before the password is looked at, so the answer is the same for a right
+        // and a wrong one; one hash all the same, so the timing is too.
+        ctx.config.hasher.burn(&password);
+        log::security_event(
+            ctx.meta,
+            "login_locked",
+            json!({
+                "started": false,
+                "identifier": masked,
+                "retry_after_seconds": retry_after_seconds,
+            }),
+        );
+        return Err(ApiError::LoginLocked(retry_after_seconds));
+    }
     let Some(user) = user else {
         ctx.config.hasher.burn(&password);
         log::security_event(
@@ -228,6 +362,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             "login_failed",
             json!({ "reason": "unknown_account", "identifier": masked }),
         );
+        record_login_failure(ctx, &digest, failures, now, &masked).await;
         return Err(invalid_credentials());
     };
     let verification = ctx
@@ -241,7 +376,11 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             "login_failed",
             json!({ "reason": "wrong_password", "user_id": user.id }),
         );
+        record_login_failure(ctx, &digest, failures, now, &masked).await;
         return Err(invalid_credentials());
+    }
+    if !failures.is_clear() {
+        login_failures::clear(ctx.env, &digest).await;
     }
     if ctx.config.email.require_verification && user.email_verified == 0 {
         // Only after the password proved right: the answer reveals nothing to a guesser.
@@ -266,7 +405,6 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         None
     };
 
-    let now = now_seconds();
     let session_id = Uuid::new_v4().to_string();
     let (refresh_token, refresh_hash) = new_refresh_token(&session_id)?;
     sessions::create_session(
@@ -395,6 +533,7 @@ pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         return Err(ApiError::Internal);
     };
     confirm_password(ctx, &caller.user, "current_password", &current).await?;
+    reject_breached(ctx, "new_password", &new).await?;
     let new_hash = ctx
         .config
         .hasher

@@ -6,6 +6,7 @@
 
 use crate::domain::email::{render, Purpose, TemplateContext};
 use crate::domain::input::Fields;
+use crate::domain::lockout::identifier_digest;
 use crate::domain::one_time::{code_from_random, code_matches, hash_code, is_code};
 use crate::domain::secret::{encode_opaque_token, hash_opaque_token, is_well_formed_opaque_token};
 use crate::domain::user::{looks_like_email, normalize_email, normalize_username};
@@ -14,12 +15,15 @@ use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, ApiResult};
 use crate::mail::{self, Outgoing};
+use crate::routes::auth::reject_breached;
 use crate::routes::users::user_json;
 use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store;
+use crate::store::login_failures;
 use crate::store::one_time_tokens::{self, Effect, NewToken, TokenRow};
 use crate::store::users::{self, UserRow};
+use futures_util::future::join_all;
 use serde_json::json;
 use uuid::Uuid;
 use worker::{D1Database, D1PreparedStatement, Request};
@@ -40,7 +44,9 @@ pub struct PreparedToken {
 fn ttl(ctx: &Ctx<'_>, purpose: Purpose) -> i64 {
     let email = &ctx.config.email;
     match purpose {
-        Purpose::VerifyEmail | Purpose::EmailChangeNotice => email.verify_ttl_seconds,
+        Purpose::VerifyEmail | Purpose::EmailChangeNotice | Purpose::SignupAttemptNotice => {
+            email.verify_ttl_seconds
+        }
         Purpose::ResetPassword => email.reset_ttl_seconds,
         Purpose::ChangeEmail => email.change_ttl_seconds,
     }
@@ -97,7 +103,9 @@ impl PreparedToken {
 /// The page a link of this purpose opens.
 fn page_path(purpose: Purpose) -> &'static str {
     match purpose {
-        Purpose::VerifyEmail | Purpose::EmailChangeNotice => "/verify-email",
+        Purpose::VerifyEmail | Purpose::EmailChangeNotice | Purpose::SignupAttemptNotice => {
+            "/verify-email"
+        }
         Purpose::ResetPassword => "/reset-password",
         Purpose::ChangeEmail => "/confirm-email",
     }
@@ -164,6 +172,33 @@ pub async fn send_change_notice(
             code: None,
             valid_minutes: 0,
             new_email: Some(new_email),
+        },
+    );
+    mail::deliver(
+        ctx.env,
+        ctx.config,
+        ctx.worker,
+        Outgoing {
+            message,
+            token: None,
+            code: None,
+        },
+    )
+    .await
+}
+
+/// Tell the owner of an address that someone tried to sign up with it.
+pub async fn send_signup_attempt_notice(ctx: &Ctx<'_>, owner_email: &str) -> Result<(), ApiError> {
+    let email = &ctx.config.email;
+    let message = render(
+        Purpose::SignupAttemptNotice,
+        owner_email,
+        &TemplateContext {
+            app_name: &email.app_name,
+            link: None,
+            code: None,
+            valid_minutes: 0,
+            new_email: None,
         },
     );
     mail::deliver(
@@ -303,6 +338,7 @@ pub async fn reset_password(
             owner.email.as_deref(),
         )
         .map_err(|error| ApiError::Validation(vec![error]))?;
+    reject_breached(ctx, "new_password", new_password).await?;
     let password_hash = ctx
         .config
         .hasher
@@ -318,6 +354,13 @@ pub async fn reset_password(
     )
     .await?;
     log::security_event(ctx.meta, "password_reset", json!({ "user_id": user.id }));
+    // Whoever proved the mailbox may sign in at once, even if someone else locked the
+    // account's names with wrong passwords meanwhile.
+    let identifiers = std::iter::once(user.username.as_str()).chain(user.email.as_deref());
+    join_all(identifiers.map(|identifier| async move {
+        login_failures::clear(ctx.env, &identifier_digest(identifier)).await;
+    }))
+    .await;
     Ok(user)
 }
 

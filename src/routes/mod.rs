@@ -12,7 +12,7 @@ pub mod users;
 
 use crate::config::Config;
 use crate::config::RateLimit;
-use crate::domain::rate_limit::Decision;
+use crate::domain::rate_limit::{client_bucket, Decision};
 use crate::env;
 use crate::error::ApiError;
 use crate::http::response::{apply_edge_headers, problem, set_cors_headers, ApiResult};
@@ -40,15 +40,21 @@ impl Ctx<'_> {
         *self.user_id.borrow_mut() = Some(user_id.to_owned());
     }
 
-    /// Count this request against a budget; 429 when it is spent. The decision's figures go
-    /// out as `RateLimit-*` headers on the response, whatever it is.
+    /// Count this request against a budget per client (`CF-Connecting-IP`; an IPv6 client by
+    /// its /64); 429 when it is spent. The decision's figures go out as `RateLimit-*` headers
+    /// on the response, whatever it is.
     pub async fn rate_limit(&self, scope: &str, budget: RateLimit) -> Result<(), ApiError> {
-        let client = self.meta.client_ip.as_deref().unwrap_or("unknown");
-        self.rate_limit_by(scope, "ip", client, budget).await
+        let client = self
+            .meta
+            .client_ip
+            .as_deref()
+            .map_or_else(|| "unknown".to_owned(), client_bucket);
+        self.rate_limit_by(scope, "ip", &client, budget).await
     }
 
     /// Count this request against the budget of `scope` for one value of a dimension (an IP,
-    /// a session, an account).
+    /// a session, an account). Each key is its own Durable Object. When a request counts
+    /// against several budgets, the `RateLimit-*` headers describe the tightest.
     pub async fn rate_limit_by(
         &self,
         scope: &str,
@@ -58,14 +64,22 @@ impl Ctx<'_> {
     ) -> Result<(), ApiError> {
         let key = format!("{scope}:{dimension}:{value}");
         let decision = rate_limit::check(self.env, &key, budget).await?;
-        *self.rate_limit.borrow_mut() = Some(decision);
+        {
+            let mut reported = self.rate_limit.borrow_mut();
+            if reported
+                .as_ref()
+                .is_none_or(|previous| decision.is_tighter_than(previous))
+            {
+                *reported = Some(decision);
+            }
+        }
         if decision.allowed {
             Ok(())
         } else {
             log::security_event(
                 self.meta,
                 "rate_limited",
-                json!({ "scope": scope, "retry_after_seconds": decision.retry_after_seconds }),
+                json!({ "scope": scope, "dimension": dimension, "retry_after_seconds": decision.retry_after_seconds }),
             );
             Err(ApiError::RateLimited(decision.retry_after_seconds))
         }
@@ -266,7 +280,9 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
         rate_limit: RefCell::new(None),
     };
     let route = Route::from_path(&meta.path);
-    let result = if !config.host_allowed(&meta.host) {
+    let result = if meta.header_bytes > config.max_header_bytes {
+        Err(ApiError::HeadersTooLarge(config.max_header_bytes))
+    } else if !config.host_allowed(&meta.host) {
         Err(ApiError::UntrustedHost)
     } else {
         match route {

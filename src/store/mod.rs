@@ -1,8 +1,11 @@
-//! Storage: D1 repositories and the rate-limiter client. The only place that writes SQL.
+//! Storage: D1 repositories, KV (revocations, login failures), the Durable Object clients and
+//! the one outside HTTP API (Have I Been Pwned). The only place that writes SQL.
 //!
 //! Every statement binds its parameters; every multi-statement write is one D1 batch, which
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
+pub mod hibp;
+pub mod login_failures;
 pub mod one_time_tokens;
 pub mod outbox;
 pub mod rate_limit;
@@ -30,15 +33,25 @@ pub fn database(env: &Env) -> Result<D1Database, ApiError> {
     })
 }
 
+/// The 409 detail of a taken username.
+pub const USERNAME_TAKEN: &str = "Username is already taken";
+/// The 409 detail of a taken email address.
+pub const EMAIL_TAKEN: &str = "Email is already registered";
+
+/// Whether an error is the conflict of a taken email address.
+pub fn is_email_taken(error: &ApiError) -> bool {
+    matches!(error, ApiError::Conflict(detail) if detail == EMAIL_TAKEN)
+}
+
 /// Map a D1 failure to an API error: unique-constraint violations become 409s naming the
 /// taken field; anything else is logged and reported as the database being unavailable.
 pub fn map_d1_error(error: worker::Error) -> ApiError {
     let message = error.to_string();
     if message.contains("UNIQUE constraint failed: users.username") {
-        return ApiError::Conflict("Username is already taken".into());
+        return ApiError::Conflict(USERNAME_TAKEN.into());
     }
     if message.contains("UNIQUE constraint failed: users.email") {
-        return ApiError::Conflict("Email is already registered".into());
+        return ApiError::Conflict(EMAIL_TAKEN.into());
     }
     console_error!(
         "{}",

@@ -106,11 +106,25 @@ pub async fn find_by_live_session(
 }
 
 /// The statements that insert an account with the default role (run inside a batch).
+///
+/// When both the username and the email are taken, SQLite reports the email's UNIQUE
+/// constraint. The first statement makes a taken username fail first, whatever the email: it
+/// inserts a row (with no email) only when the username exists, which then fails on the
+/// username. Otherwise "username taken + this email" would answer differently depending on
+/// whether the email has an account — an oracle for addresses, which signup must not be
+/// when verification is required (see `routes::auth::signup`). Same batch, no extra round
+/// trip.
 pub(super) fn insert_statements(
     db: &D1Database,
     user: &NewUser<'_>,
 ) -> Result<Vec<worker::D1PreparedStatement>, ApiError> {
     Ok(vec![
+        db.prepare(
+            "INSERT INTO users (id, username, email, password_hash, email_verified, created_at, updated_at) \
+             SELECT ?1, ?2, NULL, '', 0, 0, 0 WHERE EXISTS (SELECT 1 FROM users WHERE username = ?2)",
+        )
+        .bind(&[text(user.id), text(user.username)])
+        .map_err(map_d1_error)?,
         db.prepare(
             "INSERT INTO users (id, username, email, password_hash, email_verified, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
@@ -136,7 +150,8 @@ pub struct ProfileChange<'a> {
     pub email: Option<Option<&'a str>>,
 }
 
-/// Apply a profile change and return the updated row. A changed email is unverified.
+/// Apply a profile change and return the updated row. A changed email is unverified;
+/// `updated_at` moves only when a value actually changes.
 pub async fn update_profile(
     db: &D1Database,
     user_id: &str,
@@ -150,7 +165,8 @@ pub async fn update_profile(
                username = COALESCE(?2, username), \
                email = CASE WHEN ?3 THEN ?4 ELSE email END, \
                email_verified = CASE WHEN ?3 AND ?4 IS NOT email THEN 0 ELSE email_verified END, \
-               updated_at = ?5 \
+               updated_at = CASE WHEN (?2 IS NOT NULL AND ?2 IS NOT username) \
+                                   OR (?3 AND ?4 IS NOT email) THEN ?5 ELSE updated_at END \
              WHERE id = ?1",
         )
         .bind(&[

@@ -14,7 +14,7 @@ cargo_status=0
 cargo test --color never 2>&1 | tee "$LOGS/cargo.txt" || cargo_status=$?
 
 node_status=0
-node --test --test-reporter=spec --test-concurrency=2 tests/ 2>&1 | tee "$LOGS/node.txt" || node_status=$?
+node --test --test-reporter=spec --test-concurrency=2 "tests/*.test.mjs" 2>&1 | tee "$LOGS/node.txt" || node_status=$?
 
 cargo_passed=$(grep -Eo '[0-9]+ passed' "$LOGS/cargo.txt" | awk '{ s += $1 } END { print s + 0 }')
 cargo_failed=$(grep -Eo '[0-9]+ failed' "$LOGS/cargo.txt" | awk '{ s += $1 } END { print s + 0 }')

@@ -137,6 +137,8 @@ pub struct Config {
     pub signup_rate_limit: RateLimit,
     /// `RATE_LIMIT_REFRESH`: per session.
     pub refresh_rate_limit: RateLimit,
+    /// `AUDIT_RETENTION_DAYS`: audit entries older than this are pruned daily; 0 keeps them.
+    pub audit_retention_days: u32,
 }
 
 fn split_list(text: &str) -> impl Iterator<Item = &str> {
@@ -273,6 +275,7 @@ impl Config {
                 period_seconds: 60,
             },
         );
+        let audit_retention_days = reader.number("AUDIT_RETENTION_DAYS", 90_u32, 0, 36_500);
 
         let signing_key = reader.required("JWT_SIGNING_KEY");
         let verify_keys = reader.optional("JWT_VERIFY_KEYS");
@@ -311,6 +314,7 @@ impl Config {
                 login_rate_limit,
                 signup_rate_limit,
                 refresh_rate_limit,
+                audit_retention_days,
             }),
             _ => Err(ConfigError(reader.errors.join("; "))),
         }
@@ -363,6 +367,7 @@ mod tests {
         assert_eq!(config.max_body_bytes, 65_536);
         assert_eq!(config.sessions, SessionPolicy::default());
         assert_eq!(config.allowed_origins, AllowedOrigins::None);
+        assert_eq!(config.audit_retention_days, 90);
         assert_eq!(
             config.login_rate_limit,
             RateLimit {
@@ -388,6 +393,7 @@ mod tests {
         settings.insert("JWT_SIGNING_KEY", "short");
         settings.insert("ACCESS_TOKEN_TTL_SECONDS", "fifteen minutes");
         settings.insert("RATE_LIMIT_LOGIN", "10 per minute");
+        settings.insert("AUDIT_RETENTION_DAYS", "-1");
         let error = Config::from_source(&Map(settings)).unwrap_err();
         assert!(
             error.0.contains("JWT_SIGNING_KEY must be base64"),
@@ -395,6 +401,7 @@ mod tests {
         );
         assert!(error.0.contains("ACCESS_TOKEN_TTL_SECONDS"), "{error}");
         assert!(error.0.contains("RATE_LIMIT_LOGIN"), "{error}");
+        assert!(error.0.contains("AUDIT_RETENTION_DAYS"), "{error}");
         assert!(!error.0.contains("short"), "values must not be echoed");
     }
 

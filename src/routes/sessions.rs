@@ -1,5 +1,6 @@
 //! `/api/v1/auth/sessions`: the signed-in user's sessions, listed and revoked.
 
+use crate::domain::audit::AuditAction;
 use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
@@ -58,9 +59,13 @@ pub async fn revoke(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     if !sessions::revoke(
         &db,
         session_id,
-        Some(&caller.user.id),
+        &caller.user.id,
         "revoked_by_user",
         now,
+        &ctx.audit(AuditAction::SessionRevoked, now)
+            .by_self(&caller.user.id)
+            .with("session_id", session_id)
+            .with("reason", "revoked_by_user"),
     )
     .await?
     {

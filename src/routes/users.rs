@@ -1,5 +1,6 @@
 //! `/api/v1/users/me`: the signed-in account's profile.
 
+use crate::domain::audit::AuditAction;
 use crate::domain::input::Fields;
 use crate::domain::password::Verification;
 use crate::domain::time::rfc3339_seconds;
@@ -104,9 +105,10 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let change = ProfileChange {
         username: username.as_deref(),
         email: email.as_ref().map(|email| email.as_deref()),
+        email_verified: None,
     };
     let db = store::database(ctx.env)?;
-    let updated = store::users::update_profile(&db, &caller.user.id, &change, now_seconds())
+    let updated = store::users::update_profile(&db, &caller.user.id, &change, now_seconds(), None)
         .await?
         .ok_or(ApiError::NotFound)?;
     json(200, &user_json(&updated))
@@ -127,7 +129,14 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     )
     .await?;
     let db = store::database(ctx.env)?;
-    store::users::delete(&db, &caller.user.id).await?;
+    store::users::delete(
+        &db,
+        &caller.user.id,
+        &ctx.audit(AuditAction::UserDeleted, now_seconds())
+            .by_self(&caller.user.id)
+            .with("username", caller.user.username.as_str()),
+    )
+    .await?;
     log::security_event(
         ctx.meta,
         "account_deleted",

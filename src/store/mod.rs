@@ -3,8 +3,10 @@
 //! Every statement binds its parameters; every multi-statement write is one D1 batch, which
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
+pub mod audit;
 pub mod rate_limit;
 pub mod revocation;
+pub mod roles;
 pub mod session_guard;
 pub mod sessions;
 pub mod users;

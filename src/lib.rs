@@ -19,12 +19,13 @@ pub mod http;
 pub mod objects;
 pub mod routes;
 pub mod runtime;
+pub mod scheduled;
 pub mod store;
 
 pub use objects::rate_limiter::RateLimiter;
 pub use objects::session_guard::SessionGuard;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(start)]
 fn start() {
@@ -34,4 +35,9 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     routes::handle(req, env).await
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    scheduled::run(&env, &event.cron(), event.schedule()).await;
 }

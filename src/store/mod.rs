@@ -4,6 +4,7 @@
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
 pub mod audit;
+pub mod maintenance;
 pub mod rate_limit;
 pub mod revocation;
 pub mod roles;

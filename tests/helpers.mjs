@@ -121,9 +121,10 @@ export class WorkerHandle {
     return this.mf.dispatchFetch(ORIGIN + path, init);
   }
 
-  /** JSON request; `body` is serialised unless it is already a string. */
-  async request(method, path, { body, token, headers = {} } = {}) {
+  /** JSON request; `body` is serialised unless it is already a string; `cf` sets `request.cf`. */
+  async request(method, path, { body, token, headers = {}, cf } = {}) {
     const init = { method, headers: { ...headers } };
+    if (cf) init.cf = cf;
     if (body !== undefined) {
       init.body = typeof body === "string" ? body : JSON.stringify(body);
       init.headers["content-type"] ??= "application/json";

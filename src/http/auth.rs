@@ -29,19 +29,28 @@ fn bearer_token(req: &Request) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
-/// Authenticate the request or fail with 401.
-pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated, ApiError> {
+/// Check the bearer token itself — signature, algorithm, key, issuer, audience, lifetime —
+/// or fail with 401. Costs no I/O; [`load_caller`] does the lookups.
+pub fn verify_bearer(req: &Request, ctx: &Ctx<'_>) -> Result<VerifiedToken, ApiError> {
     let token =
         bearer_token(req).ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
-    let now = now_seconds();
-    let verified = verify(&ctx.config.keys, &ctx.config.tokens, &token, now).map_err(|error| {
+    verify(&ctx.config.keys, &ctx.config.tokens, &token, now_seconds()).map_err(|error| {
         log::security_event(
             ctx.meta,
             "token_rejected",
             json!({ "reason": format!("{error:?}") }),
         );
         ApiError::Unauthorized(error.detail().into())
-    })?;
+    })
+}
+
+/// Finish authenticating a verified token: not revoked (KV), session live and account in
+/// good standing (D1), concurrently; or fail with 401.
+pub async fn load_caller(
+    ctx: &Ctx<'_>,
+    verified: VerifiedToken,
+) -> Result<Authenticated, ApiError> {
+    let now = now_seconds();
     let db = store::database(ctx.env)?;
     let (revoked, user) = join(
         revocation::is_revoked(ctx.env, &verified.claims.jti),
@@ -71,4 +80,10 @@ pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated,
         token: verified,
         user,
     })
+}
+
+/// Authenticate the request or fail with 401.
+pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated, ApiError> {
+    let verified = verify_bearer(req, ctx)?;
+    load_caller(ctx, verified).await
 }

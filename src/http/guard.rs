@@ -3,13 +3,14 @@
 //!
 //! The right must show in both the token's `roles` claim and the account's roles as D1
 //! holds them now (see `domain::access`). Authentication reads the account from D1 anyway,
-//! and the roles granting the permission are read concurrently with it, so a guard costs
-//! no extra round trip and a demoted admin is refused on the very next request, read or
-//! write, whatever token they still hold.
+//! and once the token itself has verified, the roles granting the permission are read
+//! concurrently with it: a guard costs no extra round trip (and a forged token no D1 read
+//! at all), and a demoted admin is refused on the very next request, read or write,
+//! whatever token they still hold.
 
 use crate::domain::access::{self, Denial};
 use crate::error::ApiError;
-use crate::http::auth::{authenticate, Authenticated};
+use crate::http::auth::{authenticate, load_caller, verify_bearer, Authenticated};
 use crate::http::log;
 use crate::routes::Ctx;
 use crate::store::{self, roles};
@@ -39,8 +40,10 @@ pub async fn require_permission(
     ctx: &Ctx<'_>,
     permission: &str,
 ) -> Result<Authenticated, ApiError> {
+    let verified = verify_bearer(req, ctx)?;
     let db = store::database(ctx.env)?;
-    let (caller, granting) = join(authenticate(req, ctx), roles::granting(&db, permission)).await;
+    let (caller, granting) =
+        join(load_caller(ctx, verified), roles::granting(&db, permission)).await;
     let caller = caller?;
     let granting = granting?;
     access::authorize(

@@ -282,10 +282,8 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .by(&caller.user.id)
         .on(&user.id)
         .with("role", role.as_str());
-    let granted = roles::grant(&db, &user.id, &role, now, &entry).await?;
-    let updated = users::find_by_id(&db, &user.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let (granted, updated) = roles::grant(&db, &user.id, &role, now, &entry).await?;
+    let updated = updated.ok_or(ApiError::NotFound)?;
     json(
         if granted { 201 } else { 200 },
         &admin_user_json(&updated, now),
@@ -315,15 +313,14 @@ pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         .by(&caller.user.id)
         .on(&user.id)
         .with("role", role);
-    if !roles::remove(&db, &user.id, role, &entry).await? {
-        // Held a moment ago: either it went meanwhile or it is the last admin.
+    let (removed, updated) = roles::remove(&db, &user.id, role, &entry).await?;
+    if !removed {
+        // Held a moment ago: it is the last admin (or went meanwhile).
         return Err(ApiError::Conflict(
             "The last admin cannot lose the admin role".into(),
         ));
     }
-    let updated = users::find_by_id(&db, &user.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let updated = updated.ok_or(ApiError::NotFound)?;
     json(200, &admin_user_json(&updated, now))
 }
 

@@ -118,11 +118,6 @@ impl AuditRow {
     }
 }
 
-#[derive(Deserialize)]
-struct CountRow {
-    total: i64,
-}
-
 /// One page of the entries matching `filter`, newest first, and how many match in all.
 pub async fn list(
     db: &D1Database,
@@ -173,19 +168,5 @@ pub async fn list(
         ))
         .bind(&page_params)
         .map_err(map_d1_error)?;
-    let results = db.batch(vec![count, rows]).await.map_err(map_d1_error)?;
-    let total = results
-        .first()
-        .map(|result| result.results::<CountRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .and_then(|rows| rows.into_iter().next())
-        .map_or(0, |row| row.total);
-    let entries = results
-        .get(1)
-        .map(|result| result.results::<AuditRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .unwrap_or_default();
-    Ok((entries, u64::try_from(total).unwrap_or(0)))
+    super::count_and_page(db, count, rows).await
 }

@@ -1,7 +1,8 @@
 //! Roles, their permissions, and who holds them.
 
 use super::audit::{self, role_removable, When};
-use super::{changes, map_d1_error, text};
+use super::users::{last_user, select_statement, UserRow};
+use super::{changes, integer, map_d1_error, text};
 use crate::domain::audit::AuditEntry;
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -79,35 +80,39 @@ pub async fn exists(db: &D1Database, role: &str) -> Result<bool, ApiError> {
 }
 
 /// Grant a role (which must exist) to an account. Returns whether the account did not hold
-/// it yet; the audit entry is written only then, in the same transaction.
+/// it yet (the audit entry is written only then, in the same transaction) and the account
+/// as it is now.
 pub async fn grant(
     db: &D1Database,
     user_id: &str,
     role: &str,
     now: i64,
     entry: &AuditEntry,
-) -> Result<bool, ApiError> {
+) -> Result<(bool, Option<UserRow>), ApiError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::TargetLacksRole(role))?,
         db.prepare(
             "INSERT OR IGNORE INTO user_roles (user_id, role, granted_at) \
              SELECT id, ?2, ?3 FROM users WHERE id = ?1",
         )
-        .bind(&[text(user_id), text(role), super::integer(now)])
+        .bind(&[text(user_id), text(role), integer(now)])
         .map_err(map_d1_error)?,
+        select_statement(db, user_id)?,
     ];
     let results = db.batch(statements).await.map_err(map_d1_error)?;
-    Ok(results.get(1).map(changes).unwrap_or(0) > 0)
+    let granted = results.get(1).map(changes).unwrap_or(0) > 0;
+    Ok((granted, last_user(&results)?))
 }
 
 /// Take a role from an account, unless it is the last `admin` anywhere. Returns whether the
-/// role was taken; the audit entry is written only then, in the same transaction.
+/// role was taken (the audit entry is written only then, in the same transaction) and the
+/// account as it is now.
 pub async fn remove(
     db: &D1Database,
     user_id: &str,
     role: &str,
     entry: &AuditEntry,
-) -> Result<bool, ApiError> {
+) -> Result<(bool, Option<UserRow>), ApiError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::TargetRoleRemovable(role))?,
         db.prepare(format!(
@@ -116,7 +121,9 @@ pub async fn remove(
         ))
         .bind(&[text(user_id), text(role)])
         .map_err(map_d1_error)?,
+        select_statement(db, user_id)?,
     ];
     let results = db.batch(statements).await.map_err(map_d1_error)?;
-    Ok(results.get(1).map(changes).unwrap_or(0) > 0)
+    let removed = results.get(1).map(changes).unwrap_or(0) > 0;
+    Ok((removed, last_user(&results)?))
 }

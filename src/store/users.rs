@@ -54,16 +54,19 @@ impl UserRow {
 }
 
 /// The columns of [`UserRow`] but the password hash, for a `users` table aliased `u`.
-const PUBLIC_COLUMNS: &str = "u.id, u.username, u.email, \
-    u.email_verified, u.created_at, u.updated_at, \
-    (SELECT group_concat(role, ',') FROM user_roles WHERE user_id = u.id) AS roles, \
-    u.banned_at, u.banned_until, u.ban_reason";
+macro_rules! public_columns {
+    () => {
+        "u.id, u.username, u.email, u.email_verified, u.created_at, u.updated_at, \
+         (SELECT group_concat(role, ',') FROM user_roles WHERE user_id = u.id) AS roles, \
+         u.banned_at, u.banned_until, u.ban_reason"
+    };
+}
+
+/// What a listing reads: no password hashes where none is needed.
+const PUBLIC_COLUMNS: &str = public_columns!();
 
 /// The columns of [`UserRow`], for a `users` table aliased `u`.
-pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.password_hash, \
-    u.email_verified, u.created_at, u.updated_at, \
-    (SELECT group_concat(role, ',') FROM user_roles WHERE user_id = u.id) AS roles, \
-    u.banned_at, u.banned_until, u.ban_reason";
+pub(super) const USER_COLUMNS: &str = concat!(public_columns!(), ", u.password_hash");
 
 /// SQL: account `u` is not banned at the time in parameter `now` (the rule of
 /// [`BanState::at`]).
@@ -109,14 +112,10 @@ pub async fn find_by_email(db: &D1Database, email: &str) -> Result<Option<UserRo
 
 /// Find an account by id.
 pub async fn find_by_id(db: &D1Database, user_id: &str) -> Result<Option<UserRow>, ApiError> {
-    db.prepare(format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
-    ))
-    .bind(&[text(user_id)])
-    .map_err(map_d1_error)?
-    .first::<UserRow>(None)
-    .await
-    .map_err(map_d1_error)
+    select_statement(db, user_id)?
+        .first::<UserRow>(None)
+        .await
+        .map_err(map_d1_error)
 }
 
 /// Find the account behind an access token, only while its session is live, the account is
@@ -174,7 +173,6 @@ pub(super) fn insert_statements(
 }
 
 /// Changes to a profile; `None` leaves a field as it is.
-#[derive(Default)]
 pub struct ProfileChange<'a> {
     pub username: Option<&'a str>,
     /// `Some(None)` removes the email.
@@ -183,8 +181,8 @@ pub struct ProfileChange<'a> {
     pub email_verified: Option<bool>,
 }
 
-/// Read one account back as the last statement of a batch.
-fn select_statement(
+/// Read one account (by id); also the last statement of batches that return it.
+pub(super) fn select_statement(
     db: &D1Database,
     user_id: &str,
 ) -> Result<worker::D1PreparedStatement, ApiError> {
@@ -195,19 +193,24 @@ fn select_statement(
     .map_err(map_d1_error)
 }
 
+/// The account read by the last statement of a batch.
+pub(super) fn last_user(results: &[worker::D1Result]) -> Result<Option<UserRow>, ApiError> {
+    Ok(match results.last() {
+        Some(result) => result
+            .results::<UserRow>()
+            .map_err(map_d1_error)?
+            .into_iter()
+            .next(),
+        None => None,
+    })
+}
+
 /// Run a batch whose last statement reads an account; return that account.
 async fn batch_reading_back(
     db: &D1Database,
     statements: Vec<worker::D1PreparedStatement>,
 ) -> Result<Option<UserRow>, ApiError> {
-    let results = db.batch(statements).await.map_err(map_d1_error)?;
-    let rows = results
-        .last()
-        .map(|result| result.results::<UserRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .unwrap_or_default();
-    Ok(rows.into_iter().next())
+    last_user(&db.batch(statements).await.map_err(map_d1_error)?)
 }
 
 /// Apply a profile change and return the updated row (`None` if there is no such account).
@@ -350,26 +353,7 @@ pub async fn list(
         ))
         .bind(&params)
         .map_err(map_d1_error)?;
-    let results = db.batch(vec![count, rows]).await.map_err(map_d1_error)?;
-    let total = results
-        .first()
-        .map(|result| result.results::<CountRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .and_then(|rows| rows.into_iter().next())
-        .map_or(0, |row| row.total);
-    let users = results
-        .get(1)
-        .map(|result| result.results::<UserRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .unwrap_or_default();
-    Ok((users, u64::try_from(total).unwrap_or(0)))
-}
-
-#[derive(Deserialize)]
-struct CountRow {
-    total: i64,
+    super::count_and_page(db, count, rows).await
 }
 
 /// A ban to apply.
@@ -413,13 +397,7 @@ pub async fn ban(
     ];
     let results = db.batch(statements).await.map_err(map_d1_error)?;
     let revoked = results.get(1).map(changes).unwrap_or(0);
-    let rows = results
-        .last()
-        .map(|result| result.results::<UserRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .unwrap_or_default();
-    Ok((rows.into_iter().next(), revoked))
+    Ok((last_user(&results)?, revoked))
 }
 
 /// Lift an account's ban (a no-op for an account that is not banned; the audit entry is

@@ -11,13 +11,13 @@ use crate::domain::ban::{check_ban_end, check_reason};
 use crate::domain::query::{parse_instant, prefix_range, Page, QueryParams};
 use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
-use crate::domain::user::{normalize_email, normalize_username};
 use crate::error::ApiError;
 use crate::http::body::read_json;
 use crate::http::guard::{require_permission, require_role};
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::routes::users::user_json;
+use crate::routes::sessions::session_json;
+use crate::routes::users::{read_username_and_email, user_json};
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
 use crate::store::users::{Ban, ProfileChange, UserRow};
@@ -171,17 +171,7 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let user = target(ctx, &db).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     fields.reject_unknown(&UPDATE_FIELDS);
-    let username = fields
-        .optional_string("username")
-        .and_then(|raw| fields.check(normalize_username(&raw)));
-    let email: Option<Option<String>> = if fields.is_null("email") {
-        Some(None)
-    } else {
-        fields
-            .optional_string("email")
-            .and_then(|raw| fields.check(normalize_email(&raw)))
-            .map(Some)
-    };
+    let (username, email) = read_username_and_email(&mut fields);
     let email_verified = fields.optional_bool("email_verified");
     fields.finish()?;
     let mut changed: Vec<&str> = Vec::new();
@@ -398,21 +388,7 @@ pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let rows = sessions::list_live(&db, &user.id, now_seconds()).await?;
-    let sessions: Vec<Value> = rows
-        .iter()
-        .map(|session| {
-            json!({
-                "id": session.id,
-                "created_at": rfc3339_seconds(session.created_at),
-                "last_used_at": rfc3339_seconds(session.last_used_at),
-                "expires_at": rfc3339_seconds(session.idle_expires_at),
-                "absolute_expires_at": rfc3339_seconds(session.absolute_expires_at),
-                "user_agent": session.user_agent,
-                "colo": session.colo,
-                "country": session.country,
-            })
-        })
-        .collect();
+    let sessions: Vec<Value> = rows.iter().map(session_json).collect();
     json(200, &json!({ "sessions": sessions }))
 }
 

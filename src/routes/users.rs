@@ -70,17 +70,13 @@ pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 const PROFILE_FIELDS: [&str; 3] = ["username", "email", "current_password"];
 
-/// `PATCH` (or `PUT`) `/api/v1/users/me`: change username and/or email. Changing the email
-/// (which is where password resets go) needs the current password; a `current_password`
-/// that is sent is always checked, so a wrong one never passes silently.
-pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&PROFILE_FIELDS);
+/// The optional `username` and `email` of a profile change, checked and canonical;
+/// `email: null` is `Some(None)` (remove the address).
+pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<Option<String>>) {
     let username = fields
         .optional_string("username")
         .and_then(|raw| fields.check(normalize_username(&raw)));
-    let email: Option<Option<String>> = if fields.is_null("email") {
+    let email = if fields.is_null("email") {
         Some(None)
     } else {
         fields
@@ -88,6 +84,17 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             .and_then(|raw| fields.check(normalize_email(&raw)))
             .map(Some)
     };
+    (username, email)
+}
+
+/// `PATCH` (or `PUT`) `/api/v1/users/me`: change username and/or email. Changing the email
+/// (which is where password resets go) needs the current password; a `current_password`
+/// that is sent is always checked, so a wrong one never passes silently.
+pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = authenticate(req, ctx).await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    fields.reject_unknown(&PROFILE_FIELDS);
+    let (username, email) = read_username_and_email(&mut fields);
     let current_password = fields.optional_string("current_password");
     let email_changes = email
         .as_ref()

@@ -210,6 +210,8 @@ pub struct Config {
     /// `RATE_LIMIT_VERIFY`: token and code submissions per client IP.
     pub verify_rate_limit: RateLimit,
     pub email: EmailSettings,
+    /// `AUDIT_RETENTION_DAYS`: audit entries older than this are pruned daily; 0 keeps them.
+    pub audit_retention_days: u32,
 }
 
 fn split_list(text: &str) -> impl Iterator<Item = &str> {
@@ -486,6 +488,7 @@ impl Config {
                 period_seconds: 60,
             },
         );
+        let audit_retention_days = reader.number("AUDIT_RETENTION_DAYS", 90_u32, 0, 36_500);
 
         let email_rate_limit = reader.rate_limit(
             "RATE_LIMIT_EMAIL",
@@ -547,6 +550,7 @@ impl Config {
                 email_rate_limit,
                 verify_rate_limit,
                 email,
+                audit_retention_days,
             }),
             _ => Err(ConfigError(reader.errors.join("; "))),
         }
@@ -599,6 +603,7 @@ mod tests {
         assert_eq!(config.max_body_bytes, 65_536);
         assert_eq!(config.sessions, SessionPolicy::default());
         assert_eq!(config.allowed_origins, AllowedOrigins::None);
+        assert_eq!(config.audit_retention_days, 90);
         assert_eq!(
             config.login_rate_limit,
             RateLimit {
@@ -678,6 +683,7 @@ mod tests {
         settings.insert("JWT_SIGNING_KEY", "short");
         settings.insert("ACCESS_TOKEN_TTL_SECONDS", "fifteen minutes");
         settings.insert("RATE_LIMIT_LOGIN", "10 per minute");
+        settings.insert("AUDIT_RETENTION_DAYS", "-1");
         let error = Config::from_source(&Map(settings)).unwrap_err();
         assert!(
             error.0.contains("JWT_SIGNING_KEY must be base64"),
@@ -685,6 +691,7 @@ mod tests {
         );
         assert!(error.0.contains("ACCESS_TOKEN_TTL_SECONDS"), "{error}");
         assert!(error.0.contains("RATE_LIMIT_LOGIN"), "{error}");
+        assert!(error.0.contains("AUDIT_RETENTION_DAYS"), "{error}");
         assert!(!error.0.contains("short"), "values must not be echoed");
     }
 

@@ -20,12 +20,13 @@ pub mod mail;
 pub mod objects;
 pub mod routes;
 pub mod runtime;
+pub mod scheduled;
 pub mod store;
 
 pub use objects::rate_limiter::RateLimiter;
 pub use objects::session_guard::SessionGuard;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(start)]
 fn start() {
@@ -35,4 +36,9 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     routes::handle(req, env, ctx).await
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    scheduled::run(&env, &event.cron(), event.schedule()).await;
 }

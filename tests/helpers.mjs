@@ -30,10 +30,18 @@ export function migrationStatements() {
 
 /**
  * Start the Worker. `vars` override the defaults below (set a var to undefined to remove it);
- * `d1: false` starts it without its database binding; `options` are extra Miniflare options.
+ * `d1: false` starts it without its database binding; `d1Id` names the database (wrangler
+ * keys its local state by the `database_id`); `options` are extra Miniflare options.
  * Returns helpers bound to it.
  */
-export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey, options = {} } = {}) {
+export async function startWorker({
+  vars = {},
+  d1 = true,
+  d1Persist,
+  d1Id,
+  signingKey,
+  options = {},
+} = {}) {
   const seed = signingKey ?? randomBytes(32).toString("base64url");
   const bindings = {
     ENVIRONMENT: "test",
@@ -60,9 +68,11 @@ export async function startWorker({ vars = {}, d1 = true, d1Persist, signingKey,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2026-07-01",
     bindings,
-    d1Databases: d1 ? ["DB"] : [],
+    d1Databases: d1 ? (d1Id ? { DB: d1Id } : ["DB"]) : [],
     d1Persist: d1Persist ?? false,
     kvNamespaces: ["KV"],
+    // Lets a test fire the cron trigger: GET /cdn-cgi/handler/scheduled?cron=...&time=...
+    unsafeTriggerHandlers: true,
     durableObjects: {
       RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
       SESSION_GUARD: { className: "SessionGuard", useSQLite: true },
@@ -122,9 +132,10 @@ export class WorkerHandle {
     return this.mf.dispatchFetch(ORIGIN + path, init);
   }
 
-  /** JSON request; `body` is serialised unless it is already a string. */
-  async request(method, path, { body, token, headers = {} } = {}) {
+  /** JSON request; `body` is serialised unless it is already a string; `cf` sets `request.cf`. */
+  async request(method, path, { body, token, headers = {}, cf } = {}) {
     const init = { method, headers: { ...headers } };
+    if (cf) init.cf = cf;
     if (body !== undefined) {
       init.body = typeof body === "string" ? body : JSON.stringify(body);
       init.headers["content-type"] ??= "application/json";
@@ -139,6 +150,40 @@ export class WorkerHandle {
       json = undefined;
     }
     return { status: response.status, headers: response.headers, json, text };
+  }
+
+  /** Fire the cron trigger as if scheduled at `time` (a Date); resolves to the outcome. */
+  async scheduled({ cron, time = new Date() }) {
+    const query = new URLSearchParams({ cron, time: String(time.getTime()), format: "json" });
+    const response = await this.fetch(`/cdn-cgi/handler/scheduled?${query}`);
+    return { status: response.status, json: await response.json() };
+  }
+
+  /** Log in with the test password; returns the token response. */
+  async login(username, headers = {}) {
+    const response = await this.request("POST", "/api/v1/auth/login", {
+      body: { username, password: STRONG_PASSWORD },
+      headers,
+    });
+    if (response.status !== 200) {
+      throw new Error(`login failed: ${response.status} ${response.text}`);
+    }
+    return response.json;
+  }
+
+  /** Give an account a role directly in D1 (as `npm run admin -- grant` does). */
+  async grantRole(userId, role = "admin") {
+    await this.db
+      .prepare("INSERT OR IGNORE INTO user_roles (user_id, role, granted_at) VALUES (?1, ?2, 0)")
+      .bind(userId, role)
+      .run();
+  }
+
+  /** A fresh account holding the admin role, logged in after the grant (so its token says so). */
+  async admin() {
+    const account = await this.signup();
+    await this.grantRole(account.user.id, "admin");
+    return { ...(await this.login(account.username)), username: account.username };
   }
 
   /** Sign up a fresh account; returns the token response and the password used. */

@@ -61,6 +61,19 @@ impl Fields {
         self.optional_string(name)
     }
 
+    /// A boolean field that may be absent or null.
+    pub fn optional_bool(&mut self, name: &str) -> Option<bool> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(value)) => Some(*value),
+            Some(_) => {
+                self.errors
+                    .push(FieldError::new(name, "must be true or false"));
+                None
+            }
+        }
+    }
+
     /// Whether the body sets this field to `null` explicitly (as opposed to omitting it).
     pub fn is_null(&self, name: &str) -> bool {
         matches!(self.map.get(name), Some(Value::Null))
@@ -171,6 +184,22 @@ mod tests {
                     errors,
                     vec![FieldError::new("roles", "is not a field of this request")]
                 );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn booleans_must_be_json_booleans() {
+        let map = parse_object(br#"{"a": true, "b": "true", "c": null}"#).unwrap();
+        let mut fields = Fields::new(map);
+        assert_eq!(fields.optional_bool("a"), Some(true));
+        assert_eq!(fields.optional_bool("b"), None);
+        assert_eq!(fields.optional_bool("c"), None);
+        assert_eq!(fields.optional_bool("d"), None);
+        match fields.finish().unwrap_err() {
+            ApiError::Validation(errors) => {
+                assert_eq!(errors, vec![FieldError::new("b", "must be true or false")]);
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -1,14 +1,19 @@
-//! Pure domain logic: passwords, tokens, input validation, opaque secrets.
+//! Pure domain logic: passwords, tokens, input validation, opaque secrets, access rules,
+//! bans, pagination and the audit log's vocabulary.
 //!
 //! Nothing here imports `worker`; time, ids and randomness come in as arguments, so every
 //! rule is unit-tested natively with `cargo test`.
 
+pub mod access;
+pub mod audit;
+pub mod ban;
 pub mod email;
 pub mod hibp;
 pub mod input;
 pub mod lockout;
 pub mod one_time;
 pub mod password;
+pub mod query;
 pub mod rate_limit;
 pub mod secret;
 pub mod session;

@@ -55,19 +55,30 @@ async fn verify_token(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<VerifiedTo
     }
 }
 
-/// Authenticate the request or fail with 401.
-pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated, ApiError> {
+/// Check the bearer token itself — signature, algorithm, key, issuer, audience, lifetime —
+/// or fail with 401. Costs no storage I/O; [`load_caller`] does the lookups.
+pub async fn verify_bearer(req: &Request, ctx: &Ctx<'_>) -> Result<VerifiedToken, ApiError> {
     let token =
         bearer_token(req).ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
+    verify_token(ctx, &token, now_seconds())
+        .await
+        .map_err(|error| {
+            log::security_event(
+                ctx.meta,
+                "token_rejected",
+                json!({ "reason": format!("{error:?}") }),
+            );
+            ApiError::Unauthorized(error.detail().into())
+        })
+}
+
+/// Finish authenticating a verified token: not revoked (KV), session live and account in
+/// good standing (D1), concurrently; or fail with 401.
+pub async fn load_caller(
+    ctx: &Ctx<'_>,
+    verified: VerifiedToken,
+) -> Result<Authenticated, ApiError> {
     let now = now_seconds();
-    let verified = verify_token(ctx, &token, now).await.map_err(|error| {
-        log::security_event(
-            ctx.meta,
-            "token_rejected",
-            json!({ "reason": format!("{error:?}") }),
-        );
-        ApiError::Unauthorized(error.detail().into())
-    })?;
     let db = store::database(ctx.env)?;
     let (revoked, user) = join(
         revocation::is_revoked(ctx.env, &verified.claims.jti),
@@ -97,4 +108,10 @@ pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated,
         token: verified,
         user,
     })
+}
+
+/// Authenticate the request or fail with 401.
+pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated, ApiError> {
+    let verified = verify_bearer(req, ctx).await?;
+    load_caller(ctx, verified).await
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod guard;
 pub mod log;
 pub mod response;
 

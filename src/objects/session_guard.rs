@@ -10,6 +10,7 @@
 //! keeps digests only. If the object is evicted inside that window, a repeat gets a plain 401
 //! (never a revocation), and the client that holds the successor carries on.
 
+use crate::domain::audit::{AuditAction, AuditEntry, Origin};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, SpentToken};
 use crate::env;
@@ -27,6 +28,9 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 pub struct RotateRequest {
     pub session_id: String,
     pub presented_hash: String,
+    /// The refresh request's origin, for the audit entry of a reuse revocation.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 /// What the object answers.
@@ -117,12 +121,17 @@ impl SessionGuard {
             sessions::token_spent_at(&db, &request.session_id, &request.presented_hash).await?;
         match spent_at {
             Some(Some(used_at)) if policy.classify_spent(used_at, now) == SpentToken::Reused => {
-                sessions::revoke(&db, &request.session_id, None, "refresh_token_reuse", now)
-                    .await?;
+                let owner = sessions::owner(&db, &request.session_id).await?;
+                if let Some(owner) = &owner {
+                    let reason = "refresh_token_reuse";
+                    let entry = AuditEntry::new(AuditAction::SessionRevoked, request.origin, now)
+                        .on(owner)
+                        .with("session_id", request.session_id.as_str())
+                        .with("reason", reason);
+                    sessions::revoke(&db, &request.session_id, owner, reason, now, &entry).await?;
+                }
                 *last = None;
-                Ok(RotateOutcome::Reused {
-                    user_id: sessions::owner(&db, &request.session_id).await?,
-                })
+                Ok(RotateOutcome::Reused { user_id: owner })
             }
             _ => Ok(RotateOutcome::Invalid),
         }

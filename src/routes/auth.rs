@@ -1,5 +1,6 @@
 //! `/api/v1/auth/*`: signup, login, refresh, logout and password change.
 
+use crate::domain::audit::{mask_identifier, AuditAction};
 use crate::domain::email::Purpose;
 use crate::domain::hibp::{breach_count, range_query, BREACHED};
 use crate::domain::lockout::{identifier_digest, FailureState, Gate};
@@ -20,7 +21,7 @@ use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser, UserRow};
-use crate::store::{self, hibp, login_failures, revocation, session_guard};
+use crate::store::{self, audit, hibp, login_failures, revocation, session_guard};
 use futures_util::future::join3;
 use serde_json::json;
 use uuid::Uuid;
@@ -149,6 +150,9 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             now,
         },
         session.as_ref(),
+        &ctx.audit(AuditAction::Signup, now)
+            .by_self(&user_id)
+            .with("session_id", session_id.as_str()),
         extra,
     )
     .await;
@@ -161,6 +165,9 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         created_at: now,
         updated_at: now,
         roles: Some("user".into()),
+        banned_at: None,
+        banned_until: None,
+        ban_reason: None,
     };
     match created {
         Ok(()) => {}
@@ -281,6 +288,40 @@ async fn record_login_failure(
     .await;
 }
 
+/// Record a refused login — a security log line and an audit entry — and return the
+/// error to answer with. `user_id` is the account when one was found; otherwise only a
+/// masked identifier is kept.
+async fn login_refused(
+    ctx: &Ctx<'_>,
+    db: &D1Database,
+    reason: &str,
+    user_id: Option<&str>,
+    identifier: &str,
+    error: ApiError,
+) -> ApiError {
+    let mut entry = ctx
+        .audit(AuditAction::LoginFailed, now_seconds())
+        .with("reason", reason);
+    let mut fields = json!({ "reason": reason });
+    match user_id {
+        Some(user_id) => {
+            entry = entry.on(user_id);
+            fields["user_id"] = user_id.into();
+        }
+        None => {
+            let masked = mask_identifier(identifier);
+            entry = entry.with("identifier", masked.as_str());
+            fields["identifier"] = masked.into();
+        }
+    }
+    log::security_event(ctx.meta, "login_failed", fields);
+    match audit::record(db, &entry).await {
+        Ok(()) => error,
+        // The refusal stands either way; an outage is reported as one.
+        Err(outage) => outage,
+    }
+}
+
 /// `POST /api/v1/auth/login` `{username | email, password}` -> 200 with tokens.
 ///
 /// An unknown account and a wrong password give the same 401 body, both cost one argon2
@@ -303,24 +344,23 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         return Err(ApiError::Internal);
     };
     let identifier = identifier.trim();
-    let masked = if looks_like_email(identifier) {
-        mask_email(identifier)
-    } else {
-        identifier.chars().take(42).collect()
-    };
+    let masked = mask_identifier(identifier);
+    let db = store::database(ctx.env)?;
     if password.len() > MAX_PASSWORD_BYTES {
         // No stored password can be this long; refuse before hashing (argon2 cost grows
         // with input). Independent of the account, so it reveals nothing.
-        log::security_event(
-            ctx.meta,
-            "login_failed",
-            json!({ "reason": "password_too_long", "identifier": masked }),
-        );
-        return Err(invalid_credentials());
+        return Err(login_refused(
+            ctx,
+            &db,
+            "password_too_long",
+            None,
+            identifier,
+            invalid_credentials(),
+        )
+        .await);
     }
 
     let digest = identifier_digest(identifier);
-    let db = store::database(ctx.env)?;
     // The identifier's budget (a Durable Object), its failure count (KV) and the account
     // (D1) are independent reads: one round trip instead of three.
     let (budget, failures, user) = join3(
@@ -357,13 +397,16 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     }
     let Some(user) = user else {
         ctx.config.hasher.burn(&password);
-        log::security_event(
-            ctx.meta,
-            "login_failed",
-            json!({ "reason": "unknown_account", "identifier": masked }),
-        );
         record_login_failure(ctx, &digest, failures, now, &masked).await;
-        return Err(invalid_credentials());
+        return Err(login_refused(
+            ctx,
+            &db,
+            "unknown_account",
+            None,
+            identifier,
+            invalid_credentials(),
+        )
+        .await);
     };
     let verification = ctx
         .config
@@ -371,13 +414,28 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .verify(&password, &user.password_hash)
         .map_err(|_| ApiError::Internal)?;
     if verification == Verification::Mismatch {
-        log::security_event(
-            ctx.meta,
-            "login_failed",
-            json!({ "reason": "wrong_password", "user_id": user.id }),
-        );
         record_login_failure(ctx, &digest, failures, now, &masked).await;
-        return Err(invalid_credentials());
+        return Err(login_refused(
+            ctx,
+            &db,
+            "wrong_password",
+            Some(&user.id),
+            identifier,
+            invalid_credentials(),
+        )
+        .await);
+    }
+    // Only after the password is proven: a ban must not reveal that an account exists.
+    if let Some(detail) = user.ban_state(now_seconds()).login_refusal() {
+        return Err(login_refused(
+            ctx,
+            &db,
+            "banned",
+            Some(&user.id),
+            identifier,
+            ApiError::Forbidden(detail),
+        )
+        .await);
     }
     if !failures.is_clear() {
         login_failures::clear(ctx.env, &digest).await;
@@ -411,6 +469,9 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         &db,
         &new_session(ctx, &session_id, &user.id, &refresh_hash, now),
         rehashed.as_deref(),
+        &ctx.audit(AuditAction::Login, now)
+            .by_self(&user.id)
+            .with("session_id", session_id.as_str()),
     )
     .await?;
     ctx.set_user(&user.id);
@@ -442,8 +503,13 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         ctx.config.refresh_rate_limit,
     )
     .await?;
-    let outcome =
-        session_guard::rotate(ctx.env, session_id, &hash_opaque_token(&presented)).await?;
+    let outcome = session_guard::rotate(
+        ctx.env,
+        session_id,
+        &hash_opaque_token(&presented),
+        ctx.origin(),
+    )
+    .await?;
     let (refresh_token, user) = match outcome {
         RotateOutcome::Rotated {
             refresh_token,
@@ -480,7 +546,17 @@ pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let now = now_seconds();
     let db = store::database(ctx.env)?;
     let claims = &caller.token.claims;
-    sessions::revoke(&db, &claims.sid, Some(&claims.sub), "logout", now).await?;
+    sessions::revoke(
+        &db,
+        &claims.sid,
+        &claims.sub,
+        "logout",
+        now,
+        &ctx.audit(AuditAction::Logout, now)
+            .by_self(&claims.sub)
+            .with("session_id", claims.sid.as_str()),
+    )
+    .await?;
     revocation::revoke(ctx.env, &claims.jti, caller.token.expires_at, now).await?;
     log::security_event(
         ctx.meta,
@@ -497,7 +573,16 @@ pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let now = now_seconds();
     let db = store::database(ctx.env)?;
     let claims = &caller.token.claims;
-    let revoked = sessions::revoke_all(&db, &claims.sub, "logout_all", now).await?;
+    let revoked = sessions::revoke_all(
+        &db,
+        &claims.sub,
+        "logout_all",
+        now,
+        &ctx.audit(AuditAction::SessionsRevokedAll, now)
+            .by_self(&claims.sub)
+            .with("reason", "logout_all"),
+    )
+    .await?;
     revocation::revoke(ctx.env, &claims.jti, caller.token.expires_at, now).await?;
     log::security_event(
         ctx.meta,
@@ -540,12 +625,15 @@ pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .hash(&new, &random_bytes::<16>()?)
         .map_err(|_| ApiError::Internal)?;
     let db = store::database(ctx.env)?;
+    let now = now_seconds();
     let revoked = users::update_password(
         &db,
         &caller.user.id,
         &new_hash,
         Some(&caller.token.claims.sid),
-        now_seconds(),
+        now,
+        &ctx.audit(AuditAction::PasswordChanged, now)
+            .by_self(&caller.user.id),
     )
     .await?;
     log::security_event(

@@ -2,6 +2,7 @@
 //! through [`handle`], which applies the edge rules (trusted hosts, CORS, headers, problem
 //! details, the access log) whatever the handler did.
 
+pub mod admin;
 pub mod auth;
 pub mod dev;
 pub mod email;
@@ -12,12 +13,14 @@ pub mod users;
 
 use crate::config::Config;
 use crate::config::RateLimit;
+use crate::domain::audit::{AuditAction, AuditEntry, Origin};
 use crate::domain::rate_limit::{client_bucket, Decision};
 use crate::env;
 use crate::error::ApiError;
 use crate::http::response::{apply_edge_headers, problem, set_cors_headers, ApiResult};
 use crate::http::{log, RequestMeta};
 use crate::store::rate_limit;
+use admin::AdminPath;
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -38,6 +41,20 @@ impl Ctx<'_> {
     /// Record the authenticated user for the access log.
     pub fn set_user(&self, user_id: &str) {
         *self.user_id.borrow_mut() = Some(user_id.to_owned());
+    }
+
+    /// Where this request came from, for the audit log.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            request_id: Some(self.meta.request_id.clone()),
+            ip: self.meta.client_ip.clone(),
+            colo: self.meta.colo.clone(),
+        }
+    }
+
+    /// An audit entry for this request; add actor, target and details to it.
+    pub fn audit(&self, action: AuditAction, now: i64) -> AuditEntry {
+        AuditEntry::new(action, self.origin(), now)
     }
 
     /// Count this request against a budget per client (`CF-Connecting-IP`; an IPv6 client by
@@ -112,6 +129,16 @@ pub enum Route {
     VerifyEmailPage,
     ResetPasswordPage,
     ConfirmEmailPage,
+    /// `/api/v1/admin/...`; ids are read from the path by the handlers.
+    AdminUsers,
+    AdminUser,
+    AdminUserRoles,
+    AdminUserRole,
+    AdminUserBan,
+    AdminUserSessions,
+    AdminUserSession,
+    AdminRoles,
+    AdminAudit,
 }
 
 impl Route {
@@ -142,7 +169,17 @@ impl Route {
             other if sessions::session_id_from_path(other).is_some() => Route::Session,
             "/api/v1/auth/password/change" => Route::PasswordChange,
             "/api/v1/users/me" => Route::Me,
-            _ => return None,
+            other => match admin::parse_path(other)? {
+                AdminPath::Users => Route::AdminUsers,
+                AdminPath::User(_) => Route::AdminUser,
+                AdminPath::UserRoles(_) => Route::AdminUserRoles,
+                AdminPath::UserRole(..) => Route::AdminUserRole,
+                AdminPath::UserBan(_) => Route::AdminUserBan,
+                AdminPath::UserSessions(_) => Route::AdminUserSessions,
+                AdminPath::UserSession(..) => Route::AdminUserSession,
+                AdminPath::Roles => Route::AdminRoles,
+                AdminPath::Audit => Route::AdminAudit,
+            },
         })
     }
 
@@ -169,6 +206,15 @@ impl Route {
             Route::ConfirmEmailPage => "/confirm-email",
             Route::PasswordChange => "/api/v1/auth/password/change",
             Route::Me => "/api/v1/users/me",
+            Route::AdminUsers => "/api/v1/admin/users",
+            Route::AdminUser => "/api/v1/admin/users/{id}",
+            Route::AdminUserRoles => "/api/v1/admin/users/{id}/roles",
+            Route::AdminUserRole => "/api/v1/admin/users/{id}/roles/{role}",
+            Route::AdminUserBan => "/api/v1/admin/users/{id}/ban",
+            Route::AdminUserSessions => "/api/v1/admin/users/{id}/sessions",
+            Route::AdminUserSession => "/api/v1/admin/users/{id}/sessions/{sid}",
+            Route::AdminRoles => "/api/v1/admin/roles",
+            Route::AdminAudit => "/api/v1/admin/audit",
         }
     }
 
@@ -190,9 +236,14 @@ impl Route {
             Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage => {
                 "GET, POST"
             }
-            Route::Sessions => "GET, OPTIONS",
-            Route::Session => "DELETE, OPTIONS",
-            Route::Me => "GET, PATCH, PUT, DELETE, OPTIONS",
+            Route::Sessions | Route::AdminUsers | Route::AdminRoles | Route::AdminAudit => {
+                "GET, OPTIONS"
+            }
+            Route::Session | Route::AdminUserRole | Route::AdminUserSession => "DELETE, OPTIONS",
+            Route::Me | Route::AdminUser => "GET, PATCH, PUT, DELETE, OPTIONS",
+            Route::AdminUserRoles => "POST, OPTIONS",
+            Route::AdminUserBan => "POST, PUT, DELETE, OPTIONS",
+            Route::AdminUserSessions => "GET, DELETE, OPTIONS",
         }
     }
 }
@@ -235,6 +286,19 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         (Route::Me, Method::Get) => users::get_me(&req, ctx).await,
         (Route::Me, Method::Patch | Method::Put) => users::update_me(&mut req, ctx).await,
         (Route::Me, Method::Delete) => users::delete_me(&mut req, ctx).await,
+        (Route::AdminUsers, Method::Get) => admin::list_users(&req, ctx).await,
+        (Route::AdminUser, Method::Get) => admin::get_user(&req, ctx).await,
+        (Route::AdminUser, Method::Patch | Method::Put) => admin::update_user(&mut req, ctx).await,
+        (Route::AdminUser, Method::Delete) => admin::delete_user(&req, ctx).await,
+        (Route::AdminUserRoles, Method::Post) => admin::grant_role(&mut req, ctx).await,
+        (Route::AdminUserRole, Method::Delete) => admin::remove_role(&req, ctx).await,
+        (Route::AdminUserBan, Method::Post | Method::Put) => admin::ban(&mut req, ctx).await,
+        (Route::AdminUserBan, Method::Delete) => admin::unban(&req, ctx).await,
+        (Route::AdminUserSessions, Method::Get) => admin::list_sessions(&req, ctx).await,
+        (Route::AdminUserSessions, Method::Delete) => admin::revoke_sessions(&req, ctx).await,
+        (Route::AdminUserSession, Method::Delete) => admin::revoke_session(&req, ctx).await,
+        (Route::AdminRoles, Method::Get) => admin::list_roles(&req, ctx).await,
+        (Route::AdminAudit, Method::Get) => admin::list_audit(&req, ctx).await,
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -333,6 +397,11 @@ mod tests {
             Some(Route::Sessions)
         );
         assert_eq!(Route::from_path("/api/v1/auth/sessions/x/y"), None);
+        assert_eq!(
+            Route::from_path("/api/v1/admin/users/abc/ban/"),
+            Some(Route::AdminUserBan)
+        );
+        assert_eq!(Route::from_path("/api/v1/admin/users/abc/bans"), None);
         assert_eq!(Route::from_path("/"), None);
     }
 }

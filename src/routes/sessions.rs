@@ -1,5 +1,6 @@
 //! `/api/v1/auth/sessions`: the signed-in user's sessions, listed and revoked.
 
+use crate::domain::audit::AuditAction;
 use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
@@ -8,8 +9,9 @@ use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
+use crate::store::sessions::SessionRow;
 use crate::store::{self, revocation, sessions};
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::Request;
 
 const PREFIX: &str = "/api/v1/auth/sessions/";
@@ -20,26 +22,32 @@ pub fn session_id_from_path(path: &str) -> Option<&str> {
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
+/// A session as its owner (or an admin) sees it.
+pub fn session_json(session: &SessionRow) -> Value {
+    json!({
+        "id": session.id,
+        "created_at": rfc3339_seconds(session.created_at),
+        "last_used_at": rfc3339_seconds(session.last_used_at),
+        "expires_at": rfc3339_seconds(session.idle_expires_at),
+        "absolute_expires_at": rfc3339_seconds(session.absolute_expires_at),
+        "user_agent": session.user_agent,
+        "colo": session.colo,
+        "country": session.country,
+    })
+}
+
 /// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
 /// one the calling token belongs to.
 pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let db = store::database(ctx.env)?;
     let rows = sessions::list_live(&db, &caller.user.id, now_seconds()).await?;
-    let sessions: Vec<_> = rows
+    let sessions: Vec<Value> = rows
         .iter()
         .map(|session| {
-            json!({
-                "id": session.id,
-                "current": session.id == caller.token.claims.sid,
-                "created_at": rfc3339_seconds(session.created_at),
-                "last_used_at": rfc3339_seconds(session.last_used_at),
-                "expires_at": rfc3339_seconds(session.idle_expires_at),
-                "absolute_expires_at": rfc3339_seconds(session.absolute_expires_at),
-                "user_agent": session.user_agent,
-                "colo": session.colo,
-                "country": session.country,
-            })
+            let mut view = session_json(session);
+            view["current"] = (session.id == caller.token.claims.sid).into();
+            view
         })
         .collect();
     json(200, &json!({ "sessions": sessions }))
@@ -58,9 +66,13 @@ pub async fn revoke(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     if !sessions::revoke(
         &db,
         session_id,
-        Some(&caller.user.id),
+        &caller.user.id,
         "revoked_by_user",
         now,
+        &ctx.audit(AuditAction::SessionRevoked, now)
+            .by_self(&caller.user.id)
+            .with("session_id", session_id)
+            .with("reason", "revoked_by_user"),
     )
     .await?
     {

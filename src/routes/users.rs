@@ -1,5 +1,6 @@
 //! `/api/v1/users/me`: the signed-in account's profile.
 
+use crate::domain::audit::AuditAction;
 use crate::domain::email::Purpose;
 use crate::domain::input::Fields;
 use crate::domain::password::Verification;
@@ -71,6 +72,23 @@ pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 const PROFILE_FIELDS: [&str; 3] = ["username", "email", "current_password"];
 
+/// The optional `username` and `email` of a profile change, checked and canonical;
+/// `email: null` is `Some(None)` (remove the address).
+pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<Option<String>>) {
+    let username = fields
+        .optional_string("username")
+        .and_then(|raw| fields.check(normalize_username(&raw)));
+    let email = if fields.is_null("email") {
+        Some(None)
+    } else {
+        fields
+            .optional_string("email")
+            .and_then(|raw| fields.check(normalize_email(&raw)))
+            .map(Some)
+    };
+    (username, email)
+}
+
 /// `PATCH` (or `PUT`) `/api/v1/users/me`: change the username at once; change the email
 /// (where password resets go) only with the current password and only once the new address
 /// confirms — a confirmation goes to the new address and a notice to the old one. A
@@ -79,17 +97,7 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     fields.reject_unknown(&PROFILE_FIELDS);
-    let username = fields
-        .optional_string("username")
-        .and_then(|raw| fields.check(normalize_username(&raw)));
-    let email: Option<Option<String>> = if fields.is_null("email") {
-        Some(None)
-    } else {
-        fields
-            .optional_string("email")
-            .and_then(|raw| fields.check(normalize_email(&raw)))
-            .map(Some)
-    };
+    let (username, email) = read_username_and_email(&mut fields);
     let current_password = fields.optional_string("current_password");
     let email_changes = email
         .as_ref()
@@ -121,6 +129,7 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             (Some(None), true) => Some(None),
             _ => None,
         },
+        email_verified: None,
     };
     let db = store::database(ctx.env)?;
     // Nothing to write (only an email proposal, or an empty body): the row stays untouched,
@@ -128,7 +137,7 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let updated = if change.username.is_none() && change.email.is_none() {
         caller.user.clone()
     } else {
-        store::users::update_profile(&db, &caller.user.id, &change, now_seconds())
+        store::users::update_profile(&db, &caller.user.id, &change, now_seconds(), None)
             .await?
             .ok_or(ApiError::NotFound)?
     };
@@ -190,7 +199,14 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     )
     .await?;
     let db = store::database(ctx.env)?;
-    store::users::delete(&db, &caller.user.id).await?;
+    store::users::delete(
+        &db,
+        &caller.user.id,
+        &ctx.audit(AuditAction::UserDeleted, now_seconds())
+            .by_self(&caller.user.id)
+            .with("username", caller.user.username.as_str()),
+    )
+    .await?;
     log::security_event(
         ctx.meta,
         "account_deleted",

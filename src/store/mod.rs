@@ -4,19 +4,24 @@
 //! Every statement binds its parameters; every multi-statement write is one D1 batch, which
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
+pub mod audit;
 pub mod hibp;
 pub mod login_failures;
+pub mod maintenance;
 pub mod one_time_tokens;
 pub mod outbox;
 pub mod rate_limit;
 pub mod revocation;
+pub mod roles;
 pub mod session_guard;
 pub mod sessions;
 pub mod users;
 
 use crate::error::ApiError;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::{console_error, D1Database, Env};
+use worker::{console_error, D1Database, D1PreparedStatement, Env};
 
 /// The D1 binding's name in `wrangler.toml`.
 pub const DATABASE_BINDING: &str = "DB";
@@ -83,6 +88,34 @@ pub fn changes(result: &worker::D1Result) -> usize {
         .flatten()
         .and_then(|meta| meta.changes)
         .unwrap_or(0)
+}
+
+#[derive(Deserialize)]
+struct CountRow {
+    total: i64,
+}
+
+/// Run a listing: `count` (`SELECT COUNT(*) AS total ...`) and `rows` (one page) in one
+/// batch, so the total and the page come from the same snapshot.
+pub(crate) async fn count_and_page<T: DeserializeOwned>(
+    db: &D1Database,
+    count: D1PreparedStatement,
+    rows: D1PreparedStatement,
+) -> Result<(Vec<T>, u64), ApiError> {
+    let results = db.batch(vec![count, rows]).await.map_err(map_d1_error)?;
+    let total = match results.first() {
+        Some(result) => result
+            .results::<CountRow>()
+            .map_err(map_d1_error)?
+            .first()
+            .map_or(0, |row| row.total),
+        None => 0,
+    };
+    let rows = match results.get(1) {
+        Some(result) => result.results::<T>().map_err(map_d1_error)?,
+        None => Vec::new(),
+    };
+    Ok((rows, u64::try_from(total).unwrap_or(0)))
 }
 
 /// Check that the database answers a trivial query.

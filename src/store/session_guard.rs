@@ -1,5 +1,6 @@
 //! Client of the `SessionGuard` Durable Object: one object per session id.
 
+use crate::domain::audit::Origin;
 use crate::error::ApiError;
 use crate::objects::session_guard::{RotateOutcome, RotateRequest};
 use worker::{console_error, Env, Method, Request, RequestInit};
@@ -20,6 +21,7 @@ pub async fn rotate(
     env: &Env,
     session_id: &str,
     presented_hash: &str,
+    origin: Origin,
 ) -> Result<RotateOutcome, ApiError> {
     let namespace = env
         .durable_object(SESSION_GUARD_BINDING)
@@ -31,6 +33,7 @@ pub async fn rotate(
     let body = serde_json::to_string(&RotateRequest {
         session_id: session_id.to_owned(),
         presented_hash: presented_hash.to_owned(),
+        origin,
     })
     .map_err(|_| ApiError::Internal)?;
     let mut init = RequestInit::new();

@@ -7,8 +7,12 @@
 //! so of two uses of one token exactly one rotates; the session's Durable Object serialises
 //! them before they get here and answers the losers within the grace window.
 
-use super::users::{insert_statements, rehash_statement, NewUser, UserRow, USER_COLUMNS};
+use super::audit::{self, When};
+use super::users::{
+    insert_statements, not_banned, rehash_statement, NewUser, UserRow, USER_COLUMNS,
+};
 use super::{changes, integer, map_d1_error, optional_text, text};
+use crate::domain::audit::AuditEntry;
 use crate::domain::session::SessionExpiry;
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -62,34 +66,39 @@ fn session_statements(
 }
 
 /// Create an account, its default role, its first session (unless the account must verify
-/// its email first) and any `extra` statements (a verification token) in one transaction. A
-/// taken username or email fails the whole batch with a 409 and writes nothing.
+/// its email first), the signup's audit entry and any `extra` statements (a verification
+/// token) in one transaction. A taken username or email fails the whole batch with a 409
+/// and writes nothing.
 pub async fn create_user_with_session(
     db: &D1Database,
     user: &NewUser<'_>,
     session: Option<&NewSession<'_>>,
+    entry: &AuditEntry,
     extra: Vec<D1PreparedStatement>,
 ) -> Result<(), ApiError> {
     let mut statements = insert_statements(db, user)?;
     if let Some(session) = session {
         statements.extend(session_statements(db, session)?);
     }
+    statements.push(audit::insert_statement(db, entry, When::Always)?);
     statements.extend(extra);
     db.batch(statements).await.map_err(map_d1_error)?;
     Ok(())
 }
 
-/// Start a session for an existing account (login); optionally replace an outdated
-/// password hash in the same transaction.
+/// Start a session for an existing account (login) and write the login's audit entry;
+/// optionally replace an outdated password hash in the same transaction.
 pub async fn create_session(
     db: &D1Database,
     session: &NewSession<'_>,
     rehashed_password: Option<&str>,
+    entry: &AuditEntry,
 ) -> Result<(), ApiError> {
     let mut statements = session_statements(db, session)?;
     if let Some(hash) = rehashed_password {
         statements.push(rehash_statement(db, session.user_id, hash)?);
     }
+    statements.push(audit::insert_statement(db, entry, When::Always)?);
     db.batch(statements).await.map_err(map_d1_error)?;
     Ok(())
 }
@@ -103,9 +112,16 @@ pub struct Rotation<'a> {
     pub idle_ttl_seconds: i64,
 }
 
-/// SQL condition: session `?2` is live at `?1`.
-const LIVE_SESSION: &str = "SELECT 1 FROM sessions s WHERE s.id = ?2 AND s.revoked_at IS NULL \
-     AND s.idle_expires_at > ?1 AND s.absolute_expires_at > ?1";
+/// SQL condition: session `?2` is live at `?1` and its account is not banned. (A ban
+/// revokes the sessions too; this keeps a ban set by hand just as effective.)
+fn live_session() -> String {
+    format!(
+        "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = ?2 AND s.revoked_at IS NULL \
+           AND s.idle_expires_at > ?1 AND s.absolute_expires_at > ?1 AND {}",
+        not_banned("?1")
+    )
+}
 
 /// Exchange a refresh token (by digest) for its successor and slide the session's idle
 /// expiry (never past its absolute expiry). `None` when the token is unknown, spent or
@@ -122,7 +138,8 @@ pub async fn rotate_refresh_token(
         .prepare(format!(
             "UPDATE refresh_tokens SET used_at = ?1, replaced_by = ?4 \
              WHERE token_hash = ?3 AND session_id = ?2 AND used_at IS NULL AND expires_at > ?1 \
-               AND EXISTS ({LIVE_SESSION})"
+               AND EXISTS ({})",
+            live_session()
         ))
         .bind(&[
             now.clone(),
@@ -203,7 +220,10 @@ pub async fn token_spent_at(
 /// Whether a session is live now.
 pub async fn is_live(db: &D1Database, session_id: &str, now: i64) -> Result<bool, ApiError> {
     let row = db
-        .prepare(format!("SELECT 1 AS live WHERE EXISTS ({LIVE_SESSION})"))
+        .prepare(format!(
+            "SELECT 1 AS live WHERE EXISTS ({})",
+            live_session()
+        ))
         .bind(&[integer(now), text(session_id)])
         .map_err(map_d1_error)?
         .first::<serde_json::Value>(None)
@@ -212,42 +232,41 @@ pub async fn is_live(db: &D1Database, session_id: &str, now: i64) -> Result<bool
     Ok(row.is_some())
 }
 
-/// Revoke one live session; with `user_id`, only if it belongs to that user. Returns
-/// whether a session was revoked.
+/// Revoke one session of a user if it is not revoked yet. Returns whether it was; the
+/// audit entry (whose target must be that user) is written only then, in the same
+/// transaction.
 pub async fn revoke(
     db: &D1Database,
     session_id: &str,
-    user_id: Option<&str>,
+    user_id: &str,
     reason: &str,
     now: i64,
+    entry: &AuditEntry,
 ) -> Result<bool, ApiError> {
-    let result = db
-        .prepare(
+    let statements = vec![
+        audit::insert_statement(db, entry, When::SessionUnrevoked(session_id))?,
+        db.prepare(
             "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4 \
-             WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND revoked_at IS NULL",
+             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
         )
-        .bind(&[
-            text(session_id),
-            optional_text(user_id),
-            integer(now),
-            text(reason),
-        ])
-        .map_err(map_d1_error)?
-        .run()
-        .await
-        .map_err(map_d1_error)?;
-    Ok(changes(&result) > 0)
+        .bind(&[text(session_id), text(user_id), integer(now), text(reason)])
+        .map_err(map_d1_error)?,
+    ];
+    let results = db.batch(statements).await.map_err(map_d1_error)?;
+    Ok(results.get(1).map(changes).unwrap_or(0) > 0)
 }
 
-/// Revoke every session of a user and refuse every access token issued before `now`.
-/// Returns how many sessions were live.
+/// Revoke every session of a user, refuse every access token issued before `now`, and
+/// write the audit entry, in one transaction. Returns how many sessions were live.
 pub async fn revoke_all(
     db: &D1Database,
     user_id: &str,
     reason: &str,
     now: i64,
+    entry: &AuditEntry,
 ) -> Result<usize, ApiError> {
     let statements = vec![
+        audit::insert_statement(db, entry, When::TargetExists)?,
         db.prepare(
             "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 \
              WHERE user_id = ?1 AND revoked_at IS NULL",
@@ -259,7 +278,7 @@ pub async fn revoke_all(
             .map_err(map_d1_error)?,
     ];
     let results = db.batch(statements).await.map_err(map_d1_error)?;
-    Ok(results.first().map(changes).unwrap_or(0))
+    Ok(results.get(1).map(changes).unwrap_or(0))
 }
 
 /// A session as its owner sees it.

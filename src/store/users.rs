@@ -1,6 +1,11 @@
-//! Accounts in D1: lookups, signup, profile and password updates, deletion.
+//! Accounts in D1: lookups, listing and search, signup, profile and password updates, bans,
+//! deletion. Every change that the audit log records writes its entry in the same batch.
 
+use super::audit::{self, When};
 use super::{changes, integer, map_d1_error, optional_text, text};
+use crate::domain::audit::AuditEntry;
+use crate::domain::ban::BanState;
+use crate::domain::query::{Page, PrefixRange};
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
 use worker::D1Database;
@@ -19,6 +24,13 @@ pub struct UserRow {
     pub updated_at: i64,
     /// Comma-separated role names (`group_concat`), `None` when the account has none.
     pub roles: Option<String>,
+    /// Ban columns; see [`BanState`].
+    #[serde(default)]
+    pub banned_at: Option<i64>,
+    #[serde(default)]
+    pub banned_until: Option<i64>,
+    #[serde(default)]
+    pub ban_reason: Option<String>,
 }
 
 impl UserRow {
@@ -34,12 +46,33 @@ impl UserRow {
         roles.sort();
         roles
     }
+
+    /// The account's ban state at `now`.
+    pub fn ban_state(&self, now: i64) -> BanState {
+        BanState::at(self.banned_at, self.banned_until, now)
+    }
 }
 
+/// The columns of [`UserRow`] but the password hash, for a `users` table aliased `u`.
+macro_rules! public_columns {
+    () => {
+        "u.id, u.username, u.email, u.email_verified, u.created_at, u.updated_at, \
+         (SELECT group_concat(role, ',') FROM user_roles WHERE user_id = u.id) AS roles, \
+         u.banned_at, u.banned_until, u.ban_reason"
+    };
+}
+
+/// What a listing reads: no password hashes where none is needed.
+const PUBLIC_COLUMNS: &str = public_columns!();
+
 /// The columns of [`UserRow`], for a `users` table aliased `u`.
-pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.password_hash, \
-    u.email_verified, u.created_at, u.updated_at, \
-    (SELECT group_concat(role, ',') FROM user_roles WHERE user_id = u.id) AS roles";
+pub(super) const USER_COLUMNS: &str = concat!(public_columns!(), ", u.password_hash");
+
+/// SQL: account `u` is not banned at the time in parameter `now` (the rule of
+/// [`BanState::at`]).
+pub(super) fn not_banned(now: &str) -> String {
+    format!("(u.banned_at IS NULL OR (u.banned_until IS NOT NULL AND u.banned_until <= {now}))")
+}
 
 /// A new account, as signup creates it.
 pub struct NewUser<'a> {
@@ -77,9 +110,18 @@ pub async fn find_by_email(db: &D1Database, email: &str) -> Result<Option<UserRo
     .map_err(map_d1_error)
 }
 
-/// Find the account behind an access token, only while its session is live and the token
-/// was issued after the account's not-before stamp: one round trip that also makes a
-/// revoked session, a logout everywhere or a deleted account end the token at once.
+/// Find an account by id.
+pub async fn find_by_id(db: &D1Database, user_id: &str) -> Result<Option<UserRow>, ApiError> {
+    select_statement(db, user_id)?
+        .first::<UserRow>(None)
+        .await
+        .map_err(map_d1_error)
+}
+
+/// Find the account behind an access token, only while its session is live, the account is
+/// not banned and the token was issued after the account's not-before stamp: one round
+/// trip that also makes a revoked session, a logout everywhere, a ban or a deleted account
+/// end the token at once.
 pub async fn find_by_live_session(
     db: &D1Database,
     user_id: &str,
@@ -91,7 +133,8 @@ pub async fn find_by_live_session(
         "SELECT {USER_COLUMNS} FROM users u JOIN sessions s ON s.user_id = u.id \
          WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL \
            AND s.idle_expires_at > ?3 AND s.absolute_expires_at > ?3 \
-           AND u.tokens_valid_after <= ?4"
+           AND u.tokens_valid_after <= ?4 AND {}",
+        not_banned("?3")
     ))
     .bind(&[
         text(user_id),
@@ -148,25 +191,64 @@ pub struct ProfileChange<'a> {
     pub username: Option<&'a str>,
     /// `Some(None)` removes the email.
     pub email: Option<Option<&'a str>>,
+    /// Set by an admin; otherwise a changed email becomes unverified.
+    pub email_verified: Option<bool>,
 }
 
-/// Apply a profile change and return the updated row. A changed email is unverified;
-/// `updated_at` moves only when a value actually changes.
+/// Read one account (by id); also the last statement of batches that return it.
+pub(super) fn select_statement(
+    db: &D1Database,
+    user_id: &str,
+) -> Result<worker::D1PreparedStatement, ApiError> {
+    db.prepare(format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
+    ))
+    .bind(&[text(user_id)])
+    .map_err(map_d1_error)
+}
+
+/// The account read by the last statement of a batch.
+pub(super) fn last_user(results: &[worker::D1Result]) -> Result<Option<UserRow>, ApiError> {
+    Ok(match results.last() {
+        Some(result) => result
+            .results::<UserRow>()
+            .map_err(map_d1_error)?
+            .into_iter()
+            .next(),
+        None => None,
+    })
+}
+
+/// Run a batch whose last statement reads an account; return that account.
+async fn batch_reading_back(
+    db: &D1Database,
+    statements: Vec<worker::D1PreparedStatement>,
+) -> Result<Option<UserRow>, ApiError> {
+    last_user(&db.batch(statements).await.map_err(map_d1_error)?)
+}
+
+/// Apply a profile change and return the updated row (`None` if there is no such account).
+/// A changed email is unverified unless the change says otherwise. With `entry`, the audit entry
+/// is written in the same transaction. `updated_at` moves only when a value changes.
 pub async fn update_profile(
     db: &D1Database,
     user_id: &str,
     change: &ProfileChange<'_>,
     now: i64,
+    entry: Option<&AuditEntry>,
 ) -> Result<Option<UserRow>, ApiError> {
     let email_changes = change.email.is_some();
-    let statement = db
+    let mut statements = vec![db
         .prepare(
             "UPDATE users SET \
                username = COALESCE(?2, username), \
                email = CASE WHEN ?3 THEN ?4 ELSE email END, \
-               email_verified = CASE WHEN ?3 AND ?4 IS NOT email THEN 0 ELSE email_verified END, \
+               email_verified = CASE WHEN ?6 IS NOT NULL THEN ?6 \
+                 WHEN ?3 AND ?4 IS NOT email THEN 0 ELSE email_verified END, \
                updated_at = CASE WHEN (?2 IS NOT NULL AND ?2 IS NOT username) \
-                                   OR (?3 AND ?4 IS NOT email) THEN ?5 ELSE updated_at END \
+                                   OR (?3 AND ?4 IS NOT email) \
+                                   OR (?6 IS NOT NULL AND ?6 IS NOT email_verified) \
+                                 THEN ?5 ELSE updated_at END \
              WHERE id = ?1",
         )
         .bind(&[
@@ -175,40 +257,37 @@ pub async fn update_profile(
             integer(i64::from(email_changes)),
             optional_text(change.email.flatten()),
             integer(now),
+            change
+                .email_verified
+                .map_or(wasm_bindgen::JsValue::NULL, |verified| {
+                    integer(i64::from(verified))
+                }),
         ])
-        .map_err(map_d1_error)?;
-    let select = db
-        .prepare(format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
-        ))
-        .bind(&[text(user_id)])
-        .map_err(map_d1_error)?;
-    let results = db
-        .batch(vec![statement, select])
-        .await
-        .map_err(map_d1_error)?;
-    let rows = results
-        .last()
-        .map(|result| result.results::<UserRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .unwrap_or_default();
-    Ok(rows.into_iter().next())
+        .map_err(map_d1_error)?];
+    if let Some(entry) = entry {
+        statements.push(audit::insert_statement(db, entry, When::TargetExists)?);
+    }
+    statements.push(select_statement(db, user_id)?);
+    batch_reading_back(db, statements).await
 }
 
 /// Store a new password hash; when `revoke_other_sessions_than` names a session, every
-/// other live session of the account is revoked in the same transaction.
+/// other live session of the account is revoked in the same transaction, which also
+/// writes the audit entry.
 pub async fn update_password(
     db: &D1Database,
     user_id: &str,
     password_hash: &str,
     revoke_other_sessions_than: Option<&str>,
     now: i64,
+    entry: &AuditEntry,
 ) -> Result<usize, ApiError> {
-    let mut statements = vec![db
-        .prepare("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")
-        .bind(&[text(user_id), text(password_hash), integer(now)])
-        .map_err(map_d1_error)?];
+    let mut statements = vec![
+        db.prepare("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(&[text(user_id), text(password_hash), integer(now)])
+            .map_err(map_d1_error)?,
+        audit::insert_statement(db, entry, When::TargetExists)?,
+    ];
     if let Some(keep) = revoke_other_sessions_than {
         statements.push(
             db.prepare(
@@ -220,7 +299,7 @@ pub async fn update_password(
         );
     }
     let results = db.batch(statements).await.map_err(map_d1_error)?;
-    Ok(results.get(1).map(changes).unwrap_or(0))
+    Ok(results.get(2).map(changes).unwrap_or(0))
 }
 
 /// Replace a password hash made with old parameters (after a successful login).
@@ -234,9 +313,11 @@ pub(super) fn rehash_statement(
         .map_err(map_d1_error)
 }
 
-/// Delete an account with its roles, sessions and refresh tokens, in one transaction.
-pub async fn delete(db: &D1Database, user_id: &str) -> Result<bool, ApiError> {
+/// Delete an account with its roles, sessions and refresh tokens, in one transaction that
+/// also writes the audit entry (only if there was an account to delete).
+pub async fn delete(db: &D1Database, user_id: &str, entry: &AuditEntry) -> Result<bool, ApiError> {
     let statements = vec![
+        audit::insert_statement(db, entry, When::TargetExists)?,
         db.prepare(
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)",
         )
@@ -256,14 +337,104 @@ pub async fn delete(db: &D1Database, user_id: &str) -> Result<bool, ApiError> {
     Ok(results.last().map(changes).unwrap_or(0) > 0)
 }
 
-/// Find an account by id.
-pub async fn find_by_id(db: &D1Database, user_id: &str) -> Result<Option<UserRow>, ApiError> {
-    db.prepare(format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
-    ))
-    .bind(&[text(user_id)])
-    .map_err(map_d1_error)?
-    .first::<UserRow>(None)
-    .await
-    .map_err(map_d1_error)
+/// One page of accounts, newest first, optionally only those whose username or email
+/// starts with a prefix; and how many match in all.
+pub async fn list(
+    db: &D1Database,
+    search: Option<&PrefixRange>,
+    page: Page,
+) -> Result<(Vec<UserRow>, u64), ApiError> {
+    // Two ranges over the unique indexes of username and email: no scan, and no LIKE
+    // wildcards to escape.
+    let (condition, mut params) = match search {
+        Some(range) => (
+            "(u.username >= ?1 AND u.username < ?2) OR (u.email >= ?1 AND u.email < ?2)",
+            vec![text(&range.lower), text(&range.upper)],
+        ),
+        None => ("1", Vec::new()),
+    };
+    let count = db
+        .prepare(format!(
+            "SELECT COUNT(*) AS total FROM users u WHERE {condition}"
+        ))
+        .bind(&params)
+        .map_err(map_d1_error)?;
+    let limit = params.len() + 1;
+    params.push(integer(i64::from(page.per_page)));
+    params.push(integer(i64::try_from(page.offset()).unwrap_or(i64::MAX)));
+    let rows = db
+        .prepare(format!(
+            "SELECT {PUBLIC_COLUMNS} FROM users u WHERE {condition} \
+             ORDER BY u.created_at DESC, u.id ASC LIMIT ?{limit} OFFSET ?{}",
+            limit + 1
+        ))
+        .bind(&params)
+        .map_err(map_d1_error)?;
+    super::count_and_page(db, count, rows).await
+}
+
+/// A ban to apply.
+pub struct Ban<'a> {
+    /// `None`: indefinitely.
+    pub until: Option<i64>,
+    pub reason: Option<&'a str>,
+}
+
+/// Ban an account: set the ban, revoke every session and refuse every access token issued
+/// before now, and write the audit entry — one transaction. Returns the updated account
+/// (`None` if there is none) and how many sessions were live.
+pub async fn ban(
+    db: &D1Database,
+    user_id: &str,
+    ban: &Ban<'_>,
+    now: i64,
+    entry: &AuditEntry,
+) -> Result<(Option<UserRow>, usize), ApiError> {
+    let statements = vec![
+        db.prepare(
+            "UPDATE users SET banned_at = ?2, banned_until = ?3, ban_reason = ?4, \
+               tokens_valid_after = ?2, updated_at = ?2 \
+             WHERE id = ?1",
+        )
+        .bind(&[
+            text(user_id),
+            integer(now),
+            ban.until.map_or(wasm_bindgen::JsValue::NULL, integer),
+            optional_text(ban.reason),
+        ])
+        .map_err(map_d1_error)?,
+        db.prepare(
+            "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'banned' \
+             WHERE user_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(&[text(user_id), integer(now)])
+        .map_err(map_d1_error)?,
+        audit::insert_statement(db, entry, When::TargetExists)?,
+        select_statement(db, user_id)?,
+    ];
+    let results = db.batch(statements).await.map_err(map_d1_error)?;
+    let revoked = results.get(1).map(changes).unwrap_or(0);
+    Ok((last_user(&results)?, revoked))
+}
+
+/// Lift an account's ban (a no-op for an account that is not banned; the audit entry is
+/// written only when there was a ban). Returns the updated account.
+pub async fn unban(
+    db: &D1Database,
+    user_id: &str,
+    now: i64,
+    entry: &AuditEntry,
+) -> Result<Option<UserRow>, ApiError> {
+    let statements = vec![
+        audit::insert_statement(db, entry, When::TargetBanned)?,
+        db.prepare(
+            "UPDATE users SET banned_at = NULL, banned_until = NULL, ban_reason = NULL, \
+               updated_at = ?2 \
+             WHERE id = ?1 AND banned_at IS NOT NULL",
+        )
+        .bind(&[text(user_id), integer(now)])
+        .map_err(map_d1_error)?,
+        select_statement(db, user_id)?,
+    ];
+    batch_reading_back(db, statements).await
 }

@@ -1,0 +1,68 @@
+//! Route guards: the caller must hold a permission (or a role) — 401 without a valid token,
+//! 403 with one that lacks the right.
+//!
+//! The right must show in both the token's `roles` claim and the account's roles as D1
+//! holds them now (see `domain::access`). Authentication reads the account from D1 anyway,
+//! and once the token itself has verified, the roles granting the permission are read
+//! concurrently with it: a guard costs no extra round trip (and a forged token no D1 read
+//! at all), and a demoted admin is refused on the very next request, read or write,
+//! whatever token they still hold.
+
+use crate::domain::access::{self, Denial};
+use crate::error::ApiError;
+use crate::http::auth::{authenticate, load_caller, verify_bearer, Authenticated};
+use crate::http::log;
+use crate::routes::Ctx;
+use crate::store::{self, roles};
+use futures_util::future::join;
+use serde_json::json;
+use worker::Request;
+
+/// Log a refusal and build the 403; `what` is "permission" or "role".
+fn refuse(
+    ctx: &Ctx<'_>,
+    caller: &Authenticated,
+    what: &str,
+    needed: &str,
+    denial: Denial,
+) -> ApiError {
+    log::security_event(
+        ctx.meta,
+        "forbidden",
+        json!({ "user_id": caller.user.id, "needed": needed, "reason": denial.as_str() }),
+    );
+    ApiError::Forbidden(format!("This needs the {needed} {what}"))
+}
+
+/// Authenticate the caller and require `permission` (e.g. `users:write`).
+pub async fn require_permission(
+    req: &Request,
+    ctx: &Ctx<'_>,
+    permission: &str,
+) -> Result<Authenticated, ApiError> {
+    let verified = verify_bearer(req, ctx).await?;
+    let db = store::database(ctx.env)?;
+    let (caller, granting) =
+        join(load_caller(ctx, verified), roles::granting(&db, permission)).await;
+    let caller = caller?;
+    let granting = granting?;
+    access::authorize(
+        &granting,
+        &caller.token.claims.roles,
+        &caller.user.role_names(),
+    )
+    .map_err(|denial| refuse(ctx, &caller, "permission", permission, denial))?;
+    Ok(caller)
+}
+
+/// Authenticate the caller and require the role `role` (e.g. `admin`).
+pub async fn require_role(
+    req: &Request,
+    ctx: &Ctx<'_>,
+    role: &str,
+) -> Result<Authenticated, ApiError> {
+    let caller = authenticate(req, ctx).await?;
+    access::has_role(role, &caller.token.claims.roles, &caller.user.role_names())
+        .map_err(|denial| refuse(ctx, &caller, "role", role, denial))?;
+    Ok(caller)
+}

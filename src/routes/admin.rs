@@ -1,0 +1,504 @@
+//! `/api/v1/admin/*`: accounts, roles, bans, sessions and the audit log, for callers whose
+//! roles grant the route's permission (see `http::guard`).
+//!
+//! Every handler first passes its guard — so a caller without the right gets 403 whatever
+//! the path's ids — then reads the target account (404 when there is none), then makes its
+//! change and the audit entry in one D1 transaction.
+
+use crate::domain::access::{permission, ROLE_ADMIN};
+use crate::domain::audit::{AuditAction, AuditFilter, AUDIT_QUERY};
+use crate::domain::ban::{check_ban_end, check_reason};
+use crate::domain::query::{parse_instant, prefix_range, Page, QueryParams};
+use crate::domain::session::is_uuid;
+use crate::domain::time::rfc3339_seconds;
+use crate::error::ApiError;
+use crate::http::body::read_json;
+use crate::http::guard::{require_permission, require_role};
+use crate::http::log;
+use crate::http::response::{json, no_content, ApiResult};
+use crate::routes::sessions::session_json;
+use crate::routes::users::{read_username_and_email, user_json};
+use crate::routes::Ctx;
+use crate::runtime::now_seconds;
+use crate::store::users::{Ban, ProfileChange, UserRow};
+use crate::store::{self, audit, roles, sessions, users};
+use serde_json::{json, Value};
+use worker::{D1Database, Request};
+
+const PREFIX: &str = "/api/v1/admin/";
+
+/// The resources under `/api/v1/admin/`, with the ids their paths carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminPath<'a> {
+    Users,
+    User(&'a str),
+    UserRoles(&'a str),
+    UserRole(&'a str, &'a str),
+    UserBan(&'a str),
+    UserSessions(&'a str),
+    UserSession(&'a str, &'a str),
+    Roles,
+    Audit,
+}
+
+/// Parse an admin path (without a trailing slash). Ids are not checked here: a malformed
+/// id is a 404 from the handler, after the guard.
+pub fn parse_path(path: &str) -> Option<AdminPath<'_>> {
+    let rest = path.strip_prefix(PREFIX)?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    if segments.iter().any(|segment| segment.is_empty()) {
+        return None;
+    }
+    Some(match segments.as_slice() {
+        ["users"] => AdminPath::Users,
+        ["users", id] => AdminPath::User(id),
+        ["users", id, "roles"] => AdminPath::UserRoles(id),
+        ["users", id, "roles", role] => AdminPath::UserRole(id, role),
+        ["users", id, "ban"] => AdminPath::UserBan(id),
+        ["users", id, "sessions"] => AdminPath::UserSessions(id),
+        ["users", id, "sessions", session] => AdminPath::UserSession(id, session),
+        ["roles"] => AdminPath::Roles,
+        ["audit"] => AdminPath::Audit,
+        _ => return None,
+    })
+}
+
+fn path<'a>(ctx: &'a Ctx<'_>) -> Option<AdminPath<'a>> {
+    parse_path(ctx.meta.path.trim_end_matches('/'))
+}
+
+/// The user id of a `/users/{id}...` path, if well formed.
+fn user_id<'a>(ctx: &'a Ctx<'_>) -> Result<&'a str, ApiError> {
+    let id = match path(ctx) {
+        Some(
+            AdminPath::User(id)
+            | AdminPath::UserRoles(id)
+            | AdminPath::UserRole(id, _)
+            | AdminPath::UserBan(id)
+            | AdminPath::UserSessions(id)
+            | AdminPath::UserSession(id, _),
+        ) => id,
+        _ => return Err(ApiError::NotFound),
+    };
+    is_uuid(id).then_some(id).ok_or(ApiError::NotFound)
+}
+
+/// The account a `/users/{id}...` path names, or 404.
+async fn target(ctx: &Ctx<'_>, db: &D1Database) -> Result<UserRow, ApiError> {
+    users::find_by_id(db, user_id(ctx)?)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// The query string's `(name, value)` pairs, decoded.
+fn query_pairs(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let url = req
+        .url()
+        .map_err(|_| ApiError::MalformedRequest("Request URL could not be read".into()))?;
+    Ok(url
+        .query_pairs()
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect())
+}
+
+/// An account as administrators see it: the public view plus its ban.
+pub fn admin_user_json(user: &UserRow, now: i64) -> Value {
+    let mut view = user_json(user);
+    let banned = user.ban_state(now).is_banned();
+    view["banned"] = banned.into();
+    view["banned_at"] = user
+        .banned_at
+        .filter(|_| banned)
+        .map(rfc3339_seconds)
+        .into();
+    view["banned_until"] = user
+        .banned_until
+        .filter(|_| banned)
+        .map(rfc3339_seconds)
+        .into();
+    view["ban_reason"] = user.ban_reason.clone().filter(|_| banned).into();
+    view
+}
+
+fn page_json(page: Page, total: u64) -> Value {
+    json!({
+        "page": page.page,
+        "per_page": page.per_page,
+        "total": total,
+        "total_pages": page.total_pages(total),
+    })
+}
+
+/// `GET /api/v1/admin/users?page=&per_page=&q=`: accounts, newest first; `q` keeps those
+/// whose username or email starts with it (case-insensitive).
+pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    require_permission(req, ctx, permission::USERS_READ).await?;
+    let mut query = QueryParams::new(query_pairs(req)?, &["q", "page", "per_page"]);
+    let page = query.page();
+    let search = match query.get("q").map(str::to_owned) {
+        Some(raw) => query.check(prefix_range(&raw)).flatten(),
+        None => None,
+    };
+    query.finish()?;
+    let db = store::database(ctx.env)?;
+    let (rows, total) = users::list(&db, search.as_ref(), page).await?;
+    let now = now_seconds();
+    let mut body = page_json(page, total);
+    body["users"] = rows
+        .iter()
+        .map(|user| admin_user_json(user, now))
+        .collect::<Vec<_>>()
+        .into();
+    json(200, &body)
+}
+
+/// `GET /api/v1/admin/users/{id}`.
+pub async fn get_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    require_permission(req, ctx, permission::USERS_READ).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    json(200, &admin_user_json(&user, now_seconds()))
+}
+
+const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
+
+/// `PATCH` (or `PUT`) `/api/v1/admin/users/{id}` `{username?, email?, email_verified?}`.
+/// `email: null` removes the address; a changed email is unverified unless
+/// `email_verified` says otherwise.
+pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::USERS_WRITE).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    fields.reject_unknown(&UPDATE_FIELDS);
+    let (username, email) = read_username_and_email(&mut fields);
+    let email_verified = fields.optional_bool("email_verified");
+    fields.finish()?;
+    let mut changed: Vec<&str> = Vec::new();
+    if username.is_some() {
+        changed.push("username");
+    }
+    if email.is_some() {
+        changed.push("email");
+    }
+    if email_verified.is_some() {
+        changed.push("email_verified");
+    }
+    let now = now_seconds();
+    let entry = ctx
+        .audit(AuditAction::UserUpdated, now)
+        .by(&caller.user.id)
+        .on(&user.id)
+        .with("fields", changed.clone());
+    let change = ProfileChange {
+        username: username.as_deref(),
+        email: email.as_ref().map(|email| email.as_deref()),
+        email_verified,
+    };
+    let updated = users::update_profile(
+        &db,
+        &user.id,
+        &change,
+        now,
+        (!changed.is_empty()).then_some(&entry),
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    json(200, &admin_user_json(&updated, now))
+}
+
+/// `DELETE /api/v1/admin/users/{id}`: the account, its roles and sessions. An admin cannot
+/// delete their own account here (that is `DELETE /api/v1/users/me`, with the password).
+pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::USERS_DELETE).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    if user.id == caller.user.id {
+        return Err(ApiError::Conflict(
+            "You cannot delete your own account here; use DELETE /api/v1/users/me".into(),
+        ));
+    }
+    let entry = ctx
+        .audit(AuditAction::UserDeleted, now_seconds())
+        .by(&caller.user.id)
+        .on(&user.id)
+        .with("username", user.username.as_str());
+    if !users::delete(&db, &user.id, &entry).await? {
+        return Err(ApiError::NotFound);
+    }
+    log::security_event(
+        ctx.meta,
+        "account_deleted",
+        json!({ "user_id": user.id, "by": caller.user.id }),
+    );
+    no_content()
+}
+
+/// `GET /api/v1/admin/roles`: every role with its permissions.
+pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    require_role(req, ctx, ROLE_ADMIN).await?;
+    let db = store::database(ctx.env)?;
+    let rows = roles::list(&db).await?;
+    let roles: Vec<Value> = rows
+        .iter()
+        .map(|role| {
+            json!({
+                "name": role.name,
+                "description": role.description,
+                "permissions": role.permission_names(),
+            })
+        })
+        .collect();
+    json(200, &json!({ "roles": roles }))
+}
+
+/// `POST /api/v1/admin/users/{id}/roles` `{role}`: grant a role (idempotent). It reaches the
+/// account's tokens at their next refresh or login.
+pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    fields.reject_unknown(&["role"]);
+    let role = fields.required_string("role");
+    fields.finish()?;
+    let role = role.unwrap_or_default();
+    if !roles::exists(&db, &role).await? {
+        return Err(ApiError::invalid("role", "is not a role"));
+    }
+    let now = now_seconds();
+    let entry = ctx
+        .audit(AuditAction::RoleGranted, now)
+        .by(&caller.user.id)
+        .on(&user.id)
+        .with("role", role.as_str());
+    let (granted, updated) = roles::grant(&db, &user.id, &role, now, &entry).await?;
+    let updated = updated.ok_or(ApiError::NotFound)?;
+    json(
+        if granted { 201 } else { 200 },
+        &admin_user_json(&updated, now),
+    )
+}
+
+/// `DELETE /api/v1/admin/users/{id}/roles/{role}`: take a role. Nobody removes their own
+/// `admin` role here, and the last `admin` anywhere keeps it.
+pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let Some(AdminPath::UserRole(_, role)) = path(ctx) else {
+        return Err(ApiError::NotFound);
+    };
+    if !user.role_names().iter().any(|held| held == role) {
+        return Err(ApiError::NotFound);
+    }
+    if role == ROLE_ADMIN && user.id == caller.user.id {
+        return Err(ApiError::Conflict(
+            "You cannot remove your own admin role; another admin must do it".into(),
+        ));
+    }
+    let now = now_seconds();
+    let entry = ctx
+        .audit(AuditAction::RoleRevoked, now)
+        .by(&caller.user.id)
+        .on(&user.id)
+        .with("role", role);
+    let (removed, updated) = roles::remove(&db, &user.id, role, &entry).await?;
+    if !removed {
+        // Held a moment ago: it is the last admin (or went meanwhile).
+        return Err(ApiError::Conflict(
+            "The last admin cannot lose the admin role".into(),
+        ));
+    }
+    let updated = updated.ok_or(ApiError::NotFound)?;
+    json(200, &admin_user_json(&updated, now))
+}
+
+/// `POST` (or `PUT`) `/api/v1/admin/users/{id}/ban` `{until?, reason?}`: ban until a time
+/// (RFC 3339, in the future) or, without `until`, indefinitely. Every session of the account
+/// ends and every access token it holds is refused, at once.
+pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let now = now_seconds();
+    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
+    fields.reject_unknown(&["until", "reason"]);
+    let until = fields
+        .optional_string("until")
+        .and_then(|raw| fields.check(parse_instant("until", &raw)));
+    let until_ok = fields.check(check_ban_end(until, now));
+    let reason = fields
+        .optional_string("reason")
+        .and_then(|raw| fields.check(check_reason(&raw)))
+        .flatten();
+    fields.finish()?;
+    let until = until_ok.flatten();
+    if user.id == caller.user.id {
+        return Err(ApiError::Conflict("You cannot ban yourself".into()));
+    }
+    let entry = ctx
+        .audit(AuditAction::UserBanned, now)
+        .by(&caller.user.id)
+        .on(&user.id)
+        .with("until", until.map(rfc3339_seconds))
+        .with("reason", reason.clone());
+    let (updated, revoked) = users::ban(
+        &db,
+        &user.id,
+        &Ban {
+            until,
+            reason: reason.as_deref(),
+        },
+        now,
+        &entry,
+    )
+    .await?;
+    let updated = updated.ok_or(ApiError::NotFound)?;
+    log::security_event(
+        ctx.meta,
+        "account_banned",
+        json!({ "user_id": user.id, "by": caller.user.id, "sessions_revoked": revoked }),
+    );
+    let mut body = admin_user_json(&updated, now);
+    body["sessions_revoked"] = revoked.into();
+    json(200, &body)
+}
+
+/// `DELETE /api/v1/admin/users/{id}/ban`: lift a ban (idempotent). Sessions ended by the
+/// ban stay ended; the account logs in again.
+pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let now = now_seconds();
+    let entry = ctx
+        .audit(AuditAction::UserUnbanned, now)
+        .by(&caller.user.id)
+        .on(&user.id);
+    let updated = users::unban(&db, &user.id, now, &entry)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    json(200, &admin_user_json(&updated, now))
+}
+
+/// `GET /api/v1/admin/users/{id}/sessions`: the account's live sessions.
+pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    require_permission(req, ctx, permission::SESSIONS_READ).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let rows = sessions::list_live(&db, &user.id, now_seconds()).await?;
+    let sessions: Vec<Value> = rows.iter().map(session_json).collect();
+    json(200, &json!({ "sessions": sessions }))
+}
+
+/// `DELETE /api/v1/admin/users/{id}/sessions`: end every session of the account and refuse
+/// every access token issued before now.
+pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let now = now_seconds();
+    let entry = ctx
+        .audit(AuditAction::SessionsRevokedAll, now)
+        .by(&caller.user.id)
+        .on(&user.id)
+        .with("reason", "revoked_by_admin");
+    let revoked = sessions::revoke_all(&db, &user.id, "revoked_by_admin", now, &entry).await?;
+    json(200, &json!({ "sessions_revoked": revoked }))
+}
+
+/// `DELETE /api/v1/admin/users/{id}/sessions/{sid}`: end one session of the account; 404
+/// when the account has no such live session.
+pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
+    let db = store::database(ctx.env)?;
+    let user = target(ctx, &db).await?;
+    let Some(AdminPath::UserSession(_, session_id)) = path(ctx) else {
+        return Err(ApiError::NotFound);
+    };
+    if !is_uuid(session_id) {
+        return Err(ApiError::NotFound);
+    }
+    let now = now_seconds();
+    let entry = ctx
+        .audit(AuditAction::SessionRevoked, now)
+        .by(&caller.user.id)
+        .on(&user.id)
+        .with("session_id", session_id)
+        .with("reason", "revoked_by_admin");
+    if !sessions::revoke(&db, session_id, &user.id, "revoked_by_admin", now, &entry).await? {
+        return Err(ApiError::NotFound);
+    }
+    no_content()
+}
+
+/// `GET /api/v1/admin/audit?user=&action=&since=&until=&page=&per_page=`: entries, newest
+/// first. `user` matches the actor or the target; `since` is inclusive, `until` exclusive.
+pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    require_permission(req, ctx, permission::AUDIT_READ).await?;
+    let (filter, page) = AuditFilter::parse(QueryParams::new(query_pairs(req)?, &AUDIT_QUERY))?;
+    let db = store::database(ctx.env)?;
+    let (rows, total) = audit::list(&db, &filter, page).await?;
+    let mut body = page_json(page, total);
+    body["entries"] = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "id": row.id,
+                "occurred_at": rfc3339_seconds(row.occurred_at),
+                "action": row.action,
+                "actor_id": row.actor_id,
+                "target_id": row.target_id,
+                "request_id": row.request_id,
+                "ip": row.ip,
+                "colo": row.colo,
+                "details": row.details_json(),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
+    json(200, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+    #[test]
+    fn admin_paths_carry_their_ids() {
+        assert_eq!(parse_path("/api/v1/admin/users"), Some(AdminPath::Users));
+        assert_eq!(
+            parse_path(&format!("/api/v1/admin/users/{ID}")),
+            Some(AdminPath::User(ID))
+        );
+        assert_eq!(
+            parse_path(&format!("/api/v1/admin/users/{ID}/roles/admin")),
+            Some(AdminPath::UserRole(ID, "admin"))
+        );
+        assert_eq!(
+            parse_path(&format!("/api/v1/admin/users/{ID}/sessions/x")),
+            Some(AdminPath::UserSession(ID, "x"))
+        );
+        assert_eq!(parse_path("/api/v1/admin/audit"), Some(AdminPath::Audit));
+        assert_eq!(parse_path("/api/v1/admin/roles"), Some(AdminPath::Roles));
+    }
+
+    #[test]
+    fn other_admin_paths_are_unknown() {
+        for path in [
+            "/api/v1/admin",
+            "/api/v1/admin/",
+            "/api/v1/admin/users/",
+            "/api/v1/admin/users//roles",
+            "/api/v1/admin/users/x/password",
+            "/api/v1/admin/users/x/roles/admin/extra",
+            "/api/v1/admin/audit/1",
+            "/api/v1/users/me",
+        ] {
+            assert_eq!(parse_path(path), None, "{path}");
+        }
+    }
+}

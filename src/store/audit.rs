@@ -1,0 +1,172 @@
+//! The audit log in D1: inserts (alone or inside the batch of the change they record) and
+//! the filtered listing. Nothing here updates or deletes an entry; only the scheduled
+//! retention prune (`store::maintenance`) removes old ones.
+
+use super::{integer, map_d1_error, optional_text, text};
+use crate::domain::audit::{AuditEntry, AuditFilter};
+use crate::domain::query::Page;
+use crate::error::ApiError;
+use serde::Deserialize;
+use serde_json::Value;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement};
+
+/// When an entry inside a batch is written. Conditions are evaluated in the batch's
+/// transaction, so an entry appears exactly when the change it records happens — placed
+/// before the change when the change removes what the condition looks for.
+pub enum When<'a> {
+    Always,
+    /// The target account exists.
+    TargetExists,
+    /// The target account exists and holds no role of this name.
+    TargetLacksRole(&'a str),
+    /// The target account holds this role, and it is not the last holder of `admin`.
+    TargetRoleRemovable(&'a str),
+    /// The target account's ban columns are set.
+    TargetBanned,
+    /// This session of the target account is not revoked yet.
+    SessionUnrevoked(&'a str),
+}
+
+/// SQL: the role named by parameter `role` may be taken from the account named by
+/// parameter `user` — it holds it, and it is not the last holder of `admin`. Shared with the
+/// role removal itself, so the entry and the change agree.
+pub(super) fn role_removable(user: &str, role: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM user_roles WHERE user_id = {user} AND role = {role}) \
+         AND ({role} != 'admin' OR (SELECT COUNT(*) FROM user_roles WHERE role = 'admin') > 1)"
+    )
+}
+
+/// The statement that inserts `entry` under `when`.
+pub fn insert_statement(
+    db: &D1Database,
+    entry: &AuditEntry,
+    when: When<'_>,
+) -> Result<D1PreparedStatement, ApiError> {
+    let (condition, extra): (String, Option<&str>) = match when {
+        When::Always => ("1".into(), None),
+        When::TargetExists => ("EXISTS (SELECT 1 FROM users WHERE id = ?4)".into(), None),
+        When::TargetLacksRole(role) => (
+            "EXISTS (SELECT 1 FROM users WHERE id = ?4) AND NOT EXISTS \
+               (SELECT 1 FROM user_roles WHERE user_id = ?4 AND role = ?9)"
+                .into(),
+            Some(role),
+        ),
+        When::TargetRoleRemovable(role) => (role_removable("?4", "?9"), Some(role)),
+        When::TargetBanned => (
+            "EXISTS (SELECT 1 FROM users WHERE id = ?4 AND banned_at IS NOT NULL)".into(),
+            None,
+        ),
+        When::SessionUnrevoked(session_id) => (
+            "EXISTS (SELECT 1 FROM sessions WHERE id = ?9 AND user_id = ?4 \
+               AND revoked_at IS NULL)"
+                .into(),
+            Some(session_id),
+        ),
+    };
+    let details = serde_json::to_string(&entry.details).map_err(|_| ApiError::Internal)?;
+    let mut params: Vec<JsValue> = vec![
+        integer(entry.occurred_at),
+        text(entry.action.as_str()),
+        optional_text(entry.actor_id.as_deref()),
+        optional_text(entry.target_id.as_deref()),
+        optional_text(entry.origin.request_id.as_deref()),
+        optional_text(entry.origin.ip.as_deref()),
+        optional_text(entry.origin.colo.as_deref()),
+        text(&details),
+    ];
+    if let Some(extra) = extra {
+        params.push(text(extra));
+    }
+    db.prepare(format!(
+        "INSERT INTO audit_log (occurred_at, action, actor_id, target_id, request_id, ip, \
+           colo, details) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE {condition}"
+    ))
+    .bind(&params)
+    .map_err(map_d1_error)
+}
+
+/// Record an entry on its own (for events that change nothing else, like a failed login).
+pub async fn record(db: &D1Database, entry: &AuditEntry) -> Result<(), ApiError> {
+    insert_statement(db, entry, When::Always)?
+        .run()
+        .await
+        .map_err(map_d1_error)?;
+    Ok(())
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: i64,
+    pub action: String,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub colo: Option<String>,
+    pub details: String,
+}
+
+impl AuditRow {
+    /// The stored details as JSON (an empty object if a row somehow holds something else).
+    pub fn details_json(&self) -> Value {
+        serde_json::from_str(&self.details).unwrap_or_else(|_| Value::Object(Default::default()))
+    }
+}
+
+/// One page of the entries matching `filter`, newest first, and how many match in all.
+pub async fn list(
+    db: &D1Database,
+    filter: &AuditFilter,
+    page: Page,
+) -> Result<(Vec<AuditRow>, u64), ApiError> {
+    // Only fixed fragments enter the SQL; every value is bound.
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<JsValue> = Vec::new();
+    if let Some(user_id) = &filter.user_id {
+        params.push(text(user_id));
+        let n = params.len();
+        clauses.push(format!("(actor_id = ?{n} OR target_id = ?{n})"));
+    }
+    if let Some(action) = filter.action {
+        params.push(text(action.as_str()));
+        clauses.push(format!("action = ?{}", params.len()));
+    }
+    if let Some(since) = filter.since {
+        params.push(integer(since));
+        clauses.push(format!("occurred_at >= ?{}", params.len()));
+    }
+    if let Some(until) = filter.until {
+        params.push(integer(until));
+        clauses.push(format!("occurred_at < ?{}", params.len()));
+    }
+    let condition = if clauses.is_empty() {
+        "1".to_owned()
+    } else {
+        clauses.join(" AND ")
+    };
+    let count = db
+        .prepare(format!(
+            "SELECT COUNT(*) AS total FROM audit_log WHERE {condition}"
+        ))
+        .bind(&params)
+        .map_err(map_d1_error)?;
+    let limit = params.len() + 1;
+    let mut page_params = params.clone();
+    page_params.push(integer(i64::from(page.per_page)));
+    page_params.push(integer(i64::try_from(page.offset()).unwrap_or(i64::MAX)));
+    let rows = db
+        .prepare(format!(
+            "SELECT id, occurred_at, action, actor_id, target_id, request_id, ip, colo, \
+               details \
+             FROM audit_log WHERE {condition} ORDER BY id DESC LIMIT ?{limit} OFFSET ?{}",
+            limit + 1
+        ))
+        .bind(&page_params)
+        .map_err(map_d1_error)?;
+    super::count_and_page(db, count, rows).await
+}

@@ -158,6 +158,30 @@ describe("scheduled maintenance", () => {
     assert.equal(second.audit_entries_purged, 0);
   });
 
+  test("expired one-time tokens go, live ones stay", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const account = await worker.signup();
+    const insert = (id, expiresAt) =>
+      worker.db
+        .prepare(
+          "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, code_hash, email, created_at, expires_at) \
+           VALUES (?1, ?2, 'reset_password', ?3, 'c', 'a@example.com', ?4, ?5)",
+        )
+        .bind(id, account.user.id, `hash-${id}`, now - 100, expiresAt)
+        .run();
+    const expired = randomUUID();
+    const live = randomUUID();
+    await insert(expired, now - 1);
+    await insert(live, now + 3600);
+    const line = await runAt(worker, now);
+    assert.ok(line.one_time_tokens_purged >= 1, JSON.stringify(line));
+    const left = await worker.db
+      .prepare("SELECT id FROM one_time_tokens WHERE id IN (?1, ?2)")
+      .bind(expired, live)
+      .all();
+    assert.deepEqual(left.results.map((row) => row.id), [live]);
+  });
+
   test("more old rows than one chunk are all purged in one run", async () => {
     const now = Math.floor(Date.now() / 1000) + 10;
     await worker.db

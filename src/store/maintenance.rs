@@ -63,14 +63,19 @@ fn old_audit_entries(db: &D1Database, cutoff: i64) -> Result<D1PreparedStatement
     .map_err(map_d1_error)
 }
 
-/// Expired one-time tokens (email verification, password reset). Their table arrives with
-/// the email flows; until it exists there is nothing to purge, and this returns no
-/// statement. When it lands: `DELETE ... WHERE expires_at <= ?1` in chunks, like the others.
+/// One-time tokens (verification, reset, email change) that have expired: spent or not,
+/// they can no longer be used.
 fn expired_one_time_tokens(
-    _db: &D1Database,
-    _now: i64,
+    db: &D1Database,
+    now: i64,
 ) -> Result<Option<D1PreparedStatement>, ApiError> {
-    Ok(None)
+    db.prepare(
+        "DELETE FROM one_time_tokens WHERE rowid IN \
+           (SELECT rowid FROM one_time_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    )
+    .bind(&[integer(now), integer(CHUNK)])
+    .map_err(map_d1_error)
+    .map(Some)
 }
 
 /// Purge ended sessions with their refresh tokens, expired one-time tokens, and audit

@@ -680,6 +680,16 @@ describe("POST /api/v1/auth/login", () => {
     assert.ok(!worker.logs.join("\n").includes(unknownEmail), "the full email is not logged");
   });
 
+  test("an empty email field does not hide the username sent beside it", async () => {
+    const response = await post(worker, LOGIN, {
+      email: "",
+      username: account.username,
+      password: account.password,
+    });
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.json.user.id, account.user.id);
+  });
+
   test("a missing password or identifier is a 422 naming what is missing", async () => {
     assertFieldErrors(await login({ username: account.username }), [{ field: "password", message: "is required" }]);
     assertFieldErrors(await login({ password: STRONG_PASSWORD }), [

@@ -335,7 +335,8 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let username = fields.optional_string("username");
     let email = fields.optional_string("email");
     let password = fields.required_string("password");
-    let identifier = email.or(username);
+    // An empty `email` must not hide a `username` sent beside it.
+    let identifier = email.filter(|email| !email.trim().is_empty()).or(username);
     if identifier.is_none() {
         fields.reject(FieldError::new("username", "username or email is required"));
     }

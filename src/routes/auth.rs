@@ -179,7 +179,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         // so that case is a 409 too, whatever the email.)
         Err(error) if require_verification && store::is_email_taken(&error) => {
             if let Some(owner) = &user.email {
-                email_flows::send_signup_attempt_notice(ctx, owner).await?;
+                email_flows::send_notice(ctx, Purpose::SignupAttemptNotice, owner, None).await?;
             }
             log::security_event(
                 ctx.meta,

@@ -156,49 +156,25 @@ pub async fn issue_and_send(
     send_token(ctx, prepared).await
 }
 
-/// Tell the old address that a change to `new_email` was requested.
-pub async fn send_change_notice(
+/// Send a notice that carries no token: to the old address when a change to `new_email`
+/// was requested (`EmailChangeNotice`), or to an address someone tried to sign up with
+/// (`SignupAttemptNotice`).
+pub async fn send_notice(
     ctx: &Ctx<'_>,
-    old_email: &str,
-    new_email: &str,
+    purpose: Purpose,
+    to: &str,
+    new_email: Option<&str>,
 ) -> Result<(), ApiError> {
     let email = &ctx.config.email;
     let message = render(
-        Purpose::EmailChangeNotice,
-        old_email,
+        purpose,
+        to,
         &TemplateContext {
             app_name: &email.app_name,
             link: None,
             code: None,
             valid_minutes: 0,
-            new_email: Some(new_email),
-        },
-    );
-    mail::deliver(
-        ctx.env,
-        ctx.config,
-        ctx.worker,
-        Outgoing {
-            message,
-            token: None,
-            code: None,
-        },
-    )
-    .await
-}
-
-/// Tell the owner of an address that someone tried to sign up with it.
-pub async fn send_signup_attempt_notice(ctx: &Ctx<'_>, owner_email: &str) -> Result<(), ApiError> {
-    let email = &ctx.config.email;
-    let message = render(
-        Purpose::SignupAttemptNotice,
-        owner_email,
-        &TemplateContext {
-            app_name: &email.app_name,
-            link: None,
-            code: None,
-            valid_minutes: 0,
-            new_email: None,
+            new_email,
         },
     );
     mail::deliver(

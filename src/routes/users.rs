@@ -174,7 +174,8 @@ async fn propose_email_change(
     let prepared = email_flows::prepare(ctx, Purpose::ChangeEmail, &user.id, new_email)?;
     email_flows::issue_and_send(ctx, db, &prepared).await?;
     if let Some(old_email) = &user.email {
-        email_flows::send_change_notice(ctx, old_email, new_email).await?;
+        email_flows::send_notice(ctx, Purpose::EmailChangeNotice, old_email, Some(new_email))
+            .await?;
     }
     log::security_event(
         ctx.meta,

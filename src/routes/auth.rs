@@ -8,7 +8,7 @@ use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
 use crate::domain::token::{sign, AccessClaims};
-use crate::domain::user::{looks_like_email, mask_email, normalize_email, normalize_username};
+use crate::domain::user::{mask_email, normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError, INVALID_CREDENTIALS};
 use crate::http::auth::authenticate;
 use crate::http::body::read_json;
@@ -238,24 +238,6 @@ fn invalid_credentials() -> ApiError {
     ApiError::Unauthorized(INVALID_CREDENTIALS.into())
 }
 
-/// The account a login identifier names: an email when it looks like one, else a username.
-async fn find_login_account(
-    db: &D1Database,
-    identifier: &str,
-) -> Result<Option<UserRow>, ApiError> {
-    if looks_like_email(identifier) {
-        match normalize_email(identifier) {
-            Ok(email) => users::find_by_email(db, &email).await,
-            Err(_) => Ok(None),
-        }
-    } else {
-        match normalize_username(identifier) {
-            Ok(username) => users::find_by_username(db, &username).await,
-            Err(_) => Ok(None),
-        }
-    }
-}
-
 /// Count a failed login against its identifier; log the lockout it may start.
 async fn record_login_failure(
     ctx: &Ctx<'_>,
@@ -372,7 +354,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             ctx.config.login_account_rate_limit,
         ),
         login_failures::load(ctx.env, &digest),
-        find_login_account(&db, identifier),
+        users::find_by_identifier(&db, identifier),
     )
     .await;
     budget?;

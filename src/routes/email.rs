@@ -9,7 +9,7 @@ use crate::domain::input::Fields;
 use crate::domain::lockout::identifier_digest;
 use crate::domain::one_time::{code_from_random, code_matches, hash_code, is_code};
 use crate::domain::secret::{encode_opaque_token, hash_opaque_token, is_well_formed_opaque_token};
-use crate::domain::user::{looks_like_email, normalize_email, normalize_username};
+use crate::domain::user::normalize_email;
 use crate::error::ApiError;
 use crate::http::body::read_json;
 use crate::http::log;
@@ -419,17 +419,7 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     fields.finish()?;
     let identifier = identifier.unwrap_or_default();
     let db = store::database(ctx.env)?;
-    let user = if looks_like_email(&identifier) {
-        match normalize_email(&identifier) {
-            Ok(email) => users::find_by_email(&db, &email).await?,
-            Err(_) => None,
-        }
-    } else {
-        match normalize_username(identifier.trim()) {
-            Ok(username) => users::find_by_username(&db, &username).await?,
-            Err(_) => None,
-        }
-    };
+    let user = users::find_by_identifier(&db, &identifier).await?;
     match user
         .as_ref()
         .and_then(|user| user.email.as_deref().map(|email| (user, email)))

@@ -2,7 +2,7 @@
 //! address, count failed code attempts, and spend a token together with what it authorises in
 //! one transaction.
 
-use super::users::{UserRow, USER_COLUMNS};
+use super::users::{last_user, UserRow, USER_COLUMNS};
 use super::{changes, integer, map_d1_error, text};
 use crate::domain::email::Purpose;
 use crate::error::ApiError;
@@ -221,13 +221,7 @@ pub async fn spend(
     if results.first().map(changes).unwrap_or(0) == 0 {
         return Ok(None);
     }
-    let rows = results
-        .last()
-        .map(|result| result.results::<UserRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .unwrap_or_default();
-    Ok(rows.into_iter().next())
+    last_user(&results)
 }
 
 /// The database work of issuing a token, spent on housekeeping instead, so a request about an

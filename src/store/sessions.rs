@@ -9,7 +9,7 @@
 
 use super::audit::{self, When};
 use super::users::{
-    insert_statements, not_banned, rehash_statement, NewUser, UserRow, USER_COLUMNS,
+    insert_statements, last_user, not_banned, rehash_statement, NewUser, UserRow, USER_COLUMNS,
 };
 use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
@@ -186,13 +186,7 @@ pub async fn rotate_refresh_token(
         .batch(vec![consume, slide, insert_successor, read_back])
         .await
         .map_err(map_d1_error)?;
-    let rows = results
-        .last()
-        .map(|result| result.results::<UserRow>())
-        .transpose()
-        .map_err(map_d1_error)?
-        .unwrap_or_default();
-    Ok(rows.into_iter().next())
+    last_user(&results)
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@ use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
 use crate::domain::ban::BanState;
 use crate::domain::query::{Page, PrefixRange};
+use crate::domain::user::{looks_like_email, normalize_email, normalize_username};
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
 use worker::D1Database;
@@ -116,6 +117,27 @@ pub async fn find_by_id(db: &D1Database, user_id: &str) -> Result<Option<UserRow
         .first::<UserRow>(None)
         .await
         .map_err(map_d1_error)
+}
+
+/// The account a login identifier names: an email when it looks like one, else a username.
+/// An identifier that is neither names no account (it is not an error: callers answer as
+/// for an unknown account).
+pub async fn find_by_identifier(
+    db: &D1Database,
+    identifier: &str,
+) -> Result<Option<UserRow>, ApiError> {
+    let identifier = identifier.trim();
+    if looks_like_email(identifier) {
+        match normalize_email(identifier) {
+            Ok(email) => find_by_email(db, &email).await,
+            Err(_) => Ok(None),
+        }
+    } else {
+        match normalize_username(identifier) {
+            Ok(username) => find_by_username(db, &username).await,
+            Err(_) => Ok(None),
+        }
+    }
 }
 
 /// Find the account behind an access token, only while its session is live, the account is

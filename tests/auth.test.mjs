@@ -12,6 +12,8 @@ import { createLocalJWKSet, jwtVerify, decodeProtectedHeader, decodeJwt } from "
 import {
   startWorker,
   assertProblem,
+  assertUnauthorized,
+  assertFieldErrors,
   assertEdgeHeaders,
   uniqueName,
   STRONG_PASSWORD,
@@ -48,19 +50,6 @@ const EMOJI_PASSWORD = "🔐🔑🗝🔒🔓🛡🧱🚪"; // 8 characters, 32 b
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 /** The storage form of a refresh token: hex SHA-256, computed independently of the Worker. */
 const digest = (token) => createHash("sha256").update(token).digest("hex");
-
-/** A raw request (any body, any headers), answered in the shape of `worker.request`. */
-async function send(worker, path, init) {
-  const response = await worker.fetch(path, init);
-  const text = await response.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, json, text };
-}
 
 const post = (worker, path, body, extra = {}) => worker.request("POST", path, { body, ...extra });
 
@@ -106,30 +95,6 @@ function assertTokenResponse(response, status) {
   assert.match(user.updated_at, RFC3339_SECONDS);
   assert.ok(!response.text.includes("password_hash"), "no password_hash member");
   assert.ok(!response.text.includes("$argon2"), "no password hash value");
-  return body;
-}
-
-/** Assert a 401 problem with a Bearer challenge; returns the body. */
-function assertUnauthorized(response, detail) {
-  const body = assertProblem(assert, response, 401);
-  assert.equal(body.type, "urn:edge-auth:problem:unauthorized");
-  assert.match(response.headers.get("www-authenticate") ?? "", /^Bearer\b/);
-  if (detail !== undefined) assert.equal(body.detail, detail);
-  return body;
-}
-
-/** Assert a 422 problem whose errors are exactly `expected`; returns the body. */
-function assertFieldErrors(response, expected) {
-  const body = assertProblem(assert, response, 422);
-  assert.equal(body.type, "urn:edge-auth:problem:validation_failed");
-  assert.ok(Array.isArray(body.errors), response.text);
-  assert.deepEqual(body.errors, expected);
-  assert.equal(
-    body.detail,
-    expected.length === 1
-      ? `${expected[0].field}: ${expected[0].message}`
-      : "Request validation failed",
-  );
   return body;
 }
 
@@ -262,7 +227,7 @@ describe("POST /api/v1/auth/signup", () => {
     test(`${label} is a 422 naming that field and writes nothing`, async () => {
       const body = { username: uniqueName(), password: STRONG_PASSWORD, ...overrides };
       const before = await tableCounts(worker);
-      assertFieldErrors(await post(worker, SIGNUP, body), errors);
+      assertFieldErrors(assert, await post(worker, SIGNUP, body), errors);
       assert.deepEqual(await tableCounts(worker), before);
     });
   }
@@ -271,6 +236,7 @@ describe("POST /api/v1/auth/signup", () => {
     const username = uniqueName("Quiet_Otter");
     const before = await userCount(worker);
     assertFieldErrors(
+      assert,
       await post(worker, SIGNUP, { username, password: username.toUpperCase() }),
       [{ field: "password", message: SAME_AS_NAME }],
     );
@@ -280,6 +246,7 @@ describe("POST /api/v1/auth/signup", () => {
   test("a password equal to the email's local part is a 422 naming password", async () => {
     const local = uniqueName("wonder");
     assertFieldErrors(
+      assert,
       await post(worker, SIGNUP, { username: uniqueName(), email: `${local}@example.com`, password: local }),
       [{ field: "password", message: SAME_AS_NAME }],
     );
@@ -287,11 +254,11 @@ describe("POST /api/v1/auth/signup", () => {
 
   test("missing username and password are both reported as required", async () => {
     const before = await userCount(worker);
-    assertFieldErrors(await post(worker, SIGNUP, {}), [
+    assertFieldErrors(assert, await post(worker, SIGNUP, {}), [
       { field: "username", message: "is required" },
       { field: "password", message: "is required" },
     ]);
-    assertFieldErrors(await post(worker, SIGNUP, { username: null, password: null, email: null }), [
+    assertFieldErrors(assert, await post(worker, SIGNUP, { username: null, password: null, email: null }), [
       { field: "username", message: "is required" },
       { field: "password", message: "is required" },
     ]);
@@ -300,10 +267,10 @@ describe("POST /api/v1/auth/signup", () => {
 
   test("wrong JSON types are a 422 'must be a string' for each field, all together", async () => {
     const before = await userCount(worker);
-    assertFieldErrors(await post(worker, SIGNUP, { username: 5, password: STRONG_PASSWORD }), [
+    assertFieldErrors(assert, await post(worker, SIGNUP, { username: 5, password: STRONG_PASSWORD }), [
       { field: "username", message: "must be a string" },
     ]);
-    assertFieldErrors(await post(worker, SIGNUP, { username: ["bob"], email: 7, password: true }), [
+    assertFieldErrors(assert, await post(worker, SIGNUP, { username: ["bob"], email: 7, password: true }), [
       { field: "username", message: "must be a string" },
       { field: "email", message: "must be a string" },
       { field: "password", message: "must be a string" },
@@ -314,13 +281,14 @@ describe("POST /api/v1/auth/signup", () => {
   test("several invalid fields are reported together in one 422", async () => {
     const before = await userCount(worker);
     assertFieldErrors(
+      assert,
       await post(worker, SIGNUP, { username: uniqueName(), email: "not-an-email", password: "short" }),
       [
         { field: "email", message: BAD_EMAIL },
         { field: "password", message: LENGTH_MESSAGE },
       ],
     );
-    assertFieldErrors(await post(worker, SIGNUP, { username: "ab", email: "nope@x", password: STRONG_PASSWORD }), [
+    assertFieldErrors(assert, await post(worker, SIGNUP, { username: "ab", email: "nope@x", password: STRONG_PASSWORD }), [
       { field: "username", message: USERNAME_LENGTH },
       { field: "email", message: BAD_EMAIL },
     ]);
@@ -332,7 +300,7 @@ describe("POST /api/v1/auth/signup", () => {
   /** Send a raw signup body for a unique username; assert the problem and that no row exists. */
   async function rejectsRawBody(init, status, username) {
     const before = await tableCounts(worker);
-    const response = await send(worker, SIGNUP, { method: "POST", ...init });
+    const response = await worker.send(SIGNUP, { method: "POST", ...init });
     const body = assertProblem(assert, response, status);
     assertEdgeHeaders(assert, response);
     assert.deepEqual(await tableCounts(worker), before, "nothing written");
@@ -355,7 +323,7 @@ describe("POST /api/v1/auth/signup", () => {
   });
 
   test("an empty JSON body is a 400 'Request body is empty'", async () => {
-    const response = await send(worker, SIGNUP, {
+    const response = await worker.send(SIGNUP, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "  ",
@@ -429,7 +397,7 @@ describe("POST /api/v1/auth/signup", () => {
     const sized = (bytes) =>
       JSON.stringify({ username: "ab", password: STRONG_PASSWORD, pad: "x".repeat(bytes - base.length) });
     assert.equal(Buffer.byteLength(sized(65_536)), 65_536);
-    assertFieldErrors(await post(worker, SIGNUP, sized(65_536)), [{ field: "username", message: USERNAME_LENGTH }]);
+    assertFieldErrors(assert, await post(worker, SIGNUP, sized(65_536)), [{ field: "username", message: USERNAME_LENGTH }]);
     const over = await post(worker, SIGNUP, sized(65_537));
     assert.equal(assertProblem(assert, over, 413).detail, BODY_LIMIT);
   });
@@ -475,7 +443,7 @@ describe("POST /api/v1/auth/signup", () => {
     test(`a username with ${label} is a 422 and writes nothing`, async () => {
       const username = `${prefix}_${process.pid}`;
       const before = await userCount(worker);
-      assertFieldErrors(await post(worker, SIGNUP, { username, password: STRONG_PASSWORD }), [
+      assertFieldErrors(assert, await post(worker, SIGNUP, { username, password: STRONG_PASSWORD }), [
         { field: "username", message: USERNAME_CHARS },
       ]);
       assert.equal(await userCount(worker), before);
@@ -506,6 +474,7 @@ describe("POST /api/v1/auth/signup", () => {
     assert.equal(assertTokenResponse(ok, 200).user.id, account.user.id);
     const reordered = [...EMOJI_PASSWORD].reverse().join("");
     assertUnauthorized(
+      assert,
       await post(worker, LOGIN, { username: account.username, password: reordered }),
       INVALID_CREDENTIALS,
     );
@@ -650,7 +619,7 @@ describe("POST /api/v1/auth/login", () => {
       await login({ email: `${uniqueName("nobody")}@example.org`, password: STRONG_PASSWORD }),
       await login({ username: "x!", password: STRONG_PASSWORD }), // not even a valid username
     ];
-    const bodies = responses.map((response) => assertUnauthorized(response, INVALID_CREDENTIALS));
+    const bodies = responses.map((response) => assertUnauthorized(assert, response, INVALID_CREDENTIALS));
     const ids = new Set(bodies.map((body) => body.request_id));
     assert.equal(ids.size, responses.length, "each response has its own request id");
     const comparable = bodies.map(({ request_id, ...rest }) => rest);
@@ -663,7 +632,7 @@ describe("POST /api/v1/auth/login", () => {
   test("failed logins are logged as security events with a masked identifier", async () => {
     const unknownEmail = `${uniqueName("ghost")}@example.net`;
     const response = await login({ email: unknownEmail, password: "not the right password" });
-    assertUnauthorized(response, INVALID_CREDENTIALS);
+    assertUnauthorized(assert, response, INVALID_CREDENTIALS);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const events = worker.logs
       .map((line) => {
@@ -691,15 +660,15 @@ describe("POST /api/v1/auth/login", () => {
   });
 
   test("a missing password or identifier is a 422 naming what is missing", async () => {
-    assertFieldErrors(await login({ username: account.username }), [{ field: "password", message: "is required" }]);
-    assertFieldErrors(await login({ password: STRONG_PASSWORD }), [
+    assertFieldErrors(assert, await login({ username: account.username }), [{ field: "password", message: "is required" }]);
+    assertFieldErrors(assert, await login({ password: STRONG_PASSWORD }), [
       { field: "username", message: "username or email is required" },
     ]);
-    assertFieldErrors(await login({}), [
+    assertFieldErrors(assert, await login({}), [
       { field: "password", message: "is required" },
       { field: "username", message: "username or email is required" },
     ]);
-    assertFieldErrors(await login({ username: account.username, password: 12345678 }), [
+    assertFieldErrors(assert, await login({ username: account.username, password: 12345678 }), [
       { field: "password", message: "must be a string" },
     ]);
   });
@@ -707,7 +676,7 @@ describe("POST /api/v1/auth/login", () => {
   test("a password over 1024 bytes is the generic 401, even with the right account", async () => {
     const before = await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id);
     for (const password of ["x".repeat(1025), STRONG_PASSWORD + "!".repeat(1025 - STRONG_PASSWORD.length)]) {
-      assertUnauthorized(await login({ username: account.username, password }), INVALID_CREDENTIALS);
+      assertUnauthorized(assert, await login({ username: account.username, password }), INVALID_CREDENTIALS);
     }
     assert.equal(
       await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id),
@@ -717,13 +686,13 @@ describe("POST /api/v1/auth/login", () => {
   });
 
   test("login with a non-JSON body is a 415, malformed JSON a 400", async () => {
-    const textPlain = await send(worker, LOGIN, {
+    const textPlain = await worker.send(LOGIN, {
       method: "POST",
       headers: { "content-type": "text/plain" },
       body: JSON.stringify({ username: account.username, password: STRONG_PASSWORD }),
     });
     assertProblem(assert, textPlain, 415);
-    const malformed = await send(worker, LOGIN, {
+    const malformed = await worker.send(LOGIN, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "{username:",
@@ -772,6 +741,7 @@ describe("password rehash when the argon2 parameters change", () => {
     assertTokenResponse(again, 200);
     assert.equal((await userRow(current, account.user.id)).password_hash, rehashed);
     assertUnauthorized(
+      assert,
       await post(current, LOGIN, { username: account.username, password: "wrong password entirely" }),
       INVALID_CREDENTIALS,
     );
@@ -834,7 +804,7 @@ describe("login rate limit (RATE_LIMIT_LOGIN 10/60 per client IP)", () => {
     const refresh = await post(worker, REFRESH, { refresh_token: "x".repeat(43) }, {
       headers: { "cf-connecting-ip": "203.0.113.7" },
     });
-    assertUnauthorized(refresh, INVALID_REFRESH);
+    assertUnauthorized(assert, refresh, INVALID_REFRESH);
   });
 
   test("50 concurrent logins from a fresh IP: exactly 10 pass the limiter", async () => {
@@ -842,7 +812,7 @@ describe("login rate limit (RATE_LIMIT_LOGIN 10/60 per client IP)", () => {
     const responses = await Promise.all(Array.from({ length: 50 }, () => loginFrom(ip)));
     const passed = responses.filter((response) => response.status !== 429);
     assert.equal(passed.length, 10, responses.map((r) => r.status).join(","));
-    for (const response of passed) assertUnauthorized(response, INVALID_CREDENTIALS);
+    for (const response of passed) assertUnauthorized(assert, response, INVALID_CREDENTIALS);
     for (const response of responses.filter((r) => r.status === 429)) {
       assertProblem(assert, response, 429);
       assert.ok(Number(response.headers.get("retry-after")) >= 1);
@@ -904,13 +874,13 @@ describe("POST /api/v1/auth/refresh", () => {
     ["a well-formed but unknown token", "A".repeat(43)],
   ]) {
     test(`${label} as refresh token is a 401`, async () => {
-      assertUnauthorized(await refresh(token), INVALID_REFRESH);
+      assertUnauthorized(assert, await refresh(token), INVALID_REFRESH);
     });
   }
 
   test("a missing or non-string refresh_token is a 422 naming it", async () => {
-    assertFieldErrors(await post(worker, REFRESH, {}), [{ field: "refresh_token", message: "is required" }]);
-    assertFieldErrors(await post(worker, REFRESH, { refresh_token: 5 }), [
+    assertFieldErrors(assert, await post(worker, REFRESH, {}), [{ field: "refresh_token", message: "is required" }]);
+    assertFieldErrors(assert, await post(worker, REFRESH, { refresh_token: 5 }), [
       { field: "refresh_token", message: "must be a string" },
     ]);
   });
@@ -921,7 +891,7 @@ describe("POST /api/v1/auth/refresh", () => {
       .prepare("UPDATE refresh_tokens SET expires_at = ?2 WHERE token_hash = ?1")
       .bind(digest(account.refresh_token), nowSeconds() - 1)
       .run();
-    assertUnauthorized(await refresh(account.refresh_token), INVALID_REFRESH);
+    assertUnauthorized(assert, await refresh(account.refresh_token), INVALID_REFRESH);
     const row = await worker.db
       .prepare("SELECT used_at FROM refresh_tokens WHERE token_hash = ?1")
       .bind(digest(account.refresh_token))
@@ -937,8 +907,8 @@ describe("POST /api/v1/auth/refresh", () => {
       .prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1")
       .bind(decodeJwt(account.access_token).sid, nowSeconds())
       .run();
-    assertUnauthorized(await refresh(account.refresh_token), INVALID_REFRESH);
-    assertUnauthorized(await worker.request("GET", ME, { token: account.access_token }), SESSION_GONE);
+    assertUnauthorized(assert, await refresh(account.refresh_token), INVALID_REFRESH);
+    assertUnauthorized(assert, await worker.request("GET", ME, { token: account.access_token }), SESSION_GONE);
   });
 
   test("a refresh token whose session has expired is a 401", async () => {
@@ -947,7 +917,7 @@ describe("POST /api/v1/auth/refresh", () => {
       .prepare("UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1")
       .bind(decodeJwt(account.access_token).sid, nowSeconds() - 1)
       .run();
-    assertUnauthorized(await refresh(account.refresh_token), INVALID_REFRESH);
+    assertUnauthorized(assert, await refresh(account.refresh_token), INVALID_REFRESH);
   });
 });
 
@@ -965,13 +935,14 @@ describe("POST /api/v1/auth/password/change", () => {
 
   test("without a bearer token it is a 401 'Not authenticated' with a Bearer challenge", async () => {
     const response = await post(worker, CHANGE, { current_password: STRONG_PASSWORD, new_password: NEW_PASSWORD });
-    assertUnauthorized(response, "Not authenticated");
+    assertUnauthorized(assert, response, "Not authenticated");
   });
 
   test("a wrong current password is a 422 naming current_password; the hash is unchanged", async () => {
     const account = await worker.signup();
     const hash = (await userRow(worker, account.user.id)).password_hash;
     assertFieldErrors(
+      assert,
       await change(account.access_token, { current_password: "not my password", new_password: NEW_PASSWORD }),
       [{ field: "current_password", message: "is incorrect" }],
     );
@@ -981,6 +952,7 @@ describe("POST /api/v1/auth/password/change", () => {
   test("a new password equal to the current one is a 422 naming new_password", async () => {
     const account = await worker.signup();
     assertFieldErrors(
+      assert,
       await change(account.access_token, { current_password: STRONG_PASSWORD, new_password: STRONG_PASSWORD }),
       [{ field: "new_password", message: "must differ from the current password" }],
     );
@@ -989,10 +961,11 @@ describe("POST /api/v1/auth/password/change", () => {
   test("a new password failing the policy, or missing fields, is a 422 naming each", async () => {
     const account = await worker.signup();
     assertFieldErrors(
+      assert,
       await change(account.access_token, { current_password: STRONG_PASSWORD, new_password: "password123" }),
       [{ field: "new_password", message: TOO_COMMON }],
     );
-    assertFieldErrors(await change(account.access_token, {}), [
+    assertFieldErrors(assert, await change(account.access_token, {}), [
       { field: "current_password", message: "is required" },
       { field: "new_password", message: "is required" },
     ]);
@@ -1034,6 +1007,7 @@ describe("POST /api/v1/auth/password/change", () => {
 
     // Old password out, new password in.
     assertUnauthorized(
+      assert,
       await post(worker, LOGIN, { username: account.username, password: STRONG_PASSWORD }),
       INVALID_CREDENTIALS,
     );
@@ -1042,8 +1016,8 @@ describe("POST /api/v1/auth/password/change", () => {
 
     // The other sessions' tokens are dead.
     for (const session of [other, third]) {
-      assertUnauthorized(await post(worker, REFRESH, { refresh_token: session.refresh_token }), INVALID_REFRESH);
-      assertUnauthorized(await worker.request("GET", ME, { token: session.access_token }), SESSION_GONE);
+      assertUnauthorized(assert, await post(worker, REFRESH, { refresh_token: session.refresh_token }), INVALID_REFRESH);
+      assertUnauthorized(assert, await worker.request("GET", ME, { token: session.access_token }), SESSION_GONE);
     }
 
     // The session that made the change is still signed in, and can refresh.

@@ -141,6 +141,11 @@ export class WorkerHandle {
       init.headers["content-type"] ??= "application/json";
     }
     if (token) init.headers.authorization = `Bearer ${token}`;
+    return this.send(path, init);
+  }
+
+  /** Raw request (any body, any headers), answered as `{status, headers, json, text}`. */
+  async send(path, init = {}) {
     const response = await this.fetch(path, init);
     const text = await response.text();
     let json;
@@ -211,6 +216,30 @@ export function assertProblem(assert, response, status) {
   assert.equal(typeof body.detail, "string");
   assert.match(body.type, /^urn:edge-auth:problem:[a-z_]+$/);
   assert.equal(body.request_id, response.headers.get("x-request-id"));
+  return body;
+}
+
+/** Assert a 401 problem with a Bearer challenge (and `detail`, when given); returns the body. */
+export function assertUnauthorized(assert, response, detail) {
+  const body = assertProblem(assert, response, 401);
+  assert.equal(body.type, "urn:edge-auth:problem:unauthorized");
+  assert.match(response.headers.get("www-authenticate") ?? "", /^Bearer\b/);
+  if (detail !== undefined) assert.equal(body.detail, detail);
+  return body;
+}
+
+/** Assert a 422 problem whose `errors` are exactly `expected`; returns the body. */
+export function assertFieldErrors(assert, response, expected) {
+  const body = assertProblem(assert, response, 422);
+  assert.equal(body.type, "urn:edge-auth:problem:validation_failed");
+  assert.ok(Array.isArray(body.errors), response.text);
+  assert.deepEqual(body.errors, expected);
+  assert.equal(
+    body.detail,
+    expected.length === 1
+      ? `${expected[0].field}: ${expected[0].message}`
+      : "Request validation failed",
+  );
   return body;
 }
 

@@ -15,6 +15,8 @@ import {
 import {
   startWorker,
   assertProblem,
+  assertUnauthorized,
+  assertFieldErrors,
   assertEdgeHeaders,
   uniqueName,
   STRONG_PASSWORD,
@@ -29,24 +31,6 @@ const USER_KEYS = ["created_at", "email", "email_verified", "id", "roles", "upda
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const b64json = (value) => base64url.encode(JSON.stringify(value));
-
-/** Assert a 401 problem with the Bearer challenge; returns the body. */
-function assertUnauthorized(response, detail) {
-  const body = assertProblem(assert, response, 401);
-  assert.match(response.headers.get("www-authenticate") ?? "", /^Bearer\b/);
-  assert.equal(body.type, "urn:edge-auth:problem:unauthorized");
-  if (detail !== undefined) assert.equal(body.detail, detail);
-  return body;
-}
-
-/** Assert a 422 problem that names exactly these fields; returns the errors. */
-function assertFieldErrors(response, expected) {
-  const body = assertProblem(assert, response, 422);
-  assert.equal(body.type, "urn:edge-auth:problem:validation_failed");
-  assert.ok(Array.isArray(body.errors), response.text);
-  assert.deepEqual(body.errors, expected);
-  return body.errors;
-}
 
 /** The users row as stored, or null. */
 function userRow(worker, id) {
@@ -124,7 +108,7 @@ describe("GET /api/v1/users/me", () => {
     const forged = await worker.request("GET", "/api/v1/users/me", {
       token: `${header}.${payload}.${flipped}`,
     });
-    assertUnauthorized(forged, "Invalid token");
+    assertUnauthorized(assert, forged, "Invalid token");
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.ok(!worker.logs.some((line) => line.includes("webcrypto_unavailable")), worker.logs.join("\n"));
   });
@@ -174,7 +158,7 @@ describe("GET /api/v1/users/me", () => {
     test(`${label} is a 401 "Not authenticated" with a Bearer challenge`, async () => {
       const headers = authorization === undefined ? {} : { authorization };
       const response = await worker.request("GET", "/api/v1/users/me", { headers });
-      assertUnauthorized(response, "Not authenticated");
+      assertUnauthorized(assert, response, "Not authenticated");
       assertEdgeHeaders(assert, response);
       assert.equal(response.headers.get("cache-control"), "no-store");
     });
@@ -183,7 +167,7 @@ describe("GET /api/v1/users/me", () => {
   for (const garbage of ["garbage", "a.b.c", "....", "eyJhbGciOiJFZERTQSJ9"]) {
     test(`a garbage bearer token (${JSON.stringify(garbage)}) is a 401 "Invalid token"`, async () => {
       const response = await worker.request("GET", "/api/v1/users/me", { token: garbage });
-      assertUnauthorized(response, "Invalid token");
+      assertUnauthorized(assert, response, "Invalid token");
     });
   }
 });
@@ -227,60 +211,60 @@ describe("forged and unusable access tokens", () => {
       claimsFor(session, { iat: now - 1200, nbf: now - 1200, exp: now - 600 }),
       signing,
     );
-    assertUnauthorized(await me(token), "Token has expired");
+    assertUnauthorized(assert, await me(token), "Token has expired");
   });
 
   test("a token for another audience is refused", async () => {
     const token = await signToken(claimsFor(session, { aud: "another-app" }), signing);
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   test("a token from another issuer is refused", async () => {
     const token = await signToken(claimsFor(session, { iss: "https://evil.example" }), signing);
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   test("a token not valid before 10 minutes from now is refused", async () => {
     const token = await signToken(claimsFor(session, { nbf: nowSeconds() + 600 }), signing);
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   for (const claim of ["exp", "iat", "sub", "sid", "jti", "iss", "aud"]) {
     test(`a validly signed token without "${claim}" is refused`, async () => {
       const token = await signToken(claimsFor(session, { [claim]: undefined }), signing);
-      assertUnauthorized(await me(token), "Invalid token");
+      assertUnauthorized(assert, await me(token), "Invalid token");
     });
   }
 
   test('an unsigned token (alg "none") is refused', async () => {
     const header = b64json({ alg: "none", typ: "JWT", kid: signing.kid });
     const token = `${header}.${b64json(claimsFor(session))}.`;
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   test("an HS256 token keyed with the public key bytes is refused (algorithm confusion)", async () => {
     const secret = base64url.decode(signing.x);
     assert.equal(secret.length, 32);
     const token = await signToken(claimsFor(session), { key: secret, kid: signing.kid, alg: "HS256" });
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   test("a token signed by a different Ed25519 key under the real kid is refused", async () => {
     const { privateKey } = generateKeyPairSync("ed25519");
     const key = await importJWK(privateKey.export({ format: "jwk" }), "EdDSA");
     const token = await signToken(claimsFor(session), { key, kid: signing.kid });
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   test("a token with an unknown kid is refused, even when signed with the real key", async () => {
     const token = await signToken(claimsFor(session), { key: signing.key, kid: "not-a-known-kid" });
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   test("a token without a kid is refused, even when signed with the real key", async () => {
     const token = await signToken(claimsFor(session), { key: signing.key, kid: null });
     assert.equal(decodeProtectedHeader(token).kid, undefined);
-    assertUnauthorized(await me(token), "Invalid token");
+    assertUnauthorized(assert, await me(token), "Invalid token");
   });
 
   test("a payload tampered with after signing (roles -> admin) is refused", async () => {
@@ -289,14 +273,14 @@ describe("forged and unusable access tokens", () => {
     assert.deepEqual(claims.roles, ["user"]);
     claims.roles = ["admin"];
     const tampered = `${header}.${b64json(claims)}.${signature}`;
-    assertUnauthorized(await me(tampered), "Invalid token");
+    assertUnauthorized(assert, await me(tampered), "Invalid token");
     // The untouched original still works, so only the tampering was refused.
     assert.equal((await me(account.access_token)).status, 200);
   });
 
   test("a valid signature for a session that does not exist is refused", async () => {
     const token = await signToken(claimsFor(session, { sid: randomUUID() }), signing);
-    assertUnauthorized(await me(token), SESSION_GONE);
+    assertUnauthorized(assert, await me(token), SESSION_GONE);
   });
 
   test("a revoked or expired session ends its tokens", async () => {
@@ -332,7 +316,7 @@ describe("forged and unusable access tokens", () => {
       .run();
     for (const sid of [revoked, expired]) {
       const token = await signToken(claimsFor({ sub: session.sub, sid }), signing);
-      assertUnauthorized(await me(token), SESSION_GONE);
+      assertUnauthorized(assert, await me(token), SESSION_GONE);
     }
     // The account's first session is unaffected.
     assert.equal((await me(account.access_token)).status, 200);
@@ -342,7 +326,7 @@ describe("forged and unusable access tokens", () => {
     const other = await worker.signup();
     const otherSession = sessionOf(other.access_token);
     const token = await signToken(claimsFor({ sub: session.sub, sid: otherSession.sid }), signing);
-    assertUnauthorized(await me(token), SESSION_GONE);
+    assertUnauthorized(assert, await me(token), SESSION_GONE);
   });
 
   test("a valid signature for a deleted account is refused", async () => {
@@ -358,7 +342,7 @@ describe("forged and unusable access tokens", () => {
     assert.equal(deleted.status, 204, deleted.text);
 
     const after = await signToken(claimsFor(doomedSession), signing);
-    assertUnauthorized(await me(after), SESSION_GONE);
+    assertUnauthorized(assert, await me(after), SESSION_GONE);
   });
 });
 
@@ -403,7 +387,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const oldLogin = await worker.request("POST", "/api/v1/auth/login", {
       body: { username: account.username, password: account.password },
     });
-    assertUnauthorized(oldLogin, INVALID_CREDENTIALS);
+    assertUnauthorized(assert, oldLogin, INVALID_CREDENTIALS);
 
     const reuse = await worker.signup({ username: account.username });
     assert.equal(reuse.user.username, account.username);
@@ -449,7 +433,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
       email: "not-an-email",
       current_password: account.password,
     });
-    assertFieldErrors(response, [
+    assertFieldErrors(assert, response, [
       { field: "username", message: "may contain only letters, digits and underscores" },
       { field: "email", message: "is not a valid email address" },
     ]);
@@ -462,7 +446,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const rowBefore = await userRow(worker, id);
 
     const missing = await update(account.access_token, { email: "new.address@example.com" });
-    assertFieldErrors(missing, [
+    assertFieldErrors(assert, missing, [
       { field: "current_password", message: "is required to change the email address" },
     ]);
     assert.equal(missing.json.detail, "current_password: is required to change the email address");
@@ -471,7 +455,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
       email: "new.address@example.com",
       current_password: "not the password at all",
     });
-    assertFieldErrors(wrong, [{ field: "current_password", message: "is incorrect" }]);
+    assertFieldErrors(assert, wrong, [{ field: "current_password", message: "is incorrect" }]);
     // A failed confirmation is not an authentication failure: no Bearer challenge.
     assert.equal(wrong.headers.get("www-authenticate"), null);
 
@@ -520,7 +504,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const id = decodeJwt(account.access_token).sub;
 
     const refused = await update(account.access_token, { email: null });
-    assertFieldErrors(refused, [
+    assertFieldErrors(assert, refused, [
       { field: "current_password", message: "is required to change the email address" },
     ]);
     assert.equal((await userRow(worker, id)).email, email);
@@ -549,7 +533,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
         username: uniqueName("sneaky"),
         [field]: value,
       });
-      assertFieldErrors(response, [{ field, message: "is not a field of this request" }]);
+      assertFieldErrors(assert, response, [{ field, message: "is not a field of this request" }]);
       assert.deepEqual(await userRow(worker, id), rowBefore);
       const roles = await worker.db
         .prepare("SELECT role FROM user_roles WHERE user_id = ?1")
@@ -576,9 +560,9 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(body415.detail, "Content-Type must be application/json");
 
     const anonymous = await update(undefined, { username: uniqueName("anon") });
-    assertUnauthorized(anonymous, "Not authenticated");
+    assertUnauthorized(assert, anonymous, "Not authenticated");
     // Authentication comes before the body is even read.
-    assertUnauthorized(await update(undefined, "{not json"), "Not authenticated");
+    assertUnauthorized(assert, await update(undefined, "{not json"), "Not authenticated");
 
     assert.deepEqual(await userRow(worker, id), rowBefore);
   });
@@ -595,12 +579,12 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal((await userRow(worker, id)).username, wanted.toLowerCase());
 
     const unknown = await update(account.access_token, { roles: ["admin"] }, { method: "PUT" });
-    assertFieldErrors(unknown, [{ field: "roles", message: "is not a field of this request" }]);
+    assertFieldErrors(assert, unknown, [{ field: "roles", message: "is not a field of this request" }]);
     const noPassword = await update(account.access_token, { email: "other@example.com" }, { method: "PUT" });
-    assertFieldErrors(noPassword, [
+    assertFieldErrors(assert, noPassword, [
       { field: "current_password", message: "is required to change the email address" },
     ]);
-    assertUnauthorized(await update(undefined, { username: "whoever" }, { method: "PUT" }));
+    assertUnauthorized(assert, await update(undefined, { username: "whoever" }, { method: "PUT" }));
   });
 });
 
@@ -625,10 +609,10 @@ describe("DELETE /api/v1/users/me", () => {
     assert.equal(assertProblem(assert, emptyJson, 400).detail, "Request body is empty");
 
     const noPassword = await remove(account.access_token, {});
-    assertFieldErrors(noPassword, [{ field: "password", message: "is required" }]);
+    assertFieldErrors(assert, noPassword, [{ field: "password", message: "is required" }]);
 
     const notAString = await remove(account.access_token, { password: 12345678 });
-    assertFieldErrors(notAString, [{ field: "password", message: "must be a string" }]);
+    assertFieldErrors(assert, notAString, [{ field: "password", message: "must be a string" }]);
 
     assert.ok(await userRow(worker, id), "the account still exists");
   });
@@ -637,7 +621,7 @@ describe("DELETE /api/v1/users/me", () => {
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
     const response = await remove(account.access_token, { password: "definitely not it" });
-    assertFieldErrors(response, [{ field: "password", message: "is incorrect" }]);
+    assertFieldErrors(assert, response, [{ field: "password", message: "is incorrect" }]);
     assert.equal(response.headers.get("www-authenticate"), null);
     assert.ok(await userRow(worker, id));
     const me = await worker.request("GET", "/api/v1/users/me", { token: account.access_token });
@@ -648,7 +632,7 @@ describe("DELETE /api/v1/users/me", () => {
   test("without a token the right password deletes nothing (401)", async () => {
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
-    assertUnauthorized(await remove(undefined, { password: account.password }), "Not authenticated");
+    assertUnauthorized(assert, await remove(undefined, { password: account.password }), "Not authenticated");
     assert.ok(await userRow(worker, id));
   });
 
@@ -679,25 +663,25 @@ describe("DELETE /api/v1/users/me", () => {
 
     for (const token of [account.access_token, login.json.access_token]) {
       const me = await worker.request("GET", "/api/v1/users/me", { token });
-      assertUnauthorized(me, SESSION_GONE);
+      assertUnauthorized(assert, me, SESSION_GONE);
     }
     const again = await remove(account.access_token, { password: account.password });
-    assertUnauthorized(again, SESSION_GONE);
+    assertUnauthorized(assert, again, SESSION_GONE);
 
     const relogin = await worker.request("POST", "/api/v1/auth/login", {
       body: { username: account.username, password: account.password },
     });
-    assertUnauthorized(relogin, INVALID_CREDENTIALS);
+    assertUnauthorized(assert, relogin, INVALID_CREDENTIALS);
     const byEmail = await worker.request("POST", "/api/v1/auth/login", {
       body: { email: account.user.email, password: account.password },
     });
-    assertUnauthorized(byEmail, INVALID_CREDENTIALS);
+    assertUnauthorized(assert, byEmail, INVALID_CREDENTIALS);
 
     for (const refreshToken of [account.refresh_token, login.json.refresh_token]) {
       const refresh = await worker.request("POST", "/api/v1/auth/refresh", {
         body: { refresh_token: refreshToken },
       });
-      assertUnauthorized(refresh, "Invalid or expired refresh token");
+      assertUnauthorized(assert, refresh, "Invalid or expired refresh token");
     }
 
     const count = async (sql, ...params) =>
@@ -817,6 +801,7 @@ describe("GET /.well-known/jwks.json with JWT_VERIFY_KEYS (key rotation)", () =>
     // The same key under the signing key's kid is not accepted: keys are chosen by kid only.
     const wrongKid = await signToken(claimsFor(session), { key: previous.key, kid: keys[0].kid });
     assertUnauthorized(
+      assert,
       await worker.request("GET", "/api/v1/users/me", { token: wrongKid }),
       "Invalid token",
     );

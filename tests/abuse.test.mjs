@@ -631,10 +631,24 @@ describe("Have I Been Pwned unreachable", () => {
 
 /**
  * POST a JSON body of about `total` bytes (`{"password":"xxx…"}`) in 16 KiB chunks, a few ms
- * apart, and stop writing as soon as the response arrives, so the Worker's early answer is
- * seen without a connection reset. Returns the status, the body and the bytes written.
+ * apart, and stop writing as soon as the response arrives. Returns the status, the body and
+ * the bytes written.
+ *
+ * A chunk already in flight when the Worker answers and closes can draw a TCP reset, and the
+ * kernel then drops the answer unread. That is the client losing a race, not the Worker
+ * misbehaving, so such an attempt (reset before any answer) is tried again, a few times.
  */
 async function postInChunks(worker, path, headers, total) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await postInChunksOnce(worker, path, headers, total);
+    } catch (error) {
+      if (error.code !== "ECONNRESET" || attempt === 5) throw error;
+    }
+  }
+}
+
+async function postInChunksOnce(worker, path, headers, total) {
   const url = await worker.mf.ready;
   return new Promise((resolve, reject) => {
     const req = request(new URL(path, url), {

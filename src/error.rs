@@ -6,9 +6,10 @@
 
 use serde::Serialize;
 use std::fmt;
+use utoipa::ToSchema;
 
 /// A field-level validation failure, reported in the `errors` member of a 422 body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -62,15 +63,26 @@ pub enum ApiError {
     Internal,
 }
 
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+/// The JSON body of every error response (RFC 9457 problem details).
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:edge-auth:problem:validation_failed",
+    "title": "Unprocessable Content",
+    "status": 422,
+    "detail": "password: must be at least 10 characters",
+    "request_id": "9b2f6a47-3c1e-4d8a-b5f0-2e7c9d1a4b36",
+    "errors": [{"field": "password", "message": "must be at least 10 characters"}]
+}))]
 pub struct ProblemDetails {
+    /// `urn:edge-auth:problem:<code>`; clients may branch on the code.
     #[serde(rename = "type")]
     pub problem_type: String,
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
+    /// Also in the `x-request-id` header and the service's log line.
     pub request_id: String,
+    /// Every field that failed, on 422.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod objects;
+pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod scheduled;

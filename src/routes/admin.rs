@@ -16,6 +16,10 @@ use crate::http::body::read_json;
 use crate::http::guard::{require_permission, require_role};
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
+use crate::openapi::{
+    schemas, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType, ValidationFailed,
+};
 use crate::routes::sessions::session_json;
 use crate::routes::users::{read_username_and_email, user_json};
 use crate::routes::Ctx;
@@ -131,6 +135,21 @@ fn page_json(page: Page, total: u64) -> Value {
 
 /// `GET /api/v1/admin/users?page=&per_page=&q=`: accounts, newest first; `q` keeps those
 /// whose username or email starts with it (case-insensitive).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    summary = "Accounts, newest first (users:read)",
+    params(("q" = Option<String>, Query, description = "Username or email prefix"), ("page" = Option<u32>, Query, description = "From 1"), ("per_page" = Option<u32>, Query, description = "1 to 100; default 20")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "A page of accounts", body = schemas::AdminUserPage),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::USERS_READ).await?;
     let mut query = QueryParams::new(query_pairs(req)?, &["q", "page", "per_page"]);
@@ -153,6 +172,21 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// `GET /api/v1/admin/users/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    summary = "One account (users:read)",
+    params(("id" = String, Path, description = "User id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account", body = schemas::AdminUser),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::USERS_READ).await?;
     let db = store::database(ctx.env)?;
@@ -165,6 +199,27 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
 /// `PATCH` (or `PUT`) `/api/v1/admin/users/{id}` `{username?, email?, email_verified?}`.
 /// `email: null` removes the address; a changed email is unverified unless
 /// `email_verified` says otherwise.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    summary = "Change an account (users:write)",
+    params(("id" = String, Path, description = "User id")),
+    request_body = schemas::AdminUserUpdate,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account after the change", body = schemas::AdminUser),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_WRITE).await?;
     let db = store::database(ctx.env)?;
@@ -209,6 +264,48 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/admin/users/{id}`: the account, its roles and sessions. An admin cannot
 /// delete their own account here (that is `DELETE /api/v1/users/me`, with the password).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    summary = "The same as PATCH (users:write)",
+    params(("id" = String, Path, description = "User id")),
+    request_body = schemas::AdminUserUpdate,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account after the change", body = schemas::AdminUser),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
+/// `PUT /api/v1/admin/users/{id}`: a partial update like PATCH.
+pub async fn replace_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    update_user(req, ctx).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    summary = "Delete an account (users:delete)",
+    params(("id" = String, Path, description = "User id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Deleted, with its roles and sessions"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_DELETE).await?;
     let db = store::database(ctx.env)?;
@@ -235,6 +332,19 @@ pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// `GET /api/v1/admin/roles`: every role with its permissions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/roles",
+    tag = "admin",
+    summary = "Every role with its permissions (admin role)",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The roles", body = schemas::RoleList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_role(req, ctx, ROLE_ADMIN).await?;
     let db = store::database(ctx.env)?;
@@ -254,6 +364,27 @@ pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `POST /api/v1/admin/users/{id}/roles` `{role}`: grant a role (idempotent). It reaches the
 /// account's tokens at their next refresh or login.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/roles",
+    tag = "admin",
+    summary = "Grant a role (roles:assign)",
+    params(("id" = String, Path, description = "User id")),
+    request_body = schemas::RoleGrant,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 201, description = "Granted", body = schemas::AdminUser),
+        (status = 200, description = "The account already held it", body = schemas::AdminUser),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
     let db = store::database(ctx.env)?;
@@ -282,6 +413,22 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/admin/users/{id}/roles/{role}`: take a role. Nobody removes their own
 /// `admin` role here, and the last `admin` anywhere keeps it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}/roles/{role}",
+    tag = "admin",
+    summary = "Take a role (roles:assign)",
+    params(("id" = String, Path, description = "User id"), ("role" = String, Path, description = "Role name")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account after the change", body = schemas::AdminUser),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
     let db = store::database(ctx.env)?;
@@ -317,6 +464,27 @@ pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 /// `POST` (or `PUT`) `/api/v1/admin/users/{id}/ban` `{until?, reason?}`: ban until a time
 /// (RFC 3339, in the future) or, without `until`, indefinitely. Every session of the account
 /// ends and every access token it holds is refused, at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/ban",
+    tag = "admin",
+    summary = "Ban an account; its sessions end at once (users:ban)",
+    params(("id" = String, Path, description = "User id")),
+    request_body = schemas::BanRequest,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Banned", body = schemas::AdminUser),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
     let db = store::database(ctx.env)?;
@@ -367,6 +535,47 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/admin/users/{id}/ban`: lift a ban (idempotent). Sessions ended by the
 /// ban stay ended; the account logs in again.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/users/{id}/ban",
+    tag = "admin",
+    summary = "The same as POST: ban, or change a ban (users:ban)",
+    params(("id" = String, Path, description = "User id")),
+    request_body = schemas::BanRequest,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Banned", body = schemas::AdminUser),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
+/// `PUT /api/v1/admin/users/{id}/ban`.
+pub async fn replace_ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    ban(req, ctx).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}/ban",
+    tag = "admin",
+    summary = "Lift a ban (users:ban)",
+    params(("id" = String, Path, description = "User id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account, no longer banned", body = schemas::AdminUser),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
     let db = store::database(ctx.env)?;
@@ -383,6 +592,22 @@ pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// `GET /api/v1/admin/users/{id}/sessions`: the account's live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{id}/sessions",
+    tag = "admin",
+    operation_id = "admin_list_sessions",
+    summary = "An account's live sessions (sessions:read)",
+    params(("id" = String, Path, description = "User id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = schemas::SessionList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::SESSIONS_READ).await?;
     let db = store::database(ctx.env)?;
@@ -394,6 +619,22 @@ pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/admin/users/{id}/sessions`: end every session of the account and refuse
 /// every access token issued before now.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}/sessions",
+    tag = "admin",
+    operation_id = "admin_revoke_sessions",
+    summary = "End every session of an account (sessions:revoke)",
+    params(("id" = String, Path, description = "User id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "How many ended", body = schemas::SessionsRevoked),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
     let db = store::database(ctx.env)?;
@@ -410,6 +651,22 @@ pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/admin/users/{id}/sessions/{sid}`: end one session of the account; 404
 /// when the account has no such live session.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}/sessions/{sid}",
+    tag = "admin",
+    operation_id = "admin_revoke_session",
+    summary = "End one session of an account (sessions:revoke)",
+    params(("id" = String, Path, description = "User id"), ("sid" = String, Path, description = "Session id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
     let db = store::database(ctx.env)?;
@@ -435,6 +692,21 @@ pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `GET /api/v1/admin/audit?user=&action=&since=&until=&page=&per_page=`: entries, newest
 /// first. `user` matches the actor or the target; `since` is inclusive, `until` exclusive.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    tag = "admin",
+    summary = "The audit log, newest first (audit:read)",
+    params(("user" = Option<String>, Query, description = "Actor or target id"), ("action" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339, exclusive"), ("page" = Option<u32>, Query, description = "From 1"), ("per_page" = Option<u32>, Query, description = "1 to 100; default 20")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "A page of entries", body = schemas::AuditPage),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::AUDIT_READ).await?;
     let (filter, page) = AuditFilter::parse(QueryParams::new(query_pairs(req)?, &AUDIT_QUERY))?;

@@ -15,6 +15,10 @@ use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
 use crate::objects::session_guard::RotateOutcome;
+use crate::openapi::{
+    schemas, BadRequest, Conflict, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
+    Unavailable, UnsupportedMediaType, ValidationFailed,
+};
 use crate::routes::email as email_flows;
 use crate::routes::users::{confirm_password, user_json};
 use crate::routes::Ctx;
@@ -87,6 +91,23 @@ fn token_response(
 }
 
 /// `POST /api/v1/auth/signup` `{username, email?, password}` -> 201 with tokens.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    tag = "auth",
+    summary = "Create an account and sign in",
+    request_body = schemas::SignupRequest,
+    responses(
+        (status = 201, description = "Signed up; the tokens of its first session", body = schemas::TokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("signup", ctx.config.signup_rate_limit)
         .await?;
@@ -311,6 +332,24 @@ async fn login_refused(
 /// timing tells whether an account exists. Budgets: per client IP (`RATE_LIMIT_LOGIN`) and
 /// per identifier (`RATE_LIMIT_LOGIN_ACCOUNT`); after `LOGIN_LOCKOUT_THRESHOLD` failures the
 /// identifier is locked (429) before any password is checked.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    summary = "Sign in with a username or email and a password",
+    request_body = schemas::LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; a new session", body = schemas::TokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("login", ctx.config.login_rate_limit).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -465,6 +504,23 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 /// refresh token's successor. The session's Durable Object does the rotation, so concurrent
 /// refreshes with one token all get the same successor (within the grace window) and a
 /// token reused after that window ends the session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    summary = "Rotate a refresh token for a new token pair",
+    request_body = schemas::RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token and the refresh token's successor", body = schemas::TokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     let presented = fields.required_string("refresh_token");
@@ -524,6 +580,18 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// `POST /api/v1/auth/logout`: end this session and this access token now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    summary = "End this session and this access token now",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let now = now_seconds();
@@ -551,6 +619,18 @@ pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `POST /api/v1/auth/logout-all`: end every session of the account and refuse every access
 /// token issued before now, wherever it is.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout-all",
+    tag = "auth",
+    summary = "End every session of the account",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Every session ended; every earlier access token is refused"),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let now = now_seconds();
@@ -577,6 +657,24 @@ pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `POST /api/v1/auth/password/change` `{current_password, new_password}`: every other
 /// session of the account is revoked; this one stays signed in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password/change",
+    tag = "auth",
+    summary = "Change the password; other sessions end",
+    request_body = schemas::PasswordChangeRequest,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Changed", body = schemas::PasswordChanged),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;

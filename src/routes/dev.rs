@@ -2,12 +2,26 @@
 
 use crate::error::ApiError;
 use crate::http::response::{json, ApiResult};
+use crate::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
 use crate::routes::Ctx;
 use crate::store::{self, outbox};
 use worker::Request;
 
 /// `GET /api/v1/dev/outbox?to=ADDR`: messages the `outbox` provider stored for an address,
 /// newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dev/outbox",
+    tag = "dev",
+    summary = "Emails the outbox provider stored for an address (development only)",
+    params(("to" = String, Query, description = "The recipient address")),
+    responses(
+        (status = 200, description = "Newest first", body = Vec<schemas::OutboxMessage>),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     if !ctx.config.is_development() {
         return Err(ApiError::NotFound);

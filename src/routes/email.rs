@@ -15,6 +15,10 @@ use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, ApiResult};
 use crate::mail::{self, Outgoing};
+use crate::openapi::{
+    schemas, BadRequest, Conflict, PayloadTooLarge, RateLimited, Unavailable, UnsupportedMediaType,
+    ValidationFailed,
+};
 use crate::routes::auth::reject_breached;
 use crate::routes::users::user_json;
 use crate::routes::Ctx;
@@ -382,7 +386,68 @@ const RESEND_ACCEPTED: &str =
 const RESET_ACCEPTED: &str =
     "If the account exists and has an email address, a reset message is on its way";
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify-email",
+    tag = "auth",
+    operation_id = "verify_email",
+    summary = "Verify the account's address with the emailed token or code",
+    request_body = schemas::EmailProof,
+    responses(
+        (status = 200, description = "Verified", body = schemas::Redeemed),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+/// `POST /api/v1/auth/verify-email`.
+pub async fn verify_email_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    redeem_api(req, ctx, Redeem::VerifyEmail).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/email/confirm",
+    tag = "auth",
+    operation_id = "confirm_email_change",
+    summary = "Confirm a new address with the token or code sent to it",
+    request_body = schemas::EmailProof,
+    responses(
+        (status = 200, description = "The new address is the account's", body = schemas::Redeemed),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+/// `POST /api/v1/auth/email/confirm`.
+pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    redeem_api(req, ctx, Redeem::ConfirmEmailChange).await
+}
+
 /// `POST /api/v1/auth/verify-email/resend` `{email}`: always 202.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify-email/resend",
+    tag = "auth",
+    summary = "Send the address verification email again",
+    request_body = schemas::EmailAddress,
+    responses(
+        (status = 202, description = "Always, whether or not the address has an account", body = schemas::Message),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("email", ctx.config.email_rate_limit).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -403,6 +468,22 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
 }
 
 /// `POST /api/v1/auth/password/reset` `{email}` or `{username}`: always 202.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password/reset",
+    tag = "auth",
+    summary = "Email a password reset link and code",
+    request_body = schemas::PasswordResetRequest,
+    responses(
+        (status = 202, description = "Always, whether or not an account matched", body = schemas::Message),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("password_reset", ctx.config.email_rate_limit)
         .await?;
@@ -439,6 +520,22 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
 }
 
 /// `POST /api/v1/auth/password/reset/confirm` `{token | email+code, new_password}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password/reset/confirm",
+    tag = "auth",
+    summary = "Set a new password with a reset token or code",
+    request_body = schemas::PasswordResetConfirmation,
+    responses(
+        (status = 200, description = "Reset; every session ended", body = schemas::Message),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn confirm_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;

@@ -3,7 +3,8 @@
 use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
 use crate::http::log;
-use crate::http::response::{json, ApiResult};
+use crate::http::response::{json, with_body, ApiResult};
+use crate::openapi::schemas;
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
 use crate::store;
@@ -11,11 +12,30 @@ use serde_json::json;
 
 /// `GET /api/ping`: liveness without touching any store; also the no-op route benchmarks
 /// measure the runtime's ceiling with.
+#[utoipa::path(
+    get,
+    path = "/api/ping",
+    tag = "meta",
+    summary = "Liveness, touching no store",
+    responses(
+        (status = 200, description = "The Worker runs", body = schemas::Ping),
+    )
+)]
 pub fn ping() -> ApiResult {
     json(200, &json!({ "status": "ok" }))
 }
 
 /// `GET /api/health`: 200 when D1 answers, 503 when it does not.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "meta",
+    summary = "Health, with a D1 round trip",
+    responses(
+        (status = 200, description = "Healthy", body = schemas::Health),
+        (status = 503, description = "D1 did not answer", body = schemas::Health),
+    )
+)]
 pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
     let database = match store::database(ctx.env) {
         Ok(db) => store::ping(&db).await,
@@ -42,6 +62,15 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
 
 /// `GET /.well-known/jwks.json`: the public keys tokens are verified with. Public data, so
 /// caches may keep it briefly; rotation publishes the next key before it signs.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "meta",
+    summary = "The public keys access tokens are verified with",
+    responses(
+        (status = 200, description = "A JWK set of Ed25519 keys (RFC 8037)", body = schemas::Jwks),
+    )
+)]
 pub fn jwks(ctx: &Ctx<'_>) -> ApiResult {
     let response = json(200, &ctx.config.keys.jwks())?;
     response
@@ -49,4 +78,36 @@ pub fn jwks(ctx: &Ctx<'_>) -> ApiResult {
         .set("cache-control", "public, max-age=300")
         .map_err(|_| ApiError::Internal)?;
     Ok(response)
+}
+
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    summary = "Health, at the seed service's path",
+    responses(
+        (status = 200, description = "Healthy", body = schemas::Health),
+        (status = 503, description = "D1 did not answer", body = schemas::Health),
+    ),
+)]
+/// `GET /health`: the same as `/api/health`, where the seed service answered it.
+pub async fn health_alias(ctx: &Ctx<'_>) -> ApiResult {
+    health(ctx).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")),
+)]
+/// `GET /openapi.json`: built from the code once per isolate.
+pub fn openapi() -> ApiResult {
+    let document = crate::openapi::document_json();
+    Ok(with_body(
+        200,
+        "application/json",
+        document.as_ref().clone(),
+    ))
 }

@@ -103,12 +103,30 @@ impl Ctx<'_> {
     }
 }
 
-/// The routes of the API; `pattern` names them in logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+/// Declares [`Route`] and [`Route::ALL`] from one list, so no route can be missing from
+/// `ALL` (which the OpenAPI document's test walks).
+macro_rules! routes {
+    ($($(#[$doc:meta])* $variant:ident,)*) => {
+        /// The routes of the API; `pattern` names them in logs.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Route {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Route {
+            /// Every route.
+            pub const ALL: &'static [Route] = &[$(Route::$variant,)*];
+        }
+    };
+}
+
+routes! {
     Ping,
     Health,
+    /// `/health`, the seed service's path for `/api/health`.
+    HealthAlias,
     Jwks,
+    OpenApi,
     Signup,
     Login,
     Refresh,
@@ -149,8 +167,10 @@ impl Route {
             .unwrap_or(path);
         Some(match path {
             "/api/ping" => Route::Ping,
-            "/api/health" | "/health" => Route::Health,
+            "/api/health" => Route::Health,
+            "/health" => Route::HealthAlias,
             "/.well-known/jwks.json" => Route::Jwks,
+            "/openapi.json" => Route::OpenApi,
             "/api/v1/auth/signup" => Route::Signup,
             "/api/v1/auth/login" => Route::Login,
             "/api/v1/auth/refresh" => Route::Refresh,
@@ -183,11 +203,14 @@ impl Route {
         })
     }
 
-    fn pattern(self) -> &'static str {
+    /// The path as the OpenAPI document and the access log name it.
+    pub fn pattern(self) -> &'static str {
         match self {
             Route::Ping => "/api/ping",
             Route::Health => "/api/health",
+            Route::HealthAlias => "/health",
             Route::Jwks => "/.well-known/jwks.json",
+            Route::OpenApi => "/openapi.json",
             Route::Signup => "/api/v1/auth/signup",
             Route::Login => "/api/v1/auth/login",
             Route::Refresh => "/api/v1/auth/refresh",
@@ -218,9 +241,12 @@ impl Route {
         }
     }
 
-    fn allowed_methods(self) -> &'static str {
+    /// The methods the router answers, as the `Allow` header lists them.
+    pub fn allowed_methods(self) -> &'static str {
         match self {
-            Route::Ping | Route::Health | Route::Jwks => "GET, HEAD, OPTIONS",
+            Route::Ping | Route::Health | Route::HealthAlias | Route::Jwks | Route::OpenApi => {
+                "GET, HEAD, OPTIONS"
+            }
             Route::Signup
             | Route::Login
             | Route::Refresh
@@ -252,7 +278,9 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
     match (route, req.method()) {
         (Route::Ping, Method::Get | Method::Head) => meta::ping(),
         (Route::Health, Method::Get | Method::Head) => meta::health(ctx).await,
+        (Route::HealthAlias, Method::Get | Method::Head) => meta::health_alias(ctx).await,
         (Route::Jwks, Method::Get | Method::Head) => meta::jwks(ctx),
+        (Route::OpenApi, Method::Get | Method::Head) => meta::openapi(),
         (Route::Signup, Method::Post) => auth::signup(&mut req, ctx).await,
         (Route::Login, Method::Post) => auth::login(&mut req, ctx).await,
         (Route::Refresh, Method::Post) => auth::refresh(&mut req, ctx).await,
@@ -261,9 +289,7 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         (Route::PasswordChange, Method::Post) => auth::change_password(&mut req, ctx).await,
         (Route::Sessions, Method::Get) => sessions::list(&req, ctx).await,
         (Route::Session, Method::Delete) => sessions::revoke(&req, ctx).await,
-        (Route::VerifyEmail, Method::Post) => {
-            email::redeem_api(&mut req, ctx, email::Redeem::VerifyEmail).await
-        }
+        (Route::VerifyEmail, Method::Post) => email::verify_email_api(&mut req, ctx).await,
         (Route::ResendVerification, Method::Post) => {
             email::resend_verification(&mut req, ctx).await
         }
@@ -272,27 +298,30 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
             email::confirm_password_reset(&mut req, ctx).await
         }
         (Route::EmailChangeConfirm, Method::Post) => {
-            email::redeem_api(&mut req, ctx, email::Redeem::ConfirmEmailChange).await
+            email::confirm_email_change_api(&mut req, ctx).await
         }
         (Route::DevOutbox, Method::Get) => dev::outbox(&req, ctx).await,
-        (
-            Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage,
-            Method::Get,
-        ) => pages::show(route, &req, ctx),
-        (
-            Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage,
-            Method::Post,
-        ) => pages::submit(route, &mut req, ctx).await,
+        (Route::VerifyEmailPage, Method::Get) => pages::verify_email_form(&req, ctx),
+        (Route::VerifyEmailPage, Method::Post) => pages::verify_email_submit(&mut req, ctx).await,
+        (Route::ResetPasswordPage, Method::Get) => pages::reset_password_form(&req, ctx),
+        (Route::ResetPasswordPage, Method::Post) => {
+            pages::reset_password_submit(&mut req, ctx).await
+        }
+        (Route::ConfirmEmailPage, Method::Get) => pages::confirm_email_form(&req, ctx),
+        (Route::ConfirmEmailPage, Method::Post) => pages::confirm_email_submit(&mut req, ctx).await,
         (Route::Me, Method::Get) => users::get_me(&req, ctx).await,
-        (Route::Me, Method::Patch | Method::Put) => users::update_me(&mut req, ctx).await,
+        (Route::Me, Method::Patch) => users::update_me(&mut req, ctx).await,
+        (Route::Me, Method::Put) => users::replace_me(&mut req, ctx).await,
         (Route::Me, Method::Delete) => users::delete_me(&mut req, ctx).await,
         (Route::AdminUsers, Method::Get) => admin::list_users(&req, ctx).await,
         (Route::AdminUser, Method::Get) => admin::get_user(&req, ctx).await,
-        (Route::AdminUser, Method::Patch | Method::Put) => admin::update_user(&mut req, ctx).await,
+        (Route::AdminUser, Method::Patch) => admin::update_user(&mut req, ctx).await,
+        (Route::AdminUser, Method::Put) => admin::replace_user(&mut req, ctx).await,
         (Route::AdminUser, Method::Delete) => admin::delete_user(&req, ctx).await,
         (Route::AdminUserRoles, Method::Post) => admin::grant_role(&mut req, ctx).await,
         (Route::AdminUserRole, Method::Delete) => admin::remove_role(&req, ctx).await,
-        (Route::AdminUserBan, Method::Post | Method::Put) => admin::ban(&mut req, ctx).await,
+        (Route::AdminUserBan, Method::Post) => admin::ban(&mut req, ctx).await,
+        (Route::AdminUserBan, Method::Put) => admin::replace_ban(&mut req, ctx).await,
         (Route::AdminUserBan, Method::Delete) => admin::unban(&req, ctx).await,
         (Route::AdminUserSessions, Method::Get) => admin::list_sessions(&req, ctx).await,
         (Route::AdminUserSessions, Method::Delete) => admin::revoke_sessions(&req, ctx).await,
@@ -385,7 +414,7 @@ mod tests {
     #[test]
     fn paths_resolve_with_or_without_trailing_slash() {
         assert_eq!(Route::from_path("/api/health"), Some(Route::Health));
-        assert_eq!(Route::from_path("/health"), Some(Route::Health));
+        assert_eq!(Route::from_path("/health"), Some(Route::HealthAlias));
         assert_eq!(Route::from_path("/api/v1/users/me/"), Some(Route::Me));
         assert_eq!(Route::from_path("/api/v1/users/you"), None);
         assert_eq!(

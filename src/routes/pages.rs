@@ -9,6 +9,7 @@ use crate::domain::email::escape_html;
 use crate::error::ApiError;
 use crate::http::body::read_form;
 use crate::http::response::{with_body, ApiResult};
+use crate::openapi::schemas;
 use crate::routes::email::{self as flows, Proof};
 use crate::routes::{Ctx, Route};
 use base64::engine::general_purpose::STANDARD;
@@ -94,7 +95,7 @@ fn form(route: Route, token: &str, error: Option<&str>) -> String {
 }
 
 /// `GET` of a page: the form, nothing spent.
-pub fn show(route: Route, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+fn show(route: Route, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let token = req
         .url()
         .ok()
@@ -111,7 +112,7 @@ pub fn show(route: Route, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// `POST` of a page's form: run the flow and show the outcome.
-pub async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;
     let fields = read_form(req, ctx.config.max_body_bytes).await?;
@@ -159,4 +160,89 @@ pub async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult
         ),
         Err(other) => Err(other),
     }
+}
+
+#[utoipa::path(
+    get,
+    path = "/verify-email",
+    tag = "pages",
+    summary = "Verify your email address: the form an email's link opens",
+    params(("token" = String, Query, description = "The token from the email's link")),
+    responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
+)]
+/// `GET /verify-email`.
+pub fn verify_email_form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    show(Route::VerifyEmailPage, req, ctx)
+}
+
+#[utoipa::path(
+    post,
+    path = "/verify-email",
+    tag = "pages",
+    summary = "Verify your email address: the form's post",
+    request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
+        (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),
+    ),
+)]
+/// `POST /verify-email`.
+pub async fn verify_email_submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    submit(Route::VerifyEmailPage, req, ctx).await
+}
+#[utoipa::path(
+    get,
+    path = "/reset-password",
+    tag = "pages",
+    summary = "Choose a new password: the form an email's link opens",
+    params(("token" = String, Query, description = "The token from the email's link")),
+    responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
+)]
+/// `GET /reset-password`.
+pub fn reset_password_form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    show(Route::ResetPasswordPage, req, ctx)
+}
+
+#[utoipa::path(
+    post,
+    path = "/reset-password",
+    tag = "pages",
+    summary = "Choose a new password: the form's post",
+    request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
+        (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),
+    ),
+)]
+/// `POST /reset-password`.
+pub async fn reset_password_submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    submit(Route::ResetPasswordPage, req, ctx).await
+}
+#[utoipa::path(
+    get,
+    path = "/confirm-email",
+    tag = "pages",
+    summary = "Confirm a new email address: the form an email's link opens",
+    params(("token" = String, Query, description = "The token from the email's link")),
+    responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
+)]
+/// `GET /confirm-email`.
+pub fn confirm_email_form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+    show(Route::ConfirmEmailPage, req, ctx)
+}
+
+#[utoipa::path(
+    post,
+    path = "/confirm-email",
+    tag = "pages",
+    summary = "Confirm a new email address: the form's post",
+    request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
+        (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),
+    ),
+)]
+/// `POST /confirm-email`.
+pub async fn confirm_email_submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    submit(Route::ConfirmEmailPage, req, ctx).await
 }

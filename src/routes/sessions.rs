@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::http::auth::authenticate;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
+use crate::openapi::{schemas, NotFound, Unauthorized, Unavailable};
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
 use crate::store::sessions::SessionRow;
@@ -38,6 +39,19 @@ pub fn session_json(session: &SessionRow) -> Value {
 
 /// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
 /// one the calling token belongs to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "sessions",
+    operation_id = "list_sessions",
+    summary = "The account's live sessions",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Most recently used first; `current` marks the caller's", body = schemas::SessionList),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let db = store::database(ctx.env)?;
@@ -55,6 +69,21 @@ pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 /// `DELETE /api/v1/auth/sessions/{id}`: revoke one of the caller's own sessions. Another
 /// user's session, an unknown id and a malformed id are all 404 alike.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "sessions",
+    operation_id = "revoke_session",
+    summary = "End one of the account's sessions",
+    params(("id" = String, Path, description = "Session id")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn revoke(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let path = ctx.meta.path.trim_end_matches('/');

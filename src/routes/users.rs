@@ -11,6 +11,10 @@ use crate::http::auth::authenticate;
 use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
+use crate::openapi::{
+    schemas, BadRequest, Conflict, PayloadTooLarge, RateLimited, Unauthorized, Unavailable,
+    UnsupportedMediaType, ValidationFailed,
+};
 use crate::routes::email as email_flows;
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
@@ -65,6 +69,18 @@ pub async fn confirm_password(
 }
 
 /// `GET /api/v1/users/me`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "users",
+    summary = "The signed-in account",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account", body = schemas::User),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     json(200, &user_json(&caller.user))
@@ -93,6 +109,25 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
 /// (where password resets go) only with the current password and only once the new address
 /// confirms — a confirmation goes to the new address and a notice to the old one. A
 /// `current_password` that is sent is always checked, so a wrong one never passes silently.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    tag = "users",
+    summary = "Change the username or email",
+    request_body = schemas::ProfileUpdate,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account after the change", body = schemas::UpdatedUser),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -187,6 +222,48 @@ async fn propose_email_change(
 
 /// `DELETE /api/v1/users/me` with `{"password": ...}`: a stolen access token alone cannot
 /// delete an account.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/me",
+    tag = "users",
+    summary = "The same as PATCH: only the members sent change",
+    request_body = schemas::ProfileUpdate,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The account after the change", body = schemas::UpdatedUser),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+/// `PUT /api/v1/users/me`, kept from the seed service: a partial update like PATCH.
+pub async fn replace_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+    update_me(req, ctx).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/me",
+    tag = "users",
+    summary = "Delete the account, with its password",
+    request_body = schemas::AccountDeletion,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Deleted; every session ended"),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields: Fields = read_json(req, ctx.config.max_body_bytes).await?;

@@ -1,0 +1,278 @@
+// The OpenAPI document against the running Worker: every documented path is routed with
+// exactly its documented methods, the examples work as real requests, and a tour of every
+// operation validates each body the Worker sends against the documented schema — strictly,
+// so an undocumented or missing member fails.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+import { startWorker, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
+
+const METHODS = ["get", "put", "post", "delete", "patch"];
+
+/** Make every object schema with named properties refuse members it does not name. */
+function strict(schema) {
+  if (Array.isArray(schema)) return schema.map(strict);
+  if (schema === null || typeof schema !== "object") return schema;
+  const copy = Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, strict(value)]));
+  if (copy.properties && copy.additionalProperties === undefined) copy.additionalProperties = false;
+  return copy;
+}
+
+/** Validates real responses against the document and remembers which it has seen. */
+class Checker {
+  constructor(document) {
+    this.document = document;
+    this.ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(this.ajv);
+    this.ajv.addFormat("password", true);
+    this.ajv.addSchema({ components: strict(document.components) }, "doc");
+    this.seen = new Set();
+  }
+
+  operation(method, template) {
+    const operation = this.document.paths[template]?.[method.toLowerCase()];
+    assert.ok(operation, `${method} ${template} is documented`);
+    return operation;
+  }
+
+  /** Check one response to `method template`; returns it. */
+  check(method, template, response) {
+    const operation = this.operation(method, template);
+    let documented = operation.responses[String(response.status)];
+    assert.ok(documented, `${method} ${template} documents status ${response.status}: ${response.text}`);
+    if (documented.$ref) documented = this.document.components.responses[documented.$ref.split("/").pop()];
+    const type = (response.headers.get("content-type") ?? "").split(";")[0];
+    if (!documented.content) {
+      assert.equal(response.text, "", `${method} ${template} ${response.status} has no body`);
+    } else {
+      assert.ok(documented.content[type], `${method} ${template} ${response.status} documents ${type}`);
+      const schema = documented.content[type].schema;
+      if (schema && type.endsWith("json")) {
+        const validate = this.ajv.compile(this.rebase(schema));
+        assert.ok(
+          validate(response.json),
+          `${method} ${template} ${response.status}: ${this.ajv.errorsText(validate.errors)}\n${response.text}`,
+        );
+      }
+    }
+    this.seen.add(`${method.toUpperCase()} ${template} ${response.status}`);
+    return response;
+  }
+
+  /** Point the document's `#/components/...` references into the registered copy. */
+  rebase(schema) {
+    return strict(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"doc#/components/')));
+  }
+}
+
+describe("the OpenAPI document", () => {
+  let worker;
+  let document;
+  let checker;
+  before(async () => {
+    worker = await startWorker({ vars: { ENVIRONMENT: "development", PUBLIC_BASE_URL: "https://auth.test" } });
+    const response = await worker.request("GET", "/openapi.json");
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "application/json");
+    document = response.json;
+    checker = new Checker(document);
+  });
+  after(() => worker.dispose());
+
+  /** Call `method template` with path `params` and validate the answer. */
+  async function call(method, template, { params = {}, query = "", ...init } = {}) {
+    const path = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(params[name]));
+    const response = await worker.request(method, path + query, init);
+    return checker.check(method, template, response);
+  }
+
+  test("is OpenAPI 3.1 with a bearer scheme, problem details and compiling schemas", () => {
+    assert.match(document.openapi, /^3\.1\./);
+    assert.deepEqual(document.components.securitySchemes.bearerAuth, {
+      type: "http",
+      scheme: "bearer",
+      bearerFormat: "JWT",
+      description: "The `access_token` of a token response (an EdDSA JWT).",
+    });
+    const problem = document.components.schemas.ProblemDetails;
+    assert.deepEqual(problem.required.sort(), ["detail", "request_id", "status", "title", "type"]);
+    for (const name of Object.keys(document.components.schemas)) {
+      checker.ajv.compile({ $ref: `doc#/components/schemas/${name}` });
+    }
+    assert.ok(Object.keys(document.paths).length >= 30);
+  });
+
+  test("every documented path is routed with exactly its documented methods", async () => {
+    for (const [template, item] of Object.entries(document.paths)) {
+      const path = template.replace(/\{(\w+)\}/g, "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+      const response = await worker.request("OPTIONS", path);
+      assert.equal(response.status, 204, `OPTIONS ${path}`);
+      const allowed = response.headers
+        .get("allow")
+        .split(", ")
+        .filter((method) => !["HEAD", "OPTIONS"].includes(method))
+        .map((method) => method.toLowerCase())
+        .sort();
+      const documented = METHODS.filter((method) => item[method]).sort();
+      assert.deepEqual(allowed, documented, template);
+    }
+    // A path the document does not have is not routed either.
+    const unknown = await worker.request("OPTIONS", "/api/v1/auth/nowhere");
+    assert.equal(unknown.status, 404);
+  });
+
+  test("the examples are real requests", async () => {
+    const signup = document.components.schemas.SignupRequest.example;
+    const created = await call("POST", "/api/v1/auth/signup", { body: signup });
+    assert.equal(created.status, 201);
+    assert.equal(created.json.user.username, signup.username);
+    const login = await call("POST", "/api/v1/auth/login", {
+      body: document.components.schemas.LoginRequest.example,
+    });
+    assert.equal(login.status, 200);
+    const update = await call("PATCH", "/api/v1/users/me", {
+      body: document.components.schemas.ProfileUpdate.example,
+      token: login.json.access_token,
+    });
+    assert.equal(update.status, 200);
+    assert.equal(update.json.username, "ada_king");
+    // The refresh example is a made-up token: the documented 401, as a problem.
+    const refresh = await call("POST", "/api/v1/auth/refresh", {
+      body: document.components.schemas.RefreshRequest.example,
+    });
+    assert.equal(refresh.status, 401);
+    assert.equal(refresh.json.type, "urn:edge-auth:problem:unauthorized");
+  });
+
+  test("a tour of every operation matches the documented schemas", async () => {
+    const outbox = async (to, purpose) => {
+      const messages = (await call("GET", "/api/v1/dev/outbox", { query: `?to=${encodeURIComponent(to)}` })).json;
+      return messages.find((message) => message.purpose === purpose);
+    };
+    for (const template of ["/api/ping", "/api/health", "/health", "/.well-known/jwks.json", "/openapi.json"]) {
+      assert.equal((await call("GET", template)).status, 200, template);
+    }
+
+    // The signed-in account, its profile and sessions.
+    const email = `${uniqueName("tour")}@example.com`.toLowerCase();
+    const username = uniqueName("tour");
+    const account = (await call("POST", "/api/v1/auth/signup", { body: { username, email, password: STRONG_PASSWORD } })).json;
+    const token = account.access_token;
+    assert.equal((await call("POST", "/api/v1/auth/signup", { body: { username, password: STRONG_PASSWORD } })).status, 409);
+    assert.equal((await call("POST", "/api/v1/auth/signup", { body: { username: "x" } })).status, 422);
+    assert.equal((await call("POST", "/api/v1/auth/signup", { body: "{" })).status, 400);
+    assert.equal((await call("GET", "/api/v1/users/me", { token })).status, 200);
+    assert.equal((await call("GET", "/api/v1/users/me")).status, 401);
+    assert.equal((await call("PUT", "/api/v1/users/me", { token, body: { username: `${username}_2` } })).status, 200);
+    const second = (await call("POST", "/api/v1/auth/login", { body: { username: email, password: STRONG_PASSWORD } })).json;
+    const sessions = (await call("GET", "/api/v1/auth/sessions", { token })).json.sessions;
+    assert.equal(sessions.filter((session) => session.current).length, 1);
+    const other = sessions.find((session) => !session.current);
+    assert.equal((await call("DELETE", "/api/v1/auth/sessions/{id}", { token, params: { id: other.id } })).status, 204);
+    assert.equal((await call("DELETE", "/api/v1/auth/sessions/{id}", { token, params: { id: other.id } })).status, 404);
+    assert.equal((await call("POST", "/api/v1/auth/refresh", { body: { refresh_token: second.refresh_token } })).status, 401);
+    const refreshed = (await call("POST", "/api/v1/auth/refresh", { body: { refresh_token: account.refresh_token } })).json;
+    const changed = await call("POST", "/api/v1/auth/password/change", {
+      token: refreshed.access_token,
+      body: { current_password: STRONG_PASSWORD, new_password: "another long passphrase" },
+    });
+    assert.equal(changed.status, 200);
+
+    // Email flows, through the development outbox.
+    assert.equal((await call("POST", "/api/v1/auth/verify-email/resend", { body: { email } })).status, 202);
+    const verification = await outbox(email, "verify_email");
+    assert.equal((await call("GET", "/verify-email", { query: `?token=${verification.token}` })).status, 200);
+    assert.equal((await call("POST", "/api/v1/auth/verify-email", { body: { token: verification.token } })).status, 200);
+    assert.equal((await call("POST", "/api/v1/auth/verify-email", { body: { token: verification.token } })).status, 422);
+    const newEmail = `${uniqueName("moved")}@example.com`.toLowerCase();
+    await call("PATCH", "/api/v1/users/me", {
+      token: refreshed.access_token,
+      body: { email: newEmail, current_password: "another long passphrase" },
+    });
+    const change = await outbox(newEmail, "change_email");
+    assert.equal((await call("GET", "/confirm-email", { query: `?token=${change.token}` })).status, 200);
+    assert.equal((await call("POST", "/api/v1/auth/email/confirm", { body: { token: change.token } })).status, 200);
+    assert.equal((await call("POST", "/api/v1/auth/password/reset", { body: { email: newEmail } })).status, 202);
+    const reset = await outbox(newEmail, "reset_password");
+    assert.equal((await call("GET", "/reset-password", { query: `?token=${reset.token}` })).status, 200);
+    const confirmed = await call("POST", "/api/v1/auth/password/reset/confirm", {
+      body: { token: reset.token, new_password: STRONG_PASSWORD },
+    });
+    assert.equal(confirmed.status, 200);
+
+    // The HTML forms post back as forms.
+    const form = (body) => ({ body, headers: { "content-type": "application/x-www-form-urlencoded" } });
+    for (const template of ["/verify-email", "/reset-password", "/confirm-email"]) {
+      const spent = await call("POST", template, form("token=spent&new_password=whatever+long+enough"));
+      assert.equal(spent.status, 422, template);
+    }
+    const pageEmail = `${uniqueName("page")}@example.com`.toLowerCase();
+    const pageAccount = await worker.signup({ email: pageEmail });
+    const pageVerify = await outbox(pageEmail, "verify_email");
+    assert.equal((await call("POST", "/verify-email", form(`token=${pageVerify.token}`))).status, 200);
+    const pageMoved = `${uniqueName("page")}@example.com`.toLowerCase();
+    await call("PATCH", "/api/v1/users/me", {
+      token: pageAccount.access_token,
+      body: { email: pageMoved, current_password: STRONG_PASSWORD },
+    });
+    const pageChange = await outbox(pageMoved, "change_email");
+    assert.equal((await call("POST", "/confirm-email", form(`token=${pageChange.token}`))).status, 200);
+    await call("POST", "/api/v1/auth/password/reset", { body: { email: pageMoved } });
+    const pageReset = await outbox(pageMoved, "reset_password");
+    const pageResetForm = form(`token=${pageReset.token}&new_password=${encodeURIComponent(STRONG_PASSWORD)}`);
+    assert.equal((await call("POST", "/reset-password", pageResetForm)).status, 200);
+    await call("POST", "/api/v1/auth/password/reset", { body: { username: "nobody_at_all" } });
+    const renewed = (await call("POST", "/api/v1/auth/login", { body: { username: newEmail, password: STRONG_PASSWORD } })).json;
+
+    // Administration, by an admin, on that account.
+    const admin = await worker.admin();
+    const id = renewed.user.id;
+    const as = { token: admin.access_token, params: { id } };
+    assert.equal((await call("GET", "/api/v1/admin/users", { token: admin.access_token, query: "?per_page=5" })).status, 200);
+    assert.equal((await call("GET", "/api/v1/admin/users", { token: renewed.access_token })).status, 403);
+    assert.equal((await call("GET", "/api/v1/admin/users/{id}", as)).status, 200);
+    assert.equal((await call("PATCH", "/api/v1/admin/users/{id}", { ...as, body: { email_verified: true } })).status, 200);
+    assert.equal((await call("PUT", "/api/v1/admin/users/{id}", { ...as, body: { username: uniqueName("renamed") } })).status, 200);
+    assert.equal((await call("GET", "/api/v1/admin/roles", { token: admin.access_token })).status, 200);
+    assert.equal((await call("POST", "/api/v1/admin/users/{id}/roles", { ...as, body: { role: "admin" } })).status, 201);
+    assert.equal((await call("POST", "/api/v1/admin/users/{id}/roles", { ...as, body: { role: "admin" } })).status, 200);
+    const role = { token: admin.access_token, params: { id, role: "admin" } };
+    assert.equal((await call("DELETE", "/api/v1/admin/users/{id}/roles/{role}", role)).status, 200);
+    const sessionList = (await call("GET", "/api/v1/admin/users/{id}/sessions", as)).json.sessions;
+    assert.ok(sessionList.length >= 1);
+    const sid = sessionList[0].id;
+    assert.equal(
+      (await call("DELETE", "/api/v1/admin/users/{id}/sessions/{sid}", { token: admin.access_token, params: { id, sid } })).status,
+      204,
+    );
+    assert.equal((await call("DELETE", "/api/v1/admin/users/{id}/sessions", as)).status, 200);
+    const banned = await call("POST", "/api/v1/admin/users/{id}/ban", { ...as, body: { reason: "tour" } });
+    assert.equal(banned.json.banned, true);
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    assert.equal((await call("PUT", "/api/v1/admin/users/{id}/ban", { ...as, body: { until } })).status, 200);
+    assert.equal((await call("DELETE", "/api/v1/admin/users/{id}/ban", as)).status, 200);
+    assert.equal((await call("GET", "/api/v1/admin/audit", { token: admin.access_token, query: "?per_page=50" })).status, 200);
+    assert.equal((await call("DELETE", "/api/v1/admin/users/{id}", as)).status, 204);
+    assert.equal((await call("GET", "/api/v1/admin/users/{id}", as)).status, 404);
+
+    // The signed-in account leaves.
+    const leaving = await worker.signup();
+    assert.equal((await call("POST", "/api/v1/auth/logout", { token: leaving.access_token })).status, 204);
+    const again = await worker.login(leaving.username);
+    assert.equal((await call("POST", "/api/v1/auth/logout-all", { token: again.access_token })).status, 204);
+    const last = await worker.login(leaving.username);
+    assert.equal((await call("DELETE", "/api/v1/users/me", { token: last.access_token, body: { password: STRONG_PASSWORD } })).status, 204);
+
+    // Every operation had its success answer checked.
+    for (const [template, item] of Object.entries(document.paths)) {
+      for (const method of METHODS.filter((name) => item[name])) {
+        const successes = Object.keys(item[method].responses).filter((status) => status.startsWith("2"));
+        assert.ok(
+          successes.some((status) => checker.seen.has(`${method.toUpperCase()} ${template} ${status}`)),
+          `the tour checked a success of ${method.toUpperCase()} ${template}`,
+        );
+      }
+    }
+  });
+});

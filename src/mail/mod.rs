@@ -26,15 +26,19 @@ const ATTEMPTS: u32 = 3;
 /// A rendered message with the secrets it carries (kept only by the outbox).
 pub struct Outgoing {
     pub message: Message,
+    /// The request that sent it, so its log lines join that request's.
+    pub request_id: String,
     pub token: Option<String>,
     pub code: Option<String>,
 }
 
-fn log_line(level: &str, event: &str, message: &Message, extra: serde_json::Value) {
+fn log_line(level: &str, event: &str, outgoing: &Outgoing, extra: serde_json::Value) {
+    let message = &outgoing.message;
     let mut line = json!({
         "timestamp": crate::domain::time::rfc3339_millis(Date::now().as_millis()),
         "level": level,
         "event": event,
+        "request_id": outgoing.request_id,
         "purpose": message.purpose.as_str(),
         "to": mask_email(&message.to),
     });
@@ -57,7 +61,7 @@ pub async fn deliver(
             log_line(
                 "warn",
                 "email_not_sent",
-                &outgoing.message,
+                &outgoing,
                 json!({ "reason": "EMAIL_PROVIDER is none" }),
             );
             Ok(())
@@ -76,7 +80,7 @@ pub async fn deliver(
             log_line(
                 "info",
                 "email_sent",
-                &outgoing.message,
+                &outgoing,
                 json!({ "provider": "outbox" }),
             );
             Ok(())
@@ -85,19 +89,24 @@ pub async fn deliver(
             let env = env.clone();
             let config = Rc::clone(config);
             worker_ctx.wait_until(async move {
-                send_with_retry(&env, &config, &outgoing.message).await;
+                send_with_retry(&env, &config, &outgoing).await;
             });
             Ok(())
         }
     }
 }
 
-async fn send_with_retry(env: &Env, config: &Config, message: &Message) {
+async fn send_with_retry(env: &Env, config: &Config, outgoing: &Outgoing) {
     let mut last_error = String::new();
     for attempt in 1..=ATTEMPTS {
-        match send_once(env, config, message).await {
+        match send_once(env, config, &outgoing.message).await {
             Ok(()) => {
-                log_line("info", "email_sent", message, json!({ "attempt": attempt }));
+                log_line(
+                    "info",
+                    "email_sent",
+                    outgoing,
+                    json!({ "attempt": attempt }),
+                );
                 return;
             }
             Err(error) => {
@@ -111,7 +120,7 @@ async fn send_with_retry(env: &Env, config: &Config, message: &Message) {
     log_line(
         "error",
         "email_delivery_failed",
-        message,
+        outgoing,
         json!({ "attempts": ATTEMPTS, "error": last_error }),
     );
 }

@@ -141,6 +141,7 @@ pub async fn send_token(ctx: &Ctx<'_>, prepared: &PreparedToken) -> Result<(), A
         ctx.worker,
         Outgoing {
             message,
+            request_id: ctx.meta.request_id.clone(),
             token: Some(prepared.token.clone()),
             code: Some(prepared.code.clone()),
         },
@@ -187,6 +188,7 @@ pub async fn send_notice(
         ctx.worker,
         Outgoing {
             message,
+            request_id: ctx.meta.request_id.clone(),
             token: None,
             code: None,
         },

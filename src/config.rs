@@ -191,6 +191,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
+    /// `REVOCATION_CACHE_SECONDS`: how long an isolate reuses a revocation-list answer.
+    pub revocation_cache_seconds: u64,
     /// `MAX_HEADER_BYTES`: the sum of header names and values.
     pub max_header_bytes: usize,
     /// `RATE_LIMIT_LOGIN`: per client IP.
@@ -442,6 +444,7 @@ impl Config {
             .collect();
         let allowed_origins = AllowedOrigins::parse(&reader.optional("ALLOWED_ORIGINS"));
         let max_body_bytes = reader.number("MAX_BODY_BYTES", 65_536_usize, 1_024, 1_048_576);
+        let revocation_cache_seconds = reader.number("REVOCATION_CACHE_SECONDS", 5_u64, 0, 60);
         let max_header_bytes = reader.number("MAX_HEADER_BYTES", 8_192_usize, 1_024, 131_072);
         let login_rate_limit = reader.rate_limit(
             "RATE_LIMIT_LOGIN",
@@ -540,6 +543,7 @@ impl Config {
                 allowed_hosts,
                 allowed_origins,
                 max_body_bytes,
+                revocation_cache_seconds,
                 max_header_bytes,
                 login_rate_limit,
                 login_account_rate_limit,
@@ -601,6 +605,7 @@ mod tests {
         assert_eq!(config.hasher.params(), HashParams::default());
         assert_eq!(config.password_policy, PasswordPolicy::default());
         assert_eq!(config.max_body_bytes, 65_536);
+        assert_eq!(config.revocation_cache_seconds, 5);
         assert_eq!(config.sessions, SessionPolicy::default());
         assert_eq!(config.allowed_origins, AllowedOrigins::None);
         assert_eq!(config.audit_retention_days, 90);

@@ -69,9 +69,9 @@ pub enum ApiError {
     "type": "urn:edge-auth:problem:validation_failed",
     "title": "Unprocessable Content",
     "status": 422,
-    "detail": "password: must be at least 10 characters",
+    "detail": "password: must be 8 to 128 characters long",
     "request_id": "9b2f6a47-3c1e-4d8a-b5f0-2e7c9d1a4b36",
-    "errors": [{"field": "password", "message": "must be at least 10 characters"}]
+    "errors": [{"field": "password", "message": "must be 8 to 128 characters long"}]
 }))]
 pub struct ProblemDetails {
     /// `urn:edge-auth:problem:<code>`; clients may branch on the code.

@@ -392,3 +392,62 @@ describe("refresh rate limit per session", () => {
     assert.equal((await refresh(worker, other.refresh_token)).status, 200);
   });
 });
+
+describe("revocation answers per isolate", () => {
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** Put a token on the list the way another location would: straight into KV. */
+  async function revokeElsewhere(worker, accessToken) {
+    const kv = await worker.mf.getKVNamespace("KV");
+    await kv.put(`revoked:${decodeJwt(accessToken).jti}`, "1", { expirationTtl: 600 });
+  }
+
+  test("an isolate reuses its answer for REVOCATION_CACHE_SECONDS, then asks KV again", async () => {
+    const worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: "1" } });
+    try {
+      const account = await worker.signup();
+      const me = () => worker.request("GET", "/api/v1/users/me", { token: account.access_token });
+      assert.equal((await me()).status, 200);
+      await revokeElsewhere(worker, account.access_token);
+      await sleep(1_100);
+      const refused = await me();
+      assert.equal(refused.status, 401);
+      assert.equal(refused.json.detail, "Token has been revoked");
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("within the window the remembered answer stands; this isolate's own logout does not wait", async () => {
+    const worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: "60" } });
+    try {
+      const account = await worker.signup();
+      const me = (token) => worker.request("GET", "/api/v1/users/me", { token });
+      assert.equal((await me(account.access_token)).status, 200);
+      await revokeElsewhere(worker, account.access_token);
+      // KV itself may take up to 60 s to carry a revocation between locations; the cache
+      // bounds the extra delay to its window.
+      assert.equal((await me(account.access_token)).status, 200);
+
+      const other = await worker.login(account.username);
+      assert.equal((await me(other.access_token)).status, 200);
+      assert.equal((await worker.request("POST", "/api/v1/auth/logout", { token: other.access_token })).status, 204);
+      assert.equal((await me(other.access_token)).status, 401);
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("REVOCATION_CACHE_SECONDS=0 asks KV on every request", async () => {
+    const worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: "0" } });
+    try {
+      const account = await worker.signup();
+      const me = () => worker.request("GET", "/api/v1/users/me", { token: account.access_token });
+      assert.equal((await me()).status, 200);
+      await revokeElsewhere(worker, account.access_token);
+      assert.equal((await me()).status, 401);
+    } finally {
+      await worker.dispose();
+    }
+  });
+});

@@ -20,4 +20,5 @@ pub mod session;
 pub mod smtp;
 pub mod time;
 pub mod token;
+pub mod ttl_cache;
 pub mod user;

@@ -81,7 +81,11 @@ pub async fn load_caller(
     let now = now_seconds();
     let db = store::database(ctx.env)?;
     let (revoked, user) = join(
-        revocation::is_revoked(ctx.env, &verified.claims.jti),
+        revocation::is_revoked(
+            ctx.env,
+            &verified.claims.jti,
+            ctx.config.revocation_cache_seconds,
+        ),
         store::users::find_by_live_session(
             &db,
             &verified.claims.sub,

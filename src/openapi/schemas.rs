@@ -23,7 +23,7 @@ pub struct SignupRequest {
     /// Optional; unique case-insensitively. Required when `REQUIRE_EMAIL_VERIFICATION=true`.
     #[schema(format = "email")]
     pub email: Option<String>,
-    /// At least `PASSWORD_MIN_LENGTH` (default 10) characters, at most 128; not a common
+    /// `PASSWORD_MIN_LENGTH` (default 8) to `PASSWORD_MAX_LENGTH` (default 128) characters; not a common
     /// password and not close to the username or email.
     #[schema(min_length = 1, max_length = 128, format = "password")]
     pub password: String,

@@ -153,6 +153,8 @@ describe("the OpenAPI document", () => {
     for (const template of ["/api/ping", "/api/health", "/health", "/.well-known/jwks.json", "/openapi.json"]) {
       assert.equal((await call("GET", template)).status, 200, template);
     }
+    const hashed = await call("GET", "/api/v1/dev/argon2");
+    assert.deepEqual(hashed.json, { algorithm: "argon2id", memory_kib: 19456, iterations: 2, parallelism: 1 });
 
     // The signed-in account, its profile and sessions.
     const email = `${uniqueName("tour")}@example.com`.toLowerCase();

@@ -138,6 +138,7 @@ impl Modify for BearerScheme {
         admin::list_roles,
         admin::list_audit,
         dev::outbox,
+        dev::argon2,
         pages::verify_email_form,
         pages::verify_email_submit,
         pages::reset_password_form,

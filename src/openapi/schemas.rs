@@ -281,6 +281,16 @@ pub struct OutboxMessage {
     pub created_at: String,
 }
 
+/// The argon2id parameters a development hash used.
+#[derive(Serialize, ToSchema)]
+pub struct HashParameters {
+    #[schema(example = "argon2id")]
+    pub algorithm: String,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
 /// `PATCH /api/v1/admin/users/{id}`: only the members sent change.
 #[derive(Serialize, ToSchema)]
 pub struct AdminUserUpdate {

@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::http::response::{json, ApiResult};
 use crate::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
 use crate::routes::Ctx;
+use crate::runtime::random_bytes;
 use crate::store::{self, outbox};
 use worker::Request;
 
@@ -51,4 +52,38 @@ pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         })
         .collect();
     json(200, &messages)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/dev/argon2",
+    tag = "dev",
+    summary = "Hash one password with the configured argon2id parameters (development only)",
+    responses(
+        (status = 200, description = "Hashed; the parameters used", body = schemas::HashParameters),
+        (status = 404, response = NotFound),
+    )
+)]
+/// `GET /api/v1/dev/argon2`: one argon2id hash and nothing else, so `npm run bench` can time
+/// the hash inside workerd (where the clock stands still during computation) as this route's
+/// latency minus the no-op route's, and compare it with the same crate run natively.
+pub fn argon2(ctx: &Ctx<'_>) -> ApiResult {
+    if !ctx.config.is_development() {
+        return Err(ApiError::NotFound);
+    }
+    let salt = random_bytes::<16>()?;
+    ctx.config
+        .hasher
+        .hash("correct horse battery staple", &salt)
+        .map_err(|_| ApiError::Internal)?;
+    let params = ctx.config.hasher.params();
+    json(
+        200,
+        &serde_json::json!({
+            "algorithm": "argon2id",
+            "memory_kib": params.memory_kib,
+            "iterations": params.iterations,
+            "parallelism": params.parallelism,
+        }),
+    )
 }

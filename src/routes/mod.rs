@@ -143,6 +143,7 @@ routes! {
     EmailChangeConfirm,
     Me,
     DevOutbox,
+    DevArgon2,
     /// HTML pages that links in emails open.
     VerifyEmailPage,
     ResetPasswordPage,
@@ -183,6 +184,7 @@ impl Route {
             "/api/v1/auth/password/reset/confirm" => Route::PasswordResetConfirm,
             "/api/v1/auth/email/confirm" => Route::EmailChangeConfirm,
             "/api/v1/dev/outbox" => Route::DevOutbox,
+            "/api/v1/dev/argon2" => Route::DevArgon2,
             "/verify-email" => Route::VerifyEmailPage,
             "/reset-password" => Route::ResetPasswordPage,
             "/confirm-email" => Route::ConfirmEmailPage,
@@ -224,6 +226,7 @@ impl Route {
             Route::PasswordResetConfirm => "/api/v1/auth/password/reset/confirm",
             Route::EmailChangeConfirm => "/api/v1/auth/email/confirm",
             Route::DevOutbox => "/api/v1/dev/outbox",
+            Route::DevArgon2 => "/api/v1/dev/argon2",
             Route::VerifyEmailPage => "/verify-email",
             Route::ResetPasswordPage => "/reset-password",
             Route::ConfirmEmailPage => "/confirm-email",
@@ -258,7 +261,7 @@ impl Route {
             | Route::PasswordReset
             | Route::PasswordResetConfirm
             | Route::EmailChangeConfirm => "POST, OPTIONS",
-            Route::DevOutbox => "GET, OPTIONS",
+            Route::DevOutbox | Route::DevArgon2 => "GET, OPTIONS",
             Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage => {
                 "GET, POST"
             }
@@ -301,6 +304,7 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
             email::confirm_email_change_api(&mut req, ctx).await
         }
         (Route::DevOutbox, Method::Get) => dev::outbox(&req, ctx).await,
+        (Route::DevArgon2, Method::Get) => dev::argon2(ctx),
         (Route::VerifyEmailPage, Method::Get) => pages::verify_email_form(&req, ctx),
         (Route::VerifyEmailPage, Method::Post) => pages::verify_email_submit(&mut req, ctx).await,
         (Route::ResetPasswordPage, Method::Get) => pages::reset_password_form(&req, ctx),

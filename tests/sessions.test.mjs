@@ -380,14 +380,21 @@ describe("refresh rate limit per session", () => {
   test("a session's refreshes are budgeted; other sessions are not affected", async () => {
     const account = await worker.signup();
     let token = account.refresh_token;
+    let access;
     for (let i = 0; i < 3; i += 1) {
       const response = await refresh(worker, token);
       assert.equal(response.status, 200);
+      assert.equal(response.headers.get("ratelimit-limit"), "3");
+      assert.equal(response.headers.get("ratelimit-remaining"), String(2 - i));
       token = response.json.refresh_token;
+      access = response.json.access_token;
     }
     const limited = await refresh(worker, token);
-    assertProblem(assert, limited, 429);
+    assert.equal(assertProblem(assert, limited, 429).type, "urn:edge-auth:problem:rate_limited");
     assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+    assert.equal(limited.headers.get("ratelimit-remaining"), "0");
+    // Refused before the rotation: the session lives on.
+    assert.equal((await worker.request("GET", "/api/v1/users/me", { token: access })).status, 200);
     const other = await worker.signup();
     assert.equal((await refresh(worker, other.refresh_token)).status, 200);
   });

@@ -11,6 +11,7 @@
 //! (never a revocation), and the client that holds the successor carries on.
 
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
+use crate::domain::rate_limit::{gcra, Decision};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, SpentToken};
 use crate::env;
@@ -21,7 +22,11 @@ use crate::store::users::UserRow;
 use crate::store::{self};
 use futures_util::lock::Mutex;
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use std::cell::Cell;
+use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
+
+/// Where the refresh budget's GCRA state is stored, so eviction does not reset it.
+const BUDGET_KEY: &str = "refresh_tat";
 
 /// What the Worker asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,6 +36,19 @@ pub struct RotateRequest {
     /// The refresh request's origin, for the audit entry of a reuse revocation.
     #[serde(default)]
     pub origin: Origin,
+    /// The per-session refresh budget (`RATE_LIMIT_REFRESH`), counted here rather than in a
+    /// `RateLimiter` object: this object already sees every refresh of the session, one at a
+    /// time, so the count costs no extra round trip.
+    pub limit: u32,
+    pub period_ms: u64,
+}
+
+/// The object's answer: the budget decision, and the rotation's outcome when the budget
+/// allowed one.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RotateReply {
+    pub decision: Decision,
+    pub outcome: Option<RotateOutcome>,
 }
 
 /// What the object answers.
@@ -62,13 +80,37 @@ struct LastRotation {
 
 #[durable_object]
 pub struct SessionGuard {
+    state: State,
     env: Env,
+    /// The refresh budget's theoretical arrival time; `None` until loaded from storage.
+    budget_tat_ms: Cell<Option<u64>>,
+    budget_loaded: Cell<bool>,
     /// Held across the whole rotation, so requests for this session run one at a time even
     /// while one of them waits on D1.
     last: Mutex<Option<LastRotation>>,
 }
 
 impl SessionGuard {
+    /// Count one refresh against the session's budget (GCRA, as the `RateLimiter` does).
+    async fn count(&self, limit: u32, period_ms: u64) -> Result<Decision> {
+        let storage = self.state.storage();
+        if !self.budget_loaded.get() {
+            self.budget_tat_ms.set(storage.get(BUDGET_KEY).await?);
+            self.budget_loaded.set(true);
+        }
+        let (decision, new_tat) = gcra(
+            self.budget_tat_ms.get(),
+            Date::now().as_millis(),
+            limit,
+            period_ms,
+        );
+        if decision.allowed {
+            self.budget_tat_ms.set(Some(new_tat));
+            storage.put(BUDGET_KEY, new_tat).await?;
+        }
+        Ok(decision)
+    }
+
     async fn rotate(&self, request: RotateRequest) -> std::result::Result<RotateOutcome, ApiError> {
         let config = env::config(&self.env).map_err(|_| ApiError::Misconfigured)?;
         let policy = config.sessions;
@@ -139,20 +181,36 @@ impl SessionGuard {
 }
 
 impl DurableObject for SessionGuard {
-    fn new(_state: State, env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         Self {
+            state,
             env,
+            budget_tat_ms: Cell::new(None),
+            budget_loaded: Cell::new(false),
             last: Mutex::new(None),
         }
     }
 
-    /// `POST /rotate` with a [`RotateRequest`] -> a [`RotateOutcome`]; 503 when D1 fails.
+    /// `POST /rotate` with a [`RotateRequest`] -> a [`RotateReply`]; 503 when D1 fails.
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let Ok(request) = req.json::<RotateRequest>().await else {
             return Response::error("bad request", 400);
         };
+        if request.limit == 0 || request.period_ms == 0 {
+            return Response::error("limit and period_ms are required", 400);
+        }
+        let decision = self.count(request.limit, request.period_ms).await?;
+        if !decision.allowed {
+            return Response::from_json(&RotateReply {
+                decision,
+                outcome: None,
+            });
+        }
         match self.rotate(request).await {
-            Ok(outcome) => Response::from_json(&outcome),
+            Ok(outcome) => Response::from_json(&RotateReply {
+                decision,
+                outcome: Some(outcome),
+            }),
             Err(error) => Response::error(error.detail(), error.status()),
         }
     }

@@ -535,20 +535,18 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         );
         return Err(refused());
     };
-    ctx.rate_limit_by(
-        "refresh",
-        "session",
-        session_id,
-        ctx.config.refresh_rate_limit,
-    )
-    .await?;
-    let outcome = session_guard::rotate(
+    let reply = session_guard::rotate(
         ctx.env,
         session_id,
         &hash_opaque_token(&presented),
         ctx.origin(),
+        ctx.config.refresh_rate_limit,
     )
     .await?;
+    ctx.apply_rate_limit("refresh", "session", reply.decision)?;
+    let Some(outcome) = reply.outcome else {
+        return Err(ApiError::Internal);
+    };
     let (refresh_token, user) = match outcome {
         RotateOutcome::Rotated {
             refresh_token,

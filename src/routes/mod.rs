@@ -81,6 +81,17 @@ impl Ctx<'_> {
     ) -> Result<(), ApiError> {
         let key = format!("{scope}:{dimension}:{value}");
         let decision = rate_limit::check(self.env, &key, budget).await?;
+        self.apply_rate_limit(scope, dimension, decision)
+    }
+
+    /// Report a budget decision taken elsewhere (the session guard counts refreshes itself):
+    /// its figures go out as headers, and a refusal is a 429 with a security event.
+    pub fn apply_rate_limit(
+        &self,
+        scope: &str,
+        dimension: &str,
+        decision: Decision,
+    ) -> Result<(), ApiError> {
         {
             let mut reported = self.rate_limit.borrow_mut();
             if reported

@@ -1,8 +1,9 @@
 //! Client of the `SessionGuard` Durable Object: one object per session id.
 
+use crate::config::RateLimit;
 use crate::domain::audit::Origin;
 use crate::error::ApiError;
-use crate::objects::session_guard::{RotateOutcome, RotateRequest};
+use crate::objects::session_guard::{RotateReply, RotateRequest};
 use worker::{console_error, Env, Method, Request, RequestInit};
 
 /// The Durable Object binding's name in `wrangler.toml`.
@@ -16,13 +17,15 @@ fn unavailable(error: worker::Error) -> ApiError {
     ApiError::Unavailable("Session store".into())
 }
 
-/// Ask the session's object to rotate the presented refresh token (by digest).
+/// Ask the session's object to count a refresh against `budget` and, when it fits, rotate
+/// the presented refresh token (by digest).
 pub async fn rotate(
     env: &Env,
     session_id: &str,
     presented_hash: &str,
     origin: Origin,
-) -> Result<RotateOutcome, ApiError> {
+    budget: RateLimit,
+) -> Result<RotateReply, ApiError> {
     let namespace = env
         .durable_object(SESSION_GUARD_BINDING)
         .map_err(unavailable)?;
@@ -34,6 +37,8 @@ pub async fn rotate(
         session_id: session_id.to_owned(),
         presented_hash: presented_hash.to_owned(),
         origin,
+        limit: budget.limit,
+        period_ms: u64::from(budget.period_seconds) * 1000,
     })
     .map_err(|_| ApiError::Internal)?;
     let mut init = RequestInit::new();
@@ -47,5 +52,5 @@ pub async fn rotate(
     if response.status_code() != 200 {
         return Err(ApiError::Unavailable("Session store".into()));
     }
-    response.json::<RotateOutcome>().await.map_err(unavailable)
+    response.json::<RotateReply>().await.map_err(unavailable)
 }

@@ -8,4 +8,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # worker-build would download wasm-bindgen from GitHub; use the one setup installed.
 WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 export WASM_BINDGEN_BIN
+# ...and wasm-opt: Debian's binaryen is too old to parse the module; npm's (pinned in
+# package.json) is current. The passes are chosen in Cargo.toml by measurement.
+export WASM_OPT_BIN="$ROOT/node_modules/binaryen/bin/wasm-opt"
 worker-build --release

@@ -10,8 +10,10 @@ pub mod smtp;
 
 use crate::config::{Config, EmailProvider};
 use crate::domain::email::{to_mime, Message};
+use crate::domain::metrics::Event;
 use crate::domain::user::mask_email;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::runtime::now_seconds;
 use crate::store::{self, outbox};
 use serde_json::json;
@@ -72,7 +74,9 @@ pub async fn deliver(
                 outgoing.code.as_deref(),
                 now_seconds(),
             )
-            .await?;
+            .await
+            .inspect_err(|_| metrics::record(Event::EmailFailed))?;
+            metrics::record(Event::EmailSent);
             log_line(
                 "info",
                 "email_sent",
@@ -97,6 +101,7 @@ async fn send_with_retry(env: &Env, config: &Config, message: &Message) {
     for attempt in 1..=ATTEMPTS {
         match send_once(env, config, message).await {
             Ok(()) => {
+                metrics::record(Event::EmailSent);
                 log_line("info", "email_sent", message, json!({ "attempt": attempt }));
                 return;
             }
@@ -108,6 +113,7 @@ async fn send_with_retry(env: &Env, config: &Config, message: &Message) {
             }
         }
     }
+    metrics::record(Event::EmailFailed);
     log_line(
         "error",
         "email_delivery_failed",

@@ -4,6 +4,7 @@ use crate::domain::audit::{mask_identifier, AuditAction};
 use crate::domain::email::Purpose;
 use crate::domain::hibp::{breach_count, range_query, BREACHED};
 use crate::domain::lockout::{identifier_digest, FailureState, Gate};
+use crate::domain::metrics::Event;
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
@@ -190,6 +191,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         }
         Err(error) => return Err(error),
     }
+    ctx.count(Event::Signup);
     ctx.set_user(&user.id);
     if let Some(prepared) = &verification {
         email_flows::send_token(ctx, prepared).await?;
@@ -297,6 +299,7 @@ async fn login_refused(
         }
     }
     log::security_event(ctx.meta, "login_failed", fields);
+    ctx.count(Event::LoginFailure);
     match audit::record(db, &entry).await {
         Ok(()) => error,
         // The refusal stands either way; an outage is reported as one.
@@ -367,6 +370,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         // Refused before the password is looked at, so the answer is the same for a right
         // and a wrong one; one hash all the same, so the timing is too.
         ctx.config.hasher.burn(&password);
+        ctx.count(Event::LoginFailure);
         log::security_event(
             ctx.meta,
             "login_locked",
@@ -425,6 +429,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     }
     if ctx.config.email.require_verification && user.email_verified == 0 {
         // Only after the password proved right: the answer reveals nothing to a guesser.
+        ctx.count(Event::LoginFailure);
         log::security_event(
             ctx.meta,
             "login_refused",
@@ -457,6 +462,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             .with("session_id", session_id.as_str()),
     )
     .await?;
+    ctx.count(Event::LoginSuccess);
     ctx.set_user(&user.id);
     token_response(ctx, 200, &user, &session_id, &refresh_token, now)
 }
@@ -503,6 +509,7 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             user,
         } => (refresh_token, user),
         RotateOutcome::Reused { user_id } => {
+            ctx.count(Event::RefreshTokenReuse);
             log::security_event(
                 ctx.meta,
                 "refresh_token_reuse",
@@ -519,6 +526,7 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             return Err(refused());
         }
     };
+    ctx.count(Event::Refresh);
     ctx.set_user(&user.id);
     token_response(ctx, 200, &user, session_id, &refresh_token, now_seconds())
 }

@@ -6,6 +6,7 @@
 //! rather than minting tokens nobody can verify or answering for any host.
 
 use crate::domain::lockout::LockoutPolicy;
+use crate::domain::metrics::token_digest;
 use crate::domain::password::{HashParams, PasswordHasherConfig, PasswordPolicy};
 use crate::domain::session::SessionPolicy;
 use crate::domain::token::{KeySet, TokenSettings};
@@ -214,6 +215,12 @@ pub struct Config {
     pub email: EmailSettings,
     /// `AUDIT_RETENTION_DAYS`: audit entries older than this are pruned daily; 0 keeps them.
     pub audit_retention_days: u32,
+    /// `METRICS_TOKEN` (secret), kept only as its SHA-256 digest: the bearer token `/metrics`
+    /// requires. Without it, `/metrics` answers only in development and test.
+    pub metrics_token_digest: Option<[u8; 32]>,
+    /// `METRICS_FLUSH_SECONDS`: how long an isolate may hold counts before sending them to
+    /// the aggregator (after a response, never per request).
+    pub metrics_flush_seconds: u32,
 }
 
 fn split_list(text: &str) -> impl Iterator<Item = &str> {
@@ -492,6 +499,10 @@ impl Config {
             },
         );
         let audit_retention_days = reader.number("AUDIT_RETENTION_DAYS", 90_u32, 0, 36_500);
+        let metrics_token_digest = Some(reader.optional("METRICS_TOKEN"))
+            .filter(|token| !token.is_empty())
+            .map(|token| token_digest(&token));
+        let metrics_flush_seconds = reader.number("METRICS_FLUSH_SECONDS", 5_u32, 1, 86_400);
 
         let email_rate_limit = reader.rate_limit(
             "RATE_LIMIT_EMAIL",
@@ -555,6 +566,8 @@ impl Config {
                 verify_rate_limit,
                 email,
                 audit_retention_days,
+                metrics_token_digest,
+                metrics_flush_seconds,
             }),
             _ => Err(ConfigError(reader.errors.join("; "))),
         }
@@ -670,6 +683,29 @@ mod tests {
         ] {
             assert!(error.0.contains(name), "{name}: {error}");
         }
+    }
+
+    #[test]
+    fn metrics_settings_default_to_no_token_and_five_seconds() {
+        let config = Config::from_source(&Map(minimal())).unwrap();
+        assert_eq!(config.metrics_token_digest, None);
+        assert_eq!(config.metrics_flush_seconds, 5);
+        let mut settings = minimal();
+        settings.insert("METRICS_TOKEN", "  scrape-me  ");
+        settings.insert("METRICS_FLUSH_SECONDS", "60");
+        let config = Config::from_source(&Map(settings.clone())).unwrap();
+        assert_eq!(config.metrics_token_digest, Some(token_digest("scrape-me")));
+        assert_eq!(config.metrics_flush_seconds, 60);
+        settings.insert("METRICS_TOKEN", "   ");
+        settings.insert("METRICS_FLUSH_SECONDS", "0");
+        let error = Config::from_source(&Map(settings.clone())).unwrap_err();
+        assert!(error.0.contains("METRICS_FLUSH_SECONDS"), "{error}");
+        settings.remove("METRICS_FLUSH_SECONDS");
+        let blank = Config::from_source(&Map(settings)).unwrap();
+        assert_eq!(
+            blank.metrics_token_digest, None,
+            "a blank token is no token"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod env;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod routes;
@@ -24,6 +25,7 @@ pub mod runtime;
 pub mod scheduled;
 pub mod store;
 
+pub use objects::metrics_aggregator::MetricsAggregator;
 pub use objects::rate_limiter::RateLimiter;
 pub use objects::session_guard::SessionGuard;
 

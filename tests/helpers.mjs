@@ -76,6 +76,7 @@ export async function startWorker({
     durableObjects: {
       RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
       SESSION_GUARD: { className: "SessionGuard", useSQLite: true },
+      METRICS: { className: "MetricsAggregator", useSQLite: true },
     },
     ...options,
     handleRuntimeStdio(stdout, stderr) {

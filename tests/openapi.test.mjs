@@ -153,6 +153,7 @@ describe("the OpenAPI document", () => {
     for (const template of ["/api/ping", "/api/health", "/health", "/.well-known/jwks.json", "/openapi.json"]) {
       assert.equal((await call("GET", template)).status, 200, template);
     }
+    assert.match((await call("GET", "/metrics")).text, /^# HELP edge_auth_/m);
     const hashed = await call("GET", "/api/v1/dev/argon2");
     assert.deepEqual(hashed.json, { algorithm: "argon2id", memory_kib: 19456, iterations: 2, parallelism: 1 });
 

@@ -1,5 +1,5 @@
 //! Pure domain logic: passwords, tokens, input validation, opaque secrets, access rules,
-//! bans, pagination and the audit log's vocabulary.
+//! bans, pagination, the audit log's vocabulary and the service metrics.
 //!
 //! Nothing here imports `worker`; time, ids and randomness come in as arguments, so every
 //! rule is unit-tested natively with `cargo test`.
@@ -11,6 +11,7 @@ pub mod email;
 pub mod hibp;
 pub mod input;
 pub mod lockout;
+pub mod metrics;
 pub mod one_time;
 pub mod password;
 pub mod query;

@@ -22,7 +22,7 @@ pub struct Authenticated {
 }
 
 /// Extract the token from `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer_token(req: &Request) -> Option<String> {
+pub(crate) fn bearer_token(req: &Request) -> Option<String> {
     let header = req.headers().get("authorization").ok().flatten()?;
     let (scheme, token) = header.trim().split_once(' ')?;
     let token = token.trim();

@@ -10,8 +10,10 @@ pub mod smtp;
 
 use crate::config::{Config, EmailProvider};
 use crate::domain::email::{to_mime, Message};
+use crate::domain::metrics::Event;
 use crate::domain::user::mask_email;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::runtime::now_seconds;
 use crate::store::{self, outbox};
 use serde_json::json;
@@ -76,7 +78,9 @@ pub async fn deliver(
                 outgoing.code.as_deref(),
                 now_seconds(),
             )
-            .await?;
+            .await
+            .inspect_err(|_| metrics::record(Event::EmailFailed))?;
+            metrics::record(Event::EmailSent);
             log_line(
                 "info",
                 "email_sent",
@@ -101,6 +105,7 @@ async fn send_with_retry(env: &Env, config: &Config, outgoing: &Outgoing) {
     for attempt in 1..=ATTEMPTS {
         match send_once(env, config, &outgoing.message).await {
             Ok(()) => {
+                metrics::record(Event::EmailSent);
                 log_line(
                     "info",
                     "email_sent",
@@ -117,6 +122,7 @@ async fn send_with_retry(env: &Env, config: &Config, outgoing: &Outgoing) {
             }
         }
     }
+    metrics::record(Event::EmailFailed);
     log_line(
         "error",
         "email_delivery_failed",

@@ -1,4 +1,6 @@
-//! Durable Object classes: exact rate limits and the per-session refresh guard.
+//! Durable Object classes: exact rate limits, the per-session refresh guard and the metrics
+//! aggregator.
 
+pub mod metrics_aggregator;
 pub mod rate_limiter;
 pub mod session_guard;

@@ -9,7 +9,7 @@
 pub mod schemas;
 
 use crate::error::{FieldError, ProblemDetails};
-use crate::routes::{admin, auth, dev, email, meta, pages, sessions, users};
+use crate::routes::{admin, auth, dev, email, meta, metrics, pages, sessions, users};
 use std::rc::Rc;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -69,7 +69,7 @@ fn seconds_header() -> utoipa::openapi::header::Header {
         .build()
 }
 
-/// Adds the bearer scheme tokens from `/api/v1/auth/login` are sent with.
+/// Adds the bearer schemes: access tokens from `/api/v1/auth/login`, and the scrape token.
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -83,6 +83,17 @@ impl Modify for BearerScheme {
                     .bearer_format("JWT")
                     .description(Some(
                         "The `access_token` of a token response (an EdDSA JWT).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metricsToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`METRICS_TOKEN`; without it, /metrics answers only in development and test.",
                     ))
                     .build(),
             ),
@@ -105,6 +116,7 @@ impl Modify for BearerScheme {
         meta::health_alias,
         meta::jwks,
         meta::openapi,
+        metrics::scrape,
         auth::signup,
         auth::login,
         auth::refresh,

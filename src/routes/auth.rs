@@ -4,6 +4,7 @@ use crate::domain::audit::{mask_identifier, AuditAction};
 use crate::domain::email::Purpose;
 use crate::domain::hibp::{breach_count, range_query, BREACHED};
 use crate::domain::lockout::{identifier_digest, FailureState, Gate};
+use crate::domain::metrics::Event;
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
@@ -211,6 +212,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         }
         Err(error) => return Err(error),
     }
+    ctx.count(Event::Signup);
     ctx.set_user(&user.id);
     if let Some(prepared) = &verification {
         email_flows::send_token(ctx, prepared).await?;
@@ -318,6 +320,7 @@ async fn login_refused(
         }
     }
     log::security_event(ctx.meta, "login_failed", fields);
+    ctx.count(Event::LoginFailure);
     match audit::record(db, &entry).await {
         Ok(()) => error,
         // The refusal stands either way; an outage is reported as one.
@@ -406,6 +409,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         // Refused before the password is looked at, so the answer is the same for a right
         // and a wrong one; one hash all the same, so the timing is too.
         ctx.config.hasher.burn(&password);
+        ctx.count(Event::LoginFailure);
         log::security_event(
             ctx.meta,
             "login_locked",
@@ -464,6 +468,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     }
     if ctx.config.email.require_verification && user.email_verified == 0 {
         // Only after the password proved right: the answer reveals nothing to a guesser.
+        ctx.count(Event::LoginFailure);
         log::security_event(
             ctx.meta,
             "login_refused",
@@ -496,6 +501,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             .with("session_id", session_id.as_str()),
     )
     .await?;
+    ctx.count(Event::LoginSuccess);
     ctx.set_user(&user.id);
     token_response(ctx, 200, &user, &session_id, &refresh_token, now)
 }
@@ -557,6 +563,7 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             user,
         } => (refresh_token, user),
         RotateOutcome::Reused { user_id } => {
+            ctx.count(Event::RefreshTokenReuse);
             log::security_event(
                 ctx.meta,
                 "refresh_token_reuse",
@@ -573,6 +580,7 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             return Err(refused());
         }
     };
+    ctx.count(Event::Refresh);
     ctx.set_user(&user.id);
     token_response(ctx, 200, &user, session_id, &refresh_token, now_seconds())
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dev;
 pub mod email;
 pub mod meta;
+pub mod metrics;
 pub mod pages;
 pub mod sessions;
 pub mod users;
@@ -14,17 +15,19 @@ pub mod users;
 use crate::config::Config;
 use crate::config::RateLimit;
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
+use crate::domain::metrics::Event;
 use crate::domain::rate_limit::{client_bucket, Decision};
 use crate::env;
 use crate::error::ApiError;
 use crate::http::response::{apply_edge_headers, problem, set_cors_headers, ApiResult};
 use crate::http::{log, RequestMeta};
+use crate::metrics as isolate_metrics;
 use crate::store::rate_limit;
 use admin::AdminPath;
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{Context, Env, Method, Request, Response, ResponseBuilder};
+use worker::{Context, Date, Env, Method, Request, Response, ResponseBuilder};
 
 /// What a handler may use besides the request itself.
 pub struct Ctx<'a> {
@@ -50,6 +53,11 @@ impl Ctx<'_> {
             ip: self.meta.client_ip.clone(),
             colo: self.meta.colo.clone(),
         }
+    }
+
+    /// Count an event for `/metrics` (in this isolate's batch: no I/O).
+    pub fn count(&self, event: Event<'_>) {
+        isolate_metrics::record(event);
     }
 
     /// An audit entry for this request; add actor, target and details to it.
@@ -104,6 +112,7 @@ impl Ctx<'_> {
         if decision.allowed {
             Ok(())
         } else {
+            self.count(Event::RateLimited { scope });
             log::security_event(
                 self.meta,
                 "rate_limited",
@@ -169,6 +178,8 @@ routes! {
     AdminUserSession,
     AdminRoles,
     AdminAudit,
+    /// Prometheus scrape endpoint.
+    Metrics,
 }
 
 impl Route {
@@ -199,6 +210,7 @@ impl Route {
             "/verify-email" => Route::VerifyEmailPage,
             "/reset-password" => Route::ResetPasswordPage,
             "/confirm-email" => Route::ConfirmEmailPage,
+            "/metrics" => Route::Metrics,
             other if sessions::session_id_from_path(other).is_some() => Route::Session,
             "/api/v1/auth/password/change" => Route::PasswordChange,
             "/api/v1/users/me" => Route::Me,
@@ -252,6 +264,7 @@ impl Route {
             Route::AdminUserSession => "/api/v1/admin/users/{id}/sessions/{sid}",
             Route::AdminRoles => "/api/v1/admin/roles",
             Route::AdminAudit => "/api/v1/admin/audit",
+            Route::Metrics => "/metrics",
         }
     }
 
@@ -272,7 +285,7 @@ impl Route {
             | Route::PasswordReset
             | Route::PasswordResetConfirm
             | Route::EmailChangeConfirm => "POST, OPTIONS",
-            Route::DevOutbox | Route::DevArgon2 => "GET, OPTIONS",
+            Route::DevOutbox | Route::DevArgon2 | Route::Metrics => "GET, OPTIONS",
             Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage => {
                 "GET, POST"
             }
@@ -343,6 +356,7 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         (Route::AdminUserSession, Method::Delete) => admin::revoke_session(&req, ctx).await,
         (Route::AdminRoles, Method::Get) => admin::list_roles(&req, ctx).await,
         (Route::AdminAudit, Method::Get) => admin::list_audit(&req, ctx).await,
+        (Route::Metrics, Method::Get) => metrics::scrape(&req, ctx).await,
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -413,12 +427,19 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
         set_rate_limit_headers(&mut response, decision);
     }
     apply_edge_headers(&mut response, &meta, Some(&config));
+    let pattern = route.map_or("-", Route::pattern);
     log::request(
         &meta,
-        route.map_or("-", Route::pattern),
+        pattern,
         response.status_code(),
         ctx.user_id.borrow().as_deref(),
     );
+    // Date.now() in workerd advances only across I/O (a Spectre mitigation), so this is the
+    // request's wall time up to its last I/O: CPU work after that (or on a route without
+    // any I/O) does not show. Acceptable for spotting slow routes and dependencies.
+    let duration_ms = Date::now().as_millis().saturating_sub(meta.started_ms);
+    isolate_metrics::observe_request(pattern, response.status_code(), duration_ms);
+    isolate_metrics::flush_if_due(&env, &worker, config.metrics_flush_seconds);
     Ok(response)
 }
 
@@ -447,5 +468,7 @@ mod tests {
         );
         assert_eq!(Route::from_path("/api/v1/admin/users/abc/bans"), None);
         assert_eq!(Route::from_path("/"), None);
+        assert_eq!(Route::from_path("/metrics"), Some(Route::Metrics));
+        assert_eq!(Route::Metrics.pattern(), "/metrics");
     }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod hibp;
 pub mod login_failures;
 pub mod maintenance;
+pub mod metrics;
 pub mod one_time_tokens;
 pub mod outbox;
 pub mod rate_limit;

@@ -12,3 +12,13 @@ export WASM_BINDGEN_BIN
 # package.json) is current. The passes are chosen in Cargo.toml by measurement.
 export WASM_OPT_BIN="$ROOT/node_modules/binaryen/bin/wasm-opt"
 worker-build --release
+
+# Static assets for /docs and /redoc (served through the Worker's ASSETS binding): our pages
+# from assets/, the libraries from their npm packages, so nothing loads from a CDN.
+ASSETS="$ROOT/build/assets"
+rm -rf "$ASSETS"
+mkdir -p "$ASSETS"
+cp -R "$ROOT/assets/." "$ASSETS/"
+SWAGGER="$ROOT/node_modules/swagger-ui-dist"
+cp "$SWAGGER/swagger-ui-bundle.js" "$SWAGGER/swagger-ui.css" "$SWAGGER/favicon-32x32.png" "$ASSETS/docs/"
+cp "$ROOT/node_modules/redoc/bundles/redoc.standalone.js" "$ASSETS/redoc/"

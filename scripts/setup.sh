@@ -55,3 +55,14 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
         npm install --no-audit --no-fund
     fi
 fi
+
+# Headless Chromium for the browser test of /docs and /redoc (tests only: `npm test` asks for
+# it with --browser). Debian's package; playwright-core drives it.
+if [ "${1:-}" = "--browser" ] && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+    say "installing chromium from Debian's packages (once per machine)"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+    fi
+fi

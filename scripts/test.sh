@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+bash scripts/setup.sh --browser
 bash scripts/build.sh
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 

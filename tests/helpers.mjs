@@ -73,6 +73,13 @@ export async function startWorker({
     kvNamespaces: ["KV"],
     // Lets a test fire the cron trigger: GET /cdn-cgi/handler/scheduled?cron=...&time=...
     unsafeTriggerHandlers: true,
+    // As wrangler.toml's [assets]: the Worker first, the files through its ASSETS binding.
+    assets: {
+      directory: join(ROOT, "build/assets"),
+      binding: "ASSETS",
+      routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true },
+      assetConfig: { html_handling: "none", not_found_handling: "none" },
+    },
     durableObjects: {
       RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
       SESSION_GUARD: { className: "SessionGuard", useSQLite: true },

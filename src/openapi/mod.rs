@@ -9,7 +9,7 @@
 pub mod schemas;
 
 use crate::error::{FieldError, ProblemDetails};
-use crate::routes::{admin, auth, dev, email, meta, metrics, pages, sessions, users};
+use crate::routes::{admin, auth, dev, docs, email, meta, metrics, pages, sessions, users};
 use std::rc::Rc;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -117,6 +117,10 @@ impl Modify for BearerScheme {
         meta::jwks,
         meta::openapi,
         metrics::scrape,
+        docs::swagger_ui,
+        docs::swagger_ui_file,
+        docs::redoc,
+        docs::redoc_file,
         auth::signup,
         auth::login,
         auth::refresh,

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod dev;
+pub mod docs;
 pub mod email;
 pub mod meta;
 pub mod metrics;
@@ -147,6 +148,11 @@ routes! {
     HealthAlias,
     Jwks,
     OpenApi,
+    /// `/docs` and `/redoc`, and their files (`/docs/{file}`, `/redoc/{file}`).
+    Docs,
+    DocsFile,
+    Redoc,
+    RedocFile,
     Signup,
     Login,
     Refresh,
@@ -194,6 +200,8 @@ impl Route {
             "/health" => Route::HealthAlias,
             "/.well-known/jwks.json" => Route::Jwks,
             "/openapi.json" => Route::OpenApi,
+            "/docs" => Route::Docs,
+            "/redoc" => Route::Redoc,
             "/api/v1/auth/signup" => Route::Signup,
             "/api/v1/auth/login" => Route::Login,
             "/api/v1/auth/refresh" => Route::Refresh,
@@ -212,6 +220,8 @@ impl Route {
             "/confirm-email" => Route::ConfirmEmailPage,
             "/metrics" => Route::Metrics,
             other if sessions::session_id_from_path(other).is_some() => Route::Session,
+            other if docs::viewer_file(other) == Some(docs::Viewer::SwaggerUi) => Route::DocsFile,
+            other if docs::viewer_file(other) == Some(docs::Viewer::Redoc) => Route::RedocFile,
             "/api/v1/auth/password/change" => Route::PasswordChange,
             "/api/v1/users/me" => Route::Me,
             other => match admin::parse_path(other)? {
@@ -236,6 +246,10 @@ impl Route {
             Route::HealthAlias => "/health",
             Route::Jwks => "/.well-known/jwks.json",
             Route::OpenApi => "/openapi.json",
+            Route::Docs => "/docs",
+            Route::DocsFile => "/docs/{file}",
+            Route::Redoc => "/redoc",
+            Route::RedocFile => "/redoc/{file}",
             Route::Signup => "/api/v1/auth/signup",
             Route::Login => "/api/v1/auth/login",
             Route::Refresh => "/api/v1/auth/refresh",
@@ -271,9 +285,15 @@ impl Route {
     /// The methods the router answers, as the `Allow` header lists them.
     pub fn allowed_methods(self) -> &'static str {
         match self {
-            Route::Ping | Route::Health | Route::HealthAlias | Route::Jwks | Route::OpenApi => {
-                "GET, HEAD, OPTIONS"
-            }
+            Route::Ping
+            | Route::Health
+            | Route::HealthAlias
+            | Route::Jwks
+            | Route::OpenApi
+            | Route::Docs
+            | Route::DocsFile
+            | Route::Redoc
+            | Route::RedocFile => "GET, HEAD, OPTIONS",
             Route::Signup
             | Route::Login
             | Route::Refresh
@@ -308,6 +328,10 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         (Route::HealthAlias, Method::Get | Method::Head) => meta::health_alias(ctx).await,
         (Route::Jwks, Method::Get | Method::Head) => meta::jwks(ctx),
         (Route::OpenApi, Method::Get | Method::Head) => meta::openapi(),
+        (Route::Docs, Method::Get | Method::Head) => docs::swagger_ui(ctx).await,
+        (Route::DocsFile, Method::Get | Method::Head) => docs::swagger_ui_file(ctx).await,
+        (Route::Redoc, Method::Get | Method::Head) => docs::redoc(ctx).await,
+        (Route::RedocFile, Method::Get | Method::Head) => docs::redoc_file(ctx).await,
         (Route::Signup, Method::Post) => auth::signup(&mut req, ctx).await,
         (Route::Login, Method::Post) => auth::login(&mut req, ctx).await,
         (Route::Refresh, Method::Post) => auth::refresh(&mut req, ctx).await,

@@ -69,6 +69,56 @@ fn seconds_header() -> utoipa::openapi::header::Header {
         .build()
 }
 
+/// The answers every operation of a kind shares, added by rule rather than repeated on each:
+/// a JSON body is read by one reader (`http::body`), so it can be malformed (400), too large
+/// (413), of another type (415) or invalid (422); a bearer token is checked by one
+/// function (`http::auth`), so it can be refused (401).
+struct SharedResponses;
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let json_body = [
+            ("400", "BadRequest"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            ("422", "ValidationFailed"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let takes_json = operation
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|body| body.content.contains_key("application/json"));
+                let bearer = operation.security.as_ref().is_some_and(|requirements| {
+                    serde_json::to_value(requirements)
+                        .is_ok_and(|value| value.to_string().contains("bearerAuth"))
+                });
+                let mut shared: Vec<(&str, &str)> = Vec::new();
+                if takes_json {
+                    shared.extend(json_body);
+                }
+                if bearer {
+                    shared.push(("401", "Unauthorized"));
+                }
+                for (status, name) in shared {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| Ref::from_response_name(name).into());
+                }
+            }
+        }
+    }
+}
+
 /// Adds the bearer schemes: access tokens from `/api/v1/auth/login`, and the scrape token.
 struct BearerScheme;
 
@@ -177,7 +227,7 @@ impl Modify for BearerScheme {
             Unavailable
         )
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &SharedResponses),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens and the email flows"),
         (name = "users", description = "The signed-in account"),

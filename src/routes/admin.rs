@@ -16,10 +16,7 @@ use crate::http::body::read_json;
 use crate::http::guard::{require_permission, require_role};
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::openapi::{
-    schemas, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
-    UnsupportedMediaType, ValidationFailed,
-};
+use crate::openapi::{schemas, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed};
 use crate::routes::sessions::session_json;
 use crate::routes::users::{read_username_and_email, user_json};
 use crate::routes::Ctx;
@@ -144,7 +141,6 @@ fn page_json(page: Page, total: u64) -> Value {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "A page of accounts", body = schemas::AdminUserPage),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
@@ -181,7 +177,6 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account", body = schemas::AdminUser),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -209,11 +204,6 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = schemas::AdminUser),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -274,14 +264,9 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = schemas::AdminUser),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
     )
 )]
@@ -299,7 +284,6 @@ pub async fn replace_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Deleted, with its roles and sessions"),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -340,7 +324,6 @@ pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The roles", body = schemas::RoleList),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 503, response = Unavailable),
     )
@@ -375,11 +358,6 @@ pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     responses(
         (status = 201, description = "Granted", body = schemas::AdminUser),
         (status = 200, description = "The account already held it", body = schemas::AdminUser),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -422,7 +400,6 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = schemas::AdminUser),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -474,11 +451,6 @@ pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Banned", body = schemas::AdminUser),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -545,14 +517,9 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Banned", body = schemas::AdminUser),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
     )
 )]
@@ -570,7 +537,6 @@ pub async fn replace_ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account, no longer banned", body = schemas::AdminUser),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -602,7 +568,6 @@ pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The sessions", body = schemas::SessionList),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -629,7 +594,6 @@ pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "How many ended", body = schemas::SessionsRevoked),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -661,7 +625,6 @@ pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -701,7 +664,6 @@ pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "A page of entries", body = schemas::AuditPage),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),

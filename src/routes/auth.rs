@@ -16,10 +16,7 @@ use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
 use crate::objects::session_guard::RotateOutcome;
-use crate::openapi::{
-    schemas, BadRequest, Conflict, Forbidden, PayloadTooLarge, RateLimited, Unauthorized,
-    Unavailable, UnsupportedMediaType, ValidationFailed,
-};
+use crate::openapi::{schemas, Conflict, Forbidden, RateLimited, Unauthorized, Unavailable};
 use crate::routes::email as email_flows;
 use crate::routes::users::{confirm_password, user_json};
 use crate::routes::Ctx;
@@ -100,10 +97,6 @@ fn token_response(
     request_body = schemas::SignupRequest,
     responses(
         (status = 201, description = "Signed up; the tokens of its first session", body = schemas::TokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -343,10 +336,6 @@ async fn login_refused(
     request_body = schemas::LoginRequest,
     responses(
         (status = 200, description = "Signed in; a new session", body = schemas::TokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 429, response = RateLimited),
@@ -518,10 +507,6 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     request_body = schemas::RefreshRequest,
     responses(
         (status = 200, description = "A new access token and the refresh token's successor", body = schemas::TokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 401, response = Unauthorized),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -594,7 +579,6 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, response = Unauthorized),
         (status = 503, response = Unavailable),
     )
 )]
@@ -633,7 +617,6 @@ pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Every session ended; every earlier access token is refused"),
-        (status = 401, response = Unauthorized),
         (status = 503, response = Unavailable),
     )
 )]
@@ -672,11 +655,6 @@ pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Changed", body = schemas::PasswordChanged),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 401, response = Unauthorized),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )

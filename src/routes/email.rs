@@ -15,10 +15,7 @@ use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, ApiResult};
 use crate::mail::{self, Outgoing};
-use crate::openapi::{
-    schemas, BadRequest, Conflict, PayloadTooLarge, RateLimited, Unavailable, UnsupportedMediaType,
-    ValidationFailed,
-};
+use crate::openapi::{schemas, Conflict, RateLimited, Unavailable};
 use crate::routes::auth::reject_breached;
 use crate::routes::users::user_json;
 use crate::routes::Ctx;
@@ -397,10 +394,6 @@ const RESET_ACCEPTED: &str =
     request_body = schemas::EmailProof,
     responses(
         (status = 200, description = "Verified", body = schemas::Redeemed),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -419,11 +412,7 @@ pub async fn verify_email_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     request_body = schemas::EmailProof,
     responses(
         (status = 200, description = "The new address is the account's", body = schemas::Redeemed),
-        (status = 400, response = BadRequest),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -442,10 +431,6 @@ pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiRe
     request_body = schemas::EmailAddress,
     responses(
         (status = 202, description = "Always, whether or not the address has an account", body = schemas::Message),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -478,10 +463,6 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
     request_body = schemas::PasswordResetRequest,
     responses(
         (status = 202, description = "Always, whether or not an account matched", body = schemas::Message),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -530,10 +511,6 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     request_body = schemas::PasswordResetConfirmation,
     responses(
         (status = 200, description = "Reset; every session ended", body = schemas::Message),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )

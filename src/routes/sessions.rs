@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::http::auth::authenticate;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::openapi::{schemas, NotFound, Unauthorized, Unavailable};
+use crate::openapi::{schemas, NotFound, Unavailable};
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
 use crate::store::sessions::SessionRow;
@@ -48,7 +48,6 @@ pub fn session_json(session: &SessionRow) -> Value {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Most recently used first; `current` marks the caller's", body = schemas::SessionList),
-        (status = 401, response = Unauthorized),
         (status = 503, response = Unavailable),
     )
 )]
@@ -79,7 +78,6 @@ pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     )

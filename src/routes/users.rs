@@ -11,10 +11,7 @@ use crate::http::auth::authenticate;
 use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::openapi::{
-    schemas, BadRequest, Conflict, PayloadTooLarge, RateLimited, Unauthorized, Unavailable,
-    UnsupportedMediaType, ValidationFailed,
-};
+use crate::openapi::{schemas, Conflict, RateLimited, Unavailable};
 use crate::routes::email as email_flows;
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
@@ -77,7 +74,6 @@ pub async fn confirm_password(
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account", body = schemas::User),
-        (status = 401, response = Unauthorized),
         (status = 503, response = Unavailable),
     )
 )]
@@ -118,11 +114,6 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = schemas::UpdatedUser),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 401, response = Unauthorized),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -231,12 +222,7 @@ async fn propose_email_change(
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = schemas::UpdatedUser),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -255,11 +241,6 @@ pub async fn replace_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Deleted; every session ended"),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 401, response = Unauthorized),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )

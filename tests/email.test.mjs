@@ -399,11 +399,12 @@ describe("required verification", () => {
 });
 
 describe("development routes outside development", () => {
-  test("the outbox and the hashing probe do not exist", async () => {
+  test("the outbox and the hashing and memory probes do not exist", async () => {
     const worker = await startWorker();
     try {
       assertProblem(assert, await worker.request("GET", "/api/v1/dev/outbox?to=a@b.test"), 404);
       assertProblem(assert, await worker.request("GET", "/api/v1/dev/argon2"), 404);
+      assertProblem(assert, await worker.request("GET", "/api/v1/dev/memory"), 404);
     } finally {
       await worker.dispose();
     }

@@ -160,6 +160,7 @@ describe("the OpenAPI document", () => {
     assert.equal((await call("GET", "/docs/{file}", { params: { file: "missing.js" } })).status, 404);
     assert.match((await call("GET", "/redoc")).text, /spec-url="\/openapi.json"/);
     assert.equal((await call("GET", "/redoc/{file}", { params: { file: "redoc.standalone.js" } })).status, 200);
+    assert.ok((await call("GET", "/api/v1/dev/memory")).json.wasm_memory_bytes >= 65536);
     const hashed = await call("GET", "/api/v1/dev/argon2");
     assert.deepEqual(hashed.json, { algorithm: "argon2id", memory_kib: 19456, iterations: 2, parallelism: 1 });
 

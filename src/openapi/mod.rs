@@ -205,6 +205,7 @@ impl Modify for BearerScheme {
         admin::list_audit,
         dev::outbox,
         dev::argon2,
+        dev::memory,
         pages::verify_email_form,
         pages::verify_email_submit,
         pages::reset_password_form,

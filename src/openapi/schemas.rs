@@ -291,6 +291,12 @@ pub struct HashParameters {
     pub parallelism: u32,
 }
 
+/// The size of an isolate's wasm linear memory.
+#[derive(Serialize, ToSchema)]
+pub struct IsolateMemory {
+    pub wasm_memory_bytes: u64,
+}
+
 /// `PATCH /api/v1/admin/users/{id}`: only the members sent change.
 #[derive(Serialize, ToSchema)]
 pub struct AdminUserUpdate {

@@ -87,3 +87,37 @@ pub fn argon2(ctx: &Ctx<'_>) -> ApiResult {
         }),
     )
 }
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/dev/memory",
+    tag = "dev",
+    summary = "This isolate's wasm linear memory (development only)",
+    responses(
+        (status = 200, description = "The size of the Rust heap's memory", body = schemas::IsolateMemory),
+        (status = 404, response = NotFound),
+    )
+)]
+/// `GET /api/v1/dev/memory`: the size of this isolate's wasm linear memory, which only ever
+/// grows, so `npm run bench` can tell a leak in the Worker's own code from workerd's process
+/// memory (which grows under load even for an empty Worker).
+pub fn memory(ctx: &Ctx<'_>) -> ApiResult {
+    if !ctx.config.is_development() {
+        return Err(ApiError::NotFound);
+    }
+    json(
+        200,
+        &serde_json::json!({ "wasm_memory_bytes": linear_memory_bytes() }),
+    )
+}
+
+#[cfg(target_arch = "wasm32")]
+fn linear_memory_bytes() -> u64 {
+    const PAGE_BYTES: u64 = 65_536;
+    core::arch::wasm32::memory_size(0) as u64 * PAGE_BYTES
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn linear_memory_bytes() -> u64 {
+    0
+}

@@ -170,6 +170,7 @@ routes! {
     Me,
     DevOutbox,
     DevArgon2,
+    DevMemory,
     /// HTML pages that links in emails open.
     VerifyEmailPage,
     ResetPasswordPage,
@@ -215,6 +216,7 @@ impl Route {
             "/api/v1/auth/email/confirm" => Route::EmailChangeConfirm,
             "/api/v1/dev/outbox" => Route::DevOutbox,
             "/api/v1/dev/argon2" => Route::DevArgon2,
+            "/api/v1/dev/memory" => Route::DevMemory,
             "/verify-email" => Route::VerifyEmailPage,
             "/reset-password" => Route::ResetPasswordPage,
             "/confirm-email" => Route::ConfirmEmailPage,
@@ -264,6 +266,7 @@ impl Route {
             Route::EmailChangeConfirm => "/api/v1/auth/email/confirm",
             Route::DevOutbox => "/api/v1/dev/outbox",
             Route::DevArgon2 => "/api/v1/dev/argon2",
+            Route::DevMemory => "/api/v1/dev/memory",
             Route::VerifyEmailPage => "/verify-email",
             Route::ResetPasswordPage => "/reset-password",
             Route::ConfirmEmailPage => "/confirm-email",
@@ -305,7 +308,9 @@ impl Route {
             | Route::PasswordReset
             | Route::PasswordResetConfirm
             | Route::EmailChangeConfirm => "POST, OPTIONS",
-            Route::DevOutbox | Route::DevArgon2 | Route::Metrics => "GET, OPTIONS",
+            Route::DevOutbox | Route::DevArgon2 | Route::DevMemory | Route::Metrics => {
+                "GET, OPTIONS"
+            }
             Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage => {
                 "GET, POST"
             }
@@ -353,6 +358,7 @@ async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
         }
         (Route::DevOutbox, Method::Get) => dev::outbox(&req, ctx).await,
         (Route::DevArgon2, Method::Get) => dev::argon2(ctx),
+        (Route::DevMemory, Method::Get) => dev::memory(ctx),
         (Route::VerifyEmailPage, Method::Get) => pages::verify_email_form(&req, ctx),
         (Route::VerifyEmailPage, Method::Post) => pages::verify_email_submit(&mut req, ctx).await,
         (Route::ResetPasswordPage, Method::Get) => pages::reset_password_form(&req, ctx),

@@ -11,22 +11,19 @@
 //! (never a revocation), and the client that holds the successor carries on.
 
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
-use crate::domain::rate_limit::{gcra, Decision};
+use crate::domain::rate_limit::Decision;
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, SpentToken};
 use crate::env;
 use crate::error::ApiError;
+use crate::objects::budget::StoredBudget;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::UserRow;
 use crate::store::{self};
 use futures_util::lock::Mutex;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
-use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
-
-/// Where the refresh budget's GCRA state is stored, so eviction does not reset it.
-const BUDGET_KEY: &str = "refresh_tat";
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 /// What the Worker asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,35 +79,14 @@ struct LastRotation {
 pub struct SessionGuard {
     state: State,
     env: Env,
-    /// The refresh budget's theoretical arrival time; `None` until loaded from storage.
-    budget_tat_ms: Cell<Option<u64>>,
-    budget_loaded: Cell<bool>,
+    /// The session's refresh budget, stored so eviction does not reset it.
+    budget: StoredBudget,
     /// Held across the whole rotation, so requests for this session run one at a time even
     /// while one of them waits on D1.
     last: Mutex<Option<LastRotation>>,
 }
 
 impl SessionGuard {
-    /// Count one refresh against the session's budget (GCRA, as the `RateLimiter` does).
-    async fn count(&self, limit: u32, period_ms: u64) -> Result<Decision> {
-        let storage = self.state.storage();
-        if !self.budget_loaded.get() {
-            self.budget_tat_ms.set(storage.get(BUDGET_KEY).await?);
-            self.budget_loaded.set(true);
-        }
-        let (decision, new_tat) = gcra(
-            self.budget_tat_ms.get(),
-            Date::now().as_millis(),
-            limit,
-            period_ms,
-        );
-        if decision.allowed {
-            self.budget_tat_ms.set(Some(new_tat));
-            storage.put(BUDGET_KEY, new_tat).await?;
-        }
-        Ok(decision)
-    }
-
     async fn rotate(&self, request: RotateRequest) -> std::result::Result<RotateOutcome, ApiError> {
         let config = env::config(&self.env).map_err(|_| ApiError::Misconfigured)?;
         let policy = config.sessions;
@@ -185,8 +161,7 @@ impl DurableObject for SessionGuard {
         Self {
             state,
             env,
-            budget_tat_ms: Cell::new(None),
-            budget_loaded: Cell::new(false),
+            budget: StoredBudget::new("refresh_tat"),
             last: Mutex::new(None),
         }
     }
@@ -199,7 +174,10 @@ impl DurableObject for SessionGuard {
         if request.limit == 0 || request.period_ms == 0 {
             return Response::error("limit and period_ms are required", 400);
         }
-        let decision = self.count(request.limit, request.period_ms).await?;
+        let decision = self
+            .budget
+            .count(&self.state.storage(), request.limit, request.period_ms)
+            .await?;
         if !decision.allowed {
             return Response::from_json(&RotateReply {
                 decision,
@@ -213,5 +191,12 @@ impl DurableObject for SessionGuard {
             }),
             Err(error) => Response::error(error.detail(), error.status()),
         }
+    }
+
+    /// Forget the refresh budget once it is whole again, so an idle session's object keeps
+    /// nothing in storage.
+    async fn alarm(&self) -> Result<Response> {
+        self.budget.on_alarm(&self.state.storage()).await?;
+        Response::empty()
     }
 }

@@ -266,7 +266,7 @@ describe("per-isolate batching", () => {
       await sleep(1000);
       assert.equal((await worker.send("/api/ping")).status, 200);
       let stored = 0;
-      for (let i = 0; i < 40 && stored < 2; i += 1) {
+      for (let i = 0; i < 100 && stored < 2; i += 1) {
         await sleep(50);
         stored = storedRequests(await aggregatorTotals(worker), "/api/ping");
       }
@@ -294,8 +294,9 @@ describe("per-isolate batching", () => {
       }
       const body = assertProblem(assert, await worker.send("/metrics"), 503);
       assert.equal(body.detail, "Metrics store is unavailable");
-      await sleep(50);
-      assert.ok(worker.logs.some((line) => line.includes('"metrics_flush_failed"')));
+      const flushFailed = () => worker.logs.some((line) => line.includes('"metrics_flush_failed"'));
+      for (let i = 0; i < 100 && !flushFailed(); i += 1) await sleep(50);
+      assert.ok(flushFailed());
     } finally {
       await worker.dispose();
     }
@@ -362,20 +363,30 @@ describe("email delivery", () => {
   async function waitForRequests(count) {
     for (let i = 0; i < 100 && received < count; i += 1) await sleep(50);
     assert.equal(received, count);
-    await sleep(200); // the provider answered; let the Worker's wait_until record it
+  }
+
+  /** Scrape until `name` reaches `expected` (the Worker records it in `wait_until`, after
+   * the provider answered), for up to 5 s; returns the last scrape. */
+  async function scrapeWhen(name, expected) {
+    let metrics = await scrape(worker);
+    for (let i = 0; i < 100 && value(metrics, name) !== expected; i += 1) {
+      await sleep(50);
+      metrics = await scrape(worker);
+    }
+    return metrics;
   }
 
   test("a delivered message counts as sent, one that fails every retry as failed", async () => {
     await worker.signup({ email: `${uniqueName("sent")}@example.com` });
     await waitForRequests(1);
-    let metrics = await scrape(worker);
+    let metrics = await scrapeWhen("edge_auth_emails_sent_total", 1);
     assert.equal(value(metrics, "edge_auth_emails_sent_total"), 1);
     assert.equal(value(metrics, "edge_auth_emails_failed_total"), 0);
 
     failuresLeft = 3;
     await worker.signup({ email: `${uniqueName("lost")}@example.com` });
     await waitForRequests(4);
-    metrics = await scrape(worker);
+    metrics = await scrapeWhen("edge_auth_emails_failed_total", 1);
     assert.equal(value(metrics, "edge_auth_emails_sent_total"), 1);
     assert.equal(value(metrics, "edge_auth_emails_failed_total"), 1, "one message, not one per attempt");
   });

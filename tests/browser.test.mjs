@@ -119,16 +119,9 @@ describe("API docs in a browser", () => {
     );
     assert.equal(operations, documented, "one section per documented operation");
     await page.screenshot({ path: join(ARTIFACTS, "redoc.png"), fullPage: false });
-    // ReDoc 2 hard-codes a CDN logo in its sidebar badge. The page's CSP blocks it (and the
-    // badge hides a failed image), so nothing leaves the origin: that block is expected, and
-    // it is the only one.
-    const logo = "https://cdn.redoc.ly/redoc/logo-mini.svg";
-    const blocked = problems.filter((problem) => problem.includes(logo));
-    assert.ok(blocked.some((problem) => problem.includes("violates the following Content Security Policy")));
-    assert.deepEqual(
-      problems.filter((problem) => !problem.includes(logo)),
-      [],
-    );
+    // ReDoc's CDN logo is rewritten to an inline image at build time (scripts/build.sh), so
+    // this page, too, makes no request elsewhere and trips no CSP rule.
+    assert.deepEqual(problems, []);
     await page.close();
   });
 });

@@ -5,7 +5,7 @@
 // Screenshots go to test-artifacts/ (not committed).
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { startWorker, uniqueName, ROOT, STRONG_PASSWORD } from "./helpers.mjs";
@@ -19,6 +19,10 @@ describe("API docs in a browser", () => {
   let base;
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
+    // npm test installs it; a suite run on its own says how instead of a launch stack trace.
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`no Chromium at ${CHROMIUM}: run \`bash scripts/setup.sh --browser\` (or set CHROMIUM_PATH)`);
+    }
     worker = await startWorker();
     // The Worker trusts the Host `localhost` only; the browser must use that name.
     base = `http://localhost:${(await worker.mf.ready).port}`;

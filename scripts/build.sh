@@ -21,4 +21,13 @@ mkdir -p "$ASSETS"
 cp -R "$ROOT/assets/." "$ASSETS/"
 SWAGGER="$ROOT/node_modules/swagger-ui-dist"
 cp "$SWAGGER/swagger-ui-bundle.js" "$SWAGGER/swagger-ui.css" "$SWAGGER/favicon-32x32.png" "$ASSETS/docs/"
-cp "$ROOT/node_modules/redoc/bundles/redoc.standalone.js" "$ASSETS/redoc/"
+# ReDoc 2 always renders a logo from its CDN in the sidebar badge and hides it when it fails
+# to load. The CSP would block that request and log a console error on every visit; point it
+# at an empty inline image instead, which fails the same way without leaving the origin. A
+# ReDoc upgrade that adds another CDN reference stops the build here rather than at the CSP.
+sed 's|https://cdn\.redoc\.ly/redoc/logo-mini\.svg|data:,|g' \
+    "$ROOT/node_modules/redoc/bundles/redoc.standalone.js" > "$ASSETS/redoc/redoc.standalone.js"
+if grep -q 'cdn\.redoc\.ly' "$ASSETS/redoc/redoc.standalone.js"; then
+    echo "[build] redoc.standalone.js still refers to cdn.redoc.ly: update scripts/build.sh" >&2
+    exit 1
+fi

@@ -69,6 +69,39 @@ fn seconds_header() -> utoipa::openapi::header::Header {
         .build()
 }
 
+/// Methods the router accepts as aliases of another on the same path, kept from the seed
+/// service: `(path, method it stands for)`; the alias is always PUT.
+const PUT_ALIASES: [(&str, &str); 3] = [
+    ("/api/v1/users/me", "patch"),
+    ("/api/v1/admin/users/{id}", "patch"),
+    ("/api/v1/admin/users/{id}/ban", "post"),
+];
+
+/// Documents each PUT alias as a copy of the operation it stands for, with its own id.
+struct PutAliases;
+
+impl Modify for PutAliases {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, method) in PUT_ALIASES {
+            let Some(item) = openapi.paths.paths.get_mut(path) else {
+                continue;
+            };
+            let original = match method {
+                "patch" => item.patch.as_ref(),
+                _ => item.post.as_ref(),
+            };
+            let Some(mut alias) = original.cloned() else {
+                continue;
+            };
+            alias.operation_id = alias.operation_id.map(|id| format!("{id}_put"));
+            alias.summary = alias
+                .summary
+                .map(|summary| format!("{summary} (PUT: the same as {})", method.to_uppercase()));
+            item.put = Some(alias);
+        }
+    }
+}
+
 /// The answers every operation of a kind shares, added by rule rather than repeated on each:
 /// a JSON body is read by one reader (`http::body`), so it can be malformed (400), too large
 /// (413), of another type (415) or invalid (422); a bearer token is checked by one
@@ -186,17 +219,14 @@ impl Modify for BearerScheme {
         email::confirm_password_reset,
         users::get_me,
         users::update_me,
-        users::replace_me,
         users::delete_me,
         admin::list_users,
         admin::get_user,
         admin::update_user,
-        admin::replace_user,
         admin::delete_user,
         admin::grant_role,
         admin::remove_role,
         admin::ban,
-        admin::replace_ban,
         admin::unban,
         admin::list_sessions,
         admin::revoke_sessions,
@@ -228,7 +258,7 @@ impl Modify for BearerScheme {
             Unavailable
         )
     ),
-    modifiers(&BearerScheme, &SharedResponses),
+    modifiers(&BearerScheme, &PutAliases, &SharedResponses),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens and the email flows"),
         (name = "users", description = "The signed-in account"),

@@ -130,8 +130,6 @@ fn page_json(page: Page, total: u64) -> Value {
     })
 }
 
-/// `GET /api/v1/admin/users?page=&per_page=&q=`: accounts, newest first; `q` keeps those
-/// whose username or email starts with it (case-insensitive).
 #[utoipa::path(
     get,
     path = "/api/v1/admin/users",
@@ -146,6 +144,8 @@ fn page_json(page: Page, total: u64) -> Value {
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/admin/users?page=&per_page=&q=`: accounts, newest first; `q` keeps those
+/// whose username or email starts with it (case-insensitive).
 pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::USERS_READ).await?;
     let mut query = QueryParams::new(query_pairs(req)?, &["q", "page", "per_page"]);
@@ -167,7 +167,6 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &body)
 }
 
-/// `GET /api/v1/admin/users/{id}`.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/users/{id}",
@@ -182,6 +181,7 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/admin/users/{id}`.
 pub async fn get_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::USERS_READ).await?;
     let db = store::database(ctx.env)?;
@@ -191,9 +191,6 @@ pub async fn get_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 
 const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
 
-/// `PATCH` (or `PUT`) `/api/v1/admin/users/{id}` `{username?, email?, email_verified?}`.
-/// `email: null` removes the address; a changed email is unverified unless
-/// `email_verified` says otherwise.
 #[utoipa::path(
     patch,
     path = "/api/v1/admin/users/{id}",
@@ -210,6 +207,9 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
         (status = 503, response = Unavailable),
     )
 )]
+/// `PATCH` (or `PUT`) `/api/v1/admin/users/{id}` `{username?, email?, email_verified?}`.
+/// `email: null` removes the address; a changed email is unverified unless
+/// `email_verified` says otherwise.
 pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_WRITE).await?;
     let db = store::database(ctx.env)?;
@@ -252,29 +252,6 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &admin_user_json(&updated, now))
 }
 
-/// `DELETE /api/v1/admin/users/{id}`: the account, its roles and sessions. An admin cannot
-/// delete their own account here (that is `DELETE /api/v1/users/me`, with the password).
-#[utoipa::path(
-    put,
-    path = "/api/v1/admin/users/{id}",
-    tag = "admin",
-    summary = "The same as PATCH (users:write)",
-    params(("id" = String, Path, description = "User id")),
-    request_body = schemas::AdminUserUpdate,
-    security(("bearerAuth" = [])),
-    responses(
-        (status = 200, description = "The account after the change", body = schemas::AdminUser),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 503, response = Unavailable),
-    )
-)]
-/// `PUT /api/v1/admin/users/{id}`: a partial update like PATCH.
-pub async fn replace_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    update_user(req, ctx).await
-}
-
 #[utoipa::path(
     delete,
     path = "/api/v1/admin/users/{id}",
@@ -290,6 +267,8 @@ pub async fn replace_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `DELETE /api/v1/admin/users/{id}`: the account, its roles and sessions. An admin cannot
+/// delete their own account here (that is `DELETE /api/v1/users/me`, with the password).
 pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_DELETE).await?;
     let db = store::database(ctx.env)?;
@@ -315,7 +294,6 @@ pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     no_content()
 }
 
-/// `GET /api/v1/admin/roles`: every role with its permissions.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/roles",
@@ -328,6 +306,7 @@ pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/admin/roles`: every role with its permissions.
 pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_role(req, ctx, ROLE_ADMIN).await?;
     let db = store::database(ctx.env)?;
@@ -345,8 +324,6 @@ pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &json!({ "roles": roles }))
 }
 
-/// `POST /api/v1/admin/users/{id}/roles` `{role}`: grant a role (idempotent). It reaches the
-/// account's tokens at their next refresh or login.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/users/{id}/roles",
@@ -363,6 +340,8 @@ pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/admin/users/{id}/roles` `{role}`: grant a role (idempotent). It reaches the
+/// account's tokens at their next refresh or login.
 pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
     let db = store::database(ctx.env)?;
@@ -389,8 +368,6 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     )
 }
 
-/// `DELETE /api/v1/admin/users/{id}/roles/{role}`: take a role. Nobody removes their own
-/// `admin` role here, and the last `admin` anywhere keeps it.
 #[utoipa::path(
     delete,
     path = "/api/v1/admin/users/{id}/roles/{role}",
@@ -406,6 +383,8 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `DELETE /api/v1/admin/users/{id}/roles/{role}`: take a role. Nobody removes their own
+/// `admin` role here, and the last `admin` anywhere keeps it.
 pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
     let db = store::database(ctx.env)?;
@@ -438,9 +417,6 @@ pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &admin_user_json(&updated, now))
 }
 
-/// `POST` (or `PUT`) `/api/v1/admin/users/{id}/ban` `{until?, reason?}`: ban until a time
-/// (RFC 3339, in the future) or, without `until`, indefinitely. Every session of the account
-/// ends and every access token it holds is refused, at once.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/users/{id}/ban",
@@ -457,6 +433,9 @@ pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST` (or `PUT`) `/api/v1/admin/users/{id}/ban` `{until?, reason?}`: ban until a time
+/// (RFC 3339, in the future) or, without `until`, indefinitely. Every session of the account
+/// ends and every access token it holds is refused, at once.
 pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
     let db = store::database(ctx.env)?;
@@ -505,29 +484,6 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &body)
 }
 
-/// `DELETE /api/v1/admin/users/{id}/ban`: lift a ban (idempotent). Sessions ended by the
-/// ban stay ended; the account logs in again.
-#[utoipa::path(
-    put,
-    path = "/api/v1/admin/users/{id}/ban",
-    tag = "admin",
-    summary = "The same as POST: ban, or change a ban (users:ban)",
-    params(("id" = String, Path, description = "User id")),
-    request_body = schemas::BanRequest,
-    security(("bearerAuth" = [])),
-    responses(
-        (status = 200, description = "Banned", body = schemas::AdminUser),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 503, response = Unavailable),
-    )
-)]
-/// `PUT /api/v1/admin/users/{id}/ban`.
-pub async fn replace_ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    ban(req, ctx).await
-}
-
 #[utoipa::path(
     delete,
     path = "/api/v1/admin/users/{id}/ban",
@@ -542,6 +498,8 @@ pub async fn replace_ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `DELETE /api/v1/admin/users/{id}/ban`: lift a ban (idempotent). Sessions ended by the
+/// ban stay ended; the account logs in again.
 pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
     let db = store::database(ctx.env)?;
@@ -557,7 +515,6 @@ pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &admin_user_json(&updated, now))
 }
 
-/// `GET /api/v1/admin/users/{id}/sessions`: the account's live sessions.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/users/{id}/sessions",
@@ -573,6 +530,7 @@ pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/admin/users/{id}/sessions`: the account's live sessions.
 pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::SESSIONS_READ).await?;
     let db = store::database(ctx.env)?;
@@ -582,8 +540,6 @@ pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &json!({ "sessions": sessions }))
 }
 
-/// `DELETE /api/v1/admin/users/{id}/sessions`: end every session of the account and refuse
-/// every access token issued before now.
 #[utoipa::path(
     delete,
     path = "/api/v1/admin/users/{id}/sessions",
@@ -599,6 +555,8 @@ pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `DELETE /api/v1/admin/users/{id}/sessions`: end every session of the account and refuse
+/// every access token issued before now.
 pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
     let db = store::database(ctx.env)?;
@@ -613,8 +571,6 @@ pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &json!({ "sessions_revoked": revoked }))
 }
 
-/// `DELETE /api/v1/admin/users/{id}/sessions/{sid}`: end one session of the account; 404
-/// when the account has no such live session.
 #[utoipa::path(
     delete,
     path = "/api/v1/admin/users/{id}/sessions/{sid}",
@@ -630,6 +586,8 @@ pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `DELETE /api/v1/admin/users/{id}/sessions/{sid}`: end one session of the account; 404
+/// when the account has no such live session.
 pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
     let db = store::database(ctx.env)?;
@@ -653,8 +611,6 @@ pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     no_content()
 }
 
-/// `GET /api/v1/admin/audit?user=&action=&since=&until=&page=&per_page=`: entries, newest
-/// first. `user` matches the actor or the target; `since` is inclusive, `until` exclusive.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/audit",
@@ -669,6 +625,8 @@ pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/admin/audit?user=&action=&since=&until=&page=&per_page=`: entries, newest
+/// first. `user` matches the actor or the target; `since` is inclusive, `until` exclusive.
 pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     require_permission(req, ctx, permission::AUDIT_READ).await?;
     let (filter, page) = AuditFilter::parse(QueryParams::new(query_pairs(req)?, &AUDIT_QUERY))?;

@@ -88,7 +88,6 @@ fn token_response(
     )
 }
 
-/// `POST /api/v1/auth/signup` `{username, email?, password}` -> 201 with tokens.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/signup",
@@ -102,6 +101,7 @@ fn token_response(
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/signup` `{username, email?, password}` -> 201 with tokens.
 pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("signup", ctx.config.signup_rate_limit)
         .await?;
@@ -321,13 +321,6 @@ async fn login_refused(
     }
 }
 
-/// `POST /api/v1/auth/login` `{username | email, password}` -> 200 with tokens.
-///
-/// An unknown account and a wrong password give the same 401 body, both cost one argon2
-/// hash and both count towards the identifier's lockout, so neither the answer nor its
-/// timing tells whether an account exists. Budgets: per client IP (`RATE_LIMIT_LOGIN`) and
-/// per identifier (`RATE_LIMIT_LOGIN_ACCOUNT`); after `LOGIN_LOCKOUT_THRESHOLD` failures the
-/// identifier is locked (429) before any password is checked.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
@@ -342,6 +335,13 @@ async fn login_refused(
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/login` `{username | email, password}` -> 200 with tokens.
+///
+/// An unknown account and a wrong password give the same 401 body, both cost one argon2
+/// hash and both count towards the identifier's lockout, so neither the answer nor its
+/// timing tells whether an account exists. Budgets: per client IP (`RATE_LIMIT_LOGIN`) and
+/// per identifier (`RATE_LIMIT_LOGIN_ACCOUNT`); after `LOGIN_LOCKOUT_THRESHOLD` failures the
+/// identifier is locked (429) before any password is checked.
 pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("login", ctx.config.login_rate_limit).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -495,10 +495,6 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     token_response(ctx, 200, &user, &session_id, &refresh_token, now)
 }
 
-/// `POST /api/v1/auth/refresh` `{refresh_token}` -> 200 with a new access token and the
-/// refresh token's successor. The session's Durable Object does the rotation, so concurrent
-/// refreshes with one token all get the same successor (within the grace window) and a
-/// token reused after that window ends the session.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",
@@ -512,6 +508,10 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/refresh` `{refresh_token}` -> 200 with a new access token and the
+/// refresh token's successor. The session's Durable Object does the rotation, so concurrent
+/// refreshes with one token all get the same successor (within the grace window) and a
+/// token reused after that window ends the session.
 pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     let presented = fields.required_string("refresh_token");
@@ -570,7 +570,6 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     token_response(ctx, 200, &user, session_id, &refresh_token, now_seconds())
 }
 
-/// `POST /api/v1/auth/logout`: end this session and this access token now.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
@@ -582,6 +581,7 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/logout`: end this session and this access token now.
 pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let now = now_seconds();
@@ -607,8 +607,6 @@ pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     no_content()
 }
 
-/// `POST /api/v1/auth/logout-all`: end every session of the account and refuse every access
-/// token issued before now, wherever it is.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout-all",
@@ -620,6 +618,8 @@ pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/logout-all`: end every session of the account and refuse every access
+/// token issued before now, wherever it is.
 pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let now = now_seconds();
@@ -644,8 +644,6 @@ pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     no_content()
 }
 
-/// `POST /api/v1/auth/password/change` `{current_password, new_password}`: every other
-/// session of the account is revoked; this one stays signed in.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/password/change",
@@ -659,6 +657,8 @@ pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/password/change` `{current_password, new_password}`: every other
+/// session of the account is revoked; this one stays signed in.
 pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;

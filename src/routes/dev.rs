@@ -8,8 +8,6 @@ use crate::runtime::random_bytes;
 use crate::store::{self, outbox};
 use worker::Request;
 
-/// `GET /api/v1/dev/outbox?to=ADDR`: messages the `outbox` provider stored for an address,
-/// newest first.
 #[utoipa::path(
     get,
     path = "/api/v1/dev/outbox",
@@ -23,6 +21,8 @@ use worker::Request;
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/dev/outbox?to=ADDR`: messages the `outbox` provider stored for an address,
+/// newest first.
 pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     if !ctx.config.is_development() {
         return Err(ApiError::NotFound);

@@ -422,7 +422,6 @@ pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiRe
     redeem_api(req, ctx, Redeem::ConfirmEmailChange).await
 }
 
-/// `POST /api/v1/auth/verify-email/resend` `{email}`: always 202.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/verify-email/resend",
@@ -435,6 +434,7 @@ pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiRe
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/verify-email/resend` `{email}`: always 202.
 pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("email", ctx.config.email_rate_limit).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -454,7 +454,6 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
     accepted(RESEND_ACCEPTED)
 }
 
-/// `POST /api/v1/auth/password/reset` `{email}` or `{username}`: always 202.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/password/reset",
@@ -467,6 +466,7 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/password/reset` `{email}` or `{username}`: always 202.
 pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("password_reset", ctx.config.email_rate_limit)
         .await?;
@@ -502,7 +502,6 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     accepted(RESET_ACCEPTED)
 }
 
-/// `POST /api/v1/auth/password/reset/confirm` `{token | email+code, new_password}`.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/password/reset/confirm",
@@ -515,6 +514,7 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
         (status = 503, response = Unavailable),
     )
 )]
+/// `POST /api/v1/auth/password/reset/confirm` `{token | email+code, new_password}`.
 pub async fn confirm_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;

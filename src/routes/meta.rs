@@ -10,8 +10,6 @@ use crate::runtime::now_seconds;
 use crate::store;
 use serde_json::json;
 
-/// `GET /api/ping`: liveness without touching any store; also the no-op route benchmarks
-/// measure the runtime's ceiling with.
 #[utoipa::path(
     get,
     path = "/api/ping",
@@ -21,11 +19,12 @@ use serde_json::json;
         (status = 200, description = "The Worker runs", body = schemas::Ping),
     )
 )]
+/// `GET /api/ping`: liveness without touching any store; also the no-op route benchmarks
+/// measure the runtime's ceiling with.
 pub fn ping() -> ApiResult {
     json(200, &json!({ "status": "ok" }))
 }
 
-/// `GET /api/health`: 200 when D1 answers, 503 when it does not.
 #[utoipa::path(
     get,
     path = "/api/health",
@@ -36,6 +35,7 @@ pub fn ping() -> ApiResult {
         (status = 503, description = "D1 did not answer", body = schemas::Health),
     )
 )]
+/// `GET /api/health`: 200 when D1 answers, 503 when it does not.
 pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
     let database = match store::database(ctx.env) {
         Ok(db) => store::ping(&db).await,
@@ -60,8 +60,6 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
     )
 }
 
-/// `GET /.well-known/jwks.json`: the public keys tokens are verified with. Public data, so
-/// caches may keep it briefly; rotation publishes the next key before it signs.
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
@@ -71,6 +69,8 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
         (status = 200, description = "A JWK set of Ed25519 keys (RFC 8037)", body = schemas::Jwks),
     )
 )]
+/// `GET /.well-known/jwks.json`: the public keys tokens are verified with. Public data, so
+/// caches may keep it briefly; rotation publishes the next key before it signs.
 pub fn jwks(ctx: &Ctx<'_>) -> ApiResult {
     let response = json(200, &ctx.config.keys.jwks())?;
     response

@@ -37,8 +37,6 @@ pub fn session_json(session: &SessionRow) -> Value {
     })
 }
 
-/// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
-/// one the calling token belongs to.
 #[utoipa::path(
     get,
     path = "/api/v1/auth/sessions",
@@ -51,6 +49,8 @@ pub fn session_json(session: &SessionRow) -> Value {
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
+/// one the calling token belongs to.
 pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let db = store::database(ctx.env)?;
@@ -66,8 +66,6 @@ pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     json(200, &json!({ "sessions": sessions }))
 }
 
-/// `DELETE /api/v1/auth/sessions/{id}`: revoke one of the caller's own sessions. Another
-/// user's session, an unknown id and a malformed id are all 404 alike.
 #[utoipa::path(
     delete,
     path = "/api/v1/auth/sessions/{id}",
@@ -82,6 +80,8 @@ pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `DELETE /api/v1/auth/sessions/{id}`: revoke one of the caller's own sessions. Another
+/// user's session, an unknown id and a malformed id are all 404 alike.
 pub async fn revoke(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let path = ctx.meta.path.trim_end_matches('/');

@@ -65,7 +65,6 @@ pub async fn confirm_password(
     Ok(verification)
 }
 
-/// `GET /api/v1/users/me`.
 #[utoipa::path(
     get,
     path = "/api/v1/users/me",
@@ -77,6 +76,7 @@ pub async fn confirm_password(
         (status = 503, response = Unavailable),
     )
 )]
+/// `GET /api/v1/users/me`.
 pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     json(200, &user_json(&caller.user))
@@ -101,10 +101,6 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
     (username, email)
 }
 
-/// `PATCH` (or `PUT`) `/api/v1/users/me`: change the username at once; change the email
-/// (where password resets go) only with the current password and only once the new address
-/// confirms — a confirmation goes to the new address and a notice to the old one. A
-/// `current_password` that is sent is always checked, so a wrong one never passes silently.
 #[utoipa::path(
     patch,
     path = "/api/v1/users/me",
@@ -119,6 +115,10 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
         (status = 503, response = Unavailable),
     )
 )]
+/// `PATCH` (or `PUT`) `/api/v1/users/me`: change the username at once; change the email
+/// (where password resets go) only with the current password and only once the new address
+/// confirms — a confirmation goes to the new address and a notice to the old one. A
+/// `current_password` that is sent is always checked, so a wrong one never passes silently.
 pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -211,27 +211,6 @@ async fn propose_email_change(
     Ok(())
 }
 
-/// `DELETE /api/v1/users/me` with `{"password": ...}`: a stolen access token alone cannot
-/// delete an account.
-#[utoipa::path(
-    put,
-    path = "/api/v1/users/me",
-    tag = "users",
-    summary = "The same as PATCH: only the members sent change",
-    request_body = schemas::ProfileUpdate,
-    security(("bearerAuth" = [])),
-    responses(
-        (status = 200, description = "The account after the change", body = schemas::UpdatedUser),
-        (status = 409, response = Conflict),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
-    )
-)]
-/// `PUT /api/v1/users/me`, kept from the seed service: a partial update like PATCH.
-pub async fn replace_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    update_me(req, ctx).await
-}
-
 #[utoipa::path(
     delete,
     path = "/api/v1/users/me",
@@ -245,6 +224,8 @@ pub async fn replace_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         (status = 503, response = Unavailable),
     )
 )]
+/// `DELETE /api/v1/users/me` with `{"password": ...}`: a stolen access token alone cannot
+/// delete an account.
 pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
     let mut fields: Fields = read_json(req, ctx.config.max_body_bytes).await?;

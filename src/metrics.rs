@@ -40,20 +40,27 @@ fn restore(counts: &Metrics) {
     BATCH.with(|batch| batch.borrow_mut().restore(counts, now_ms()));
 }
 
-/// When the batch is due, send it to the aggregator after the response.
-pub fn flush_if_due(env: &Env, worker: &Context, interval_seconds: u32) {
+/// When the batch is due, send it to the aggregator after the response; a failure is logged
+/// under the id of the request whose response triggered the flush.
+pub fn flush_if_due(env: &Env, worker: &Context, interval_seconds: u32, request_id: &str) {
     let interval_ms = u64::from(interval_seconds) * 1000;
     let Some(delta) = BATCH.with(|batch| batch.borrow_mut().take_if_due(now_ms(), interval_ms))
     else {
         return;
     };
     let env = env.clone();
+    let request_id = request_id.to_owned();
     worker.wait_until(async move {
         if let Err(error) = store::metrics::push(&env, &delta).await {
             restore(&delta);
             console_log!(
                 "{}",
-                json!({"level": "warn", "event": "metrics_flush_failed", "error": error.to_string()})
+                json!({
+                    "level": "warn",
+                    "event": "metrics_flush_failed",
+                    "request_id": request_id,
+                    "error": error.to_string(),
+                })
             );
         }
     });

@@ -297,6 +297,8 @@ describe("per-isolate batching", () => {
       const flushFailed = () => worker.logs.some((line) => line.includes('"metrics_flush_failed"'));
       for (let i = 0; i < 100 && !flushFailed(); i += 1) await sleep(50);
       assert.ok(flushFailed());
+      const failure = JSON.parse(worker.logs.find((line) => line.includes('"metrics_flush_failed"')));
+      assert.match(failure.request_id, /^[0-9a-f-]{36}$/, "joined to the request that triggered it");
     } finally {
       await worker.dispose();
     }

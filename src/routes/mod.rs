@@ -466,7 +466,12 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
     // any I/O) does not show. Acceptable for spotting slow routes and dependencies.
     let duration_ms = Date::now().as_millis().saturating_sub(meta.started_ms);
     isolate_metrics::observe_request(pattern, response.status_code(), duration_ms);
-    isolate_metrics::flush_if_due(&env, &worker, config.metrics_flush_seconds);
+    isolate_metrics::flush_if_due(
+        &env,
+        &worker,
+        config.metrics_flush_seconds,
+        &meta.request_id,
+    );
     Ok(response)
 }
 

@@ -162,87 +162,60 @@ async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/verify-email",
-    tag = "pages",
-    summary = "Verify your email address: the form an email's link opens",
-    params(("token" = String, Query, description = "The token from the email's link")),
-    responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
-)]
-/// `GET /verify-email`.
-pub fn verify_email_form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    show(Route::VerifyEmailPage, req, ctx)
+/// Declares one email page's two handlers with their operations: GET shows the form, POST
+/// submits it.
+macro_rules! email_page {
+    ($route:ident, $path:literal, $form:ident, $form_summary:literal, $submit:ident, $submit_summary:literal) => {
+        #[utoipa::path(
+            get,
+            path = $path,
+            tag = "pages",
+            summary = $form_summary,
+            params(("token" = String, Query, description = "The token from the email's link")),
+            responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
+        )]
+        pub fn $form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+            show(Route::$route, req, ctx)
+        }
+
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "pages",
+            summary = $submit_summary,
+            request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
+            responses(
+                (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
+                (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),
+            ),
+        )]
+        pub async fn $submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+            submit(Route::$route, req, ctx).await
+        }
+    };
 }
 
-#[utoipa::path(
-    post,
-    path = "/verify-email",
-    tag = "pages",
-    summary = "Verify your email address: the form's post",
-    request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
-        (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),
-    ),
-)]
-/// `POST /verify-email`.
-pub async fn verify_email_submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    submit(Route::VerifyEmailPage, req, ctx).await
-}
-#[utoipa::path(
-    get,
-    path = "/reset-password",
-    tag = "pages",
-    summary = "Choose a new password: the form an email's link opens",
-    params(("token" = String, Query, description = "The token from the email's link")),
-    responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
-)]
-/// `GET /reset-password`.
-pub fn reset_password_form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    show(Route::ResetPasswordPage, req, ctx)
-}
-
-#[utoipa::path(
-    post,
-    path = "/reset-password",
-    tag = "pages",
-    summary = "Choose a new password: the form's post",
-    request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
-        (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),
-    ),
-)]
-/// `POST /reset-password`.
-pub async fn reset_password_submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    submit(Route::ResetPasswordPage, req, ctx).await
-}
-#[utoipa::path(
-    get,
-    path = "/confirm-email",
-    tag = "pages",
-    summary = "Confirm a new email address: the form an email's link opens",
-    params(("token" = String, Query, description = "The token from the email's link")),
-    responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
-)]
-/// `GET /confirm-email`.
-pub fn confirm_email_form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    show(Route::ConfirmEmailPage, req, ctx)
-}
-
-#[utoipa::path(
-    post,
-    path = "/confirm-email",
-    tag = "pages",
-    summary = "Confirm a new email address: the form's post",
-    request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
-        (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),
-    ),
-)]
-/// `POST /confirm-email`.
-pub async fn confirm_email_submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    submit(Route::ConfirmEmailPage, req, ctx).await
-}
+email_page!(
+    VerifyEmailPage,
+    "/verify-email",
+    verify_email_form,
+    "Verify your email address: the form an email's link opens",
+    verify_email_submit,
+    "Verify your email address: the form's post"
+);
+email_page!(
+    ResetPasswordPage,
+    "/reset-password",
+    reset_password_form,
+    "Choose a new password: the form an email's link opens",
+    reset_password_submit,
+    "Choose a new password: the form's post"
+);
+email_page!(
+    ConfirmEmailPage,
+    "/confirm-email",
+    confirm_email_form,
+    "Confirm a new email address: the form an email's link opens",
+    confirm_email_submit,
+    "Confirm a new email address: the form's post"
+);

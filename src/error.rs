@@ -30,18 +30,25 @@ impl FieldError {
 pub enum ApiError {
     /// 400: the body is not JSON, or the request is otherwise unreadable.
     MalformedRequest(String),
+    /// 400: a JSON object names this member twice (RFC 7493 §2.3); refused rather than
+    /// resolved, so nothing in front of the service can read another value than it does.
+    DuplicateMember(String),
     /// 400: the Host header names no trusted host.
     UntrustedHost,
     /// 401: missing, malformed, expired, forged or revoked credentials.
     Unauthorized(String),
     /// 403: authenticated, but not allowed.
     Forbidden(String),
+    /// 403: the operation needs a recent sign-in: send the password (see `REAUTH_SECONDS`).
+    ReauthenticationRequired,
     /// 404: no such resource (or route).
     NotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
     /// 409: a unique value (username, email) is taken, or the state forbids the change.
     Conflict(String),
+    /// 409: the change would leave no active holder of `admin`.
+    LastAdmin,
     /// 413: the body exceeds the configured limit (bytes).
     PayloadTooLarge(usize),
     /// 415: a JSON route got another content type.
@@ -96,12 +103,14 @@ impl ApiError {
     /// The HTTP status code.
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::MalformedRequest(_) | ApiError::UntrustedHost => 400,
+            ApiError::MalformedRequest(_)
+            | ApiError::DuplicateMember(_)
+            | ApiError::UntrustedHost => 400,
             ApiError::Unauthorized(_) => 401,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden(_) | ApiError::ReauthenticationRequired => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
-            ApiError::Conflict(_) => 409,
+            ApiError::Conflict(_) | ApiError::LastAdmin => 409,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Validation(_) => 422,
@@ -116,12 +125,15 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::MalformedRequest(_) => "malformed_request",
+            ApiError::DuplicateMember(_) => "duplicate_member_name",
             ApiError::UntrustedHost => "untrusted_host",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::ReauthenticationRequired => "reauthentication_required",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::LastAdmin => "last_admin",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
@@ -157,7 +169,16 @@ impl ApiError {
     pub fn detail(&self) -> String {
         match self {
             ApiError::MalformedRequest(why) => why.clone(),
+            ApiError::DuplicateMember(name) => {
+                format!("Request body has a duplicate member name: {name:?}")
+            }
             ApiError::UntrustedHost => "Invalid host header".into(),
+            ApiError::ReauthenticationRequired => {
+                "This operation needs a recent sign-in: send the account's password".into()
+            }
+            ApiError::LastAdmin => {
+                "The last active administrator keeps the admin role and the account".into()
+            }
             ApiError::Unauthorized(why) | ApiError::Forbidden(why) | ApiError::Conflict(why) => {
                 why.clone()
             }
@@ -223,7 +244,10 @@ mod tests {
     fn each_variant_maps_to_its_documented_status() {
         let cases = [
             (ApiError::MalformedRequest("x".into()), 400),
+            (ApiError::DuplicateMember("x".into()), 400),
             (ApiError::UntrustedHost, 400),
+            (ApiError::ReauthenticationRequired, 403),
+            (ApiError::LastAdmin, 409),
             (ApiError::Unauthorized("x".into()), 401),
             (ApiError::Forbidden("x".into()), 403),
             (ApiError::NotFound, 404),

@@ -5,24 +5,116 @@
 //! rather than fixing them one round trip at a time.
 
 use crate::error::{ApiError, FieldError};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::fmt;
 
-/// Parse a request body as a JSON object: 400 when it is not JSON, 422 when it is JSON but not
-/// an object.
+/// Parse a request body as a JSON object: 400 when it is not JSON or names a member twice in
+/// one object (at any depth), 422 when it is JSON but not an object.
+///
+/// Duplicate names are refused rather than resolved (RFC 7493 §2.3): a filter in front of the
+/// service may read the first value while a last-wins parser reads the other, so the two
+/// would act on different requests.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedRequest("Request body is empty".into()));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        ApiError::MalformedRequest(format!(
+    let duplicate = RefCell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = StrictValue {
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|value| deserializer.end().map(|()| value))
+    .map_err(|error| match duplicate.take() {
+        Some(name) => ApiError::DuplicateMember(name),
+        None => ApiError::MalformedRequest(format!(
             "Request body is not valid JSON (line {}, column {})",
             error.line(),
             error.column()
-        ))
+        )),
     })?;
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::invalid("body", "must be a JSON object")),
+    }
+}
+
+/// Builds a [`Value`] like serde_json does, but refuses an object that names a member twice;
+/// the name goes to `duplicate`, so the caller can tell that refusal from a syntax error.
+#[derive(Clone, Copy)]
+struct StrictValue<'a> {
+    duplicate: &'a RefCell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+        let mut values = Vec::new();
+        while let Some(value) = items.next_element_seed(self)? {
+            values.push(value);
+        }
+        Ok(Value::Array(values))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(name) = members.next_key::<String>()? {
+            if map.contains_key(&name) {
+                let error = de::Error::custom("duplicate member name");
+                *self.duplicate.borrow_mut() = Some(name);
+                return Err(error);
+            }
+            let value = members.next_value_seed(self)?;
+            map.insert(name, value);
+        }
+        Ok(Value::Object(map))
     }
 }
 
@@ -136,6 +228,44 @@ mod tests {
         let error = parse_object(b"{\"username\": ").unwrap_err();
         assert_eq!(error.status(), 400);
         assert!(matches!(error, ApiError::MalformedRequest(_)));
+    }
+
+    #[test]
+    fn duplicate_member_names_are_a_400_at_any_depth() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                br#"{"username":"a","password":"p","username":"b"}"#,
+                "username",
+            ),
+            (br#"{"outer":{"x":1,"x":2}}"#, "x"),
+            (br#"{"list":[{"k":null},{"k":1,"k":1}]}"#, "k"),
+            (br#"{"q\"u":1,"q\u0022u":2}"#, "q\"u"),
+        ];
+        for (body, name) in cases {
+            let error = parse_object(body).unwrap_err();
+            assert_eq!(error, ApiError::DuplicateMember(name.into()), "{body:?}");
+            assert_eq!(error.status(), 400);
+        }
+    }
+
+    #[test]
+    fn equal_names_in_different_objects_are_fine() {
+        let map = parse_object(br#"{"a":{"id":1},"b":{"id":2},"c":[{"id":3},{"id":4}]}"#).unwrap();
+        assert_eq!(map["c"][1]["id"], 4);
+    }
+
+    #[test]
+    fn strict_parsing_keeps_every_json_type() {
+        let body = br#"{"s":"x\u00e9","n":-3,"u":18446744073709551615,"f":1.5,"t":true,"z":null,"a":[1,"2"],"o":{}}"#;
+        let strict = Value::Object(parse_object(body).unwrap());
+        let reference: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(strict, reference);
+    }
+
+    #[test]
+    fn trailing_data_after_the_object_is_a_400() {
+        let error = parse_object(br#"{"a":1} {"a":2}"#).unwrap_err();
+        assert!(matches!(error, ApiError::MalformedRequest(_)), "{error:?}");
     }
 
     #[test]

@@ -9,13 +9,17 @@ pub mod guard;
 pub mod log;
 pub mod response;
 
-use worker::{Date, Request};
+use worker::{Date, Method, Request};
 
 /// What the edge knows about a request before any handler runs.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub request_id: String,
+    /// The method exactly as the client sent it (bounded in length), for the access log.
     pub method: String,
+    /// The method the router serves, judged from the raw method string; `None` for any other
+    /// (`PROPFIND`, `patch`, ...), which is a 405 on every route.
+    pub known_method: Option<Method>,
     pub path: String,
     pub host: String,
     pub origin: Option<String>,
@@ -27,6 +31,36 @@ pub struct RequestMeta {
     /// The sum of the lengths of every header name and value, for `MAX_HEADER_BYTES`.
     pub header_bytes: usize,
 }
+
+/// The methods any route serves. Matched exactly: method names are case-sensitive (RFC 9110
+/// §9.1), and `worker`'s own conversion turns every method it does not know into GET, which
+/// would let `PROPFIND` read what a gateway only meant GET to read.
+pub fn known_method(raw: &str) -> Option<Method> {
+    Some(match raw {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        "OPTIONS" => Method::Options,
+        _ => return None,
+    })
+}
+
+/// Whether a request's host (as the URL names it) is this machine: `localhost` (and names
+/// under it, RFC 6761), `127.0.0.0/8` or `[::1]`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") || host == "[::1]" {
+        return true;
+    }
+    host.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|address| address.is_loopback())
+}
+
+/// Longest method name the access log records as sent.
+const MAX_LOGGED_METHOD: usize = 32;
 
 /// Longest incoming `X-Request-ID` echoed back; longer or odd ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
@@ -55,9 +89,12 @@ impl RequestMeta {
             .as_ref()
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default();
+        // The raw string, never `req.method()`: see `known_method`.
+        let raw_method = req.inner().method();
         Self {
             request_id,
-            method: req.method().to_string(),
+            known_method: known_method(&raw_method),
+            method: raw_method.chars().take(MAX_LOGGED_METHOD).collect(),
             path: url
                 .as_ref()
                 .map(|url| url.path().to_owned())
@@ -88,6 +125,44 @@ mod tests {
         assert!(!well_formed_request_id("has space"));
         assert!(!well_formed_request_id("new\nline"));
         assert!(!well_formed_request_id(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn only_the_served_methods_are_known_and_exactly_spelled() {
+        assert_eq!(known_method("GET"), Some(Method::Get));
+        assert_eq!(known_method("HEAD"), Some(Method::Head));
+        assert_eq!(known_method("PATCH"), Some(Method::Patch));
+        assert_eq!(known_method("OPTIONS"), Some(Method::Options));
+        for raw in [
+            "PROPFIND", "MKCOL", "LOCK", "SEARCH", "PURGE", "QUERY", "TRACE", "CONNECT", "patch",
+            "Get", "", "GET ",
+        ] {
+            assert_eq!(known_method(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "app.localhost",
+            "127.0.0.1",
+            "127.8.9.1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "auth.example.com",
+            "localhost.example.com",
+            "128.0.0.1",
+            "10.0.0.1",
+            "[::2]",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]

@@ -86,6 +86,26 @@ fn set_security_headers(headers: &mut Headers, request_id: &str) {
     }
 }
 
+/// Add `Origin` to `Vary` once, however many times the CORS headers are applied (a preflight
+/// sets them, then the edge does again).
+fn add_vary_origin(headers: &mut Headers) {
+    let present = headers.get("vary").ok().flatten();
+    if let Some(value) = present.as_deref() {
+        if vary_names_origin(value) {
+            return;
+        }
+    }
+    let _ = headers.append("vary", "Origin");
+}
+
+/// Whether a `Vary` value already lists `Origin` (or `*`, which covers it).
+fn vary_names_origin(value: &str) -> bool {
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|name| name == "*" || name.eq_ignore_ascii_case("origin"))
+}
+
 /// CORS headers for an allowed origin; `preflight` adds the method/header grants.
 pub fn set_cors_headers(
     headers: &mut Headers,
@@ -93,7 +113,7 @@ pub fn set_cors_headers(
     origin: &str,
     preflight: bool,
 ) {
-    let _ = headers.append("vary", "Origin");
+    add_vary_origin(headers);
     if !allowed.allows(origin) {
         return;
     }
@@ -117,5 +137,20 @@ pub fn set_cors_headers(
             "Authorization, Content-Type, X-Request-ID",
         );
         let _ = headers.set("access-control-max-age", "600");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vary_lists_origin_at_most_once() {
+        assert!(vary_names_origin("Origin"));
+        assert!(vary_names_origin("Accept-Encoding, origin"));
+        assert!(vary_names_origin("*"));
+        assert!(!vary_names_origin("Accept-Encoding"));
+        assert!(!vary_names_origin(""));
+        assert!(!vary_names_origin("Origin-Agent"));
     }
 }

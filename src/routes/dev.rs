@@ -1,12 +1,24 @@
-//! Development-only routes. They answer 404 unless `ENVIRONMENT=development`.
+//! Development-only routes. They answer 404 unless `ENVIRONMENT=development` and the request
+//! is addressed to a loopback host: a Worker deployed with development settings by mistake
+//! still does not show its outbox (every reset code) to the internet.
 
 use crate::error::ApiError;
+use crate::http::is_loopback_host;
 use crate::http::response::{json, ApiResult};
 use crate::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
 use crate::routes::Ctx;
 use crate::runtime::random_bytes;
 use crate::store::{self, outbox};
 use worker::Request;
+
+/// 404 unless the Worker runs in development and is reached on a loopback host.
+fn ensure_development(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    if ctx.config.is_development() && is_loopback_host(&ctx.meta.host) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
 
 #[utoipa::path(
     get,
@@ -24,9 +36,7 @@ use worker::Request;
 /// `GET /api/v1/dev/outbox?to=ADDR`: messages the `outbox` provider stored for an address,
 /// newest first.
 pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    if !ctx.config.is_development() {
-        return Err(ApiError::NotFound);
-    }
+    ensure_development(ctx)?;
     let url = req.url().map_err(|_| ApiError::NotFound)?;
     let to = url
         .query_pairs()
@@ -68,9 +78,7 @@ pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 /// the hash inside workerd (where the clock stands still during computation) as this route's
 /// latency minus the no-op route's, and compare it with the same crate run natively.
 pub fn argon2(ctx: &Ctx<'_>) -> ApiResult {
-    if !ctx.config.is_development() {
-        return Err(ApiError::NotFound);
-    }
+    ensure_development(ctx)?;
     let salt = random_bytes::<16>()?;
     ctx.config
         .hasher
@@ -102,9 +110,7 @@ pub fn argon2(ctx: &Ctx<'_>) -> ApiResult {
 /// grows, so `npm run bench` can tell a leak in the Worker's own code from workerd's process
 /// memory (which grows under load even for an empty Worker).
 pub fn memory(ctx: &Ctx<'_>) -> ApiResult {
-    if !ctx.config.is_development() {
-        return Err(ApiError::NotFound);
-    }
+    ensure_development(ctx)?;
     json(
         200,
         &serde_json::json!({ "wasm_memory_bytes": linear_memory_bytes() }),

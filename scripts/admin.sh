@@ -9,7 +9,8 @@
 #
 # Options: --persist-to DIR (local state elsewhere, as `wrangler dev --persist-to`),
 # --print-sql (print the SQL and stop). Exit status: 0 done (or nothing to do), 1 no such
-# account, 2 usage error.
+# account (or wrangler failed), 2 usage error, 3 refused: the account is the last active
+# admin (the database's rule, migrations/0004_last_admin.sql, binds this script too).
 set -euo pipefail
 export LC_ALL=C
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -92,7 +93,13 @@ if [ "$print_sql" = 1 ]; then
     exit 0
 fi
 
-output="$(CI=true wrangler d1 execute DB "$where" "${persist[@]}" --yes --json --command "$sql")" || {
+output="$(CI=true wrangler d1 execute DB "$where" "${persist[@]}" --yes --json --command "$sql" 2>&1)" || {
+    if printf '%s' "$output" | grep -q 'edge_auth:last_admin'; then
+        label="local"
+        [ "$where" = "--remote" ] && label="remote"
+        echo "admin: $username is the last active admin; grant admin to another account first; nothing changed ($label)" >&2
+        exit 3
+    fi
     printf '%s\n' "$output" >&2
     echo "admin: wrangler d1 execute failed" >&2
     exit 1
@@ -114,6 +121,5 @@ if (process.env.ADMIN_ACTION === "grant") {
   console.log(changed ? `${user} is now an admin (${where})` : `${user} was already an admin; nothing changed (${where})`);
 } else {
   console.log(changed ? `${user} is no longer an admin (${where})` : `${user} was not an admin; nothing changed (${where})`);
-  if (after.admins === 0) console.log("note: no account holds the admin role now");
 }
 '

@@ -72,6 +72,23 @@ pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, Ap
     parse_object(&body).map(Fields::new)
 }
 
+/// Read the body of a route where a JSON body is optional: `None` when the request carries
+/// none (or only whitespace), whatever its headers say, so a client that sends a bare
+/// `DELETE` with a JSON content type is not refused; otherwise as [`read_json`].
+pub async fn read_optional_json(
+    req: &mut Request,
+    max_bytes: usize,
+) -> Result<Option<Fields>, ApiError> {
+    let body = read_limited(req, max_bytes).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !is_json_content_type(&content_type(req)) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    parse_object(&body).map(|map| Some(Fields::new(map)))
+}
+
 /// Read an HTML form body (`application/x-www-form-urlencoded`) into name/value pairs.
 pub async fn read_form(
     req: &mut Request,

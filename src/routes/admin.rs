@@ -408,10 +408,8 @@ pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         .with("role", role);
     let (removed, updated) = roles::remove(&db, &user.id, role, &entry).await?;
     if !removed {
-        // Held a moment ago: it is the last admin (or went meanwhile).
-        return Err(ApiError::Conflict(
-            "The last admin cannot lose the admin role".into(),
-        ));
+        // Held a moment ago, taken meanwhile by another request.
+        return Err(ApiError::NotFound);
     }
     let updated = updated.ok_or(ApiError::NotFound)?;
     json(200, &admin_user_json(&updated, now))

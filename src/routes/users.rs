@@ -8,10 +8,10 @@ use crate::domain::time::rfc3339_seconds;
 use crate::domain::user::{normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError};
 use crate::http::auth::authenticate;
-use crate::http::body::read_json;
+use crate::http::body::{read_json, read_optional_json};
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::openapi::{schemas, Conflict, RateLimited, Unavailable};
+use crate::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
 use crate::routes::email as email_flows;
 use crate::routes::Ctx;
 use crate::runtime::now_seconds;
@@ -215,34 +215,46 @@ async fn propose_email_change(
     delete,
     path = "/api/v1/users/me",
     tag = "users",
-    summary = "Delete the account, with its password",
-    request_body = schemas::AccountDeletion,
+    summary = "Delete the account",
+    description = "Re-authentication first: without a body, the session must have signed in \
+        with a password within `REAUTH_SECONDS` (default 300), else 403 \
+        `reauthentication_required`; with `{\"password\"}`, the password decides (422 when \
+        wrong). The last active administrator cannot delete their account (409 `last_admin`).",
+    request_body(content = Option<schemas::AccountDeletion>, description = "Optional: the account's password"),
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Deleted; every session ended"),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
 )]
-/// `DELETE /api/v1/users/me` with `{"password": ...}`: a stolen access token alone cannot
-/// delete an account.
+/// `DELETE /api/v1/users/me`: a stolen access token alone cannot delete an account once its
+/// sign-in is older than `REAUTH_SECONDS`; then the password must come with the request.
 pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let caller = authenticate(req, ctx).await?;
-    let mut fields: Fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let password = fields.required_string("password");
-    fields.finish()?;
-    confirm_password(
-        ctx,
-        &caller.user,
-        "password",
-        password.as_deref().unwrap_or_default(),
-    )
-    .await?;
+    let now = now_seconds();
+    match read_optional_json(req, ctx.config.max_body_bytes).await? {
+        Some(mut fields) => {
+            let password = fields.required_string("password");
+            fields.finish()?;
+            confirm_password(
+                ctx,
+                &caller.user,
+                "password",
+                password.as_deref().unwrap_or_default(),
+            )
+            .await?;
+        }
+        None if signed_in_recently(&caller.user, now, ctx.config.reauth_seconds) => {}
+        None => return Err(ApiError::ReauthenticationRequired),
+    }
     let db = store::database(ctx.env)?;
     store::users::delete(
         &db,
         &caller.user.id,
-        &ctx.audit(AuditAction::UserDeleted, now_seconds())
+        &ctx.audit(AuditAction::UserDeleted, now)
             .by_self(&caller.user.id)
             .with("username", caller.user.username.as_str()),
     )
@@ -253,4 +265,34 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         json!({ "user_id": caller.user.id }),
     );
     no_content()
+}
+
+/// Whether the caller's session signed in with a password at most `window` seconds ago.
+fn signed_in_recently(user: &UserRow, now: i64, window: i64) -> bool {
+    user.session_signed_in_at
+        .is_some_and(|at| now.saturating_sub(at) <= window && window > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_signed_in_at(at: Option<i64>) -> UserRow {
+        serde_json::from_value(json!({
+            "id": "u", "username": "alice", "email": null, "email_verified": 0,
+            "created_at": 0, "updated_at": 0, "roles": "user",
+            "session_signed_in_at": at,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_fresh_sign_in_is_recent_until_the_window_ends() {
+        let user = user_signed_in_at(Some(1_000));
+        assert!(signed_in_recently(&user, 1_000, 300));
+        assert!(signed_in_recently(&user, 1_300, 300));
+        assert!(!signed_in_recently(&user, 1_301, 300));
+        assert!(!signed_in_recently(&user, 1_000, 0), "0 always asks");
+        assert!(!signed_in_recently(&user_signed_in_at(None), 1_000, 300));
+    }
 }

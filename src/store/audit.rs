@@ -20,22 +20,19 @@ pub enum When<'a> {
     TargetExists,
     /// The target account exists and holds no role of this name.
     TargetLacksRole(&'a str),
-    /// The target account holds this role, and it is not the last holder of `admin`.
-    TargetRoleRemovable(&'a str),
+    /// The target account holds this role. (Whether the last active admin may lose it is
+    /// the database's rule: its trigger undoes the whole batch, this entry included.)
+    TargetHoldsRole(&'a str),
     /// The target account's ban columns are set.
     TargetBanned,
     /// This session of the target account is not revoked yet.
     SessionUnrevoked(&'a str),
 }
 
-/// SQL: the role named by parameter `role` may be taken from the account named by
-/// parameter `user` — it holds it, and it is not the last holder of `admin`. Shared with the
-/// role removal itself, so the entry and the change agree.
-pub(super) fn role_removable(user: &str, role: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM user_roles WHERE user_id = {user} AND role = {role}) \
-         AND ({role} != 'admin' OR (SELECT COUNT(*) FROM user_roles WHERE role = 'admin') > 1)"
-    )
+/// SQL: the account named by parameter `user` holds the role named by parameter `role`.
+/// Shared with the role removal itself, so the entry and the change agree.
+pub(super) fn holds_role(user: &str, role: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM user_roles WHERE user_id = {user} AND role = {role})")
 }
 
 /// The statement that inserts `entry` under `when`.
@@ -53,7 +50,7 @@ pub fn insert_statement(
                 .into(),
             Some(role),
         ),
-        When::TargetRoleRemovable(role) => (role_removable("?4", "?9"), Some(role)),
+        When::TargetHoldsRole(role) => (holds_role("?4", "?9"), Some(role)),
         When::TargetBanned => (
             "EXISTS (SELECT 1 FROM users WHERE id = ?4 AND banned_at IS NOT NULL)".into(),
             None,

@@ -44,6 +44,9 @@ pub const USERNAME_TAKEN: &str = "Username is already taken";
 /// The 409 detail of a taken email address.
 pub const EMAIL_TAKEN: &str = "Email is already registered";
 
+/// The message the last-admin triggers abort with.
+const LAST_ADMIN_ABORT: &str = "edge_auth:last_admin";
+
 /// Whether an error is the conflict of a taken email address.
 pub fn is_email_taken(error: &ApiError) -> bool {
     matches!(error, ApiError::Conflict(detail) if detail == EMAIL_TAKEN)
@@ -58,6 +61,10 @@ pub fn map_d1_error(error: worker::Error) -> ApiError {
     }
     if message.contains("UNIQUE constraint failed: users.email") {
         return ApiError::Conflict(EMAIL_TAKEN.into());
+    }
+    // Raised by the triggers of migrations/0004_last_admin.sql; the whole batch is undone.
+    if message.contains(LAST_ADMIN_ABORT) {
+        return ApiError::LastAdmin;
     }
     console_error!(
         "{}",

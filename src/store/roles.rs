@@ -1,6 +1,6 @@
 //! Roles, their permissions, and who holds them.
 
-use super::audit::{self, role_removable, When};
+use super::audit::{self, holds_role, When};
 use super::users::{last_user, select_statement, UserRow};
 use super::{changes, integer, map_d1_error, text};
 use crate::domain::audit::AuditEntry;
@@ -104,9 +104,9 @@ pub async fn grant(
     Ok((granted, last_user(&results)?))
 }
 
-/// Take a role from an account, unless it is the last `admin` anywhere. Returns whether the
-/// role was taken (the audit entry is written only then, in the same transaction) and the
-/// account as it is now.
+/// Take a role from an account. Returns whether the role was taken (the audit entry is
+/// written only then, in the same transaction) and the account as it is now. Taking `admin`
+/// from the last active admin fails with [`ApiError::LastAdmin`] and changes nothing.
 pub async fn remove(
     db: &D1Database,
     user_id: &str,
@@ -114,10 +114,10 @@ pub async fn remove(
     entry: &AuditEntry,
 ) -> Result<(bool, Option<UserRow>), ApiError> {
     let statements = vec![
-        audit::insert_statement(db, entry, When::TargetRoleRemovable(role))?,
+        audit::insert_statement(db, entry, When::TargetHoldsRole(role))?,
         db.prepare(format!(
             "DELETE FROM user_roles WHERE user_id = ?1 AND role = ?2 AND {}",
-            role_removable("?1", "?2")
+            holds_role("?1", "?2")
         ))
         .bind(&[text(user_id), text(role)])
         .map_err(map_d1_error)?,

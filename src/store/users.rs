@@ -32,6 +32,10 @@ pub struct UserRow {
     pub banned_until: Option<i64>,
     #[serde(default)]
     pub ban_reason: Option<String>,
+    /// When the session behind the access token signed in with a password (its creation:
+    /// only signup and login create sessions). Read only by [`find_by_live_session`].
+    #[serde(default)]
+    pub session_signed_in_at: Option<i64>,
 }
 
 impl UserRow {
@@ -152,7 +156,8 @@ pub async fn find_by_live_session(
     now: i64,
 ) -> Result<Option<UserRow>, ApiError> {
     db.prepare(format!(
-        "SELECT {USER_COLUMNS} FROM users u JOIN sessions s ON s.user_id = u.id \
+        "SELECT {USER_COLUMNS}, s.created_at AS session_signed_in_at \
+         FROM users u JOIN sessions s ON s.user_id = u.id \
          WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL \
            AND s.idle_expires_at > ?3 AND s.absolute_expires_at > ?3 \
            AND u.tokens_valid_after <= ?4 AND {}",

@@ -1,15 +1,19 @@
 //! Typed settings, read once per isolate from the Worker's vars and secrets.
 //!
 //! Every setting is documented in the README's configuration reference. Numeric settings
-//! have safe defaults; the signing key, issuer, audience and allowed hosts have none: a
-//! Worker without them answers every request with a configuration error (fail closed)
-//! rather than minting tokens nobody can verify or answering for any host.
+//! have safe defaults; the signing key, the identifier digest key, issuer, audience and
+//! allowed hosts have none: a Worker without them answers every request with a
+//! configuration error (fail closed) rather than minting tokens nobody can verify or
+//! answering for any host.
 
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::metrics::token_digest;
 use crate::domain::password::{HashParams, PasswordHasherConfig, PasswordPolicy};
+use crate::domain::secret::{keyed_digest, DIGEST_KEY_MIN_BYTES};
 use crate::domain::session::SessionPolicy;
 use crate::domain::token::{KeySet, TokenSettings};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
 use std::fmt;
 
 /// Where a setting's raw text comes from: the Worker's `Env` in production, a map in tests.
@@ -221,6 +225,22 @@ pub struct Config {
     /// `METRICS_FLUSH_SECONDS`: how long an isolate may hold counts before sending them to
     /// the aggregator (after a response, never per request).
     pub metrics_flush_seconds: u32,
+    /// `REAUTH_SECONDS`: how long after a password sign-in a session may delete its account
+    /// without sending the password again; 0 always asks for it.
+    pub reauth_seconds: i64,
+    /// `IDENTIFIER_DIGEST_KEY` (secret, base64 of at least 32 bytes): the HMAC key of the
+    /// names rate limits and login failures are counted under. Debug output hides it.
+    identifier_digest_key: DigestKey,
+}
+
+/// A secret HMAC key whose `Debug` form says nothing about it.
+#[derive(Clone)]
+struct DigestKey(Vec<u8>);
+
+impl fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DigestKey(..)")
+    }
 }
 
 fn split_list(text: &str) -> impl Iterator<Item = &str> {
@@ -245,6 +265,26 @@ impl<S: SettingSource + ?Sized> Reader<'_, S> {
             None => {
                 self.errors.push(format!("{name} is not set"));
                 String::new()
+            }
+        }
+    }
+
+    /// A secret key given as base64 or base64url of at least [`DIGEST_KEY_MIN_BYTES`] bytes.
+    fn digest_key(&mut self, name: &str) -> DigestKey {
+        let text = self.required(name);
+        if text.is_empty() {
+            return DigestKey(Vec::new());
+        }
+        let decoded = URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .or_else(|_| STANDARD.decode(&text));
+        match decoded {
+            Ok(bytes) if bytes.len() >= DIGEST_KEY_MIN_BYTES => DigestKey(bytes),
+            _ => {
+                self.errors.push(format!(
+                    "{name} must be base64 of at least {DIGEST_KEY_MIN_BYTES} random bytes"
+                ));
+                DigestKey(Vec::new())
             }
         }
     }
@@ -503,6 +543,8 @@ impl Config {
             .filter(|token| !token.is_empty())
             .map(|token| token_digest(&token));
         let metrics_flush_seconds = reader.number("METRICS_FLUSH_SECONDS", 5_u32, 1, 86_400);
+        let reauth_seconds = reader.number("REAUTH_SECONDS", 300_i64, 0, 86_400);
+        let identifier_digest_key = reader.digest_key("IDENTIFIER_DIGEST_KEY");
 
         let email_rate_limit = reader.rate_limit(
             "RATE_LIMIT_EMAIL",
@@ -568,6 +610,8 @@ impl Config {
                 audit_retention_days,
                 metrics_token_digest,
                 metrics_flush_seconds,
+                reauth_seconds,
+                identifier_digest_key,
             }),
             _ => Err(ConfigError(reader.errors.join("; "))),
         }
@@ -575,6 +619,12 @@ impl Config {
 
     pub fn is_development(&self) -> bool {
         self.environment == "development"
+    }
+
+    /// The name `value` is counted under in rate limits and login-failure counters (see
+    /// [`keyed_digest`]).
+    pub fn identifier_digest(&self, value: &str) -> String {
+        keyed_digest(&self.identifier_digest_key.0, value)
     }
 
     /// Whether the service answers requests addressed to this host.
@@ -607,7 +657,55 @@ mod tests {
                 "JWT_SIGNING_KEY",
                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
             ),
+            (
+                "IDENTIFIER_DIGEST_KEY",
+                "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8",
+            ),
         ])
+    }
+
+    #[test]
+    fn the_identifier_digest_key_is_required_and_long_enough() {
+        let mut settings = minimal();
+        settings.remove("IDENTIFIER_DIGEST_KEY");
+        let error = Config::from_source(&Map(settings.clone())).unwrap_err();
+        assert!(
+            error.0.contains("IDENTIFIER_DIGEST_KEY is not set"),
+            "{error}"
+        );
+        settings.insert("IDENTIFIER_DIGEST_KEY", "c2hvcnQ");
+        let error = Config::from_source(&Map(settings.clone())).unwrap_err();
+        assert!(
+            error.0.contains("IDENTIFIER_DIGEST_KEY must be base64"),
+            "{error}"
+        );
+        assert!(
+            !error.0.contains("c2hvcnQ"),
+            "the value is never echoed: {error}"
+        );
+        settings.insert("IDENTIFIER_DIGEST_KEY", "not base64 at all!");
+        assert!(Config::from_source(&Map(settings)).is_err());
+    }
+
+    #[test]
+    fn identifier_digests_are_keyed_by_the_configured_key() {
+        let config = Config::from_source(&Map(minimal())).unwrap();
+        let mut other = minimal();
+        other.insert(
+            "IDENTIFIER_DIGEST_KEY",
+            "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8",
+        );
+        let other = Config::from_source(&Map(other)).unwrap();
+        assert_eq!(
+            config.identifier_digest("alice"),
+            config.identifier_digest("alice")
+        );
+        assert_ne!(
+            config.identifier_digest("alice"),
+            other.identifier_digest("alice")
+        );
+        assert!(!format!("{config:?}").contains("ICEiIyQl"));
+        assert_eq!(config.reauth_seconds, 300);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Login back-off and lockout: per-identifier failure counting, pure and time-injected.
+//! Login back-off and lockout: per-subject failure counting, pure and time-injected.
 //!
-//! Failures are counted per login *identifier* (the username or email as typed, normalised),
-//! whether or not an account has it, so an unknown name locks exactly like a known one and
+//! Failures are counted per *subject* (see [`login_subject`]): the account once the typed
+//! identifier names one, so its username and its email share one budget; otherwise the
+//! identifier as typed, normalised, so an unknown name locks exactly like a known one and
 //! the lockout reveals nothing about which accounts exist. `threshold` failures inside one
 //! `window` lock the identifier for `base * 2^(n-1)` seconds on its n-th lockout (capped at
 //! 24 h); a lockout that starts more than [`REPEAT_MEMORY_SECONDS`] after the previous one
@@ -11,7 +12,6 @@
 //! approximate under concurrency; the exact bound is the per-account rate-limit budget,
 //! which a Durable Object enforces before this check runs.
 
-use crate::domain::secret::sha256_hex;
 use serde::{Deserialize, Serialize};
 
 /// The longest lockout, however often it repeats.
@@ -154,10 +154,14 @@ pub fn normalize_identifier(identifier: &str) -> String {
     identifier.trim().to_lowercase()
 }
 
-/// The name an identifier is counted under (KV key, rate-limit key): the hex SHA-256 of its
-/// canonical form, so no username or address is stored or logged as a key.
-pub fn identifier_digest(identifier: &str) -> String {
-    sha256_hex(normalize_identifier(identifier).as_bytes())
+/// What a login attempt counts against (failures, the per-account budget): the account when
+/// `account_id` names one, else the typed identifier in canonical form. The store keeps it
+/// only as a keyed digest, so no username, address or id is readable in a key.
+pub fn login_subject(account_id: Option<&str>, identifier: &str) -> String {
+    match account_id {
+        Some(id) => format!("account:{id}"),
+        None => format!("identifier:{}", normalize_identifier(identifier)),
+    }
 }
 
 #[cfg(test)]
@@ -308,11 +312,18 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_are_counted_under_a_digest_of_their_canonical_form() {
-        let digest = identifier_digest(" Alice@Example.com");
-        assert_eq!(digest, identifier_digest("alice@example.com"));
-        assert_eq!(digest.len(), 64);
-        assert!(!digest.contains("alice"));
-        assert_ne!(digest, identifier_digest("alice"));
+    fn an_account_is_one_subject_whichever_name_was_typed() {
+        let id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+        assert_eq!(
+            login_subject(Some(id), "alice"),
+            login_subject(Some(id), "Alice@Example.com")
+        );
+        assert_eq!(
+            login_subject(None, " Alice@Example.com"),
+            login_subject(None, "alice@example.com")
+        );
+        assert_ne!(login_subject(None, "alice"), login_subject(None, "bob"));
+        // An unknown identifier never shares a subject with an account.
+        assert_ne!(login_subject(None, id), login_subject(Some(id), id));
     }
 }

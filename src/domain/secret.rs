@@ -7,6 +7,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -30,6 +31,21 @@ pub fn is_well_formed_opaque_token(token: &str) -> bool {
 /// The storage form of a token: lower-case hex SHA-256.
 pub fn hash_opaque_token(token: &str) -> String {
     sha256_hex(token.as_bytes())
+}
+
+/// A key for [`keyed_digest`]: at least this many bytes.
+pub const DIGEST_KEY_MIN_BYTES: usize = 32;
+
+/// The name a value is counted or stored under where its owner must not be readable (rate-
+/// limit keys, login-failure counters): lower-case hex HMAC-SHA-256 under a secret key. A
+/// plain digest of a username, an address or an IP could be reversed by hashing guesses; a
+/// keyed one cannot without the key.
+pub fn keyed_digest(key: &[u8], value: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(value.as_bytes());
+    to_hex(&mac.finalize().into_bytes())
 }
 
 /// Lower-case hex SHA-256 of some bytes.
@@ -57,6 +73,20 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_digests_match_rfc_4231_and_depend_on_the_key() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            keyed_digest(b"Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let key = [7_u8; DIGEST_KEY_MIN_BYTES];
+        let other = [8_u8; DIGEST_KEY_MIN_BYTES];
+        assert_ne!(keyed_digest(&key, "alice"), keyed_digest(&other, "alice"));
+        assert_ne!(keyed_digest(&key, "alice"), sha256_hex(b"alice"));
+        assert_eq!(keyed_digest(&key, "alice").len(), 64);
+    }
 
     #[test]
     fn tokens_are_43_url_safe_characters() {

@@ -1,12 +1,15 @@
 //! Usernames and email addresses: the rules for accepting them and their canonical forms.
 //!
 //! Usernames are public handles of 3–42 ASCII letters, digits and underscores, stored
-//! lower-case so `Alice` and `alice` are one account. Email addresses are trimmed and stored
-//! lower-case so uniqueness is case-insensitive; the checks are deliberately modest (one `@`,
-//! a dotted domain, no spaces or control characters) because only a delivered message proves
-//! an address works.
+//! lower-case so `Alice` and `alice` are one account. Email addresses are stored in one
+//! canonical form, so two spellings of one address cannot make two accounts: trimmed,
+//! Unicode NFC, the local part lower-cased, the domain in its IDNA ASCII form (UTS #46, which
+//! also lower-cases and folds width: `Bücher.DE` and `xn--bcher-kva.de` are one domain). The
+//! other checks are deliberately modest (one `@`, a dotted domain, no spaces, control or
+//! invisible formatting characters) because only a delivered message proves an address works.
 
 use crate::error::FieldError;
+use icu_normalizer::ComposingNormalizerBorrowed;
 
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 42;
@@ -32,23 +35,45 @@ pub fn normalize_username(raw: &str) -> Result<String, FieldError> {
     Ok(raw.to_ascii_lowercase())
 }
 
-/// Validate an email address and return its canonical (trimmed, lower-case) form.
+/// Characters that change nothing visible but make two strings differ: zero-width spaces and
+/// joiners, bidirectional overrides, the soft hyphen, the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+}
+
+/// Unicode NFC.
+fn nfc(text: &str) -> String {
+    ComposingNormalizerBorrowed::new_nfc()
+        .normalize(text)
+        .into_owned()
+}
+
+/// Validate an email address and return its canonical form (see the module docs).
 pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
     let invalid = || FieldError::new("email", "is not a valid email address");
     let email = raw.trim();
-    if email.is_empty() || email.len() > EMAIL_MAX {
+    // Bounded before any normalisation work; the canonical form is checked again below.
+    if email.is_empty() || email.len() > EMAIL_MAX * 4 {
         return Err(invalid());
     }
-    if email
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';'))
-    {
+    if email.chars().any(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || is_invisible_format(c)
+            || matches!(c, '<' | '>' | '"' | ',' | ';')
+    }) {
         return Err(invalid());
     }
+    let email = nfc(email);
     let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
+    // Lower-casing can leave a string that is no longer NFC (`İ` becomes `i` + a combining
+    // dot), so normalise once more.
+    let local = nfc(&local.to_lowercase());
     if local.is_empty() || local.len() > EMAIL_LOCAL_MAX || local.contains('@') {
         return Err(invalid());
     }
+    let domain = idna::domain_to_ascii_strict(domain).map_err(|_| invalid())?;
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2
         || labels
@@ -57,7 +82,11 @@ pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
     {
         return Err(invalid());
     }
-    Ok(email.to_lowercase())
+    let canonical = format!("{local}@{domain}");
+    if canonical.len() > EMAIL_MAX {
+        return Err(invalid());
+    }
+    Ok(canonical)
 }
 
 /// Whether a login identifier looks like an email (the `username` field may hold either).
@@ -143,7 +172,56 @@ mod tests {
 
     #[test]
     fn internationalised_emails_are_accepted() {
-        assert_eq!(normalize_email("Jörg@Bücher.de").unwrap(), "jörg@bücher.de");
+        assert_eq!(
+            normalize_email("Jörg@Bücher.de").unwrap(),
+            "jörg@xn--bcher-kva.de"
+        );
+    }
+
+    #[test]
+    fn spellings_of_one_address_share_one_canonical_form() {
+        // NFC: a precomposed `ü` and `u` + combining diaeresis, in the local part and the
+        // domain; the domain's Unicode and A-label forms; full-width letters.
+        let forms = [
+            "j\u{00F6}rg@b\u{00FC}cher.de",
+            "jo\u{0308}rg@bu\u{0308}cher.de",
+            "J\u{00D6}RG@B\u{00DC}CHER.DE",
+            "jörg@xn--bcher-kva.de",
+            "jörg@XN--BCHER-KVA.de",
+            "jörg@ｂüｃｈｅｒ.de",
+        ];
+        for form in forms {
+            assert_eq!(
+                normalize_email(form).unwrap(),
+                "j\u{00F6}rg@xn--bcher-kva.de",
+                "{form:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_characters_make_an_address_invalid() {
+        for bad in [
+            "al\u{200B}ice@example.com",
+            "alice@exa\u{200D}mple.com",
+            "\u{FEFF}alice@example.com",
+            "alice\u{202E}@example.com",
+            "ali\u{00AD}ce@example.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn domains_that_are_not_valid_idna_are_refused() {
+        for bad in [
+            "a@xn--zz.com",
+            "a@exa_mple.com",
+            "a@-example.com",
+            "a@example..com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

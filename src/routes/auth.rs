@@ -3,7 +3,7 @@
 use crate::domain::audit::{mask_identifier, AuditAction};
 use crate::domain::email::Purpose;
 use crate::domain::hibp::{breach_count, range_query, BREACHED};
-use crate::domain::lockout::{identifier_digest, FailureState, Gate};
+use crate::domain::lockout::{login_subject, FailureState, Gate};
 use crate::domain::metrics::Event;
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
@@ -24,7 +24,7 @@ use crate::runtime::{now_seconds, random_bytes};
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{self, audit, hibp, login_failures, revocation, session_guard};
-use futures_util::future::join3;
+use futures_util::future::join;
 use serde_json::json;
 use uuid::Uuid;
 use worker::{D1Database, Request};
@@ -106,19 +106,24 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("signup", ctx.config.signup_rate_limit)
         .await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let username = fields
-        .required_string("username")
-        .and_then(|raw| fields.check(normalize_username(&raw)));
-    let email = fields
-        .optional_string("email")
-        .and_then(|raw| fields.check(normalize_email(&raw)));
+    let raw_username = fields.required_string("username");
+    let username = raw_username
+        .as_deref()
+        .and_then(|raw| fields.check(normalize_username(raw)));
+    let raw_email = fields.optional_string("email");
+    let email = raw_email
+        .as_deref()
+        .and_then(|raw| fields.check(normalize_email(raw)));
     let password = fields.required_string("password");
-    if let (Some(username), Some(password)) = (&username, &password) {
+    // Checked whatever the other fields' fate, so every field's problem comes back at once;
+    // an invalid username or email is still compared as sent.
+    if let Some(password) = &password {
+        let username = username.as_deref().or(raw_username.as_deref());
         fields.check(ctx.config.password_policy.check(
             "password",
             password,
-            username,
-            email.as_deref(),
+            username.unwrap_or_default(),
+            email.as_deref().or(raw_email.as_deref()),
         ));
     }
     let require_verification = ctx.config.email.require_verification;
@@ -183,6 +188,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         banned_at: None,
         banned_until: None,
         ban_reason: None,
+        session_signed_in_at: None,
     };
     match created {
         Ok(()) => {}
@@ -374,22 +380,23 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .await);
     }
 
-    let digest = identifier_digest(identifier);
-    // The identifier's budget (a Durable Object), its failure count (KV) and the account
-    // (D1) are independent reads: one round trip instead of three.
-    let (budget, failures, user) = join3(
+    // The account first: failures and the per-account budget count against it whichever of
+    // its names was typed, and against the identifier itself when it names none. The budget
+    // (a Durable Object) and the failure count (KV) are then read together.
+    let user = users::find_by_identifier(&db, identifier).await?;
+    let subject = login_subject(user.as_ref().map(|user| user.id.as_str()), identifier);
+    let digest = ctx.config.identifier_digest(&subject);
+    let (budget, failures) = join(
         ctx.rate_limit_by(
             "login",
             "account",
-            &digest,
+            &subject,
             ctx.config.login_account_rate_limit,
         ),
         login_failures::load(ctx.env, &digest),
-        users::find_by_identifier(&db, identifier),
     )
     .await;
     budget?;
-    let user = user?;
     let now = now_seconds();
     if let Gate::Locked {
         retry_after_seconds,

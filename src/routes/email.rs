@@ -6,7 +6,7 @@
 
 use crate::domain::email::{render, Purpose, TemplateContext};
 use crate::domain::input::Fields;
-use crate::domain::lockout::identifier_digest;
+use crate::domain::lockout::login_subject;
 use crate::domain::one_time::{code_from_random, code_matches, hash_code, is_code};
 use crate::domain::secret::{encode_opaque_token, hash_opaque_token, is_well_formed_opaque_token};
 use crate::domain::user::normalize_email;
@@ -24,7 +24,6 @@ use crate::store;
 use crate::store::login_failures;
 use crate::store::one_time_tokens::{self, Effect, NewToken, TokenRow};
 use crate::store::users::{self, UserRow};
-use futures_util::future::join_all;
 use serde_json::json;
 use uuid::Uuid;
 use worker::{D1Database, D1PreparedStatement, Request};
@@ -334,12 +333,9 @@ pub async fn reset_password(
     .await?;
     log::security_event(ctx.meta, "password_reset", json!({ "user_id": user.id }));
     // Whoever proved the mailbox may sign in at once, even if someone else locked the
-    // account's names with wrong passwords meanwhile.
-    let identifiers = std::iter::once(user.username.as_str()).chain(user.email.as_deref());
-    join_all(identifiers.map(|identifier| async move {
-        login_failures::clear(ctx.env, &identifier_digest(identifier)).await;
-    }))
-    .await;
+    // account with wrong passwords meanwhile.
+    let subject = login_subject(Some(&user.id), &user.username);
+    login_failures::clear(ctx.env, &ctx.config.identifier_digest(&subject)).await;
     Ok(user)
 }
 

@@ -79,8 +79,10 @@ impl Ctx<'_> {
     }
 
     /// Count this request against the budget of `scope` for one value of a dimension (an IP,
-    /// a session, an account). Each key is its own Durable Object. When a request counts
-    /// against several budgets, the `RateLimit-*` headers describe the tightest.
+    /// a session, an account). Each key is its own Durable Object, named with a keyed digest
+    /// of the value, so no address or name can be read back from the object's name. When a
+    /// request counts against several budgets, the `RateLimit-*` headers describe the
+    /// tightest.
     pub async fn rate_limit_by(
         &self,
         scope: &str,
@@ -88,7 +90,10 @@ impl Ctx<'_> {
         value: &str,
         budget: RateLimit,
     ) -> Result<(), ApiError> {
-        let key = format!("{scope}:{dimension}:{value}");
+        let key = format!(
+            "{scope}:{dimension}:{}",
+            self.config.identifier_digest(value)
+        );
         let decision = rate_limit::check(self.env, &key, budget).await?;
         self.apply_rate_limit(scope, dimension, decision)
     }
@@ -326,8 +331,8 @@ impl Route {
     }
 }
 
-async fn dispatch(route: Route, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
-    match (route, req.method()) {
+async fn dispatch(route: Route, method: Method, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
+    match (route, method) {
         (Route::Ping, Method::Get | Method::Head) => meta::ping(),
         (Route::Health, Method::Get | Method::Head) => meta::health(ctx).await,
         (Route::HealthAlias, Method::Get | Method::Head) => meta::health_alias(ctx).await,
@@ -434,10 +439,12 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
     } else if !config.host_allowed(&meta.host) {
         Err(ApiError::UntrustedHost)
     } else {
-        match route {
-            None => Err(ApiError::NotFound),
-            Some(route) if req.method() == Method::Options => Ok(preflight(route, &ctx)),
-            Some(route) => dispatch(route, req, &ctx).await,
+        match (route, meta.known_method.clone()) {
+            (None, _) => Err(ApiError::NotFound),
+            // A method no route serves is refused before any handler sees the request.
+            (Some(_), None) => Err(ApiError::MethodNotAllowed),
+            (Some(route), Some(Method::Options)) => Ok(preflight(route, &ctx)),
+            (Some(route), Some(method)) => dispatch(route, method, req, &ctx).await,
         }
     };
     let mut response = match result {

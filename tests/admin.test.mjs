@@ -508,7 +508,8 @@ describe("admin user management", () => {
       const refused = await isolated.request("DELETE", `${ADMIN}/users/${sole.user.id}/roles/admin`, {
         token,
       });
-      assertConflict(refused, "The last admin cannot lose the admin role");
+      const body = assertProblem(assert, refused, 409);
+      assert.equal(body.type, "urn:edge-auth:problem:last_admin");
       assert.deepEqual(await rolesOf(isolated, sole.user.id), ["admin", "user"]);
       const audit = await isolated.db
         .prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.role_revoked'")

@@ -166,10 +166,29 @@ describe("npm run admin: through wrangler against a local database", () => {
       await worker.dispose();
     }
 
+    // The only admin keeps the role: the last-admin rule binds the command line too.
+    const refused = await admin("revoke", account.username, "--persist-to", dir);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(
+      refused.stderr,
+      new RegExp(`${account.username} is the last active admin; grant admin to another account first; nothing changed \\(local\\)`),
+    );
+    const other = await startWorker({ d1Persist, d1Id });
+    let second;
+    try {
+      const rows = await other.db
+        .prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.role_revoked'")
+        .first();
+      assert.equal(rows.n, 0, "a refused revoke leaves no audit entry");
+      second = await other.signup();
+    } finally {
+      await other.dispose();
+    }
+    assert.equal((await admin("grant", second.username, "--persist-to", dir)).code, 0);
+
     const revoked = await admin("revoke", account.username, "--persist-to", dir);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.match(revoked.stdout, new RegExp(`^${account.username} is no longer an admin \\(local\\)`));
-    assert.match(revoked.stdout, /no account holds the admin role now/);
     const missing = await admin("grant", "nobody_here", "--persist-to", dir);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no account named nobody_here in the local database; nothing changed/);

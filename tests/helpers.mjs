@@ -11,21 +11,36 @@ export const ORIGIN = "http://localhost";
 export const ISSUER = "https://auth.test";
 export const AUDIENCE = "test-app";
 
+/**
+ * Split one migration file into statements: at each `;` that ends a line, except inside a
+ * `CREATE TRIGGER ... BEGIN ... END;` body, whose inner statements end lines too.
+ */
+export function splitStatements(sql) {
+  const statements = [];
+  let current = [];
+  for (const line of sql.split("\n")) {
+    if (line.trim().startsWith("--")) continue;
+    current.push(line);
+    const text = current.join("\n").trim();
+    const inTrigger = /^CREATE\s+TRIGGER\b/i.test(text);
+    const ends = inTrigger ? /\bEND\s*;\s*$/i.test(line) : /;\s*$/.test(line);
+    if (ends) {
+      statements.push(text.replace(/;\s*$/, ""));
+      current = [];
+    }
+  }
+  const rest = current.join("\n").trim();
+  if (rest) statements.push(rest);
+  return statements.filter(Boolean);
+}
+
 /** The migration files' statements, in order. */
 export function migrationStatements() {
   const dir = join(ROOT, "migrations");
   return readdirSync(dir)
     .filter((name) => name.endsWith(".sql"))
     .sort()
-    .flatMap((name) =>
-      readFileSync(join(dir, name), "utf8")
-        .split("\n")
-        .filter((line) => !line.trim().startsWith("--"))
-        .join("\n")
-        .split(/;\s*(?:\n|$)/)
-        .map((statement) => statement.trim())
-        .filter(Boolean),
-    );
+    .flatMap((name) => splitStatements(readFileSync(join(dir, name), "utf8")));
 }
 
 /**
@@ -49,6 +64,7 @@ export async function startWorker({
     JWT_AUDIENCE: AUDIENCE,
     ALLOWED_HOSTS: "localhost",
     JWT_SIGNING_KEY: seed,
+    IDENTIFIER_DIGEST_KEY: randomBytes(32).toString("base64url"),
     // Generous budgets: suites that test rate limiting set their own.
     RATE_LIMIT_LOGIN: "1000/60",
     RATE_LIMIT_SIGNUP: "1000/60",

@@ -33,6 +33,14 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 const b64json = (value) => base64url.encode(JSON.stringify(value));
 
 /** The users row as stored, or null. */
+/** Make every session of an account look as if it signed in `seconds` ago. */
+async function signedInSecondsAgo(worker, id, seconds) {
+  await worker.db
+    .prepare("UPDATE sessions SET created_at = ?2 WHERE user_id = ?1")
+    .bind(id, nowSeconds() - seconds)
+    .run();
+}
+
 function userRow(worker, id) {
   return worker.db.prepare("SELECT * FROM users WHERE id = ?1").bind(id).first();
 }
@@ -598,15 +606,19 @@ describe("DELETE /api/v1/users/me", () => {
   const remove = (token, body, headers) =>
     worker.request("DELETE", "/api/v1/users/me", { token, body, headers });
 
-  test("a missing body is a 415, an empty JSON body a 400, {} a 422 naming password", async () => {
+  test("an old sign-in without a body is a 403 reauthentication_required; {} a 422 naming password", async () => {
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
+    await signedInSecondsAgo(worker, id, 301);
 
-    const noBody = await remove(account.access_token);
-    assert.equal(assertProblem(assert, noBody, 415).detail, "Content-Type must be application/json");
+    for (const [body, headers] of [[undefined, undefined], ["", { "content-type": "application/json" }], ["  ", { "content-type": "text/plain" }]]) {
+      const refused = await remove(account.access_token, body, headers);
+      const problem = assertProblem(assert, refused, 403);
+      assert.equal(problem.type, "urn:edge-auth:problem:reauthentication_required");
+    }
 
-    const emptyJson = await remove(account.access_token, "", { "content-type": "application/json" });
-    assert.equal(assertProblem(assert, emptyJson, 400).detail, "Request body is empty");
+    const notJson = await remove(account.access_token, "password=x", { "content-type": "text/plain" });
+    assert.equal(assertProblem(assert, notJson, 415).detail, "Content-Type must be application/json");
 
     const noPassword = await remove(account.access_token, {});
     assertFieldErrors(assert, noPassword, [{ field: "password", message: "is required" }]);
@@ -615,6 +627,42 @@ describe("DELETE /api/v1/users/me", () => {
     assertFieldErrors(assert, notAString, [{ field: "password", message: "must be a string" }]);
 
     assert.ok(await userRow(worker, id), "the account still exists");
+
+    const withPassword = await remove(account.access_token, { password: account.password });
+    assert.equal(withPassword.status, 204, withPassword.text);
+    assert.equal(await userRow(worker, id), null);
+  });
+
+  test("a sign-in within REAUTH_SECONDS deletes with the bearer token alone, as the seed's clients do", async () => {
+    const account = await worker.signup();
+    const id = decodeJwt(account.access_token).sub;
+    await signedInSecondsAgo(worker, id, 299);
+    const response = await remove(account.access_token);
+    assert.equal(response.status, 204, response.text);
+    assert.equal(await userRow(worker, id), null);
+    const audit = await worker.db
+      .prepare("SELECT actor_id FROM audit_log WHERE action = 'user.deleted' AND target_id = ?1")
+      .bind(id)
+      .first();
+    assert.equal(audit.actor_id, id);
+
+    // A JSON content type with an empty body is still "no body".
+    const other = await worker.signup();
+    const emptyJson = await remove(other.access_token, "", { "content-type": "application/json" });
+    assert.equal(emptyJson.status, 204, emptyJson.text);
+  });
+
+  test("a refreshed session keeps the time of its password sign-in", async () => {
+    const account = await worker.signup();
+    const id = decodeJwt(account.access_token).sub;
+    await signedInSecondsAgo(worker, id, 3600);
+    const refreshed = await worker.request("POST", "/api/v1/auth/refresh", {
+      body: { refresh_token: account.refresh_token },
+    });
+    assert.equal(refreshed.status, 200, refreshed.text);
+    const refused = await remove(refreshed.json.access_token);
+    assert.equal(assertProblem(assert, refused, 403).type, "urn:edge-auth:problem:reauthentication_required");
+    assert.ok(await userRow(worker, id));
   });
 
   test("a wrong password is a 422 naming password and the account survives", async () => {

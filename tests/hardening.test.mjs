@@ -24,12 +24,12 @@ function assertLastAdmin(response) {
   return body;
 }
 
-/** Accounts that hold `admin` and are not banned now. */
+/** Accounts that hold `admin` and are not banned now, read from the tables themselves. */
 async function activeAdmins(worker) {
   const { results } = await worker.db
     .prepare(
       "SELECT u.id FROM users u JOIN user_roles r ON r.user_id = u.id AND r.role = 'admin' " +
-        "WHERE u.banned_at IS NULL OR (u.banned_until IS NOT NULL AND u.banned_until <= ?1)",
+        "WHERE u.banned_at IS NULL OR (u.banned_until IS NOT NULL AND u.banned_until <= ?1) ORDER BY u.id",
     )
     .bind(nowSeconds())
     .all();

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: native unit tests of the domain (cargo test), then the integration suites
-# against the built Worker in Miniflare (node --test). Ends with one combined summary line.
+# against the built Worker in Miniflare (node --test), among them the deploy check
+# (tests/deploy.test.mjs: what a plain `wrangler deploy` would upload must be
+# production-safe), so a failing check fails the run. Ends with one combined summary line.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,6 +28,6 @@ if [ "$cargo_status" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then cargo_failed=1; 
 if [ "$node_status" -ne 0 ] && [ "$node_failed" -eq 0 ]; then node_failed=1; fi
 
 echo "unit tests (cargo): $cargo_passed passed, $cargo_failed failed"
-echo "integration tests (miniflare): $node_passed passed, $node_failed failed"
+echo "integration tests (miniflare, deploy check): $node_passed passed, $node_failed failed"
 echo "total: $((cargo_passed + node_passed)) passed, $((cargo_failed + node_failed)) failed"
 [ "$((cargo_failed + node_failed))" -eq 0 ]

@@ -24,8 +24,9 @@ impl FieldError {
     }
 }
 
-/// Every way a request can fail. Each variant carries only what is safe to show a client;
-/// internal causes are logged where they happen and never reach the body.
+/// Every way a request can fail. What a client sees comes from [`ApiError::detail`]; an
+/// internal cause (a dependency's own error text) travels inside the error, is logged once
+/// by the edge with the request id ([`ApiError::internal_cause`]) and never reaches the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
     /// 400: the body is not JSON, or the request is otherwise unreadable.
@@ -45,8 +46,12 @@ pub enum ApiError {
     NotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
-    /// 409: a unique value (username, email) is taken, or the state forbids the change.
-    Conflict(String),
+    /// 409: the username belongs to another account.
+    UsernameTaken,
+    /// 409: the email address belongs to another account.
+    EmailTaken,
+    /// 409: an administrator may not do this to their own account (`detail` says what).
+    SelfActionRefused(String),
     /// 409: the change would leave no active holder of `admin`.
     LastAdmin,
     /// 413: the body exceeds the configured limit (bytes).
@@ -62,8 +67,9 @@ pub enum ApiError {
     LoginLocked(u64),
     /// 431: the request headers exceed the configured limit (bytes).
     HeadersTooLarge(usize),
-    /// 503: a dependency (D1, KV, a Durable Object) did not answer.
-    Unavailable(String),
+    /// 503: a dependency (D1, KV, a Durable Object) did not answer. `what` is named to the
+    /// client; `cause` is the dependency's own error text, for the log only.
+    Unavailable { what: &'static str, cause: String },
     /// 500: the service itself is misconfigured (missing or malformed secret). Fails closed.
     Misconfigured,
     /// 500: a bug or an unexpected dependency answer; details are logged, not sent.
@@ -95,6 +101,22 @@ pub struct ProblemDetails {
 }
 
 impl ApiError {
+    /// A dependency that did not answer: `what` for the client, `cause` for the log.
+    pub fn unavailable(what: &'static str, cause: impl fmt::Display) -> Self {
+        ApiError::Unavailable {
+            what,
+            cause: cause.to_string(),
+        }
+    }
+
+    /// The internal cause the edge logs (never sent): a dependency's own error text.
+    pub fn internal_cause(&self) -> Option<(&'static str, &str)> {
+        match self {
+            ApiError::Unavailable { what, cause } => Some((what, cause)),
+            _ => None,
+        }
+    }
+
     /// Shorthand for a 422 with one field error.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Validation(vec![FieldError::new(field, message)])
@@ -110,13 +132,16 @@ impl ApiError {
             ApiError::Forbidden(_) | ApiError::ReauthenticationRequired => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
-            ApiError::Conflict(_) | ApiError::LastAdmin => 409,
+            ApiError::UsernameTaken
+            | ApiError::EmailTaken
+            | ApiError::SelfActionRefused(_)
+            | ApiError::LastAdmin => 409,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Validation(_) => 422,
             ApiError::RateLimited(_) | ApiError::LoginLocked(_) => 429,
             ApiError::HeadersTooLarge(_) => 431,
-            ApiError::Unavailable(_) => 503,
+            ApiError::Unavailable { .. } => 503,
             ApiError::Misconfigured | ApiError::Internal => 500,
         }
     }
@@ -132,7 +157,9 @@ impl ApiError {
             ApiError::ReauthenticationRequired => "reauthentication_required",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::UsernameTaken => "username_taken",
+            ApiError::EmailTaken => "email_taken",
+            ApiError::SelfActionRefused(_) => "self_action_refused",
             ApiError::LastAdmin => "last_admin",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -140,7 +167,7 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::LoginLocked(_) => "login_locked",
             ApiError::HeadersTooLarge(_) => "request_header_fields_too_large",
-            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::Misconfigured => "misconfigured",
             ApiError::Internal => "internal_error",
         }
@@ -179,9 +206,11 @@ impl ApiError {
             ApiError::LastAdmin => {
                 "The last active administrator keeps the admin role and the account".into()
             }
-            ApiError::Unauthorized(why) | ApiError::Forbidden(why) | ApiError::Conflict(why) => {
-                why.clone()
-            }
+            ApiError::Unauthorized(why)
+            | ApiError::Forbidden(why)
+            | ApiError::SelfActionRefused(why) => why.clone(),
+            ApiError::UsernameTaken => USERNAME_TAKEN.into(),
+            ApiError::EmailTaken => EMAIL_TAKEN.into(),
             ApiError::NotFound => "Not found".into(),
             ApiError::MethodNotAllowed => "Method not allowed".into(),
             ApiError::PayloadTooLarge(limit) => {
@@ -203,7 +232,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(limit) => {
                 format!("Request headers exceed the limit of {limit} bytes")
             }
-            ApiError::Unavailable(what) => format!("{what} is unavailable"),
+            ApiError::Unavailable { what, .. } => format!("{what} is unavailable"),
             ApiError::Misconfigured => "The service is not configured correctly".into(),
             ApiError::Internal => "Internal server error".into(),
         }
@@ -233,6 +262,11 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The 409 detail of a taken username.
+pub const USERNAME_TAKEN: &str = "Username is already taken";
+/// The 409 detail of a taken email address.
+pub const EMAIL_TAKEN: &str = "Email is already registered";
+
 /// The generic login failure: the same for an unknown account and a wrong password.
 pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
 
@@ -252,14 +286,16 @@ mod tests {
             (ApiError::Forbidden("x".into()), 403),
             (ApiError::NotFound, 404),
             (ApiError::MethodNotAllowed, 405),
-            (ApiError::Conflict("x".into()), 409),
+            (ApiError::UsernameTaken, 409),
+            (ApiError::EmailTaken, 409),
+            (ApiError::SelfActionRefused("x".into()), 409),
             (ApiError::PayloadTooLarge(10), 413),
             (ApiError::UnsupportedMediaType, 415),
             (ApiError::invalid("f", "bad"), 422),
             (ApiError::RateLimited(3), 429),
             (ApiError::LoginLocked(900), 429),
             (ApiError::HeadersTooLarge(8192), 431),
-            (ApiError::Unavailable("D1".into()), 503),
+            (ApiError::unavailable("Database", "D1_ERROR: boom"), 503),
             (ApiError::Misconfigured, 500),
             (ApiError::Internal, 500),
         ];
@@ -313,6 +349,41 @@ mod tests {
         assert_eq!(short, long);
         assert_eq!(short.status, 429);
         assert_eq!(short.title, "Too Many Requests");
+    }
+
+    #[test]
+    fn an_unavailable_dependency_keeps_its_cause_out_of_the_body() {
+        let error = ApiError::unavailable("Database", "D1_ERROR: no such table: users");
+        let body = serde_json::to_string(&error.to_problem("r")).unwrap();
+        assert!(body.contains("Database is unavailable"), "{body}");
+        assert!(!body.contains("no such table"), "{body}");
+        assert_eq!(
+            error.internal_cause(),
+            Some(("Database", "D1_ERROR: no such table: users"))
+        );
+        assert_eq!(ApiError::NotFound.internal_cause(), None);
+    }
+
+    #[test]
+    fn conflicts_tell_their_cases_apart() {
+        let codes: Vec<&str> = [
+            ApiError::UsernameTaken,
+            ApiError::EmailTaken,
+            ApiError::SelfActionRefused("x".into()),
+            ApiError::LastAdmin,
+        ]
+        .iter()
+        .map(ApiError::code)
+        .collect();
+        assert_eq!(
+            codes,
+            [
+                "username_taken",
+                "email_taken",
+                "self_action_refused",
+                "last_admin"
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::domain::token::{inspect, validate_claims, verify, TokenError, VerifiedToken};
 use crate::error::ApiError;
 use crate::http::log;
-use crate::routes::Ctx;
+use crate::http::Ctx;
 use crate::runtime::{now_seconds, webcrypto};
 use crate::store::{self, revocation, users::UserRow};
 use futures_util::future::join;

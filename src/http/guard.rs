@@ -12,7 +12,7 @@ use crate::domain::access::{self, Denial};
 use crate::error::ApiError;
 use crate::http::auth::{authenticate, load_caller, verify_bearer, Authenticated};
 use crate::http::log;
-use crate::routes::Ctx;
+use crate::http::Ctx;
 use crate::store::{self, roles};
 use futures_util::future::join;
 use serde_json::json;

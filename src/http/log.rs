@@ -30,46 +30,49 @@ pub fn request(meta: &RequestMeta, route: &str, status: u16, user_id: Option<&st
     console_log!("{}", line);
 }
 
-/// A security event (failed login, rate limit, ...) with event-specific fields.
-pub fn security_event(meta: &RequestMeta, event: &str, fields: Value) {
+/// One event line: the common members, then the event's own fields.
+fn emit(meta: &RequestMeta, level: &str, event: &str, fields: Value) {
     let mut line = Map::new();
     line.insert("timestamp".into(), Value::String(timestamp()));
-    line.insert("level".into(), Value::String("warn".into()));
+    line.insert("level".into(), Value::String(level.into()));
     line.insert("event".into(), Value::String(event.into()));
     line.insert("request_id".into(), Value::String(meta.request_id.clone()));
-    line.insert(
+    if let Value::Object(extra) = fields {
+        line.extend(extra);
+    }
+    console_log!("{}", Value::Object(line));
+}
+
+/// A security event (failed login, rate limit, ...) with event-specific fields.
+pub fn security_event(meta: &RequestMeta, event: &str, fields: Value) {
+    let mut with_client = Map::new();
+    with_client.insert(
         "client_ip".into(),
         meta.client_ip.clone().map_or(Value::Null, Value::String),
     );
     if let Value::Object(extra) = fields {
-        line.extend(extra);
+        with_client.extend(extra);
     }
-    console_log!("{}", Value::Object(line));
+    emit(meta, "warn", event, Value::Object(with_client));
 }
 
 /// An operational warning (a dependency that failed open, ...) with event-specific fields.
 pub fn warn(meta: &RequestMeta, event: &str, fields: Value) {
-    let mut line = Map::new();
-    line.insert("timestamp".into(), Value::String(timestamp()));
-    line.insert("level".into(), Value::String("warn".into()));
-    line.insert("event".into(), Value::String(event.into()));
-    line.insert("request_id".into(), Value::String(meta.request_id.clone()));
-    if let Value::Object(extra) = fields {
-        line.extend(extra);
-    }
-    console_log!("{}", Value::Object(line));
+    emit(meta, "warn", event, fields);
+}
+
+/// A dependency that failed a request (or work after it): what it was and its own error
+/// text, which never reaches the client. The edge writes this once per failure.
+pub fn dependency_failure(meta: &RequestMeta, event: &str, what: &str, cause: &str) {
+    emit(
+        meta,
+        "error",
+        event,
+        json!({ "dependency": what, "error": cause }),
+    );
 }
 
 /// An operational error whose cause must not reach the client.
 pub fn error(meta: &RequestMeta, event: &str, cause: &str) {
-    console_log!(
-        "{}",
-        json!({
-            "timestamp": timestamp(),
-            "level": "error",
-            "event": event,
-            "request_id": meta.request_id,
-            "error": cause,
-        })
-    );
+    emit(meta, "error", event, json!({ "error": cause }));
 }

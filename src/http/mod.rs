@@ -5,9 +5,12 @@
 
 pub mod auth;
 pub mod body;
+pub mod context;
 pub mod guard;
 pub mod log;
 pub mod response;
+
+pub use context::Ctx;
 
 use worker::{Date, Method, Request};
 

@@ -13,8 +13,8 @@ use crate::domain::email::{to_mime, Message};
 use crate::domain::metrics::Event;
 use crate::domain::user::mask_email;
 use crate::error::ApiError;
-use crate::metrics;
 use crate::runtime::now_seconds;
+use crate::store::metrics_batch;
 use crate::store::{self, outbox};
 use serde_json::json;
 use std::rc::Rc;
@@ -79,8 +79,8 @@ pub async fn deliver(
                 now_seconds(),
             )
             .await
-            .inspect_err(|_| metrics::record(Event::EmailFailed))?;
-            metrics::record(Event::EmailSent);
+            .inspect_err(|_| metrics_batch::record(Event::EmailFailed))?;
+            metrics_batch::record(Event::EmailSent);
             log_line(
                 "info",
                 "email_sent",
@@ -105,7 +105,7 @@ async fn send_with_retry(env: &Env, config: &Config, outgoing: &Outgoing) {
     for attempt in 1..=ATTEMPTS {
         match send_once(env, config, &outgoing.message).await {
             Ok(()) => {
-                metrics::record(Event::EmailSent);
+                metrics_batch::record(Event::EmailSent);
                 log_line(
                     "info",
                     "email_sent",
@@ -122,7 +122,7 @@ async fn send_with_retry(env: &Env, config: &Config, outgoing: &Outgoing) {
             }
         }
     }
-    metrics::record(Event::EmailFailed);
+    metrics_batch::record(Event::EmailFailed);
     log_line(
         "error",
         "email_delivery_failed",

@@ -8,7 +8,7 @@
 //! series are bounded by routes x statuses and rate-limit scopes), written on every merge, so
 //! they survive eviction and restarts; memory holds a copy to skip the read.
 //!
-//! [`INSTANCE`]: crate::store::metrics::INSTANCE
+//! [`INSTANCE`]: crate::store::metrics_aggregator::INSTANCE
 
 use crate::domain::metrics::Metrics;
 use futures_util::lock::Mutex;

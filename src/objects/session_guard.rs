@@ -10,63 +10,19 @@
 //! keeps digests only. If the object is evicted inside that window, a repeat gets a plain 401
 //! (never a revocation), and the client that holds the successor carries on.
 
-use crate::domain::audit::{AuditAction, AuditEntry, Origin};
-use crate::domain::rate_limit::Decision;
+use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, SpentToken};
 use crate::env;
 use crate::error::ApiError;
 use crate::objects::budget::StoredBudget;
 use crate::runtime::{now_seconds, random_bytes};
+use crate::store::session_guard::{RotateOutcome, RotateReply, RotateRequest};
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::UserRow;
 use crate::store::{self};
 use futures_util::lock::Mutex;
-use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
-
-/// What the Worker asks.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RotateRequest {
-    pub session_id: String,
-    pub presented_hash: String,
-    /// The refresh request's origin, for the audit entry of a reuse revocation.
-    #[serde(default)]
-    pub origin: Origin,
-    /// The per-session refresh budget (`RATE_LIMIT_REFRESH`), counted here rather than in a
-    /// `RateLimiter` object: this object already sees every refresh of the session, one at a
-    /// time, so the count costs no extra round trip.
-    pub limit: u32,
-    pub period_ms: u64,
-}
-
-/// The object's answer: the budget decision, and the rotation's outcome when the budget
-/// allowed one.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RotateReply {
-    pub decision: Decision,
-    pub outcome: Option<RotateOutcome>,
-}
-
-/// What the object answers.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum RotateOutcome {
-    /// The token was live: here is its successor.
-    Rotated {
-        refresh_token: String,
-        user: UserRow,
-    },
-    /// The token was spent moments ago by a concurrent request: the same successor.
-    Replayed {
-        refresh_token: String,
-        user: UserRow,
-    },
-    /// The token was spent long ago: the session is now revoked.
-    Reused { user_id: Option<String> },
-    /// Unknown, expired, or its session is not live.
-    Invalid,
-}
 
 struct LastRotation {
     presented_hash: String,

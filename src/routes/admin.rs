@@ -1,86 +1,37 @@
 //! `/api/v1/admin/*`: accounts, roles, bans, sessions and the audit log, for callers whose
 //! roles grant the route's permission (see `http::guard`).
 //!
-//! Every handler first passes its guard — so a caller without the right gets 403 whatever
-//! the path's ids — then reads the target account (404 when there is none), then makes its
-//! change and the audit entry in one D1 transaction.
+//! The route table checks each route's permission before its handler runs — so a caller
+//! without the right gets 403 whatever the path's ids; a handler then reads the target
+//! account (404 when there is none), then makes its change and the audit entry in one D1
+//! transaction.
 
-use crate::domain::access::{permission, ROLE_ADMIN};
+pub use crate::domain::access::ROLE_ADMIN;
 use crate::domain::audit::{AuditAction, AuditFilter, AUDIT_QUERY};
 use crate::domain::ban::{check_ban_end, check_reason};
 use crate::domain::query::{parse_instant, prefix_range, Page, QueryParams};
 use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
+use crate::http::auth::Authenticated;
 use crate::http::body::read_json;
-use crate::http::guard::{require_permission, require_role};
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::openapi::{schemas, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed};
+use crate::http::Ctx;
+use crate::routes::openapi::{
+    schemas, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed,
+};
 use crate::routes::sessions::session_json;
 use crate::routes::users::{read_username_and_email, user_json};
-use crate::routes::Ctx;
 use crate::runtime::now_seconds;
 use crate::store::users::{Ban, ProfileChange, UserRow};
 use crate::store::{self, audit, roles, sessions, users};
 use serde_json::{json, Value};
 use worker::{D1Database, Request};
 
-const PREFIX: &str = "/api/v1/admin/";
-
-/// The resources under `/api/v1/admin/`, with the ids their paths carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminPath<'a> {
-    Users,
-    User(&'a str),
-    UserRoles(&'a str),
-    UserRole(&'a str, &'a str),
-    UserBan(&'a str),
-    UserSessions(&'a str),
-    UserSession(&'a str, &'a str),
-    Roles,
-    Audit,
-}
-
-/// Parse an admin path (without a trailing slash). Ids are not checked here: a malformed
-/// id is a 404 from the handler, after the guard.
-pub fn parse_path(path: &str) -> Option<AdminPath<'_>> {
-    let rest = path.strip_prefix(PREFIX)?;
-    let segments: Vec<&str> = rest.split('/').collect();
-    if segments.iter().any(|segment| segment.is_empty()) {
-        return None;
-    }
-    Some(match segments.as_slice() {
-        ["users"] => AdminPath::Users,
-        ["users", id] => AdminPath::User(id),
-        ["users", id, "roles"] => AdminPath::UserRoles(id),
-        ["users", id, "roles", role] => AdminPath::UserRole(id, role),
-        ["users", id, "ban"] => AdminPath::UserBan(id),
-        ["users", id, "sessions"] => AdminPath::UserSessions(id),
-        ["users", id, "sessions", session] => AdminPath::UserSession(id, session),
-        ["roles"] => AdminPath::Roles,
-        ["audit"] => AdminPath::Audit,
-        _ => return None,
-    })
-}
-
-fn path<'a>(ctx: &'a Ctx<'_>) -> Option<AdminPath<'a>> {
-    parse_path(ctx.meta.path.trim_end_matches('/'))
-}
-
 /// The user id of a `/users/{id}...` path, if well formed.
 fn user_id<'a>(ctx: &'a Ctx<'_>) -> Result<&'a str, ApiError> {
-    let id = match path(ctx) {
-        Some(
-            AdminPath::User(id)
-            | AdminPath::UserRoles(id)
-            | AdminPath::UserRole(id, _)
-            | AdminPath::UserBan(id)
-            | AdminPath::UserSessions(id)
-            | AdminPath::UserSession(id, _),
-        ) => id,
-        _ => return Err(ApiError::NotFound),
-    };
+    let id = ctx.param("id")?;
     is_uuid(id).then_some(id).ok_or(ApiError::NotFound)
 }
 
@@ -147,7 +98,6 @@ fn page_json(page: Page, total: u64) -> Value {
 /// `GET /api/v1/admin/users?page=&per_page=&q=`: accounts, newest first; `q` keeps those
 /// whose username or email starts with it (case-insensitive).
 pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    require_permission(req, ctx, permission::USERS_READ).await?;
     let mut query = QueryParams::new(query_pairs(req)?, &["q", "page", "per_page"]);
     let page = query.page();
     let search = match query.get("q").map(str::to_owned) {
@@ -182,8 +132,7 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     )
 )]
 /// `GET /api/v1/admin/users/{id}`.
-pub async fn get_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    require_permission(req, ctx, permission::USERS_READ).await?;
+pub async fn get_user(ctx: &Ctx<'_>) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     json(200, &admin_user_json(&user, now_seconds()))
@@ -210,8 +159,7 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
 /// `PATCH` (or `PUT`) `/api/v1/admin/users/{id}` `{username?, email?, email_verified?}`.
 /// `email: null` removes the address; a changed email is unverified unless
 /// `email_verified` says otherwise.
-pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::USERS_WRITE).await?;
+pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -269,12 +217,11 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `DELETE /api/v1/admin/users/{id}`: the account, its roles and sessions. An admin cannot
 /// delete their own account here (that is `DELETE /api/v1/users/me`, with the password).
-pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::USERS_DELETE).await?;
+pub async fn delete_user(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     if user.id == caller.user.id {
-        return Err(ApiError::Conflict(
+        return Err(ApiError::SelfActionRefused(
             "You cannot delete your own account here; use DELETE /api/v1/users/me".into(),
         ));
     }
@@ -307,8 +254,7 @@ pub async fn delete_user(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     )
 )]
 /// `GET /api/v1/admin/roles`: every role with its permissions.
-pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    require_role(req, ctx, ROLE_ADMIN).await?;
+pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
     let db = store::database(ctx.env)?;
     let rows = roles::list(&db).await?;
     let roles: Vec<Value> = rows
@@ -342,8 +288,7 @@ pub async fn list_roles(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `POST /api/v1/admin/users/{id}/roles` `{role}`: grant a role (idempotent). It reaches the
 /// account's tokens at their next refresh or login.
-pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
+pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
@@ -385,18 +330,15 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `DELETE /api/v1/admin/users/{id}/roles/{role}`: take a role. Nobody removes their own
 /// `admin` role here, and the last `admin` anywhere keeps it.
-pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::ROLES_ASSIGN).await?;
+pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
-    let Some(AdminPath::UserRole(_, role)) = path(ctx) else {
-        return Err(ApiError::NotFound);
-    };
+    let role = ctx.param("role")?;
     if !user.role_names().iter().any(|held| held == role) {
         return Err(ApiError::NotFound);
     }
     if role == ROLE_ADMIN && user.id == caller.user.id {
-        return Err(ApiError::Conflict(
+        return Err(ApiError::SelfActionRefused(
             "You cannot remove your own admin role; another admin must do it".into(),
         ));
     }
@@ -434,8 +376,7 @@ pub async fn remove_role(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 /// `POST` (or `PUT`) `/api/v1/admin/users/{id}/ban` `{until?, reason?}`: ban until a time
 /// (RFC 3339, in the future) or, without `until`, indefinitely. Every session of the account
 /// ends and every access token it holds is refused, at once.
-pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
+pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let now = now_seconds();
@@ -452,7 +393,9 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     fields.finish()?;
     let until = until_ok.flatten();
     if user.id == caller.user.id {
-        return Err(ApiError::Conflict("You cannot ban yourself".into()));
+        return Err(ApiError::SelfActionRefused(
+            "You cannot ban yourself".into(),
+        ));
     }
     let entry = ctx
         .audit(AuditAction::UserBanned, now)
@@ -498,8 +441,7 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `DELETE /api/v1/admin/users/{id}/ban`: lift a ban (idempotent). Sessions ended by the
 /// ban stay ended; the account logs in again.
-pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::USERS_BAN).await?;
+pub async fn unban(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let now = now_seconds();
@@ -529,8 +471,7 @@ pub async fn unban(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     )
 )]
 /// `GET /api/v1/admin/users/{id}/sessions`: the account's live sessions.
-pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    require_permission(req, ctx, permission::SESSIONS_READ).await?;
+pub async fn list_sessions(ctx: &Ctx<'_>) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let rows = sessions::list_live(&db, &user.id, now_seconds()).await?;
@@ -555,8 +496,7 @@ pub async fn list_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `DELETE /api/v1/admin/users/{id}/sessions`: end every session of the account and refuse
 /// every access token issued before now.
-pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
+pub async fn revoke_sessions(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let now = now_seconds();
@@ -586,13 +526,10 @@ pub async fn revoke_sessions(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `DELETE /api/v1/admin/users/{id}/sessions/{sid}`: end one session of the account; 404
 /// when the account has no such live session.
-pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = require_permission(req, ctx, permission::SESSIONS_REVOKE).await?;
+pub async fn revoke_session(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
-    let Some(AdminPath::UserSession(_, session_id)) = path(ctx) else {
-        return Err(ApiError::NotFound);
-    };
+    let session_id = ctx.param("sid")?;
     if !is_uuid(session_id) {
         return Err(ApiError::NotFound);
     }
@@ -626,7 +563,6 @@ pub async fn revoke_session(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 /// `GET /api/v1/admin/audit?user=&action=&since=&until=&page=&per_page=`: entries, newest
 /// first. `user` matches the actor or the target; `since` is inclusive, `until` exclusive.
 pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    require_permission(req, ctx, permission::AUDIT_READ).await?;
     let (filter, page) = AuditFilter::parse(QueryParams::new(query_pairs(req)?, &AUDIT_QUERY))?;
     let db = store::database(ctx.env)?;
     let (rows, total) = audit::list(&db, &filter, page).await?;
@@ -649,46 +585,4 @@ pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         .collect::<Vec<_>>()
         .into();
     json(200, &body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-
-    #[test]
-    fn admin_paths_carry_their_ids() {
-        assert_eq!(parse_path("/api/v1/admin/users"), Some(AdminPath::Users));
-        assert_eq!(
-            parse_path(&format!("/api/v1/admin/users/{ID}")),
-            Some(AdminPath::User(ID))
-        );
-        assert_eq!(
-            parse_path(&format!("/api/v1/admin/users/{ID}/roles/admin")),
-            Some(AdminPath::UserRole(ID, "admin"))
-        );
-        assert_eq!(
-            parse_path(&format!("/api/v1/admin/users/{ID}/sessions/x")),
-            Some(AdminPath::UserSession(ID, "x"))
-        );
-        assert_eq!(parse_path("/api/v1/admin/audit"), Some(AdminPath::Audit));
-        assert_eq!(parse_path("/api/v1/admin/roles"), Some(AdminPath::Roles));
-    }
-
-    #[test]
-    fn other_admin_paths_are_unknown() {
-        for path in [
-            "/api/v1/admin",
-            "/api/v1/admin/",
-            "/api/v1/admin/users/",
-            "/api/v1/admin/users//roles",
-            "/api/v1/admin/users/x/password",
-            "/api/v1/admin/users/x/roles/admin/extra",
-            "/api/v1/admin/audit/1",
-            "/api/v1/users/me",
-        ] {
-            assert_eq!(parse_path(path), None, "{path}");
-        }
-    }
 }

@@ -11,16 +11,18 @@ use crate::domain::session::{encode_refresh_token, refresh_token_session};
 use crate::domain::token::{sign, AccessClaims};
 use crate::domain::user::{mask_email, normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError, INVALID_CREDENTIALS};
-use crate::http::auth::authenticate;
+use crate::http::auth::Authenticated;
 use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::objects::session_guard::RotateOutcome;
-use crate::openapi::{schemas, Conflict, Forbidden, RateLimited, Unauthorized, Unavailable};
+use crate::http::Ctx;
 use crate::routes::email as email_flows;
+use crate::routes::openapi::{
+    schemas, Conflict, Forbidden, RateLimited, Unauthorized, Unavailable,
+};
 use crate::routes::users::{confirm_password, user_json};
-use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
+use crate::store::session_guard::RotateOutcome;
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{self, audit, hibp, login_failures, revocation, session_guard};
@@ -282,7 +284,7 @@ async fn record_login_failure(
             }),
         );
     }
-    login_failures::save(
+    let saved = login_failures::save(
         ctx.env,
         digest,
         &outcome.state,
@@ -290,6 +292,22 @@ async fn record_login_failure(
         now,
     )
     .await;
+    fail_open(ctx, "write", saved);
+}
+
+/// The lockout is a second barrier behind the exact per-account budget: when KV does not
+/// answer, login goes on without it (and the edge's log says so), rather than refusing every
+/// login during a KV outage.
+fn fail_open<T: Default>(ctx: &Ctx<'_>, operation: &str, result: Result<T, ApiError>) -> T {
+    result.unwrap_or_else(|error| {
+        let cause = error.internal_cause().map(|(_, cause)| cause.to_owned());
+        log::warn(
+            ctx.meta,
+            "login_failures_unavailable",
+            json!({ "operation": operation, "error": cause }),
+        );
+        T::default()
+    })
 }
 
 /// Record a refused login — a security log line and an audit entry — and return the
@@ -397,6 +415,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     )
     .await;
     budget?;
+    let failures = fail_open(ctx, "read", failures);
     let now = now_seconds();
     if let Gate::Locked {
         retry_after_seconds,
@@ -460,7 +479,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .await);
     }
     if !failures.is_clear() {
-        login_failures::clear(ctx.env, &digest).await;
+        fail_open(ctx, "delete", login_failures::clear(ctx.env, &digest).await);
     }
     if ctx.config.email.require_verification && user.email_verified == 0 {
         // Only after the password proved right: the answer reveals nothing to a guesser.
@@ -589,8 +608,7 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     )
 )]
 /// `POST /api/v1/auth/logout`: end this session and this access token now.
-pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
+pub async fn logout(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let now = now_seconds();
     let db = store::database(ctx.env)?;
     let claims = &caller.token.claims;
@@ -627,8 +645,7 @@ pub async fn logout(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `POST /api/v1/auth/logout-all`: end every session of the account and refuse every access
 /// token issued before now, wherever it is.
-pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
+pub async fn logout_all(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let now = now_seconds();
     let db = store::database(ctx.env)?;
     let claims = &caller.token.claims;
@@ -666,8 +683,7 @@ pub async fn logout_all(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `POST /api/v1/auth/password/change` `{current_password, new_password}`: every other
 /// session of the account is revoked; this one stays signed in.
-pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
+pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     let current = fields.required_string("current_password");
     let new = fields.required_string("new_password");

@@ -5,8 +5,8 @@
 use crate::error::ApiError;
 use crate::http::is_loopback_host;
 use crate::http::response::{json, ApiResult};
-use crate::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
-use crate::routes::Ctx;
+use crate::http::Ctx;
+use crate::routes::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
 use crate::runtime::random_bytes;
 use crate::store::{self, outbox};
 use worker::Request;
@@ -77,7 +77,7 @@ pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 /// `GET /api/v1/dev/argon2`: one argon2id hash and nothing else, so `npm run bench` can time
 /// the hash inside workerd (where the clock stands still during computation) as this route's
 /// latency minus the no-op route's, and compare it with the same crate run natively.
-pub fn argon2(ctx: &Ctx<'_>) -> ApiResult {
+pub async fn argon2(ctx: &Ctx<'_>) -> ApiResult {
     ensure_development(ctx)?;
     let salt = random_bytes::<16>()?;
     ctx.config
@@ -109,7 +109,7 @@ pub fn argon2(ctx: &Ctx<'_>) -> ApiResult {
 /// `GET /api/v1/dev/memory`: the size of this isolate's wasm linear memory, which only ever
 /// grows, so `npm run bench` can tell a leak in the Worker's own code from workerd's process
 /// memory (which grows under load even for an empty Worker).
-pub fn memory(ctx: &Ctx<'_>) -> ApiResult {
+pub async fn memory(ctx: &Ctx<'_>) -> ApiResult {
     ensure_development(ctx)?;
     json(
         200,

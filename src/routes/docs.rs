@@ -9,8 +9,8 @@
 use crate::error::ApiError;
 use crate::http::log;
 use crate::http::response::{with_body, ApiResult};
-use crate::openapi::NotFound;
-use crate::routes::Ctx;
+use crate::http::Ctx;
+use crate::routes::openapi::NotFound;
 
 /// The Workers static-assets binding's name in `wrangler.toml`.
 pub const ASSETS_BINDING: &str = "ASSETS";
@@ -46,12 +46,9 @@ impl Viewer {
     }
 }
 
-/// A file name under a viewer's directory: one path segment of safe characters.
-fn file_name(path: &str, viewer: Viewer) -> Option<&str> {
-    let name = path
-        .strip_prefix('/')?
-        .strip_prefix(viewer.directory())?
-        .strip_prefix('/')?;
+/// A file name the route table matched under a viewer's directory, when it is one path
+/// segment of safe characters (no dot files, no escapes).
+fn safe_file_name(name: &str) -> Option<&str> {
     let safe = !name.is_empty()
         && !name.starts_with('.')
         && name
@@ -60,11 +57,9 @@ fn file_name(path: &str, viewer: Viewer) -> Option<&str> {
     safe.then_some(name)
 }
 
-/// Whether `path` names a file under `/docs/` or `/redoc/` (for the router).
-pub fn viewer_file(path: &str) -> Option<Viewer> {
-    [Viewer::SwaggerUi, Viewer::Redoc]
-        .into_iter()
-        .find(|viewer| file_name(path, *viewer).is_some())
+/// The `{file}` of the request, or 404.
+fn requested_file<'a>(ctx: &'a Ctx<'_>) -> Result<&'a str, ApiError> {
+    safe_file_name(ctx.param("file")?).ok_or(ApiError::NotFound)
 }
 
 async fn serve(ctx: &Ctx<'_>, viewer: Viewer, name: &str) -> ApiResult {
@@ -73,10 +68,10 @@ async fn serve(ctx: &Ctx<'_>, viewer: Viewer, name: &str) -> ApiResult {
         ApiError::NotFound
     })?;
     let url = format!("https://assets.invalid/{}/{name}", viewer.directory());
-    let mut response = assets.fetch(url, None).await.map_err(|error| {
-        log::error(ctx.meta, "assets_unavailable", &error.to_string());
-        ApiError::Unavailable("Documentation assets".into())
-    })?;
+    let mut response = assets
+        .fetch(url, None)
+        .await
+        .map_err(|error| ApiError::unavailable("Documentation assets", error))?;
     if response.status_code() != 200 {
         return Err(ApiError::NotFound);
     }
@@ -89,7 +84,7 @@ async fn serve(ctx: &Ctx<'_>, viewer: Viewer, name: &str) -> ApiResult {
     let body = response
         .bytes()
         .await
-        .map_err(|_| ApiError::Unavailable("Documentation assets".into()))?;
+        .map_err(|error| ApiError::unavailable("Documentation assets", error))?;
     let served = with_body(200, &content_type, body);
     let headers = served.headers();
     headers
@@ -134,8 +129,7 @@ pub async fn swagger_ui(ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `GET /docs/{file}`.
 pub async fn swagger_ui_file(ctx: &Ctx<'_>) -> ApiResult {
-    let name = file_name(&ctx.meta.path, Viewer::SwaggerUi).ok_or(ApiError::NotFound)?;
-    serve(ctx, Viewer::SwaggerUi, name).await
+    serve(ctx, Viewer::SwaggerUi, requested_file(ctx)?).await
 }
 
 #[utoipa::path(
@@ -165,8 +159,7 @@ pub async fn redoc(ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `GET /redoc/{file}`.
 pub async fn redoc_file(ctx: &Ctx<'_>) -> ApiResult {
-    let name = file_name(&ctx.meta.path, Viewer::Redoc).ok_or(ApiError::NotFound)?;
-    serve(ctx, Viewer::Redoc, name).await
+    serve(ctx, Viewer::Redoc, requested_file(ctx)?).await
 }
 
 #[cfg(test)]
@@ -174,27 +167,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_file_names_under_the_viewer_pass() {
+    fn only_plain_file_names_pass() {
         assert_eq!(
-            file_name("/docs/swagger-ui-bundle.js", Viewer::SwaggerUi),
+            safe_file_name("swagger-ui-bundle.js"),
             Some("swagger-ui-bundle.js")
         );
-        assert_eq!(
-            file_name("/redoc/redoc.standalone.js", Viewer::Redoc),
-            Some("redoc.standalone.js")
-        );
-        for bad in [
-            "/docs/",
-            "/docs/../wrangler.toml",
-            "/docs/a/b.js",
-            "/docs/.hidden",
-            "/docs/%2e%2e",
-            "/docsx/a.js",
-            "/redoc/a.js",
-        ] {
-            assert_eq!(file_name(bad, Viewer::SwaggerUi), None, "{bad}");
+        for bad in ["", "..", ".hidden", "%2e%2e", "a b.js", "a\\b.js"] {
+            assert_eq!(safe_file_name(bad), None, "{bad}");
         }
-        assert_eq!(viewer_file("/redoc/a.js"), Some(Viewer::Redoc));
-        assert_eq!(viewer_file("/docs"), None);
     }
 }

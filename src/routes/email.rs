@@ -14,11 +14,11 @@ use crate::error::ApiError;
 use crate::http::body::read_json;
 use crate::http::log;
 use crate::http::response::{json, ApiResult};
+use crate::http::Ctx;
 use crate::mail::{self, Outgoing};
-use crate::openapi::{schemas, Conflict, RateLimited, Unavailable};
 use crate::routes::auth::reject_breached;
+use crate::routes::openapi::{schemas, Conflict, RateLimited, Unavailable};
 use crate::routes::users::user_json;
-use crate::routes::Ctx;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store;
 use crate::store::login_failures;
@@ -335,7 +335,17 @@ pub async fn reset_password(
     // Whoever proved the mailbox may sign in at once, even if someone else locked the
     // account with wrong passwords meanwhile.
     let subject = login_subject(Some(&user.id), &user.username);
-    login_failures::clear(ctx.env, &ctx.config.identifier_digest(&subject)).await;
+    if let Err(error) =
+        login_failures::clear(ctx.env, &ctx.config.identifier_digest(&subject)).await
+    {
+        // The reset itself stands; only the unlock did not happen.
+        let cause = error.internal_cause().map(|(_, cause)| cause.to_owned());
+        log::warn(
+            ctx.meta,
+            "login_failures_unavailable",
+            json!({ "operation": "delete", "error": cause }),
+        );
+    }
     Ok(user)
 }
 

@@ -4,11 +4,12 @@ use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
 use crate::http::log;
 use crate::http::response::{json, with_body, ApiResult};
-use crate::openapi::schemas;
-use crate::routes::Ctx;
+use crate::http::Ctx;
+use crate::routes::openapi::schemas;
 use crate::runtime::now_seconds;
 use crate::store;
 use serde_json::json;
+use std::rc::Rc;
 
 #[utoipa::path(
     get,
@@ -21,7 +22,7 @@ use serde_json::json;
 )]
 /// `GET /api/ping`: liveness without touching any store; also the no-op route benchmarks
 /// measure the runtime's ceiling with.
-pub fn ping() -> ApiResult {
+pub async fn ping() -> ApiResult {
     json(200, &json!({ "status": "ok" }))
 }
 
@@ -71,7 +72,7 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `GET /.well-known/jwks.json`: the public keys tokens are verified with. Public data, so
 /// caches may keep it briefly; rotation publishes the next key before it signs.
-pub fn jwks(ctx: &Ctx<'_>) -> ApiResult {
+pub async fn jwks(ctx: &Ctx<'_>) -> ApiResult {
     let response = json(200, &ctx.config.keys.jwks())?;
     response
         .headers()
@@ -102,9 +103,8 @@ pub async fn health_alias(ctx: &Ctx<'_>) -> ApiResult {
     summary = "This document (OpenAPI 3.1)",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")),
 )]
-/// `GET /openapi.json`: built from the code once per isolate.
-pub fn openapi() -> ApiResult {
-    let document = crate::openapi::document_json();
+/// `GET /openapi.json`: built from the code once per isolate (the route table hands it in).
+pub async fn openapi(document: Rc<Vec<u8>>) -> ApiResult {
     Ok(with_body(
         200,
         "application/json",

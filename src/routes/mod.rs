@@ -1,6 +1,13 @@
-//! The router: every route of the service is registered here, and every request passes
-//! through [`handle`], which applies the edge rules (trusted hosts, CORS, headers, problem
-//! details, the access log) whatever the handler did.
+//! The route table and the router: every route of the service is declared once in
+//! [`route_table!`] below (pattern, methods, handler, access policy), and every request
+//! passes through [`handle`], which applies the edge rules (trusted hosts, CORS, headers,
+//! problem details, the access log) whatever the handler did.
+//!
+//! The table gives everything else: path matching and path parameters (`matchit`), the
+//! `Allow` header, the pattern the access log names, the access check that runs before a
+//! handler (public, bearer token, permission or role), and the paths of the OpenAPI
+//! document. Adding an endpoint is its handler with its `#[utoipa::path]` annotation and one
+//! entry in the table.
 
 pub mod admin;
 pub mod auth;
@@ -8,389 +15,321 @@ pub mod dev;
 pub mod docs;
 pub mod email;
 pub mod meta;
-pub mod metrics;
+pub mod openapi;
 pub mod pages;
+pub mod scrape;
 pub mod sessions;
 pub mod users;
 
-use crate::config::Config;
-use crate::config::RateLimit;
-use crate::domain::audit::{AuditAction, AuditEntry, Origin};
-use crate::domain::metrics::Event;
-use crate::domain::rate_limit::{client_bucket, Decision};
+use crate::domain::access::permission;
+use crate::domain::rate_limit::Decision;
 use crate::env;
 use crate::error::ApiError;
+use crate::http::auth::authenticate;
+use crate::http::guard::{require_permission, require_role};
 use crate::http::response::{apply_edge_headers, problem, set_cors_headers, ApiResult};
-use crate::http::{log, RequestMeta};
-use crate::metrics as isolate_metrics;
-use crate::store::rate_limit;
-use admin::AdminPath;
-use serde_json::json;
-use std::cell::RefCell;
+use crate::http::{log, Ctx, RequestMeta};
+use crate::store::metrics_batch as isolate_metrics;
 use std::rc::Rc;
 use worker::{Context, Date, Env, Method, Request, Response, ResponseBuilder};
 
-/// What a handler may use besides the request itself.
-pub struct Ctx<'a> {
-    pub env: &'a Env,
-    pub config: &'a Rc<Config>,
-    /// For work that outlives the response (`wait_until`).
-    pub worker: &'a Context,
-    pub meta: &'a RequestMeta,
-    user_id: RefCell<Option<String>>,
-    rate_limit: RefCell<Option<Decision>>,
+/// Who may call a route. The table checks it before the handler runs; a handler behind
+/// `Bearer`, `Permission` or `Role` receives the authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// A valid bearer token of a live session (401 otherwise).
+    Bearer,
+    /// A bearer token whose account holds a role granting this permission (403 otherwise).
+    Permission(&'static str),
+    /// A bearer token whose account holds this role (403 otherwise).
+    Role(&'static str),
 }
 
-impl Ctx<'_> {
-    /// Record the authenticated user for the access log.
-    pub fn set_user(&self, user_id: &str) {
-        *self.user_id.borrow_mut() = Some(user_id.to_owned());
-    }
-
-    /// Where this request came from, for the audit log.
-    pub fn origin(&self) -> Origin {
-        Origin {
-            request_id: Some(self.meta.request_id.clone()),
-            ip: self.meta.client_ip.clone(),
-            colo: self.meta.colo.clone(),
-        }
-    }
-
-    /// Count an event for `/metrics` (in this isolate's batch: no I/O).
-    pub fn count(&self, event: Event<'_>) {
-        isolate_metrics::record(event);
-    }
-
-    /// An audit entry for this request; add actor, target and details to it.
-    pub fn audit(&self, action: AuditAction, now: i64) -> AuditEntry {
-        AuditEntry::new(action, self.origin(), now)
-    }
-
-    /// Count this request against a budget per client (`CF-Connecting-IP`; an IPv6 client by
-    /// its /64); 429 when it is spent. The decision's figures go out as `RateLimit-*` headers
-    /// on the response, whatever it is.
-    pub async fn rate_limit(&self, scope: &str, budget: RateLimit) -> Result<(), ApiError> {
-        let client = self
-            .meta
-            .client_ip
-            .as_deref()
-            .map_or_else(|| "unknown".to_owned(), client_bucket);
-        self.rate_limit_by(scope, "ip", &client, budget).await
-    }
-
-    /// Count this request against the budget of `scope` for one value of a dimension (an IP,
-    /// a session, an account). Each key is its own Durable Object, named with a keyed digest
-    /// of the value, so no address or name can be read back from the object's name. When a
-    /// request counts against several budgets, the `RateLimit-*` headers describe the
-    /// tightest.
-    pub async fn rate_limit_by(
-        &self,
-        scope: &str,
-        dimension: &str,
-        value: &str,
-        budget: RateLimit,
-    ) -> Result<(), ApiError> {
-        let key = format!(
-            "{scope}:{dimension}:{}",
-            self.config.identifier_digest(value)
-        );
-        let decision = rate_limit::check(self.env, &key, budget).await?;
-        self.apply_rate_limit(scope, dimension, decision)
-    }
-
-    /// Report a budget decision taken elsewhere (the session guard counts refreshes itself):
-    /// its figures go out as headers, and a refusal is a 429 with a security event.
-    pub fn apply_rate_limit(
-        &self,
-        scope: &str,
-        dimension: &str,
-        decision: Decision,
-    ) -> Result<(), ApiError> {
-        {
-            let mut reported = self.rate_limit.borrow_mut();
-            if reported
-                .as_ref()
-                .is_none_or(|previous| decision.is_tighter_than(previous))
-            {
-                *reported = Some(decision);
-            }
-        }
-        if decision.allowed {
-            Ok(())
-        } else {
-            self.count(Event::RateLimited { scope });
-            log::security_event(
-                self.meta,
-                "rate_limited",
-                json!({ "scope": scope, "dimension": dimension, "retry_after_seconds": decision.retry_after_seconds }),
-            );
-            Err(ApiError::RateLimited(decision.retry_after_seconds))
-        }
-    }
-}
-
-/// Declares [`Route`] and [`Route::ALL`] from one list, so no route can be missing from
-/// `ALL` (which the OpenAPI document's test walks).
-macro_rules! routes {
-    ($($(#[$doc:meta])* $variant:ident,)*) => {
-        /// The routes of the API; `pattern` names them in logs.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Route {
-            $($(#[$doc])* $variant,)*
-        }
-
-        impl Route {
-            /// Every route.
-            pub const ALL: &'static [Route] = &[$(Route::$variant,)*];
-        }
+/// The [`Access`] value of a table entry's access words.
+macro_rules! access_value {
+    (public) => {
+        Access::Public
+    };
+    (bearer) => {
+        Access::Bearer
+    };
+    (permission($permission:expr)) => {
+        Access::Permission($permission)
+    };
+    (role($role:expr)) => {
+        Access::Role($role)
     };
 }
 
-routes! {
-    Ping,
-    Health,
+/// Check a table entry's access before its handler: the authenticated caller, or `()`.
+macro_rules! grant_access {
+    ($req:ident, $ctx:ident, public) => {
+        ()
+    };
+    ($req:ident, $ctx:ident, bearer) => {
+        authenticate(&$req, $ctx).await?
+    };
+    ($req:ident, $ctx:ident, permission($permission:expr)) => {
+        require_permission(&$req, $ctx, $permission).await?
+    };
+    ($req:ident, $ctx:ident, role($role:expr)) => {
+        require_role(&$req, $ctx, $role).await?
+    };
+}
+
+/// The `worker` method of a method name in the table.
+macro_rules! method_value {
+    (GET) => {
+        Method::Get
+    };
+    (HEAD) => {
+        Method::Head
+    };
+    (POST) => {
+        Method::Post
+    };
+    (PUT) => {
+        Method::Put
+    };
+    (PATCH) => {
+        Method::Patch
+    };
+    (DELETE) => {
+        Method::Delete
+    };
+}
+
+/// Declares the routes from one list. Each entry: the route's name and its pattern (the
+/// OpenAPI form, `{id}` for a path parameter), then per method (or methods sharing a
+/// handler) its access in brackets and the handler call. The first line names the request,
+/// the context and the caller as the calls use them.
+macro_rules! route_table {
+    (
+        |$req:ident, $ctx:ident, $caller:ident|
+        $(
+            $(#[$doc:meta])*
+            $route:ident $pattern:literal {
+                $(
+                    $($method:ident)|+ [$($access:tt)+]
+                        => $($handler:ident)::+ ($($arg:expr),*)
+                ),+ $(,)?
+            }
+        )*
+    ) => {
+        /// The routes of the API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Route {
+            $($(#[$doc])* $route,)*
+        }
+
+        impl Route {
+            /// Every route, in table order.
+            pub const ALL: &'static [Route] = &[$(Route::$route,)*];
+
+            /// The path as the OpenAPI document and the access log name it.
+            pub fn pattern(self) -> &'static str {
+                match self {
+                    $(Route::$route => $pattern,)*
+                }
+            }
+
+            /// Who may call the route with this method; `None` for a method it does not serve.
+            pub fn access(self, method: &Method) -> Option<Access> {
+                $($(
+                    if self == Route::$route && [$(method_value!($method)),+].contains(method) {
+                        return Some(access_value!($($access)+));
+                    }
+                )+)*
+                None
+            }
+
+            /// The methods the route answers, as the `Allow` header lists them; OPTIONS (the
+            /// CORS preflight) goes with every route.
+            pub fn allowed_methods(self) -> &'static str {
+                match self {
+                    $(Route::$route => concat!($($(stringify!($method), ", ",)+)+ "OPTIONS"),)*
+                }
+            }
+        }
+
+        /// Run the handler of a route and method, after its access check.
+        async fn dispatch(
+            route: Route,
+            method: Method,
+            #[allow(unused_mut)] mut $req: Request,
+            $ctx: &Ctx<'_>,
+        ) -> ApiResult {
+            $($(
+                if route == Route::$route && [$(method_value!($method)),+].contains(&method) {
+                    #[allow(unused_variables, clippy::let_unit_value)]
+                    let $caller = grant_access!($req, $ctx, $($access)+);
+                    return $($handler)::+($($arg),*).await;
+                }
+            )+)*
+            Err(ApiError::MethodNotAllowed)
+        }
+
+        /// The operations of every handler in the table, for the OpenAPI document.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($($($handler)::+),+),*))]
+        pub struct TablePaths;
+    };
+}
+
+route_table! {
+    |req, ctx, caller|
+
+    Ping "/api/ping" { GET | HEAD [public] => meta::ping() }
+    Health "/api/health" { GET | HEAD [public] => meta::health(ctx) }
     /// `/health`, the seed service's path for `/api/health`.
-    HealthAlias,
-    Jwks,
-    OpenApi,
-    /// `/docs` and `/redoc`, and their files (`/docs/{file}`, `/redoc/{file}`).
-    Docs,
-    DocsFile,
-    Redoc,
-    RedocFile,
-    Signup,
-    Login,
-    Refresh,
-    Logout,
-    LogoutAll,
-    PasswordChange,
-    Sessions,
-    /// `/api/v1/auth/sessions/{id}`; the id is read from the path by the handler.
-    Session,
-    VerifyEmail,
-    ResendVerification,
-    PasswordReset,
-    PasswordResetConfirm,
-    EmailChangeConfirm,
-    Me,
-    DevOutbox,
-    DevArgon2,
-    DevMemory,
+    HealthAlias "/health" { GET | HEAD [public] => meta::health_alias(ctx) }
+    Jwks "/.well-known/jwks.json" { GET | HEAD [public] => meta::jwks(ctx) }
+    OpenApi "/openapi.json" { GET | HEAD [public] => meta::openapi(document_json()) }
+    Docs "/docs" { GET | HEAD [public] => docs::swagger_ui(ctx) }
+    DocsFile "/docs/{file}" { GET | HEAD [public] => docs::swagger_ui_file(ctx) }
+    Redoc "/redoc" { GET | HEAD [public] => docs::redoc(ctx) }
+    RedocFile "/redoc/{file}" { GET | HEAD [public] => docs::redoc_file(ctx) }
+
+    Signup "/api/v1/auth/signup" { POST [public] => auth::signup(&mut req, ctx) }
+    Login "/api/v1/auth/login" { POST [public] => auth::login(&mut req, ctx) }
+    Refresh "/api/v1/auth/refresh" { POST [public] => auth::refresh(&mut req, ctx) }
+    Logout "/api/v1/auth/logout" { POST [bearer] => auth::logout(ctx, caller) }
+    LogoutAll "/api/v1/auth/logout-all" { POST [bearer] => auth::logout_all(ctx, caller) }
+    PasswordChange "/api/v1/auth/password/change" {
+        POST [bearer] => auth::change_password(&mut req, ctx, caller)
+    }
+    Sessions "/api/v1/auth/sessions" { GET [bearer] => sessions::list(ctx, caller) }
+    Session "/api/v1/auth/sessions/{id}" { DELETE [bearer] => sessions::revoke(ctx, caller) }
+    VerifyEmail "/api/v1/auth/verify-email" {
+        POST [public] => email::verify_email_api(&mut req, ctx)
+    }
+    ResendVerification "/api/v1/auth/verify-email/resend" {
+        POST [public] => email::resend_verification(&mut req, ctx)
+    }
+    PasswordReset "/api/v1/auth/password/reset" {
+        POST [public] => email::request_password_reset(&mut req, ctx)
+    }
+    PasswordResetConfirm "/api/v1/auth/password/reset/confirm" {
+        POST [public] => email::confirm_password_reset(&mut req, ctx)
+    }
+    EmailChangeConfirm "/api/v1/auth/email/confirm" {
+        POST [public] => email::confirm_email_change_api(&mut req, ctx)
+    }
+
+    Me "/api/v1/users/me" {
+        GET [bearer] => users::get_me(caller),
+        PATCH | PUT [bearer] => users::update_me(&mut req, ctx, caller),
+        DELETE [bearer] => users::delete_me(&mut req, ctx, caller),
+    }
+
+    DevOutbox "/api/v1/dev/outbox" { GET [public] => dev::outbox(&req, ctx) }
+    DevArgon2 "/api/v1/dev/argon2" { GET [public] => dev::argon2(ctx) }
+    DevMemory "/api/v1/dev/memory" { GET [public] => dev::memory(ctx) }
+
     /// HTML pages that links in emails open.
-    VerifyEmailPage,
-    ResetPasswordPage,
-    ConfirmEmailPage,
-    /// `/api/v1/admin/...`; ids are read from the path by the handlers.
-    AdminUsers,
-    AdminUser,
-    AdminUserRoles,
-    AdminUserRole,
-    AdminUserBan,
-    AdminUserSessions,
-    AdminUserSession,
-    AdminRoles,
-    AdminAudit,
-    /// Prometheus scrape endpoint.
-    Metrics,
+    VerifyEmailPage "/verify-email" {
+        GET [public] => pages::verify_email_form(&req, ctx),
+        POST [public] => pages::verify_email_submit(&mut req, ctx),
+    }
+    ResetPasswordPage "/reset-password" {
+        GET [public] => pages::reset_password_form(&req, ctx),
+        POST [public] => pages::reset_password_submit(&mut req, ctx),
+    }
+    ConfirmEmailPage "/confirm-email" {
+        GET [public] => pages::confirm_email_form(&req, ctx),
+        POST [public] => pages::confirm_email_submit(&mut req, ctx),
+    }
+
+    AdminUsers "/api/v1/admin/users" {
+        GET [permission(permission::USERS_READ)] => admin::list_users(&req, ctx)
+    }
+    AdminUser "/api/v1/admin/users/{id}" {
+        GET [permission(permission::USERS_READ)] => admin::get_user(ctx),
+        PATCH | PUT [permission(permission::USERS_WRITE)]
+            => admin::update_user(&mut req, ctx, caller),
+        DELETE [permission(permission::USERS_DELETE)] => admin::delete_user(ctx, caller),
+    }
+    AdminUserRoles "/api/v1/admin/users/{id}/roles" {
+        POST [permission(permission::ROLES_ASSIGN)] => admin::grant_role(&mut req, ctx, caller)
+    }
+    AdminUserRole "/api/v1/admin/users/{id}/roles/{role}" {
+        DELETE [permission(permission::ROLES_ASSIGN)] => admin::remove_role(ctx, caller)
+    }
+    AdminUserBan "/api/v1/admin/users/{id}/ban" {
+        POST | PUT [permission(permission::USERS_BAN)] => admin::ban(&mut req, ctx, caller),
+        DELETE [permission(permission::USERS_BAN)] => admin::unban(ctx, caller),
+    }
+    AdminUserSessions "/api/v1/admin/users/{id}/sessions" {
+        GET [permission(permission::SESSIONS_READ)] => admin::list_sessions(ctx),
+        DELETE [permission(permission::SESSIONS_REVOKE)] => admin::revoke_sessions(ctx, caller),
+    }
+    AdminUserSession "/api/v1/admin/users/{id}/sessions/{sid}" {
+        DELETE [permission(permission::SESSIONS_REVOKE)] => admin::revoke_session(ctx, caller)
+    }
+    AdminRoles "/api/v1/admin/roles" { GET [role(admin::ROLE_ADMIN)] => admin::list_roles(ctx) }
+    AdminAudit "/api/v1/admin/audit" {
+        GET [permission(permission::AUDIT_READ)] => admin::list_audit(&req, ctx)
+    }
+
+    /// Prometheus scrape endpoint (its own token, checked by the handler).
+    Metrics "/metrics" { GET [public] => scrape::scrape(&req, ctx) }
+}
+
+thread_local! {
+    /// Pattern to route, built once per isolate from the table.
+    static ROUTER: matchit::Router<Route> = build_router();
+}
+
+/// The table's patterns in `matchit`'s syntax (`{id}` becomes `:id`).
+fn build_router() -> matchit::Router<Route> {
+    let mut router = matchit::Router::new();
+    for &route in Route::ALL {
+        let pattern = route.pattern().replace('{', ":").replace('}', "");
+        // The patterns are this file's literals; a conflict is caught by the unit tests.
+        let _ = router.insert(pattern, route);
+    }
+    router
 }
 
 impl Route {
-    fn from_path(path: &str) -> Option<Self> {
+    /// The route a path names (one trailing slash ignored) and its path parameters.
+    pub fn resolve(path: &str) -> Option<(Route, Vec<(String, String)>)> {
         let path = path
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
-        Some(match path {
-            "/api/ping" => Route::Ping,
-            "/api/health" => Route::Health,
-            "/health" => Route::HealthAlias,
-            "/.well-known/jwks.json" => Route::Jwks,
-            "/openapi.json" => Route::OpenApi,
-            "/docs" => Route::Docs,
-            "/redoc" => Route::Redoc,
-            "/api/v1/auth/signup" => Route::Signup,
-            "/api/v1/auth/login" => Route::Login,
-            "/api/v1/auth/refresh" => Route::Refresh,
-            "/api/v1/auth/logout" => Route::Logout,
-            "/api/v1/auth/logout-all" => Route::LogoutAll,
-            "/api/v1/auth/sessions" => Route::Sessions,
-            "/api/v1/auth/verify-email" => Route::VerifyEmail,
-            "/api/v1/auth/verify-email/resend" => Route::ResendVerification,
-            "/api/v1/auth/password/reset" => Route::PasswordReset,
-            "/api/v1/auth/password/reset/confirm" => Route::PasswordResetConfirm,
-            "/api/v1/auth/email/confirm" => Route::EmailChangeConfirm,
-            "/api/v1/dev/outbox" => Route::DevOutbox,
-            "/api/v1/dev/argon2" => Route::DevArgon2,
-            "/api/v1/dev/memory" => Route::DevMemory,
-            "/verify-email" => Route::VerifyEmailPage,
-            "/reset-password" => Route::ResetPasswordPage,
-            "/confirm-email" => Route::ConfirmEmailPage,
-            "/metrics" => Route::Metrics,
-            other if sessions::session_id_from_path(other).is_some() => Route::Session,
-            other if docs::viewer_file(other) == Some(docs::Viewer::SwaggerUi) => Route::DocsFile,
-            other if docs::viewer_file(other) == Some(docs::Viewer::Redoc) => Route::RedocFile,
-            "/api/v1/auth/password/change" => Route::PasswordChange,
-            "/api/v1/users/me" => Route::Me,
-            other => match admin::parse_path(other)? {
-                AdminPath::Users => Route::AdminUsers,
-                AdminPath::User(_) => Route::AdminUser,
-                AdminPath::UserRoles(_) => Route::AdminUserRoles,
-                AdminPath::UserRole(..) => Route::AdminUserRole,
-                AdminPath::UserBan(_) => Route::AdminUserBan,
-                AdminPath::UserSessions(_) => Route::AdminUserSessions,
-                AdminPath::UserSession(..) => Route::AdminUserSession,
-                AdminPath::Roles => Route::AdminRoles,
-                AdminPath::Audit => Route::AdminAudit,
-            },
+        ROUTER.with(|router| {
+            let found = router.at(path).ok()?;
+            // `matchit` lets a parameter match an empty segment (`/users//roles`); such a
+            // path names nothing.
+            if found.params.iter().any(|(_, value)| value.is_empty()) {
+                return None;
+            }
+            let params = found
+                .params
+                .iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect();
+            Some((*found.value, params))
         })
-    }
-
-    /// The path as the OpenAPI document and the access log name it.
-    pub fn pattern(self) -> &'static str {
-        match self {
-            Route::Ping => "/api/ping",
-            Route::Health => "/api/health",
-            Route::HealthAlias => "/health",
-            Route::Jwks => "/.well-known/jwks.json",
-            Route::OpenApi => "/openapi.json",
-            Route::Docs => "/docs",
-            Route::DocsFile => "/docs/{file}",
-            Route::Redoc => "/redoc",
-            Route::RedocFile => "/redoc/{file}",
-            Route::Signup => "/api/v1/auth/signup",
-            Route::Login => "/api/v1/auth/login",
-            Route::Refresh => "/api/v1/auth/refresh",
-            Route::Logout => "/api/v1/auth/logout",
-            Route::LogoutAll => "/api/v1/auth/logout-all",
-            Route::Sessions => "/api/v1/auth/sessions",
-            Route::Session => "/api/v1/auth/sessions/{id}",
-            Route::VerifyEmail => "/api/v1/auth/verify-email",
-            Route::ResendVerification => "/api/v1/auth/verify-email/resend",
-            Route::PasswordReset => "/api/v1/auth/password/reset",
-            Route::PasswordResetConfirm => "/api/v1/auth/password/reset/confirm",
-            Route::EmailChangeConfirm => "/api/v1/auth/email/confirm",
-            Route::DevOutbox => "/api/v1/dev/outbox",
-            Route::DevArgon2 => "/api/v1/dev/argon2",
-            Route::DevMemory => "/api/v1/dev/memory",
-            Route::VerifyEmailPage => "/verify-email",
-            Route::ResetPasswordPage => "/reset-password",
-            Route::ConfirmEmailPage => "/confirm-email",
-            Route::PasswordChange => "/api/v1/auth/password/change",
-            Route::Me => "/api/v1/users/me",
-            Route::AdminUsers => "/api/v1/admin/users",
-            Route::AdminUser => "/api/v1/admin/users/{id}",
-            Route::AdminUserRoles => "/api/v1/admin/users/{id}/roles",
-            Route::AdminUserRole => "/api/v1/admin/users/{id}/roles/{role}",
-            Route::AdminUserBan => "/api/v1/admin/users/{id}/ban",
-            Route::AdminUserSessions => "/api/v1/admin/users/{id}/sessions",
-            Route::AdminUserSession => "/api/v1/admin/users/{id}/sessions/{sid}",
-            Route::AdminRoles => "/api/v1/admin/roles",
-            Route::AdminAudit => "/api/v1/admin/audit",
-            Route::Metrics => "/metrics",
-        }
-    }
-
-    /// The methods the router answers, as the `Allow` header lists them.
-    pub fn allowed_methods(self) -> &'static str {
-        match self {
-            Route::Ping
-            | Route::Health
-            | Route::HealthAlias
-            | Route::Jwks
-            | Route::OpenApi
-            | Route::Docs
-            | Route::DocsFile
-            | Route::Redoc
-            | Route::RedocFile => "GET, HEAD, OPTIONS",
-            Route::Signup
-            | Route::Login
-            | Route::Refresh
-            | Route::Logout
-            | Route::LogoutAll
-            | Route::PasswordChange
-            | Route::VerifyEmail
-            | Route::ResendVerification
-            | Route::PasswordReset
-            | Route::PasswordResetConfirm
-            | Route::EmailChangeConfirm => "POST, OPTIONS",
-            Route::DevOutbox | Route::DevArgon2 | Route::DevMemory | Route::Metrics => {
-                "GET, OPTIONS"
-            }
-            Route::VerifyEmailPage | Route::ResetPasswordPage | Route::ConfirmEmailPage => {
-                "GET, POST"
-            }
-            Route::Sessions | Route::AdminUsers | Route::AdminRoles | Route::AdminAudit => {
-                "GET, OPTIONS"
-            }
-            Route::Session | Route::AdminUserRole | Route::AdminUserSession => "DELETE, OPTIONS",
-            Route::Me | Route::AdminUser => "GET, PATCH, PUT, DELETE, OPTIONS",
-            Route::AdminUserRoles => "POST, OPTIONS",
-            Route::AdminUserBan => "POST, PUT, DELETE, OPTIONS",
-            Route::AdminUserSessions => "GET, DELETE, OPTIONS",
-        }
     }
 }
 
-async fn dispatch(route: Route, method: Method, mut req: Request, ctx: &Ctx<'_>) -> ApiResult {
-    match (route, method) {
-        (Route::Ping, Method::Get | Method::Head) => meta::ping(),
-        (Route::Health, Method::Get | Method::Head) => meta::health(ctx).await,
-        (Route::HealthAlias, Method::Get | Method::Head) => meta::health_alias(ctx).await,
-        (Route::Jwks, Method::Get | Method::Head) => meta::jwks(ctx),
-        (Route::OpenApi, Method::Get | Method::Head) => meta::openapi(),
-        (Route::Docs, Method::Get | Method::Head) => docs::swagger_ui(ctx).await,
-        (Route::DocsFile, Method::Get | Method::Head) => docs::swagger_ui_file(ctx).await,
-        (Route::Redoc, Method::Get | Method::Head) => docs::redoc(ctx).await,
-        (Route::RedocFile, Method::Get | Method::Head) => docs::redoc_file(ctx).await,
-        (Route::Signup, Method::Post) => auth::signup(&mut req, ctx).await,
-        (Route::Login, Method::Post) => auth::login(&mut req, ctx).await,
-        (Route::Refresh, Method::Post) => auth::refresh(&mut req, ctx).await,
-        (Route::Logout, Method::Post) => auth::logout(&req, ctx).await,
-        (Route::LogoutAll, Method::Post) => auth::logout_all(&req, ctx).await,
-        (Route::PasswordChange, Method::Post) => auth::change_password(&mut req, ctx).await,
-        (Route::Sessions, Method::Get) => sessions::list(&req, ctx).await,
-        (Route::Session, Method::Delete) => sessions::revoke(&req, ctx).await,
-        (Route::VerifyEmail, Method::Post) => email::verify_email_api(&mut req, ctx).await,
-        (Route::ResendVerification, Method::Post) => {
-            email::resend_verification(&mut req, ctx).await
-        }
-        (Route::PasswordReset, Method::Post) => email::request_password_reset(&mut req, ctx).await,
-        (Route::PasswordResetConfirm, Method::Post) => {
-            email::confirm_password_reset(&mut req, ctx).await
-        }
-        (Route::EmailChangeConfirm, Method::Post) => {
-            email::confirm_email_change_api(&mut req, ctx).await
-        }
-        (Route::DevOutbox, Method::Get) => dev::outbox(&req, ctx).await,
-        (Route::DevArgon2, Method::Get) => dev::argon2(ctx),
-        (Route::DevMemory, Method::Get) => dev::memory(ctx),
-        (Route::VerifyEmailPage, Method::Get) => pages::verify_email_form(&req, ctx),
-        (Route::VerifyEmailPage, Method::Post) => pages::verify_email_submit(&mut req, ctx).await,
-        (Route::ResetPasswordPage, Method::Get) => pages::reset_password_form(&req, ctx),
-        (Route::ResetPasswordPage, Method::Post) => {
-            pages::reset_password_submit(&mut req, ctx).await
-        }
-        (Route::ConfirmEmailPage, Method::Get) => pages::confirm_email_form(&req, ctx),
-        (Route::ConfirmEmailPage, Method::Post) => pages::confirm_email_submit(&mut req, ctx).await,
-        (Route::Me, Method::Get) => users::get_me(&req, ctx).await,
-        (Route::Me, Method::Patch | Method::Put) => users::update_me(&mut req, ctx).await,
-        (Route::Me, Method::Delete) => users::delete_me(&mut req, ctx).await,
-        (Route::AdminUsers, Method::Get) => admin::list_users(&req, ctx).await,
-        (Route::AdminUser, Method::Get) => admin::get_user(&req, ctx).await,
-        (Route::AdminUser, Method::Patch | Method::Put) => admin::update_user(&mut req, ctx).await,
-        (Route::AdminUser, Method::Delete) => admin::delete_user(&req, ctx).await,
-        (Route::AdminUserRoles, Method::Post) => admin::grant_role(&mut req, ctx).await,
-        (Route::AdminUserRole, Method::Delete) => admin::remove_role(&req, ctx).await,
-        (Route::AdminUserBan, Method::Post | Method::Put) => admin::ban(&mut req, ctx).await,
-        (Route::AdminUserBan, Method::Delete) => admin::unban(&req, ctx).await,
-        (Route::AdminUserSessions, Method::Get) => admin::list_sessions(&req, ctx).await,
-        (Route::AdminUserSessions, Method::Delete) => admin::revoke_sessions(&req, ctx).await,
-        (Route::AdminUserSession, Method::Delete) => admin::revoke_session(&req, ctx).await,
-        (Route::AdminRoles, Method::Get) => admin::list_roles(&req, ctx).await,
-        (Route::AdminAudit, Method::Get) => admin::list_audit(&req, ctx).await,
-        (Route::Metrics, Method::Get) => metrics::scrape(&req, ctx).await,
-        _ => Err(ApiError::MethodNotAllowed),
-    }
+thread_local! {
+    static DOCUMENT: Rc<Vec<u8>> = Rc::new(
+        openapi::document(<TablePaths as utoipa::OpenApi>::openapi())
+            .to_json()
+            .unwrap_or_default()
+            .into_bytes(),
+    );
+}
+
+/// The OpenAPI document as JSON: the table's operations with the shared components, built
+/// once per isolate.
+pub fn document_json() -> Rc<Vec<u8>> {
+    DOCUMENT.with(Rc::clone)
 }
 
 /// Answer a CORS preflight: 204, with grants only for an allowed origin.
@@ -425,15 +364,10 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
             return Ok(response);
         }
     };
-    let ctx = Ctx {
-        env: &env,
-        config: &config,
-        worker: &worker,
-        meta: &meta,
-        user_id: RefCell::new(None),
-        rate_limit: RefCell::new(None),
-    };
-    let route = Route::from_path(&meta.path);
+    let resolved = Route::resolve(&meta.path);
+    let route = resolved.as_ref().map(|(route, _)| *route);
+    let params = resolved.map(|(_, params)| params).unwrap_or_default();
+    let ctx = Ctx::new(&env, &config, &worker, &meta, params);
     let result = if meta.header_bytes > config.max_header_bytes {
         Err(ApiError::HeadersTooLarge(config.max_header_bytes))
     } else if !config.host_allowed(&meta.host) {
@@ -450,6 +384,10 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
+            // The one place an internal cause is logged: with the request id, never sent.
+            if let Some((what, cause)) = error.internal_cause() {
+                log::dependency_failure(&meta, "dependency_unavailable", what, cause);
+            }
             let mut response = problem(&error, &meta.request_id);
             if let (ApiError::MethodNotAllowed, Some(route)) = (&error, route) {
                 let _ = response.headers_mut().set("allow", route.allowed_methods());
@@ -457,8 +395,8 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
             response
         }
     };
-    if let Some(decision) = ctx.rate_limit.borrow().as_ref() {
-        set_rate_limit_headers(&mut response, decision);
+    if let Some(decision) = ctx.reported_rate_limit() {
+        set_rate_limit_headers(&mut response, &decision);
     }
     apply_edge_headers(&mut response, &meta, Some(&config));
     let pattern = route.map_or("-", Route::pattern);
@@ -466,48 +404,223 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
         &meta,
         pattern,
         response.status_code(),
-        ctx.user_id.borrow().as_deref(),
+        ctx.user_id().as_deref(),
     );
     // Date.now() in workerd advances only across I/O (a Spectre mitigation), so this is the
     // request's wall time up to its last I/O: CPU work after that (or on a route without
     // any I/O) does not show. Acceptable for spotting slow routes and dependencies.
     let duration_ms = Date::now().as_millis().saturating_sub(meta.started_ms);
     isolate_metrics::observe_request(pattern, response.status_code(), duration_ms);
-    isolate_metrics::flush_if_due(
-        &env,
-        &worker,
-        config.metrics_flush_seconds,
-        &meta.request_id,
-    );
+    let flush_meta = meta.clone();
+    isolate_metrics::flush_if_due(&env, &worker, config.metrics_flush_seconds, move |error| {
+        let cause = error.internal_cause().map_or("", |(_, cause)| cause);
+        log::dependency_failure(&flush_meta, "metrics_flush_failed", "Metrics store", cause);
+    });
     Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use utoipa::OpenApi;
+
+    const ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+    fn route(path: &str) -> Option<Route> {
+        Route::resolve(path).map(|(route, _)| route)
+    }
+
+    fn params(path: &str) -> Vec<(String, String)> {
+        Route::resolve(path)
+            .map(|(_, params)| params)
+            .unwrap_or_default()
+    }
 
     #[test]
     fn paths_resolve_with_or_without_trailing_slash() {
-        assert_eq!(Route::from_path("/api/health"), Some(Route::Health));
-        assert_eq!(Route::from_path("/health"), Some(Route::HealthAlias));
-        assert_eq!(Route::from_path("/api/v1/users/me/"), Some(Route::Me));
-        assert_eq!(Route::from_path("/api/v1/users/you"), None);
+        assert_eq!(route("/api/health"), Some(Route::Health));
+        assert_eq!(route("/health"), Some(Route::HealthAlias));
+        assert_eq!(route("/api/v1/users/me/"), Some(Route::Me));
+        assert_eq!(route("/api/v1/users/you"), None);
         assert_eq!(
-            Route::from_path("/api/v1/auth/sessions/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+            route(&format!("/api/v1/auth/sessions/{ID}")),
             Some(Route::Session)
         );
+        assert_eq!(route("/api/v1/auth/sessions/"), Some(Route::Sessions));
+        assert_eq!(route("/api/v1/auth/sessions/x/y"), None);
         assert_eq!(
-            Route::from_path("/api/v1/auth/sessions/"),
-            Some(Route::Sessions)
-        );
-        assert_eq!(Route::from_path("/api/v1/auth/sessions/x/y"), None);
-        assert_eq!(
-            Route::from_path("/api/v1/admin/users/abc/ban/"),
+            route("/api/v1/admin/users/abc/ban/"),
             Some(Route::AdminUserBan)
         );
-        assert_eq!(Route::from_path("/api/v1/admin/users/abc/bans"), None);
-        assert_eq!(Route::from_path("/"), None);
-        assert_eq!(Route::from_path("/metrics"), Some(Route::Metrics));
+        assert_eq!(route("/api/v1/admin/users/abc/bans"), None);
+        assert_eq!(route("/"), None);
+        assert_eq!(route("/metrics"), Some(Route::Metrics));
         assert_eq!(Route::Metrics.pattern(), "/metrics");
+    }
+
+    #[test]
+    fn path_parameters_come_from_the_table() {
+        let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        assert_eq!(
+            params(&format!("/api/v1/admin/users/{ID}/roles/admin")),
+            vec![pair("id", ID), pair("role", "admin")]
+        );
+        assert_eq!(
+            params(&format!("/api/v1/admin/users/{ID}/sessions/x")),
+            vec![pair("id", ID), pair("sid", "x")]
+        );
+        assert_eq!(
+            params("/docs/swagger-ui.css"),
+            vec![pair("file", "swagger-ui.css")]
+        );
+        assert_eq!(route("/docs"), Some(Route::Docs));
+        assert_eq!(route("/redoc/a.js"), Some(Route::RedocFile));
+    }
+
+    #[test]
+    fn other_admin_paths_are_unknown() {
+        for path in [
+            "/api/v1/admin",
+            "/api/v1/admin/users//roles",
+            "/api/v1/admin/users/x/password",
+            "/api/v1/admin/users/x/roles/admin/extra",
+            "/api/v1/admin/audit/1",
+        ] {
+            assert_eq!(route(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_pattern_is_routed_to_its_own_route() {
+        for &expected in Route::ALL {
+            let path = expected
+                .pattern()
+                .replace("{id}", ID)
+                .replace(['{', '}'], "");
+            assert_eq!(route(&path), Some(expected), "{path}");
+        }
+    }
+
+    #[test]
+    fn admin_routes_need_a_permission_or_the_admin_role() {
+        for &route in Route::ALL {
+            if !route.pattern().starts_with("/api/v1/admin/") {
+                continue;
+            }
+            for method in [
+                Method::Get,
+                Method::Post,
+                Method::Put,
+                Method::Patch,
+                Method::Delete,
+            ] {
+                match route.access(&method) {
+                    None | Some(Access::Permission(_) | Access::Role(_)) => {}
+                    Some(other) => panic!("{route:?} {method:?} is {other:?}"),
+                }
+            }
+        }
+        assert_eq!(
+            Route::AdminUser.access(&Method::Delete),
+            Some(Access::Permission(permission::USERS_DELETE))
+        );
+        assert_eq!(Route::Me.access(&Method::Put), Some(Access::Bearer));
+        assert_eq!(Route::Signup.access(&Method::Get), None);
+    }
+
+    fn documented() -> BTreeSet<(String, String)> {
+        let document = openapi::document(TablePaths::openapi());
+        let value = serde_json::to_value(&document).unwrap();
+        let mut operations = BTreeSet::new();
+        for (path, item) in value["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "put", "post", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    operations.insert((path.clone(), method.to_uppercase()));
+                }
+            }
+        }
+        operations
+    }
+
+    /// Every route and method the router answers, without the implied ones: HEAD goes with
+    /// GET, OPTIONS (CORS preflight) with every route.
+    fn routed() -> BTreeSet<(String, String)> {
+        Route::ALL
+            .iter()
+            .flat_map(|route| {
+                route
+                    .allowed_methods()
+                    .split(", ")
+                    .filter(|method| !matches!(*method, "HEAD" | "OPTIONS"))
+                    .map(|method| (route.pattern().to_owned(), method.to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_document_describes_exactly_the_routes_the_router_serves() {
+        let documented = documented();
+        let routed = routed();
+        let undocumented: Vec<_> = routed.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from the document: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
+    }
+
+    #[test]
+    fn operations_are_complete() {
+        let value = serde_json::to_value(openapi::document(TablePaths::openapi())).unwrap();
+        assert!(value["openapi"].as_str().unwrap().starts_with("3.1"));
+        let mut ids = BTreeSet::new();
+        for (path, item) in value["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let id = operation["operationId"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id.clone()), "operationId {id} is used twice");
+                assert!(
+                    operation["summary"].is_string(),
+                    "{method} {path} has a summary"
+                );
+                assert!(operation["tags"].is_array(), "{method} {path} has a tag");
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|status| status.starts_with('2')),
+                    "{method} {path} documents its success"
+                );
+                if operation.get("security").is_some() {
+                    assert!(
+                        responses.contains_key("401"),
+                        "{method} {path} is protected, so documents 401"
+                    );
+                }
+                if operation.get("requestBody").is_some() && path.starts_with("/api/") {
+                    for status in ["400", "413", "415", "422"] {
+                        assert!(
+                            responses.contains_key(status),
+                            "{method} {path} takes JSON, so documents {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let text = openapi::document(TablePaths::openapi()).to_json().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let target = reference.split('"').next().unwrap();
+            let pointer = target.trim_start_matches('#');
+            assert!(value.pointer(pointer).is_some(), "{target} resolves");
+        }
     }
 }

@@ -9,9 +9,10 @@ use crate::domain::email::escape_html;
 use crate::error::ApiError;
 use crate::http::body::read_form;
 use crate::http::response::{with_body, ApiResult};
-use crate::openapi::schemas;
+use crate::http::Ctx;
 use crate::routes::email::{self as flows, Proof};
-use crate::routes::{Ctx, Route};
+use crate::routes::openapi::schemas;
+use crate::routes::Route;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -152,7 +153,7 @@ async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             "Link expired or already used",
             "<p>This link is invalid, has expired, or was already used. Ask for a new message and use the newest one.</p>",
         ),
-        Err(ApiError::Conflict(_)) => page(
+        Err(ApiError::EmailTaken) => page(
             ctx,
             409,
             "Address already in use",
@@ -174,7 +175,7 @@ macro_rules! email_page {
             params(("token" = String, Query, description = "The token from the email's link")),
             responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
         )]
-        pub fn $form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+        pub async fn $form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
             show(Route::$route, req, ctx)
         }
 

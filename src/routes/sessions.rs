@@ -4,24 +4,15 @@ use crate::domain::audit::AuditAction;
 use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
-use crate::http::auth::authenticate;
+use crate::http::auth::Authenticated;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::openapi::{schemas, NotFound, Unavailable};
-use crate::routes::Ctx;
+use crate::http::Ctx;
+use crate::routes::openapi::{schemas, NotFound, Unavailable};
 use crate::runtime::now_seconds;
 use crate::store::sessions::SessionRow;
 use crate::store::{self, revocation, sessions};
 use serde_json::{json, Value};
-use worker::Request;
-
-const PREFIX: &str = "/api/v1/auth/sessions/";
-
-/// The id in `/api/v1/auth/sessions/{id}`, when the rest of the path is one segment.
-pub fn session_id_from_path(path: &str) -> Option<&str> {
-    let id = path.strip_prefix(PREFIX)?;
-    (!id.is_empty() && !id.contains('/')).then_some(id)
-}
 
 /// A session as its owner (or an admin) sees it.
 pub fn session_json(session: &SessionRow) -> Value {
@@ -51,8 +42,7 @@ pub fn session_json(session: &SessionRow) -> Value {
 )]
 /// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
 /// one the calling token belongs to.
-pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
+pub async fn list(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let rows = sessions::list_live(&db, &caller.user.id, now_seconds()).await?;
     let sessions: Vec<Value> = rows
@@ -82,10 +72,8 @@ pub async fn list(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `DELETE /api/v1/auth/sessions/{id}`: revoke one of the caller's own sessions. Another
 /// user's session, an unknown id and a malformed id are all 404 alike.
-pub async fn revoke(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
-    let path = ctx.meta.path.trim_end_matches('/');
-    let session_id = session_id_from_path(path)
+pub async fn revoke(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
+    let session_id = Some(ctx.param("id")?)
         .filter(|id| is_uuid(id))
         .ok_or(ApiError::NotFound)?;
     let now = now_seconds();

@@ -7,13 +7,13 @@ use crate::domain::password::Verification;
 use crate::domain::time::rfc3339_seconds;
 use crate::domain::user::{normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError};
-use crate::http::auth::authenticate;
+use crate::http::auth::Authenticated;
 use crate::http::body::{read_json, read_optional_json};
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
+use crate::http::Ctx;
 use crate::routes::email as email_flows;
-use crate::routes::Ctx;
+use crate::routes::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
 use crate::runtime::now_seconds;
 use crate::store::{self, users::ProfileChange, users::UserRow};
 use serde_json::{json, Value};
@@ -77,8 +77,7 @@ pub async fn confirm_password(
     )
 )]
 /// `GET /api/v1/users/me`.
-pub async fn get_me(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
+pub async fn get_me(caller: Authenticated) -> ApiResult {
     json(200, &user_json(&caller.user))
 }
 
@@ -119,8 +118,7 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
 /// (where password resets go) only with the current password and only once the new address
 /// confirms — a confirmation goes to the new address and a notice to the old one. A
 /// `current_password` that is sent is always checked, so a wrong one never passes silently.
-pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
+pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     fields.reject_unknown(&PROFILE_FIELDS);
     let (username, email) = read_username_and_email(&mut fields);
@@ -232,8 +230,7 @@ async fn propose_email_change(
 )]
 /// `DELETE /api/v1/users/me`: a stolen access token alone cannot delete an account once its
 /// sign-in is older than `REAUTH_SECONDS`; then the password must come with the request.
-pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let caller = authenticate(req, ctx).await?;
+pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let now = now_seconds();
     match read_optional_json(req, ctx.config.max_body_bytes).await? {
         Some(mut fields) => {

@@ -8,7 +8,8 @@ pub mod audit;
 pub mod hibp;
 pub mod login_failures;
 pub mod maintenance;
-pub mod metrics;
+pub mod metrics_aggregator;
+pub mod metrics_batch;
 pub mod one_time_tokens;
 pub mod outbox;
 pub mod rate_limit;
@@ -22,7 +23,7 @@ use crate::error::ApiError;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::{console_error, D1Database, D1PreparedStatement, Env};
+use worker::{D1Database, D1PreparedStatement, Env};
 
 /// The D1 binding's name in `wrangler.toml`.
 pub const DATABASE_BINDING: &str = "DB";
@@ -31,46 +32,34 @@ pub const DATABASE_BINDING: &str = "DB";
 /// the client could fix.
 pub fn database(env: &Env) -> Result<D1Database, ApiError> {
     env.d1(DATABASE_BINDING).map_err(|error| {
-        console_error!(
-            "{{\"level\":\"error\",\"event\":\"d1_binding_missing\",\"error\":{:?}}}",
-            error.to_string()
-        );
-        ApiError::Unavailable("Database".into())
+        ApiError::unavailable("Database", format!("binding {DATABASE_BINDING}: {error}"))
     })
 }
-
-/// The 409 detail of a taken username.
-pub const USERNAME_TAKEN: &str = "Username is already taken";
-/// The 409 detail of a taken email address.
-pub const EMAIL_TAKEN: &str = "Email is already registered";
 
 /// The message the last-admin triggers abort with.
 const LAST_ADMIN_ABORT: &str = "edge_auth:last_admin";
 
 /// Whether an error is the conflict of a taken email address.
 pub fn is_email_taken(error: &ApiError) -> bool {
-    matches!(error, ApiError::Conflict(detail) if detail == EMAIL_TAKEN)
+    matches!(error, ApiError::EmailTaken)
 }
 
 /// Map a D1 failure to an API error: unique-constraint violations become 409s naming the
-/// taken field; anything else is logged and reported as the database being unavailable.
+/// taken field; anything else is the database being unavailable, with D1's message as the
+/// internal cause (logged by the edge, never sent).
 pub fn map_d1_error(error: worker::Error) -> ApiError {
     let message = error.to_string();
     if message.contains("UNIQUE constraint failed: users.username") {
-        return ApiError::Conflict(USERNAME_TAKEN.into());
+        return ApiError::UsernameTaken;
     }
     if message.contains("UNIQUE constraint failed: users.email") {
-        return ApiError::Conflict(EMAIL_TAKEN.into());
+        return ApiError::EmailTaken;
     }
     // Raised by the triggers of migrations/0004_last_admin.sql; the whole batch is undone.
     if message.contains(LAST_ADMIN_ABORT) {
         return ApiError::LastAdmin;
     }
-    console_error!(
-        "{}",
-        serde_json::json!({"level": "error", "event": "d1_error", "error": message})
-    );
-    ApiError::Unavailable("Database".into())
+    ApiError::unavailable("Database", message)
 }
 
 /// A text parameter.
@@ -132,6 +121,6 @@ pub async fn ping(db: &D1Database) -> Result<(), ApiError> {
         .first::<serde_json::Value>(None)
         .await
         .map_err(map_d1_error)?
-        .ok_or_else(|| ApiError::Unavailable("Database".into()))
+        .ok_or_else(|| ApiError::unavailable("Database", "SELECT 1 returned no row"))
         .map(|_| ())
 }

@@ -1,23 +1,20 @@
 //! Client of the `RateLimiter` Durable Object.
 //!
-//! Keys are `route:dimension:value` (e.g. `login:ip:203.0.113.9`); each key is its own object.
+//! Keys are `route:dimension:digest` (e.g. `login:ip:<keyed digest of 203.0.113.9>`); each key
+//! is its own object.
 //! When the object cannot be reached the request is refused with 503: a limiter that fails
 //! open would switch itself off under exactly the load it exists for.
 
 use crate::config::RateLimit;
 use crate::domain::rate_limit::Decision;
 use crate::error::ApiError;
-use worker::{console_error, Env, Method, Request, RequestInit};
+use worker::{Env, Method, Request, RequestInit};
 
 /// The Durable Object binding's name in `wrangler.toml`.
 pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
 
 fn unavailable(error: worker::Error) -> ApiError {
-    console_error!(
-        "{}",
-        serde_json::json!({"level": "error", "event": "rate_limiter_unavailable", "error": error.to_string()})
-    );
-    ApiError::Unavailable("Rate limiter".into())
+    ApiError::unavailable("Rate limiter", error)
 }
 
 /// Count one request against `key` under `budget`.

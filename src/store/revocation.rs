@@ -13,7 +13,7 @@
 use crate::domain::ttl_cache::TtlCache;
 use crate::error::ApiError;
 use std::cell::RefCell;
-use worker::{console_error, Date, Env};
+use worker::{Date, Env};
 
 /// Token ids an isolate remembers at most; each entry is a few dozen bytes.
 const CACHE_CAPACITY: usize = 10_000;
@@ -33,12 +33,7 @@ pub const KV_BINDING: &str = "KV";
 const KV_MIN_TTL_SECONDS: u64 = 60;
 
 fn unavailable(error: impl Into<worker::Error>) -> ApiError {
-    let error: worker::Error = error.into();
-    console_error!(
-        "{}",
-        serde_json::json!({"level": "error", "event": "kv_unavailable", "error": error.to_string()})
-    );
-    ApiError::Unavailable("Revocation list".into())
+    ApiError::unavailable("Revocation list", error.into())
 }
 
 fn key(jti: &str) -> String {

@@ -1,20 +1,62 @@
-//! Client of the `SessionGuard` Durable Object: one object per session id.
+//! Client of the `SessionGuard` Durable Object: one object per session id, and the protocol
+//! the client and the object (`objects::session_guard`) speak.
 
 use crate::config::RateLimit;
 use crate::domain::audit::Origin;
+use crate::domain::rate_limit::Decision;
 use crate::error::ApiError;
-use crate::objects::session_guard::{RotateReply, RotateRequest};
-use worker::{console_error, Env, Method, Request, RequestInit};
+use crate::store::users::UserRow;
+use serde::{Deserialize, Serialize};
+use worker::{Env, Method, Request, RequestInit};
+
+/// What the Worker asks.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RotateRequest {
+    pub session_id: String,
+    pub presented_hash: String,
+    /// The refresh request's origin, for the audit entry of a reuse revocation.
+    #[serde(default)]
+    pub origin: Origin,
+    /// The per-session refresh budget (`RATE_LIMIT_REFRESH`), counted here rather than in a
+    /// `RateLimiter` object: this object already sees every refresh of the session, one at a
+    /// time, so the count costs no extra round trip.
+    pub limit: u32,
+    pub period_ms: u64,
+}
+
+/// The object's answer: the budget decision, and the rotation's outcome when the budget
+/// allowed one.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RotateReply {
+    pub decision: Decision,
+    pub outcome: Option<RotateOutcome>,
+}
+
+/// What the object answers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RotateOutcome {
+    /// The token was live: here is its successor.
+    Rotated {
+        refresh_token: String,
+        user: UserRow,
+    },
+    /// The token was spent moments ago by a concurrent request: the same successor.
+    Replayed {
+        refresh_token: String,
+        user: UserRow,
+    },
+    /// The token was spent long ago: the session is now revoked.
+    Reused { user_id: Option<String> },
+    /// Unknown, expired, or its session is not live.
+    Invalid,
+}
 
 /// The Durable Object binding's name in `wrangler.toml`.
 pub const SESSION_GUARD_BINDING: &str = "SESSION_GUARD";
 
 fn unavailable(error: worker::Error) -> ApiError {
-    console_error!(
-        "{}",
-        serde_json::json!({"level": "error", "event": "session_guard_unavailable", "error": error.to_string()})
-    );
-    ApiError::Unavailable("Session store".into())
+    ApiError::unavailable("Session store", error)
 }
 
 /// Ask the session's object to count a refresh against `budget` and, when it fits, rotate
@@ -50,7 +92,10 @@ pub async fn rotate(
         .await
         .map_err(unavailable)?;
     if response.status_code() != 200 {
-        return Err(ApiError::Unavailable("Session store".into()));
+        return Err(ApiError::unavailable(
+            "Session store",
+            format!("session guard answered {}", response.status_code()),
+        ));
     }
     response.json::<RotateReply>().await.map_err(unavailable)
 }

@@ -4,9 +4,9 @@ use crate::domain::metrics::{scrape_access, ScrapeAccess, CONTENT_TYPE};
 use crate::error::ApiError;
 use crate::http::auth::bearer_token;
 use crate::http::response::{with_body, ApiResult};
-use crate::metrics;
-use crate::openapi::{NotFound, Unauthorized, Unavailable};
-use crate::routes::Ctx;
+use crate::http::Ctx;
+use crate::routes::openapi::{NotFound, Unauthorized, Unavailable};
+use crate::store::metrics_batch;
 use worker::Request;
 
 #[utoipa::path(
@@ -41,6 +41,6 @@ pub async fn scrape(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         }
         ScrapeAccess::Hidden => return Err(ApiError::NotFound),
     }
-    let totals = metrics::flush_and_read(ctx.env).await?;
+    let totals = metrics_batch::flush_and_read(ctx.env).await?;
     Ok(with_body(200, CONTENT_TYPE, totals.render().into_bytes()))
 }

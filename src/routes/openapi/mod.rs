@@ -1,16 +1,17 @@
 //! The OpenAPI 3.1 document of the service, generated from the code.
 //!
-//! Each handler carries its operation (`#[utoipa::path]`) beside its code; [`ApiDoc`] lists
-//! them with the body schemas of [`schemas`] and the problem-details responses below. Two
-//! checks keep it honest: a unit test here that the router's routes and methods are exactly
-//! the document's, and `tests/openapi.test.mjs`, which validates the Worker's real answers
-//! against it.
+//! Each handler carries its operation (`#[utoipa::path]`) beside its code, and the route
+//! table (`routes::TablePaths`) collects them; [`document`] adds what operations share: the
+//! body schemas of [`schemas`], the problem-details responses below, the security schemes,
+//! and the answers every JSON or bearer operation has. Two checks keep it honest: a unit
+//! test in `routes` that the table's routes and methods are exactly the document's, and
+//! `tests/openapi.test.mjs`, which validates the Worker's real answers against it.
+//!
+//! Nothing here imports a handler, so handlers can import these components.
 
 pub mod schemas;
 
 use crate::error::{FieldError, ProblemDetails};
-use crate::routes::{admin, auth, dev, docs, email, meta, metrics, pages, sessions, users};
-use std::rc::Rc;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr};
@@ -193,56 +194,6 @@ impl Modify for BearerScheme {
                        RFC 9457 problem details.",
         license(name = "MIT")
     ),
-    paths(
-        meta::ping,
-        meta::health,
-        meta::health_alias,
-        meta::jwks,
-        meta::openapi,
-        metrics::scrape,
-        docs::swagger_ui,
-        docs::swagger_ui_file,
-        docs::redoc,
-        docs::redoc_file,
-        auth::signup,
-        auth::login,
-        auth::refresh,
-        auth::logout,
-        auth::logout_all,
-        auth::change_password,
-        sessions::list,
-        sessions::revoke,
-        email::verify_email_api,
-        email::confirm_email_change_api,
-        email::resend_verification,
-        email::request_password_reset,
-        email::confirm_password_reset,
-        users::get_me,
-        users::update_me,
-        users::delete_me,
-        admin::list_users,
-        admin::get_user,
-        admin::update_user,
-        admin::delete_user,
-        admin::grant_role,
-        admin::remove_role,
-        admin::ban,
-        admin::unban,
-        admin::list_sessions,
-        admin::revoke_sessions,
-        admin::revoke_session,
-        admin::list_roles,
-        admin::list_audit,
-        dev::outbox,
-        dev::argon2,
-        dev::memory,
-        pages::verify_email_form,
-        pages::verify_email_submit,
-        pages::reset_password_form,
-        pages::reset_password_submit,
-        pages::confirm_email_form,
-        pages::confirm_email_submit,
-    ),
     components(
         schemas(ProblemDetails, FieldError),
         responses(
@@ -258,7 +209,7 @@ impl Modify for BearerScheme {
             Unavailable
         )
     ),
-    modifiers(&BearerScheme, &PutAliases, &SharedResponses),
+    modifiers(&BearerScheme),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens and the email flows"),
         (name = "users", description = "The signed-in account"),
@@ -271,113 +222,12 @@ impl Modify for BearerScheme {
 )]
 pub struct ApiDoc;
 
-thread_local! {
-    static DOCUMENT: Rc<Vec<u8>> = Rc::new(ApiDoc::openapi().to_json().unwrap_or_default().into_bytes());
-}
-
-/// The document as JSON, built once per isolate.
-pub fn document_json() -> Rc<Vec<u8>> {
-    DOCUMENT.with(Rc::clone)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::routes::Route;
-    use std::collections::BTreeSet;
-
-    fn documented() -> BTreeSet<(String, String)> {
-        let document = ApiDoc::openapi();
-        let value = serde_json::to_value(&document).unwrap();
-        let mut operations = BTreeSet::new();
-        for (path, item) in value["paths"].as_object().unwrap() {
-            for method in item.as_object().unwrap().keys() {
-                if ["get", "put", "post", "delete", "patch", "head", "options"]
-                    .contains(&method.as_str())
-                {
-                    operations.insert((path.clone(), method.to_uppercase()));
-                }
-            }
-        }
-        operations
-    }
-
-    /// Every route and method the router answers, without the implied ones: HEAD goes with
-    /// GET, OPTIONS (CORS preflight) with every route.
-    fn routed() -> BTreeSet<(String, String)> {
-        Route::ALL
-            .iter()
-            .flat_map(|route| {
-                route
-                    .allowed_methods()
-                    .split(", ")
-                    .filter(|method| !matches!(*method, "HEAD" | "OPTIONS"))
-                    .map(|method| (route.pattern().to_owned(), method.to_owned()))
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_document_describes_exactly_the_routes_the_router_serves() {
-        let documented = documented();
-        let routed = routed();
-        let undocumented: Vec<_> = routed.difference(&documented).collect();
-        let unrouted: Vec<_> = documented.difference(&routed).collect();
-        assert!(
-            undocumented.is_empty(),
-            "routes missing from the document: {undocumented:?}"
-        );
-        assert!(
-            unrouted.is_empty(),
-            "documented but not routed: {unrouted:?}"
-        );
-    }
-
-    #[test]
-    fn operations_are_complete() {
-        let value = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        assert!(value["openapi"].as_str().unwrap().starts_with("3.1"));
-        let mut ids = BTreeSet::new();
-        for (path, item) in value["paths"].as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap() {
-                let id = operation["operationId"].as_str().unwrap().to_owned();
-                assert!(ids.insert(id.clone()), "operationId {id} is used twice");
-                assert!(
-                    operation["summary"].is_string(),
-                    "{method} {path} has a summary"
-                );
-                assert!(operation["tags"].is_array(), "{method} {path} has a tag");
-                let responses = operation["responses"].as_object().unwrap();
-                assert!(
-                    responses.keys().any(|status| status.starts_with('2')),
-                    "{method} {path} documents its success"
-                );
-                if operation.get("security").is_some() {
-                    assert!(
-                        responses.contains_key("401"),
-                        "{method} {path} is protected, so documents 401"
-                    );
-                }
-                if operation.get("requestBody").is_some() && path.starts_with("/api/") {
-                    for status in ["400", "413", "415", "422"] {
-                        assert!(
-                            responses.contains_key(status),
-                            "{method} {path} takes JSON, so documents {status}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn every_reference_resolves() {
-        let text = ApiDoc::openapi().to_json().unwrap();
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for reference in text.split("\"$ref\":\"").skip(1) {
-            let target = reference.split('"').next().unwrap();
-            let pointer = target.trim_start_matches('#');
-            assert!(value.pointer(pointer).is_some(), "{target} resolves");
-        }
-    }
+/// The whole document: the operations in `paths` (the route table's) with the shared
+/// components, and the answers and aliases added by rule.
+pub fn document(paths: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    document.merge(paths);
+    PutAliases.modify(&mut document);
+    SharedResponses.modify(&mut document);
+    document
 }

@@ -2,7 +2,7 @@
 
 use crate::domain::metrics::Metrics;
 use crate::error::ApiError;
-use worker::{console_error, Env, Method, Request, RequestInit};
+use worker::{Env, Method, Request, RequestInit};
 
 /// The Durable Object binding's name in `wrangler.toml`.
 pub const METRICS_BINDING: &str = "METRICS";
@@ -11,11 +11,7 @@ pub const METRICS_BINDING: &str = "METRICS";
 pub const INSTANCE: &str = "global";
 
 fn unavailable(error: worker::Error) -> ApiError {
-    console_error!(
-        "{}",
-        serde_json::json!({"level": "error", "event": "metrics_aggregator_unavailable", "error": error.to_string()})
-    );
-    ApiError::Unavailable("Metrics store".into())
+    ApiError::unavailable("Metrics store", error)
 }
 
 async fn send(env: &Env, delta: &Metrics, read: bool) -> Result<worker::Response, ApiError> {

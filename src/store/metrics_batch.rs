@@ -10,9 +10,8 @@
 use crate::domain::metrics::{Batch, Event, Metrics};
 use crate::error::ApiError;
 use crate::store;
-use serde_json::json;
 use std::cell::RefCell;
-use worker::{console_log, Context, Date, Env};
+use worker::{Context, Date, Env};
 
 thread_local! {
     static BATCH: RefCell<Batch> = RefCell::new(Batch::default());
@@ -40,28 +39,25 @@ fn restore(counts: &Metrics) {
     BATCH.with(|batch| batch.borrow_mut().restore(counts, now_ms()));
 }
 
-/// When the batch is due, send it to the aggregator after the response; a failure is logged
-/// under the id of the request whose response triggered the flush.
-pub fn flush_if_due(env: &Env, worker: &Context, interval_seconds: u32, request_id: &str) {
+/// When the batch is due, send it to the aggregator after the response. A failure puts the
+/// counts back and is handed to `on_failure` (the edge logs it under the id of the request
+/// whose response triggered the flush).
+pub fn flush_if_due(
+    env: &Env,
+    worker: &Context,
+    interval_seconds: u32,
+    on_failure: impl FnOnce(ApiError) + 'static,
+) {
     let interval_ms = u64::from(interval_seconds) * 1000;
     let Some(delta) = BATCH.with(|batch| batch.borrow_mut().take_if_due(now_ms(), interval_ms))
     else {
         return;
     };
     let env = env.clone();
-    let request_id = request_id.to_owned();
     worker.wait_until(async move {
-        if let Err(error) = store::metrics::push(&env, &delta).await {
+        if let Err(error) = store::metrics_aggregator::push(&env, &delta).await {
             restore(&delta);
-            console_log!(
-                "{}",
-                json!({
-                    "level": "warn",
-                    "event": "metrics_flush_failed",
-                    "request_id": request_id,
-                    "error": error.to_string(),
-                })
-            );
+            on_failure(error);
         }
     });
 }
@@ -70,7 +66,7 @@ pub fn flush_if_due(env: &Env, worker: &Context, interval_seconds: u32, request_
 /// exactly). On failure the counts go back into the batch.
 pub async fn flush_and_read(env: &Env) -> Result<Metrics, ApiError> {
     let delta = BATCH.with(|batch| batch.borrow_mut().take());
-    store::metrics::push_and_read(env, &delta)
+    store::metrics_aggregator::push_and_read(env, &delta)
         .await
         .inspect_err(|_| restore(&delta))
 }

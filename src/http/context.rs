@@ -1,0 +1,156 @@
+//! The request context: what a handler may use besides the request itself, and what the edge
+//! collects while it runs (the authenticated user for the log, the tightest rate-limit
+//! decision for the `RateLimit-*` headers).
+
+use crate::config::{Config, RateLimit};
+use crate::domain::audit::{AuditAction, AuditEntry, Origin};
+use crate::domain::metrics::Event;
+use crate::domain::rate_limit::{client_bucket, Decision};
+use crate::error::ApiError;
+use crate::http::{log, RequestMeta};
+use crate::store::metrics_batch as isolate_metrics;
+use crate::store::rate_limit;
+use serde_json::json;
+use std::cell::RefCell;
+use std::rc::Rc;
+use worker::{Context, Env};
+
+/// What a handler may use besides the request itself.
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    pub config: &'a Rc<Config>,
+    /// For work that outlives the response (`wait_until`).
+    pub worker: &'a Context,
+    pub meta: &'a RequestMeta,
+    /// The path parameters the route table matched (`id`, `role`, `sid`, `file`).
+    params: Vec<(String, String)>,
+    user_id: RefCell<Option<String>>,
+    rate_limit: RefCell<Option<Decision>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of one request, before any handler ran.
+    pub fn new(
+        env: &'a Env,
+        config: &'a Rc<Config>,
+        worker: &'a Context,
+        meta: &'a RequestMeta,
+        params: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            env,
+            config,
+            worker,
+            meta,
+            params,
+            user_id: RefCell::new(None),
+            rate_limit: RefCell::new(None),
+        }
+    }
+
+    /// A path parameter of the route (`"id"` in `/users/{id}`); 404 when the route has none
+    /// of that name, which only a table entry that does not match its handler can cause.
+    pub fn param(&self, name: &str) -> Result<&str, ApiError> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// The authenticated user, once a handler recorded one.
+    pub fn user_id(&self) -> Option<String> {
+        self.user_id.borrow().clone()
+    }
+
+    /// The tightest budget decision this request was counted against, for its headers.
+    pub fn reported_rate_limit(&self) -> Option<Decision> {
+        *self.rate_limit.borrow()
+    }
+
+    /// Record the authenticated user for the access log.
+    pub fn set_user(&self, user_id: &str) {
+        *self.user_id.borrow_mut() = Some(user_id.to_owned());
+    }
+
+    /// Where this request came from, for the audit log.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            request_id: Some(self.meta.request_id.clone()),
+            ip: self.meta.client_ip.clone(),
+            colo: self.meta.colo.clone(),
+        }
+    }
+
+    /// Count an event for `/metrics` (in this isolate's batch: no I/O).
+    pub fn count(&self, event: Event<'_>) {
+        isolate_metrics::record(event);
+    }
+
+    /// An audit entry for this request; add actor, target and details to it.
+    pub fn audit(&self, action: AuditAction, now: i64) -> AuditEntry {
+        AuditEntry::new(action, self.origin(), now)
+    }
+
+    /// Count this request against a budget per client (`CF-Connecting-IP`; an IPv6 client by
+    /// its /64); 429 when it is spent. The decision's figures go out as `RateLimit-*` headers
+    /// on the response, whatever it is.
+    pub async fn rate_limit(&self, scope: &str, budget: RateLimit) -> Result<(), ApiError> {
+        let client = self
+            .meta
+            .client_ip
+            .as_deref()
+            .map_or_else(|| "unknown".to_owned(), client_bucket);
+        self.rate_limit_by(scope, "ip", &client, budget).await
+    }
+
+    /// Count this request against the budget of `scope` for one value of a dimension (an IP,
+    /// a session, an account). Each key is its own Durable Object, named with a keyed digest
+    /// of the value, so no address or name can be read back from the object's name. When a
+    /// request counts against several budgets, the `RateLimit-*` headers describe the
+    /// tightest.
+    pub async fn rate_limit_by(
+        &self,
+        scope: &str,
+        dimension: &str,
+        value: &str,
+        budget: RateLimit,
+    ) -> Result<(), ApiError> {
+        let key = format!(
+            "{scope}:{dimension}:{}",
+            self.config.identifier_digest(value)
+        );
+        let decision = rate_limit::check(self.env, &key, budget).await?;
+        self.apply_rate_limit(scope, dimension, decision)
+    }
+
+    /// Report a budget decision taken elsewhere (the session guard counts refreshes itself):
+    /// its figures go out as headers, and a refusal is a 429 with a security event.
+    pub fn apply_rate_limit(
+        &self,
+        scope: &str,
+        dimension: &str,
+        decision: Decision,
+    ) -> Result<(), ApiError> {
+        {
+            let mut reported = self.rate_limit.borrow_mut();
+            if reported
+                .as_ref()
+                .is_none_or(|previous| decision.is_tighter_than(previous))
+            {
+                *reported = Some(decision);
+            }
+        }
+        if decision.allowed {
+            Ok(())
+        } else {
+            self.count(Event::RateLimited { scope });
+            log::security_event(
+                self.meta,
+                "rate_limited",
+                json!({ "scope": scope, "dimension": dimension, "retry_after_seconds": decision.retry_after_seconds }),
+            );
+            Err(ApiError::RateLimited(decision.retry_after_seconds))
+        }
+    }
+}

@@ -7,7 +7,15 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
-import { startWorker, assertProblem, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
+import {
+  startWorker,
+  assertProblem,
+  uniqueName,
+  address,
+  sleep,
+  withoutRequestId,
+  STRONG_PASSWORD,
+} from "./helpers.mjs";
 
 const LOGIN = "/api/v1/auth/login";
 const SIGNUP = "/api/v1/auth/signup";
@@ -19,7 +27,6 @@ const DEV_VARS = {
   PUBLIC_BASE_URL: "https://auth.acme.test",
   APP_NAME: "Acme",
 };
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let ipCounter = 0;
 /** A client address no other test in this file uses. */
@@ -28,21 +35,9 @@ function freshIp() {
   return `198.18.${Math.floor(ipCounter / 250)}.${(ipCounter % 250) + 1}`;
 }
 
-function address(prefix = "abuse") {
-  return `${uniqueName(prefix)}@example.com`.toLowerCase();
-}
-
+/** A login attempt from `ip`, by default a client address of its own (no per-IP budget shared). */
 function login(worker, username, password, ip = freshIp()) {
-  return worker.request("POST", LOGIN, {
-    body: { username, password },
-    headers: { "cf-connecting-ip": ip },
-  });
-}
-
-/** A problem body without the per-request id, for comparing two answers. */
-function withoutRequestId(body) {
-  const { request_id: _ignored, ...rest } = body;
-  return rest;
+  return worker.attemptLogin(username, password, { "cf-connecting-ip": ip });
 }
 
 /** The header names of a response, sorted (values such as RateLimit-Remaining differ). */
@@ -54,12 +49,6 @@ async function timed(action) {
   const started = performance.now();
   const result = await action();
   return { result, ms: performance.now() - started };
-}
-
-async function outbox(worker, to) {
-  const response = await worker.request("GET", `/api/v1/dev/outbox?to=${encodeURIComponent(to)}`);
-  assert.equal(response.status, 200, response.text);
-  return response.json;
 }
 
 describe("login budget per client IP", () => {
@@ -194,14 +183,12 @@ describe("login lockout", () => {
     assert.deepEqual(headerNames(wrong), headerNames(right));
     assert.ok(Math.abs(Number(wrong.headers.get("retry-after")) - retryAfter) <= 1);
 
-    const sessions = await worker.db
-      .prepare("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1")
-      .bind(account.user.id)
-      .first();
-    assert.equal(sessions.n, 1, "only the signup's session");
-    const started = worker.logs
-      .map((line) => (line.startsWith("{") ? JSON.parse(line) : {}))
-      .find((line) => line.event === "login_locked" && line.started === true);
+    assert.equal(
+      await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id),
+      1,
+      "only the signup's session",
+    );
+    const started = worker.events().find((line) => line.event === "login_locked" && line.started === true);
     assert.ok(started, "a login_locked security event");
     assert.equal(started.lockout_seconds, 900);
     const lines = worker.logs.join("\n");
@@ -240,7 +227,7 @@ describe("login lockout", () => {
   });
 
   test("the username and the email share one count; a password reset lifts it", async () => {
-    const email = address();
+    const email = address("abuse");
     const account = await worker.signup({ email });
     // Five failures in all, whichever name: the account locks.
     for (let i = 0; i < 2; i += 1) {
@@ -251,7 +238,7 @@ describe("login lockout", () => {
     assertProblem(assert, await login(worker, account.username, STRONG_PASSWORD), 429);
     assertProblem(assert, await login(worker, email, STRONG_PASSWORD), 429);
     await worker.request("POST", "/api/v1/auth/password/reset", { body: { email } });
-    const reset = (await outbox(worker, email)).find((message) => message.purpose === "reset_password");
+    const reset = await worker.latestMessage(email, "reset_password");
     const newPassword = "a fresh and unusual passphrase";
     const confirm = await worker.request("POST", "/api/v1/auth/password/reset/confirm", {
       body: { token: reset.token, new_password: newPassword },
@@ -300,7 +287,7 @@ describe("enumeration resistance", () => {
   after(() => worker.dispose());
 
   test("an unknown user and a wrong password get the same status, headers, body and timing", async () => {
-    const email = address();
+    const email = address("abuse");
     const account = await worker.signup();
     // Failures count per account, so the email's attempts go to an account of their own.
     await worker.signup({ email });
@@ -343,7 +330,7 @@ describe("enumeration resistance", () => {
   });
 
   test("a reset request for an unknown email gets the same 202 as for a known one", async () => {
-    const email = address();
+    const email = address("abuse");
     await worker.signup({ email });
     const known = await worker.request("POST", "/api/v1/auth/password/reset", { body: { email } });
     const unknown = await worker.request("POST", "/api/v1/auth/password/reset", {
@@ -353,12 +340,12 @@ describe("enumeration resistance", () => {
     assert.equal(unknown.status, 202);
     assert.deepEqual(unknown.json, known.json);
     assert.deepEqual(headerNames(unknown), headerNames(known));
-    const sent = (await outbox(worker, email)).filter((message) => message.purpose === "reset_password");
+    const sent = (await worker.outbox(email)).filter((message) => message.purpose === "reset_password");
     assert.equal(sent.length, 1, "the known account was really sent a reset");
   });
 
   test("with verification off a taken email stays a 409 (the documented trade-off)", async () => {
-    const email = address();
+    const email = address("abuse");
     await worker.signup({ email });
     const again = await worker.request("POST", SIGNUP, {
       body: { username: uniqueName(), email, password: STRONG_PASSWORD },
@@ -401,20 +388,20 @@ describe("signup enumeration with required verification", () => {
     assert.deepEqual(user, { username: probeName, email: ownerEmail, email_verified: false, roles: ["user"] });
     assert.equal(fresh.json.user.username, freshName);
 
-    const stored = await worker.db
-      .prepare("SELECT COUNT(*) AS n FROM users WHERE id = ?1 OR username = ?2")
-      .bind(id, probeName)
-      .first();
-    assert.equal(stored.n, 0, "the answered account does not exist");
+    assert.equal(
+      await worker.count("SELECT COUNT(*) AS n FROM users WHERE id = ?1 OR username = ?2", id, probeName),
+      0,
+      "the answered account does not exist",
+    );
 
-    const messages = await outbox(worker, ownerEmail);
+    const messages = await worker.outbox(ownerEmail);
     const notice = messages.find((message) => message.purpose === "signup_attempt_notice");
     assert.ok(notice, "the owner is told");
     assert.equal(notice.subject, "Someone tried to sign up to Acme with your email");
     assert.match(notice.text, /sign in, or reset your password/);
     assert.equal(notice.token, null);
     assert.equal(messages.filter((m) => m.purpose === "verify_email").length, 1, "only the owner's own");
-    const freshMessages = await outbox(worker, freshEmail);
+    const freshMessages = await worker.outbox(freshEmail);
     assert.deepEqual(freshMessages.map((m) => m.purpose), ["verify_email"]);
   });
 
@@ -428,7 +415,7 @@ describe("signup enumeration with required verification", () => {
     assert.equal(body.detail, "Username is already taken");
     // Otherwise "known username + some email" would tell whether that email has an account.
     assert.deepEqual(withoutRequestId(assertProblem(assert, takenEmail, 409)), withoutRequestId(body));
-    const notices = (await outbox(worker, ownerEmail)).filter((m) => m.purpose === "signup_attempt_notice");
+    const notices = (await worker.outbox(ownerEmail)).filter((m) => m.purpose === "signup_attempt_notice");
     assert.equal(notices.length, 0);
   });
 });
@@ -469,7 +456,7 @@ describe("password checks", () => {
     });
     const message = "must not be the same as your username or email";
     assert.deepEqual(assertProblem(assert, sameName, 422).errors, [{ field: "password", message }]);
-    const email = address();
+    const email = address("abuse");
     const sameEmail = await signup(email, { email });
     assert.deepEqual(assertProblem(assert, sameEmail, 422).errors, [{ field: "password", message }]);
   });
@@ -595,7 +582,7 @@ describe("Have I Been Pwned range check", () => {
       { field: "new_password", message: "has appeared in a data breach; choose another" },
     ]);
     await worker.request("POST", "/api/v1/auth/password/reset", { body: { email } });
-    const { token } = (await outbox(worker, email)).find((m) => m.purpose === "reset_password");
+    const { token } = await worker.latestMessage(email, "reset_password");
     const refused = await worker.request("POST", "/api/v1/auth/password/reset/confirm", {
       body: { token, new_password: BREACHED },
     });
@@ -755,8 +742,8 @@ describe("email and verification budgets per client IP", () => {
   test("reset requests, resends and verifications each have their own budget", async () => {
     const headers = { "cf-connecting-ip": freshIp() };
     for (const [path, body, passing] of [
-      ["/api/v1/auth/password/reset", { email: address() }, 202],
-      ["/api/v1/auth/verify-email/resend", { email: address() }, 202],
+      ["/api/v1/auth/password/reset", { email: address("abuse") }, 202],
+      ["/api/v1/auth/verify-email/resend", { email: address("abuse") }, 202],
       ["/api/v1/auth/verify-email", {}, 422],
     ]) {
       for (let i = 0; i < 2; i += 1) {

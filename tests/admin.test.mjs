@@ -6,11 +6,11 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import { randomUUID } from "node:crypto";
-import { startWorker, assertProblem, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
+import { startWorker, assertProblem, uniqueName, nowSeconds, sleep, STRONG_PASSWORD } from "./helpers.mjs";
 
 const ADMIN = "/api/v1/admin";
 const INVALID_CREDENTIALS = "Invalid username or password";
-const nowSeconds = () => Math.floor(Date.now() / 1000);
+const WRONG_PASSWORD = "not the password at all";
 
 function assertForbidden(response, detail) {
   const body = assertProblem(assert, response, 403);
@@ -19,31 +19,11 @@ function assertForbidden(response, detail) {
   return body;
 }
 
-function assertConflict(response, detail) {
+function assertConflict(response, code, detail) {
   const body = assertProblem(assert, response, 409);
-  assert.equal(body.type, "urn:edge-auth:problem:conflict");
+  assert.equal(body.type, `urn:edge-auth:problem:${code}`);
   assert.equal(body.detail, detail);
   return body;
-}
-
-function userRow(worker, id) {
-  return worker.db.prepare("SELECT * FROM users WHERE id = ?1").bind(id).first();
-}
-
-async function rolesOf(worker, id) {
-  const rows = await worker.db
-    .prepare("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role")
-    .bind(id)
-    .all();
-  return rows.results.map((row) => row.role);
-}
-
-function refresh(worker, refreshToken) {
-  return worker.request("POST", "/api/v1/auth/refresh", { body: { refresh_token: refreshToken } });
-}
-
-function me(worker, accessToken) {
-  return worker.request("GET", "/api/v1/users/me", { token: accessToken });
 }
 
 /** Every admin route with a body that would be accepted, aimed at `target`. */
@@ -90,12 +70,12 @@ describe("admin guard", () => {
       assert.match(refused.json.detail, /^This needs the [a-z]+(:[a-z]+)? (permission|role)$/);
     }
     // Nothing above took effect.
-    const row = await userRow(worker, target.user.id);
+    const row = await worker.userRow(target.user.id);
     assert.equal(row.banned_at, null);
     assert.equal(row.email_verified, 0);
-    assert.deepEqual(await rolesOf(worker, target.user.id), ["user"]);
-    assert.equal((await me(worker, target.access_token)).status, 200);
-    assert.deepEqual(await rolesOf(worker, user.user.id), ["user"]);
+    assert.deepEqual(await worker.rolesOf(target.user.id), ["user"]);
+    assert.equal((await worker.me(target.access_token)).status, 200);
+    assert.deepEqual(await worker.rolesOf(user.user.id), ["user"]);
   });
 
   test("an admin passes every guard", async () => {
@@ -131,12 +111,12 @@ describe("admin guard", () => {
       body: { email_verified: false },
     });
     assertForbidden(write, "This needs the users:write permission");
-    assert.equal((await userRow(worker, target.user.id)).email_verified, 1, "the write did not happen");
+    assert.equal((await worker.userRow(target.user.id)).email_verified, 1, "the write did not happen");
     const read = await worker.request("GET", `${ADMIN}/users/${target.user.id}`, {
       token: admin.access_token,
     });
     assertForbidden(read, "This needs the users:read permission");
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     assert.ok(
       worker.logs.some(
         (line) => line.includes('"forbidden"') && line.includes("account_lacks_right") && line.includes(admin.user.id),
@@ -150,7 +130,7 @@ describe("admin guard", () => {
     await worker.grantRole(account.user.id, "admin");
     const before = await worker.request("GET", `${ADMIN}/users`, { token: account.access_token });
     assertForbidden(before, "This needs the users:read permission");
-    const refreshed = await refresh(worker, account.refresh_token);
+    const refreshed = await worker.refresh(account.refresh_token);
     assert.equal(refreshed.status, 200, refreshed.text);
     assert.deepEqual(refreshed.json.user.roles, ["admin", "user"]);
     const after = await worker.request("GET", `${ADMIN}/users`, { token: refreshed.json.access_token });
@@ -168,7 +148,7 @@ describe("admin guard", () => {
         token: admin.access_token,
       });
       assertForbidden(refused, "This needs the users:delete permission");
-      assert.notEqual(await userRow(worker, target.user.id), null);
+      assert.notEqual(await worker.userRow(target.user.id), null);
       // Other permissions of the role still work.
       const read = await worker.request("GET", `${ADMIN}/users/${target.user.id}`, {
         token: admin.access_token,
@@ -304,7 +284,7 @@ describe("admin user listing", () => {
   test("without a search every account is counted, 20 to a page by default", async () => {
     const response = await list("");
     assert.equal(response.status, 200);
-    const total = (await worker.db.prepare("SELECT COUNT(*) AS n FROM users").first()).n;
+    const total = await worker.count("SELECT COUNT(*) AS n FROM users");
     assert.equal(response.json.total, total);
     assert.equal(response.json.per_page, 20);
     assert.equal(response.json.users.length, Math.min(total, 20));
@@ -411,7 +391,7 @@ describe("admin user management", () => {
     assert.equal(vouched.json.email_verified, true, "unless the admin says it is verified");
     const removed = await call("PATCH", `/users/${target.user.id}`, { email: null });
     assert.equal(removed.json.email, null);
-    const row = await userRow(worker, target.user.id);
+    const row = await worker.userRow(target.user.id);
     assert.equal(row.username, newName);
     assert.equal(row.email, null);
     // The account logs in under its new name.
@@ -426,6 +406,7 @@ describe("admin user management", () => {
     const other = await worker.signup();
     assertConflict(
       await call("PATCH", `/users/${target.user.id}`, { username: other.username }),
+      "username_taken",
       "Username is already taken",
     );
     const invalid = assertProblem(
@@ -444,8 +425,8 @@ describe("admin user management", () => {
       "roles",
       "username",
     ]);
-    assert.equal((await userRow(worker, target.user.id)).username, target.username);
-    assert.deepEqual(await rolesOf(worker, target.user.id), ["user"]);
+    assert.equal((await worker.userRow(target.user.id)).username, target.username);
+    assert.deepEqual(await worker.rolesOf(target.user.id), ["user"]);
     assertProblem(assert, await call("PATCH", `/users/${randomUUID()}`, { email_verified: true }), 404);
   });
 
@@ -456,7 +437,7 @@ describe("admin user management", () => {
     assert.deepEqual(granted.json.roles, ["admin", "user"]);
     const again = await call("POST", `/users/${target.user.id}/roles`, { role: "admin" });
     assert.equal(again.status, 200, "granting a held role is idempotent");
-    assert.deepEqual(await rolesOf(worker, target.user.id), ["admin", "user"]);
+    assert.deepEqual(await worker.rolesOf(target.user.id), ["admin", "user"]);
     const unknown = assertProblem(
       assert,
       await call("POST", `/users/${target.user.id}/roles`, { role: "superuser" }),
@@ -469,24 +450,26 @@ describe("admin user management", () => {
     assert.deepEqual(removed.json.roles, ["user"]);
     assertProblem(assert, await call("DELETE", `/users/${target.user.id}/roles/admin`), 404);
     assertProblem(assert, await call("DELETE", `/users/${target.user.id}/roles/nonsense`), 404);
-    assert.deepEqual(await rolesOf(worker, target.user.id), ["user"]);
+    assert.deepEqual(await worker.rolesOf(target.user.id), ["user"]);
   });
 
   test("an admin cannot delete or ban themselves or drop their own admin role (409)", async () => {
     const self = admin.user.id;
     assertConflict(
       await call("DELETE", `/users/${self}`),
+      "self_action_refused",
       "You cannot delete your own account here; use DELETE /api/v1/users/me",
     );
-    assertConflict(await call("POST", `/users/${self}/ban`, {}), "You cannot ban yourself");
+    assertConflict(await call("POST", `/users/${self}/ban`, {}), "self_action_refused", "You cannot ban yourself");
     assertConflict(
       await call("DELETE", `/users/${self}/roles/admin`),
+      "self_action_refused",
       "You cannot remove your own admin role; another admin must do it",
     );
-    assert.notEqual(await userRow(worker, self), null);
-    assert.equal((await userRow(worker, self)).banned_at, null);
-    assert.deepEqual(await rolesOf(worker, self), ["admin", "user"]);
-    assert.equal((await me(worker, admin.access_token)).status, 200);
+    assert.notEqual(await worker.userRow(self), null);
+    assert.equal((await worker.userRow(self)).banned_at, null);
+    assert.deepEqual(await worker.rolesOf(self), ["admin", "user"]);
+    assert.equal((await worker.me(admin.access_token)).status, 200);
     // Revoking their own other roles is fine.
     const removed = await call("DELETE", `/users/${self}/roles/user`);
     assert.equal(removed.status, 200);
@@ -510,11 +493,12 @@ describe("admin user management", () => {
       });
       const body = assertProblem(assert, refused, 409);
       assert.equal(body.type, "urn:edge-auth:problem:last_admin");
-      assert.deepEqual(await rolesOf(isolated, sole.user.id), ["admin", "user"]);
-      const audit = await isolated.db
-        .prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.role_revoked'")
-        .first();
-      assert.equal(audit.n, 0, "a refused removal is not audited");
+      assert.deepEqual(await isolated.rolesOf(sole.user.id), ["admin", "user"]);
+      assert.equal(
+        await isolated.count("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.role_revoked'"),
+        0,
+        "a refused removal is not audited",
+      );
     } finally {
       await isolated.dispose();
     }
@@ -525,16 +509,12 @@ describe("admin user management", () => {
     const second = await worker.login(target.username);
     const response = await call("DELETE", `/users/${target.user.id}`);
     assert.equal(response.status, 204, response.text);
-    assert.equal(await userRow(worker, target.user.id), null);
-    assert.deepEqual(await rolesOf(worker, target.user.id), []);
-    const sessions = await worker.db
-      .prepare("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1")
-      .bind(target.user.id)
-      .first();
-    assert.equal(sessions.n, 0);
+    assert.equal(await worker.userRow(target.user.id), null);
+    assert.deepEqual(await worker.rolesOf(target.user.id), []);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", target.user.id), 0);
     for (const session of [target, second]) {
-      assertProblem(assert, await me(worker, session.access_token), 401);
-      assertProblem(assert, await refresh(worker, session.refresh_token), 401);
+      assertProblem(assert, await worker.me(session.access_token), 401);
+      assertProblem(assert, await worker.refresh(session.refresh_token), 401);
     }
     assertProblem(assert, await call("DELETE", `/users/${target.user.id}`), 404);
   });
@@ -554,21 +534,21 @@ describe("admin user management", () => {
     const phoneSid = decodeJwt(phone.access_token).sid;
     const one = await call("DELETE", `/users/${target.user.id}/sessions/${phoneSid}`);
     assert.equal(one.status, 204, one.text);
-    assertProblem(assert, await me(worker, phone.access_token), 401);
-    assertProblem(assert, await refresh(worker, phone.refresh_token), 401);
-    assert.equal((await me(worker, laptop.access_token)).status, 200, "the others live on");
+    assertProblem(assert, await worker.me(phone.access_token), 401);
+    assertProblem(assert, await worker.refresh(phone.refresh_token), 401);
+    assert.equal((await worker.me(laptop.access_token)).status, 200, "the others live on");
     // Revoked already, someone else's, unknown, malformed: 404.
     const adminSid = decodeJwt(admin.access_token).sid;
     for (const sid of [phoneSid, adminSid, randomUUID(), "nope"]) {
       assertProblem(assert, await call("DELETE", `/users/${target.user.id}/sessions/${sid}`), 404);
     }
-    assert.equal((await me(worker, admin.access_token)).status, 200);
+    assert.equal((await worker.me(admin.access_token)).status, 200);
     const all = await call("DELETE", `/users/${target.user.id}/sessions`);
     assert.equal(all.status, 200, all.text);
     assert.equal(all.json.sessions_revoked, 2);
     for (const session of [target, laptop]) {
-      assertProblem(assert, await me(worker, session.access_token), 401);
-      assertProblem(assert, await refresh(worker, session.refresh_token), 401);
+      assertProblem(assert, await worker.me(session.access_token), 401);
+      assertProblem(assert, await worker.refresh(session.refresh_token), 401);
     }
     assert.deepEqual((await call("GET", `/users/${target.user.id}/sessions`)).json.sessions, []);
     assert.equal((await worker.login(target.username)).token_type, "bearer", "the account itself is fine");
@@ -586,8 +566,6 @@ describe("bans", () => {
 
   const ban = (id, body = {}) =>
     worker.request("POST", `${ADMIN}/users/${id}/ban`, { body, token: admin.access_token });
-  const login = (username, password = STRONG_PASSWORD) =>
-    worker.request("POST", "/api/v1/auth/login", { body: { username, password } });
 
   test("a ban ends every session at once and stops login and refresh", async () => {
     const target = await worker.signup();
@@ -600,11 +578,11 @@ describe("bans", () => {
     assert.match(response.json.banned_at, /^\d{4}-\d\d-\d\dT/);
     assert.equal(response.json.sessions_revoked, 2);
     for (const session of [target, other]) {
-      const denied = assertProblem(assert, await me(worker, session.access_token), 401);
+      const denied = assertProblem(assert, await worker.me(session.access_token), 401);
       assert.equal(denied.detail, "Session is no longer valid");
-      assertProblem(assert, await refresh(worker, session.refresh_token), 401);
+      assertProblem(assert, await worker.refresh(session.refresh_token), 401);
     }
-    const refused = assertForbidden(await login(target.username), "Account is suspended");
+    const refused = assertForbidden(await worker.attemptLogin(target.username), "Account is suspended");
     assert.equal(refused.type, "urn:edge-auth:problem:forbidden");
     const rows = await worker.db
       .prepare("SELECT revoked_reason FROM sessions WHERE user_id = ?1")
@@ -619,9 +597,9 @@ describe("bans", () => {
   test("a banned account with a wrong password gets the generic 401: a ban reveals nothing", async () => {
     const target = await worker.signup();
     assert.equal((await ban(target.user.id)).status, 200);
-    const wrong = assertProblem(assert, await login(target.username, "not the password at all"), 401);
+    const wrong = assertProblem(assert, await worker.attemptLogin(target.username, WRONG_PASSWORD), 401);
     assert.equal(wrong.detail, INVALID_CREDENTIALS);
-    const unknown = assertProblem(assert, await login(uniqueName("ghost"), "not the password at all"), 401);
+    const unknown = assertProblem(assert, await worker.attemptLogin(uniqueName("ghost"), WRONG_PASSWORD), 401);
     assert.equal(unknown.detail, INVALID_CREDENTIALS);
   });
 
@@ -631,7 +609,7 @@ describe("bans", () => {
     const response = await ban(target.user.id, { until });
     assert.equal(response.status, 200, response.text);
     assert.equal(response.json.banned_until, until);
-    assertForbidden(await login(target.username), `Account is suspended until ${until}`);
+    assertForbidden(await worker.attemptLogin(target.username), `Account is suspended until ${until}`);
     for (const bad of [
       { until: "2001-01-01T00:00:00Z" },
       { until: "tomorrow" },
@@ -641,15 +619,15 @@ describe("bans", () => {
     ]) {
       assertProblem(assert, await ban(target.user.id, bad), 422);
     }
-    assert.equal((await userRow(worker, target.user.id)).banned_until, Date.parse(until) / 1000, "unchanged");
+    assert.equal((await worker.userRow(target.user.id)).banned_until, Date.parse(until) / 1000, "unchanged");
     // Time passes: the ban's end is now behind us.
     await worker.db
       .prepare("UPDATE users SET banned_until = ?2 WHERE id = ?1")
       .bind(target.user.id, nowSeconds() - 1)
       .run();
-    const after = await login(target.username);
+    const after = await worker.attemptLogin(target.username);
     assert.equal(after.status, 200, after.text);
-    assert.equal((await me(worker, after.json.access_token)).status, 200);
+    assert.equal((await worker.me(after.json.access_token)).status, 200);
     const view = await worker.request("GET", `${ADMIN}/users/${target.user.id}`, { token: admin.access_token });
     assert.equal(view.json.banned, false);
     assert.equal(view.json.banned_until, null);
@@ -663,10 +641,10 @@ describe("bans", () => {
     });
     assert.equal(lifted.status, 200, lifted.text);
     assert.equal(lifted.json.banned, false);
-    const row = await userRow(worker, target.user.id);
+    const row = await worker.userRow(target.user.id);
     assert.deepEqual([row.banned_at, row.banned_until, row.ban_reason], [null, null, null]);
-    assertProblem(assert, await refresh(worker, target.refresh_token), 401);
-    assert.equal((await login(target.username)).status, 200);
+    assertProblem(assert, await worker.refresh(target.refresh_token), 401);
+    assert.equal((await worker.attemptLogin(target.username)).status, 200);
     const again = await worker.request("DELETE", `${ADMIN}/users/${target.user.id}/ban`, {
       token: admin.access_token,
     });
@@ -679,9 +657,9 @@ describe("bans", () => {
       .prepare("UPDATE users SET banned_at = ?2 WHERE id = ?1")
       .bind(target.user.id, nowSeconds())
       .run();
-    assertProblem(assert, await me(worker, target.access_token), 401);
-    assertProblem(assert, await refresh(worker, target.refresh_token), 401);
-    assertForbidden(await login(target.username), "Account is suspended");
+    assertProblem(assert, await worker.me(target.access_token), 401);
+    assertProblem(assert, await worker.refresh(target.refresh_token), 401);
+    assertForbidden(await worker.attemptLogin(target.username), "Account is suspended");
   });
 
   test("a banned admin loses the admin API with everything else", async () => {

@@ -5,12 +5,11 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { decodeJwt } from "jose";
-import { startWorker, assertProblem, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
+import { startWorker, assertProblem, uniqueName, sleep, STRONG_PASSWORD } from "./helpers.mjs";
 
 const ADMIN = "/api/v1/admin";
 const IP = "203.0.113.7";
 const COLO = "AMS";
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("audit log", () => {
   let worker;
@@ -75,11 +74,7 @@ describe("audit log", () => {
     assert.equal(changed.status, 200, changed.text);
     expect("user.password_changed", r4, "self");
 
-    const second = (
-      await worker.request("POST", "/api/v1/auth/login", {
-        body: { username, password: "another long passphrase" },
-      })
-    ).json;
+    const second = (await worker.attemptLogin(username, "another long passphrase")).json;
     expect("user.login", null, "self");
     const secondSid = decodeJwt(second.access_token).sid;
     const [revokedOwn, r5] = await send("DELETE", `/api/v1/auth/sessions/${secondSid}`, {
@@ -98,11 +93,7 @@ describe("audit log", () => {
     expect("user.logout", r6, "self", { session_id: decodeJwt(login.json.access_token).sid });
 
     // The password change ended the signup's session; log in once more to end them all.
-    const fourth = (
-      await worker.request("POST", "/api/v1/auth/login", {
-        body: { username, password: "another long passphrase" },
-      })
-    ).json;
+    const fourth = (await worker.attemptLogin(username, "another long passphrase")).json;
     expect("user.login", null, "self");
     const [logoutAll, r7] = await send("POST", "/api/v1/auth/logout-all", {
       token: fourth.access_token,
@@ -125,11 +116,7 @@ describe("audit log", () => {
     assert.equal(removed.status, 200);
     expect("user.role_revoked", r10, "admin", { role: "admin" });
 
-    const fresh = (
-      await worker.request("POST", "/api/v1/auth/login", {
-        body: { username, password: "another long passphrase" },
-      })
-    ).json;
+    const fresh = (await worker.attemptLogin(username, "another long passphrase")).json;
     expect("user.login", null, "self");
     const [banned, r11] = await send("POST", `${ADMIN}/users/${id}/ban`, {
       token,
@@ -150,11 +137,7 @@ describe("audit log", () => {
     const [unbannedAgain] = await send("DELETE", `${ADMIN}/users/${id}/ban`, { token });
     assert.equal(unbannedAgain.status, 200, "a no-op unban records nothing");
 
-    const third = (
-      await worker.request("POST", "/api/v1/auth/login", {
-        body: { username, password: "another long passphrase" },
-      })
-    ).json;
+    const third = (await worker.attemptLogin(username, "another long passphrase")).json;
     expect("user.login", null, "self");
     const thirdSid = decodeJwt(third.access_token).sid;
     const [revokedOne, r14] = await send("DELETE", `${ADMIN}/users/${id}/sessions/${thirdSid}`, { token });

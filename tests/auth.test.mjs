@@ -16,6 +16,9 @@ import {
   assertFieldErrors,
   assertEdgeHeaders,
   uniqueName,
+  nowSeconds,
+  sleep,
+  withoutRequestId,
   STRONG_PASSWORD,
   ISSUER,
   AUDIENCE,
@@ -25,7 +28,6 @@ const SIGNUP = "/api/v1/auth/signup";
 const LOGIN = "/api/v1/auth/login";
 const REFRESH = "/api/v1/auth/refresh";
 const CHANGE = "/api/v1/auth/password/change";
-const ME = "/api/v1/users/me";
 
 const INVALID_CREDENTIALS = "Invalid username or password";
 const INVALID_REFRESH = "Invalid or expired refresh token";
@@ -47,31 +49,20 @@ const TOKEN_KEYS = ["access_token", "expires_in", "refresh_token", "token_type",
 const USER_KEYS = ["created_at", "email", "email_verified", "id", "roles", "updated_at", "username"];
 const EMOJI_PASSWORD = "🔐🔑🗝🔒🔓🛡🧱🚪"; // 8 characters, 32 bytes
 
-const nowSeconds = () => Math.floor(Date.now() / 1000);
 /** The storage form of a refresh token: hex SHA-256, computed independently of the Worker. */
 const digest = (token) => createHash("sha256").update(token).digest("hex");
 
 const post = (worker, path, body, extra = {}) => worker.request("POST", path, { body, ...extra });
 
-/** One number from a COUNT(*) AS n query. */
-async function count(worker, sql, ...params) {
-  const row = await worker.db.prepare(sql).bind(...params).first();
-  return row.n;
-}
-
-const userCount = (worker) => count(worker, "SELECT COUNT(*) AS n FROM users");
+const userCount = (worker) => worker.count("SELECT COUNT(*) AS n FROM users");
 
 /** Every table the auth routes write, counted. */
 async function tableCounts(worker) {
   const counts = {};
   for (const table of ["users", "user_roles", "sessions", "refresh_tokens"]) {
-    counts[table] = await count(worker, `SELECT COUNT(*) AS n FROM ${table}`);
+    counts[table] = await worker.count(`SELECT COUNT(*) AS n FROM ${table}`);
   }
   return counts;
-}
-
-function userRow(worker, id) {
-  return worker.db.prepare("SELECT * FROM users WHERE id = ?1").bind(id).first();
 }
 
 /** Assert a full token response (signup, login, refresh) and return its body. */
@@ -140,7 +131,7 @@ describe("POST /api/v1/auth/signup", () => {
     assert.equal(body.user.created_at, body.user.updated_at);
     assert.ok(Math.abs(Date.parse(body.user.created_at) / 1000 - nowSeconds()) <= 5);
 
-    const row = await userRow(worker, body.user.id);
+    const row = await worker.userRow(body.user.id);
     assert.equal(row.username, name.toLowerCase());
     assert.equal(row.email, `${emailLocal.toLowerCase()}@example.com`);
     assert.equal(row.email_verified, 0);
@@ -161,7 +152,7 @@ describe("POST /api/v1/auth/signup", () => {
     assert.equal(stored.user_id, body.user.id);
     assert.equal(stored.used_at, null);
     assert.equal(
-      await count(worker, "SELECT COUNT(*) AS n FROM refresh_tokens WHERE token_hash = ?1", body.refresh_token),
+      await worker.count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE token_hash = ?1", body.refresh_token),
       0,
       "the plain refresh token is never stored",
     );
@@ -170,7 +161,7 @@ describe("POST /api/v1/auth/signup", () => {
   test("the access tokens from signup and login verify with jose against the published JWKS", async () => {
     const account = await worker.signup();
     const loggedIn = assertTokenResponse(
-      await post(worker, LOGIN, { username: account.username, password: account.password }),
+      await worker.attemptLogin(account.username, account.password),
       200,
     );
     const sids = [];
@@ -187,10 +178,7 @@ describe("POST /api/v1/auth/signup", () => {
       assert.deepEqual(payload.roles, ["user"]);
       assert.equal(payload.exp - payload.iat, 900);
       assert.ok(Math.abs(payload.iat - nowSeconds()) <= 5, "issued now");
-      const session = await worker.db
-        .prepare("SELECT * FROM sessions WHERE id = ?1")
-        .bind(payload.sid)
-        .first();
+      const session = await worker.sessionRow(payload.sid);
       assert.equal(session?.user_id, account.user.id, "sid names a stored session of the user");
       sids.push(payload.sid);
     }
@@ -304,7 +292,7 @@ describe("POST /api/v1/auth/signup", () => {
     const body = assertProblem(assert, response, status);
     assertEdgeHeaders(assert, response);
     assert.deepEqual(await tableCounts(worker), before, "nothing written");
-    assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM users WHERE username = ?1", username), 0);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM users WHERE username = ?1", username), 0);
     return body;
   }
 
@@ -414,9 +402,8 @@ describe("POST /api/v1/auth/signup", () => {
     const body = assertTokenResponse(response, 201);
     assert.notEqual(body.user.id, "00000000-0000-4000-8000-000000000000");
     assert.deepEqual(decodeJwt(body.access_token).roles, ["user"]);
-    const roles = await worker.db.prepare("SELECT role FROM user_roles WHERE user_id = ?1").bind(body.user.id).all();
-    assert.deepEqual(roles.results.map((row) => row.role), ["user"]);
-    assert.equal((await userRow(worker, body.user.id)).email_verified, 0);
+    assert.deepEqual(await worker.rolesOf(body.user.id), ["user"]);
+    assert.equal((await worker.userRow(body.user.id)).email_verified, 0);
   });
 
   test("a JSON array body is a 422 naming body and writes nothing", async () => {
@@ -448,7 +435,7 @@ describe("POST /api/v1/auth/signup", () => {
       ]);
       assert.equal(await userCount(worker), before);
       assert.equal(
-        await count(worker, "SELECT COUNT(*) AS n FROM users WHERE username = ?1", username.toLowerCase()),
+        await worker.count("SELECT COUNT(*) AS n FROM users WHERE username = ?1", username.toLowerCase()),
         0,
       );
     });
@@ -463,19 +450,19 @@ describe("POST /api/v1/auth/signup", () => {
       201,
     );
     assert.equal(body.user.email, expected);
-    assert.equal((await userRow(worker, body.user.id)).email, expected);
+    assert.equal((await worker.userRow(body.user.id)).email, expected);
     const login = await post(worker, LOGIN, { email: `${local.toUpperCase()}@BÜCHER.de`, password: STRONG_PASSWORD });
     assert.equal(assertTokenResponse(login, 200).user.id, body.user.id);
   });
 
   test("a password of 8 emoji is accepted and logs in; the same emoji in another order do not", async () => {
     const account = await worker.signup({ password: EMOJI_PASSWORD });
-    const ok = await post(worker, LOGIN, { username: account.username, password: EMOJI_PASSWORD });
+    const ok = await worker.attemptLogin(account.username, EMOJI_PASSWORD);
     assert.equal(assertTokenResponse(ok, 200).user.id, account.user.id);
     const reordered = [...EMOJI_PASSWORD].reverse().join("");
     assertUnauthorized(
       assert,
-      await post(worker, LOGIN, { username: account.username, password: reordered }),
+      await worker.attemptLogin(account.username, reordered),
       INVALID_CREDENTIALS,
     );
   });
@@ -489,11 +476,11 @@ describe("POST /api/v1/auth/signup", () => {
     const before = await tableCounts(worker);
     const second = await post(worker, SIGNUP, { username: `bob_${suffix}`, password: STRONG_PASSWORD });
     const problem = assertProblem(assert, second, 409);
-    assert.equal(problem.type, "urn:edge-auth:problem:conflict");
+    assert.equal(problem.type, "urn:edge-auth:problem:username_taken");
     assert.equal(problem.detail, "Username is already taken");
     assert.deepEqual(await tableCounts(worker), before);
     assert.equal(
-      await count(worker, "SELECT COUNT(*) AS n FROM users WHERE username = ?1", `bob_${suffix}`.toLowerCase()),
+      await worker.count("SELECT COUNT(*) AS n FROM users WHERE username = ?1", `bob_${suffix}`.toLowerCase()),
       1,
     );
   });
@@ -548,8 +535,8 @@ describe("POST /api/v1/auth/signup", () => {
 
   test("the Worker's logs never contain a password or a refresh token", async () => {
     const account = await worker.signup();
-    await post(worker, LOGIN, { username: account.username, password: "wrong password here" });
-    await new Promise((resolve) => setTimeout(resolve, 100)); // let stdout drain
+    await worker.attemptLogin(account.username, "wrong password here");
+    await sleep(100); // let stdout drain
     const logs = worker.logs.join("\n");
     assert.ok(logs.includes('"event":"request"'), "logs were captured");
     assert.ok(!logs.includes(STRONG_PASSWORD), "no password");
@@ -575,7 +562,7 @@ describe("POST /api/v1/auth/login", () => {
   const login = (body, extra) => post(worker, LOGIN, body, extra);
 
   test("by username in upper and lower case: 200 token response for the same user, a new session each time", async () => {
-    const sessionsBefore = await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id);
+    const sessionsBefore = await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id);
     const sids = new Set([decodeJwt(account.access_token).sid]);
     for (const username of [account.username.toUpperCase(), account.username.toLowerCase()]) {
       const body = assertTokenResponse(await login({ username, password: STRONG_PASSWORD }), 200);
@@ -587,7 +574,7 @@ describe("POST /api/v1/auth/login", () => {
     }
     assert.equal(sids.size, 3, "each login has its own session id");
     assert.equal(
-      await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id),
+      await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id),
       sessionsBefore + 2,
     );
   });
@@ -606,7 +593,7 @@ describe("POST /api/v1/auth/login", () => {
       200,
     );
     assert.equal(body.user.id, account.user.id);
-    const me = await worker.request("GET", ME, { token: body.access_token });
+    const me = await worker.me(body.access_token);
     assert.equal(me.status, 200, me.text);
     assert.equal(me.json.id, account.user.id);
   });
@@ -622,7 +609,7 @@ describe("POST /api/v1/auth/login", () => {
     const bodies = responses.map((response) => assertUnauthorized(assert, response, INVALID_CREDENTIALS));
     const ids = new Set(bodies.map((body) => body.request_id));
     assert.equal(ids.size, responses.length, "each response has its own request id");
-    const comparable = bodies.map(({ request_id, ...rest }) => rest);
+    const comparable = bodies.map(withoutRequestId);
     for (const body of comparable.slice(1)) assert.deepEqual(body, comparable[0]);
     assert.deepEqual(Object.keys(comparable[0]).sort(), ["detail", "status", "title", "type"]);
     const challenges = new Set(responses.map((response) => response.headers.get("www-authenticate")));
@@ -633,16 +620,10 @@ describe("POST /api/v1/auth/login", () => {
     const unknownEmail = `${uniqueName("ghost")}@example.net`;
     const response = await login({ email: unknownEmail, password: "not the right password" });
     assertUnauthorized(assert, response, INVALID_CREDENTIALS);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const events = worker.logs
-      .map((line) => {
-        try {
-          return JSON.parse(line);
-        } catch {
-          return null;
-        }
-      })
-      .filter((event) => event?.event === "login_failed" && event.request_id === response.json.request_id);
+    await sleep(100);
+    const events = worker
+      .events()
+      .filter((event) => event.event === "login_failed" && event.request_id === response.json.request_id);
     assert.equal(events.length, 1, worker.logs.slice(-5).join("\n"));
     assert.equal(events[0].reason, "unknown_account");
     assert.equal(events[0].identifier, `${unknownEmail[0]}***@example.net`);
@@ -674,12 +655,12 @@ describe("POST /api/v1/auth/login", () => {
   });
 
   test("a password over 1024 bytes is the generic 401, even with the right account", async () => {
-    const before = await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id);
+    const before = await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id);
     for (const password of ["x".repeat(1025), STRONG_PASSWORD + "!".repeat(1025 - STRONG_PASSWORD.length)]) {
       assertUnauthorized(assert, await login({ username: account.username, password }), INVALID_CREDENTIALS);
     }
     assert.equal(
-      await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id),
+      await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", account.user.id),
       before,
       "no session created",
     );
@@ -721,34 +702,34 @@ describe("password rehash when the argon2 parameters change", () => {
     });
     workers.push(cheap);
     const account = await cheap.signup({ email: `${uniqueName("rehash")}@example.com` });
-    const original = (await userRow(cheap, account.user.id)).password_hash;
+    const original = (await cheap.userRow(account.user.id)).password_hash;
     assert.match(original, /^\$argon2id\$v=19\$m=1024,t=1,p=1\$/);
     await cheap.dispose();
 
     const current = await startWorker({ d1Persist: dir, signingKey: cheap.seed });
     workers.push(current);
     // Same database: the account is there with its old hash.
-    assert.equal((await userRow(current, account.user.id)).password_hash, original);
+    assert.equal((await current.userRow(account.user.id)).password_hash, original);
 
-    const login = await post(current, LOGIN, { username: account.username, password: account.password });
+    const login = await current.attemptLogin(account.username, account.password);
     assert.equal(assertTokenResponse(login, 200).user.id, account.user.id);
-    const rehashed = (await userRow(current, account.user.id)).password_hash;
+    const rehashed = (await current.userRow(account.user.id)).password_hash;
     assert.match(rehashed, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     assert.notEqual(rehashed, original);
 
     // The new hash verifies, is not rehashed again, and a wrong password still fails.
-    const again = await post(current, LOGIN, { username: account.username, password: account.password });
+    const again = await current.attemptLogin(account.username, account.password);
     assertTokenResponse(again, 200);
-    assert.equal((await userRow(current, account.user.id)).password_hash, rehashed);
+    assert.equal((await current.userRow(account.user.id)).password_hash, rehashed);
     assertUnauthorized(
       assert,
-      await post(current, LOGIN, { username: account.username, password: "wrong password entirely" }),
+      await current.attemptLogin(account.username, "wrong password entirely"),
       INVALID_CREDENTIALS,
     );
     // Tokens from the first Worker (same signing key, same database) stay valid.
-    const me = await current.request("GET", ME, { token: account.access_token });
+    const me = await current.me(account.access_token);
     assert.equal(me.status, 200, me.text);
-    const refreshed = await post(current, REFRESH, { refresh_token: account.refresh_token });
+    const refreshed = await current.refresh(account.refresh_token);
     assertTokenResponse(refreshed, 200);
   });
 });
@@ -773,7 +754,7 @@ describe("login rate limit (RATE_LIMIT_LOGIN 10/60 per client IP)", () => {
   after(() => worker.dispose());
 
   const loginFrom = (ip, password = "not the right password", username = account.username) =>
-    post(worker, LOGIN, { username, password }, { headers: { "cf-connecting-ip": ip } });
+    worker.attemptLogin(username, password, { "cf-connecting-ip": ip });
 
   test("10 logins from one IP pass the limiter; the 11th is a 429 with Retry-After and RateLimit headers", async () => {
     const ip = "203.0.113.7";
@@ -829,11 +810,10 @@ describe("POST /api/v1/auth/refresh", () => {
   });
   after(() => worker.dispose());
 
-  const refresh = (token) => post(worker, REFRESH, { refresh_token: token });
 
   test("returns a new pair for the same session; the new access token works, the old refresh token is spent", async () => {
     const account = await worker.signup();
-    const response = await refresh(account.refresh_token);
+    const response = await worker.refresh(account.refresh_token);
     const body = assertTokenResponse(response, 200);
     assert.notEqual(body.refresh_token, account.refresh_token);
     assert.notEqual(body.access_token, account.access_token);
@@ -847,7 +827,7 @@ describe("POST /api/v1/auth/refresh", () => {
     assert.notEqual(afterClaims.jti, before.jti);
     await verifyWithJose(worker, body.access_token);
 
-    const me = await worker.request("GET", ME, { token: body.access_token });
+    const me = await worker.me(body.access_token);
     assert.equal(me.status, 200, me.text);
     assert.equal(me.json.id, account.user.id);
 
@@ -874,7 +854,7 @@ describe("POST /api/v1/auth/refresh", () => {
     ["a well-formed but unknown token", "A".repeat(43)],
   ]) {
     test(`${label} as refresh token is a 401`, async () => {
-      assertUnauthorized(assert, await refresh(token), INVALID_REFRESH);
+      assertUnauthorized(assert, await worker.refresh(token), INVALID_REFRESH);
     });
   }
 
@@ -891,7 +871,7 @@ describe("POST /api/v1/auth/refresh", () => {
       .prepare("UPDATE refresh_tokens SET expires_at = ?2 WHERE token_hash = ?1")
       .bind(digest(account.refresh_token), nowSeconds() - 1)
       .run();
-    assertUnauthorized(assert, await refresh(account.refresh_token), INVALID_REFRESH);
+    assertUnauthorized(assert, await worker.refresh(account.refresh_token), INVALID_REFRESH);
     const row = await worker.db
       .prepare("SELECT used_at FROM refresh_tokens WHERE token_hash = ?1")
       .bind(digest(account.refresh_token))
@@ -902,13 +882,13 @@ describe("POST /api/v1/auth/refresh", () => {
   test("a refresh token whose session is revoked is a 401, and so is its access token", async () => {
     const account = await worker.signup();
     // Control: the session works before it is revoked.
-    assert.equal((await worker.request("GET", ME, { token: account.access_token })).status, 200);
+    assert.equal((await worker.me(account.access_token)).status, 200);
     await worker.db
       .prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1")
       .bind(decodeJwt(account.access_token).sid, nowSeconds())
       .run();
-    assertUnauthorized(assert, await refresh(account.refresh_token), INVALID_REFRESH);
-    assertUnauthorized(assert, await worker.request("GET", ME, { token: account.access_token }), SESSION_GONE);
+    assertUnauthorized(assert, await worker.refresh(account.refresh_token), INVALID_REFRESH);
+    assertUnauthorized(assert, await worker.me(account.access_token), SESSION_GONE);
   });
 
   test("a refresh token whose session has expired is a 401", async () => {
@@ -917,7 +897,7 @@ describe("POST /api/v1/auth/refresh", () => {
       .prepare("UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1")
       .bind(decodeJwt(account.access_token).sid, nowSeconds() - 1)
       .run();
-    assertUnauthorized(assert, await refresh(account.refresh_token), INVALID_REFRESH);
+    assertUnauthorized(assert, await worker.refresh(account.refresh_token), INVALID_REFRESH);
   });
 });
 
@@ -940,13 +920,13 @@ describe("POST /api/v1/auth/password/change", () => {
 
   test("a wrong current password is a 422 naming current_password; the hash is unchanged", async () => {
     const account = await worker.signup();
-    const hash = (await userRow(worker, account.user.id)).password_hash;
+    const hash = (await worker.userRow(account.user.id)).password_hash;
     assertFieldErrors(
       assert,
       await change(account.access_token, { current_password: "not my password", new_password: NEW_PASSWORD }),
       [{ field: "current_password", message: "is incorrect" }],
     );
-    assert.equal((await userRow(worker, account.user.id)).password_hash, hash);
+    assert.equal((await worker.userRow(account.user.id)).password_hash, hash);
   });
 
   test("a new password equal to the current one is a 422 naming new_password", async () => {
@@ -974,14 +954,14 @@ describe("POST /api/v1/auth/password/change", () => {
   test("success: 200 {detail, sessions_revoked}; only the new password logs in; other sessions end, this one stays", async () => {
     const account = await worker.signup(); // session A: the one that changes the password
     const other = assertTokenResponse(
-      await post(worker, LOGIN, { username: account.username, password: STRONG_PASSWORD }),
+      await worker.attemptLogin(account.username, STRONG_PASSWORD),
       200,
     ); // session B
     const third = assertTokenResponse(
-      await post(worker, LOGIN, { username: account.username, password: STRONG_PASSWORD }),
+      await worker.attemptLogin(account.username, STRONG_PASSWORD),
       200,
     ); // session C
-    const oldHash = (await userRow(worker, account.user.id)).password_hash;
+    const oldHash = (await worker.userRow(account.user.id)).password_hash;
 
     const response = await change(account.access_token, {
       current_password: STRONG_PASSWORD,
@@ -991,7 +971,7 @@ describe("POST /api/v1/auth/password/change", () => {
     assert.equal(response.headers.get("cache-control"), "no-store");
     assert.deepEqual(response.json, { detail: "Password changed", sessions_revoked: 2 });
 
-    const row = await userRow(worker, account.user.id);
+    const row = await worker.userRow(account.user.id);
     assert.notEqual(row.password_hash, oldHash);
     assert.match(row.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     const sessions = await worker.db
@@ -1008,22 +988,22 @@ describe("POST /api/v1/auth/password/change", () => {
     // Old password out, new password in.
     assertUnauthorized(
       assert,
-      await post(worker, LOGIN, { username: account.username, password: STRONG_PASSWORD }),
+      await worker.attemptLogin(account.username, STRONG_PASSWORD),
       INVALID_CREDENTIALS,
     );
-    const fresh = await post(worker, LOGIN, { username: account.username, password: NEW_PASSWORD });
+    const fresh = await worker.attemptLogin(account.username, NEW_PASSWORD);
     assert.equal(assertTokenResponse(fresh, 200).user.id, account.user.id);
 
     // The other sessions' tokens are dead.
     for (const session of [other, third]) {
-      assertUnauthorized(assert, await post(worker, REFRESH, { refresh_token: session.refresh_token }), INVALID_REFRESH);
-      assertUnauthorized(assert, await worker.request("GET", ME, { token: session.access_token }), SESSION_GONE);
+      assertUnauthorized(assert, await worker.refresh(session.refresh_token), INVALID_REFRESH);
+      assertUnauthorized(assert, await worker.me(session.access_token), SESSION_GONE);
     }
 
     // The session that made the change is still signed in, and can refresh.
-    const me = await worker.request("GET", ME, { token: account.access_token });
+    const me = await worker.me(account.access_token);
     assert.equal(me.status, 200, me.text);
     assert.equal(me.json.id, account.user.id);
-    assertTokenResponse(await post(worker, REFRESH, { refresh_token: account.refresh_token }), 200);
+    assertTokenResponse(await worker.refresh(account.refresh_token), 200);
   });
 });

@@ -4,25 +4,15 @@
 // database the Worker then uses.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { startWorker, assertProblem, ROOT } from "./helpers.mjs";
+import { startWorker, assertProblem, runCommand, ROOT } from "./helpers.mjs";
 
 const SCRIPT = join(ROOT, "scripts/admin.sh");
-const run = promisify(execFile);
 
 /** Run the script; resolves to {code, stdout, stderr} whatever the exit status. */
-async function admin(...args) {
-  try {
-    const { stdout, stderr } = await run("bash", [SCRIPT, ...args], { cwd: ROOT });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    return { code: error.code, stdout: error.stdout, stderr: error.stderr };
-  }
-}
+const admin = (...args) => runCommand("bash", [SCRIPT, ...args], { cwd: ROOT });
 
 /** Run the script's SQL (from --print-sql) on the Worker's D1; returns the last result row. */
 async function applySql(worker, ...args) {
@@ -36,12 +26,10 @@ async function applySql(worker, ...args) {
   return { before: results[0].results[0], after: results.at(-1).results[0] };
 }
 
+/** Whether the account holds the admin role in the Worker's D1. */
 async function isAdmin(worker, userId) {
-  const row = await worker.db
-    .prepare("SELECT COUNT(*) AS n FROM user_roles WHERE user_id = ?1 AND role = 'admin'")
-    .bind(userId)
-    .first();
-  return row.n === 1;
+  const sql = "SELECT COUNT(*) AS n FROM user_roles WHERE user_id = ?1 AND role = 'admin'";
+  return (await worker.count(sql, userId)) === 1;
 }
 
 describe("npm run admin: the SQL it runs", () => {
@@ -88,12 +76,12 @@ describe("npm run admin: the SQL it runs", () => {
   });
 
   test("an unknown username changes nothing", async () => {
-    const before = await worker.db.prepare("SELECT COUNT(*) AS n FROM user_roles").first();
-    const audit = await worker.db.prepare("SELECT COUNT(*) AS n FROM audit_log").first();
+    const before = await worker.count("SELECT COUNT(*) AS n FROM user_roles");
+    const audit = await worker.count("SELECT COUNT(*) AS n FROM audit_log");
     const { after: now } = await applySql(worker, "grant", "nobody_by_this_name");
     assert.equal(now.found, 0);
-    assert.deepEqual(await worker.db.prepare("SELECT COUNT(*) AS n FROM user_roles").first(), before);
-    assert.deepEqual(await worker.db.prepare("SELECT COUNT(*) AS n FROM audit_log").first(), audit);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM user_roles"), before);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM audit_log"), audit);
   });
 });
 
@@ -176,10 +164,11 @@ describe("npm run admin: through wrangler against a local database", () => {
     const other = await startWorker({ d1Persist, d1Id });
     let second;
     try {
-      const rows = await other.db
-        .prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.role_revoked'")
-        .first();
-      assert.equal(rows.n, 0, "a refused revoke leaves no audit entry");
+      assert.equal(
+        await other.count("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.role_revoked'"),
+        0,
+        "a refused revoke leaves no audit entry",
+      );
       second = await other.signup();
     } finally {
       await other.dispose();

@@ -6,11 +6,9 @@
 // build here would rewrite build/ under the suites running beside this one.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import {
   checkUpload,
   dryRun,
@@ -19,24 +17,20 @@ import {
   REQUIRED_BINDINGS,
   ROOT,
 } from "../scripts/check-deploy.mjs";
+import { runCommand } from "./helpers.mjs";
 
 const CHECKER = join(ROOT, "scripts/check-deploy.mjs");
 const WRANGLER_TOML = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
 // The [vars] line itself (line-anchored: a comment may say the same words).
 const PRODUCTION_LINE = /^ENVIRONMENT = "production"$/m;
-const run = promisify(execFile);
 
 /** Run the checker's command line; resolves to {code, output} whatever the exit status. */
 async function check(...args) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CHECKER, "--prebuilt", ...args], {
-      cwd: ROOT,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return { code: 0, output: stdout + stderr };
-  } catch (error) {
-    return { code: error.code, output: `${error.stdout ?? ""}${error.stderr ?? ""}` };
-  }
+  const { code, stdout, stderr } = await runCommand(process.execPath, [CHECKER, "--prebuilt", ...args], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return { code, output: stdout + stderr };
 }
 
 describe("deploy check", () => {

@@ -2,7 +2,7 @@
 // unknown routes and methods, and failing closed on missing configuration or storage.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, assertProblem, assertEdgeHeaders } from "./helpers.mjs";
+import { startWorker, assertProblem, assertEdgeHeaders, readResponse, sleep } from "./helpers.mjs";
 
 describe("health and edge headers", () => {
   let worker;
@@ -59,7 +59,7 @@ describe("health and edge headers", () => {
 
   test("an untrusted Host is refused before any route runs", async () => {
     const response = await worker.mf.dispatchFetch("http://evil.example/api/health");
-    const body = assertProblem(assert, await toResult(response), 400);
+    const body = assertProblem(assert, await readResponse(response), 400);
     assert.equal(body.detail, "Invalid host header");
   });
 
@@ -104,16 +104,8 @@ describe("health and edge headers", () => {
       headers: { "x-request-id": "log-check-1" },
     });
     assert.equal(response.status, 200);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const lines = worker.logs
-      .map((line) => {
-        try {
-          return JSON.parse(line);
-        } catch {
-          return null;
-        }
-      })
-      .filter((line) => line?.request_id === "log-check-1" && line.event === "request");
+    await sleep(100);
+    const lines = worker.events().filter((line) => line.request_id === "log-check-1" && line.event === "request");
     assert.equal(lines.length, 1);
     assert.equal(lines[0].route, "/api/health");
     assert.equal(lines[0].status, 200);
@@ -121,11 +113,6 @@ describe("health and edge headers", () => {
     assert.equal(typeof lines[0].duration_ms, "number");
   });
 });
-
-async function toResult(response) {
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, text, json: JSON.parse(text) };
-}
 
 describe("failing closed", () => {
   test("without a signing key every route answers a configuration error, naming no secret", async () => {
@@ -139,7 +126,7 @@ describe("failing closed", () => {
         assert.equal(body.detail, "The service is not configured correctly");
         assertEdgeHeaders(assert, response);
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
       assert.ok(
         worker.logs.some((line) => line.includes("JWT_SIGNING_KEY is not set")),
         "the operator's log names the missing setting",

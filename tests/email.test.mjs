@@ -3,9 +3,18 @@
 // HTTP provider to a local HTTP server.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
 import { SMTPServer } from "smtp-server";
-import { startWorker, assertProblem, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
+import {
+  startWorker,
+  startHttpProvider,
+  assertProblem,
+  address,
+  uniqueName,
+  nowSeconds,
+  sleep,
+  waitFor,
+  STRONG_PASSWORD,
+} from "./helpers.mjs";
 
 const NEW_PASSWORD = "a completely new passphrase";
 const DEV_VARS = {
@@ -13,29 +22,6 @@ const DEV_VARS = {
   PUBLIC_BASE_URL: "https://auth.acme.test",
   APP_NAME: "Acme",
 };
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function outbox(worker, to) {
-  const response = await worker.request("GET", `/api/v1/dev/outbox?to=${encodeURIComponent(to)}`);
-  assert.equal(response.status, 200, response.text);
-  return response.json;
-}
-
-async function latest(worker, to, purpose) {
-  const message = (await outbox(worker, to)).find((entry) => entry.purpose === purpose);
-  assert.ok(message, `a ${purpose} message to ${to}`);
-  return message;
-}
-
-function address(prefix = "mail") {
-  return `${uniqueName(prefix)}@example.com`.toLowerCase();
-}
-
-function login(worker, identifier, password = STRONG_PASSWORD) {
-  return worker.request("POST", "/api/v1/auth/login", {
-    body: { username: identifier, password },
-  });
-}
 
 describe("email verification", () => {
   let worker;
@@ -48,7 +34,7 @@ describe("email verification", () => {
     const email = address();
     const account = await worker.signup({ email });
     assert.equal(account.user.email_verified, false);
-    const message = await latest(worker, email, "verify_email");
+    const message = await worker.latestMessage(email, "verify_email");
     assert.equal(message.to, email);
     assert.equal(message.subject, "Verify your email for Acme");
     assert.match(message.token, /^[A-Za-z0-9_-]{43}$/);
@@ -68,7 +54,7 @@ describe("email verification", () => {
   test("opening the link shows a form and spends nothing; the token then verifies once", async () => {
     const email = address();
     const account = await worker.signup({ email });
-    const { token } = await latest(worker, email, "verify_email");
+    const { token } = await worker.latestMessage(email, "verify_email");
     for (let i = 0; i < 2; i += 1) {
       const page = await worker.fetch(`/verify-email?token=${token}`);
       const html = await page.text();
@@ -89,14 +75,14 @@ describe("email verification", () => {
     const again = await worker.request("POST", "/api/v1/auth/verify-email", { body: { token } });
     const body = assertProblem(assert, again, 422);
     assert.deepEqual(body.errors, [{ field: "token", message: "is invalid or expired" }]);
-    const loggedIn = await login(worker, email);
+    const loggedIn = await worker.attemptLogin(email);
     assert.equal(loggedIn.json.user.email_verified, true);
   });
 
   test("the page's button verifies (form POST) and says so", async () => {
     const email = address();
     await worker.signup({ email });
-    const { token } = await latest(worker, email, "verify_email");
+    const { token } = await worker.latestMessage(email, "verify_email");
     const response = await worker.fetch("/verify-email", {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -116,7 +102,7 @@ describe("email verification", () => {
   test("the six-digit code verifies instead of the link", async () => {
     const email = address();
     await worker.signup({ email });
-    const { code } = await latest(worker, email, "verify_email");
+    const { code } = await worker.latestMessage(email, "verify_email");
     const response = await worker.request("POST", "/api/v1/auth/verify-email", {
       body: { email: email.toUpperCase(), code },
     });
@@ -127,7 +113,7 @@ describe("email verification", () => {
   test("wrong codes are limited: after 5 the right one no longer works", async () => {
     const email = address();
     await worker.signup({ email });
-    const { code } = await latest(worker, email, "verify_email");
+    const { code } = await worker.latestMessage(email, "verify_email");
     const wrong = code === "000000" ? "000001" : "000000";
     for (let i = 0; i < 5; i += 1) {
       const response = await worker.request("POST", "/api/v1/auth/verify-email", {
@@ -143,7 +129,7 @@ describe("email verification", () => {
   test("resend answers 202 alike for unknown, verified and unverified addresses", async () => {
     const email = address();
     await worker.signup({ email });
-    const first = await latest(worker, email, "verify_email");
+    const first = await worker.latestMessage(email, "verify_email");
     const known = await worker.request("POST", "/api/v1/auth/verify-email/resend", { body: { email } });
     const unknown = await worker.request("POST", "/api/v1/auth/verify-email/resend", {
       body: { email: address("nobody") },
@@ -151,7 +137,7 @@ describe("email verification", () => {
     assert.equal(known.status, 202);
     assert.equal(unknown.status, 202);
     assert.deepEqual(known.json, unknown.json);
-    const messages = (await outbox(worker, email)).filter((m) => m.purpose === "verify_email");
+    const messages = (await worker.outbox(email)).filter((m) => m.purpose === "verify_email");
     assert.equal(messages.length, 2);
     assert.notEqual(messages[0].token, first.token, "newest first");
     assertProblem(
@@ -168,14 +154,14 @@ describe("email verification", () => {
   test("expired tokens and tokens of another purpose are refused", async () => {
     const email = address();
     const account = await worker.signup({ email });
-    const { token } = await latest(worker, email, "verify_email");
+    const { token } = await worker.latestMessage(email, "verify_email");
     const reset = await worker.request("POST", "/api/v1/auth/password/reset/confirm", {
       body: { token, new_password: NEW_PASSWORD },
     });
     assertProblem(assert, reset, 422);
     await worker.db
       .prepare("UPDATE one_time_tokens SET expires_at = ?2 WHERE user_id = ?1")
-      .bind(account.user.id, Math.floor(Date.now() / 1000) - 1)
+      .bind(account.user.id, nowSeconds() - 1)
       .run();
     assertProblem(
       assert,
@@ -214,7 +200,7 @@ describe("password reset", () => {
       answers.push(response.json);
     }
     for (const answer of answers) assert.deepEqual(answer, answers[0]);
-    const resets = (await outbox(worker, email)).filter((m) => m.purpose === "reset_password");
+    const resets = (await worker.outbox(email)).filter((m) => m.purpose === "reset_password");
     assert.equal(resets.length, 2, "one per request naming the account");
     assert.match(resets[0].text, /\/reset-password\?token=/);
   });
@@ -222,15 +208,15 @@ describe("password reset", () => {
   test("reset by link token: old password fails, new works, every session is dead", async () => {
     const email = address();
     const account = await worker.signup({ email });
-    const other = await login(worker, account.username);
+    const other = await worker.attemptLogin(account.username);
     await worker.request("POST", "/api/v1/auth/password/reset", { body: { email } });
-    const { token } = await latest(worker, email, "reset_password");
+    const { token } = await worker.latestMessage(email, "reset_password");
     const confirm = await worker.request("POST", "/api/v1/auth/password/reset/confirm", {
       body: { token, new_password: NEW_PASSWORD },
     });
     assert.equal(confirm.status, 200, confirm.text);
-    assert.equal((await login(worker, email)).status, 401);
-    const fresh = await login(worker, email, NEW_PASSWORD);
+    assert.equal((await worker.attemptLogin(email)).status, 401);
+    const fresh = await worker.attemptLogin(email, NEW_PASSWORD);
     assert.equal(fresh.status, 200);
     assert.equal(fresh.json.user.email_verified, true, "a reset proves the address");
     for (const session of [account, other.json]) {
@@ -257,7 +243,7 @@ describe("password reset", () => {
     const email = address();
     await worker.signup({ email });
     await worker.request("POST", "/api/v1/auth/password/reset", { body: { email } });
-    const { code } = await latest(worker, email, "reset_password");
+    const { code } = await worker.latestMessage(email, "reset_password");
     const weak = await worker.request("POST", "/api/v1/auth/password/reset/confirm", {
       body: { email, code, new_password: "password1" },
     });
@@ -267,14 +253,14 @@ describe("password reset", () => {
       body: { email, code, new_password: NEW_PASSWORD },
     });
     assert.equal(good.status, 200, good.text);
-    assert.equal((await login(worker, email, NEW_PASSWORD)).status, 200);
+    assert.equal((await worker.attemptLogin(email, NEW_PASSWORD)).status, 200);
   });
 
   test("the reset page shows a password form and sets the password on submit", async () => {
     const email = address();
     await worker.signup({ email });
     await worker.request("POST", "/api/v1/auth/password/reset", { body: { email } });
-    const { token } = await latest(worker, email, "reset_password");
+    const { token } = await worker.latestMessage(email, "reset_password");
     const form = await (await worker.fetch(`/reset-password?token=${token}`)).text();
     assert.match(form, /name="new_password"/);
     const submit = (password) =>
@@ -289,7 +275,7 @@ describe("password reset", () => {
     const done = await submit(NEW_PASSWORD);
     assert.equal(done.status, 200);
     assert.match(await done.text(), /Your password has been changed/);
-    assert.equal((await login(worker, email, NEW_PASSWORD)).status, 200);
+    assert.equal((await worker.attemptLogin(email, NEW_PASSWORD)).status, 200);
   });
 
   test("a page without a token explains itself", async () => {
@@ -317,31 +303,31 @@ describe("email change", () => {
     assert.equal(patch.status, 200, patch.text);
     assert.equal(patch.json.email, oldEmail, "unchanged until confirmed");
     assert.equal(patch.json.pending_email, newEmail);
-    const notice = await latest(worker, oldEmail, "email_change_notice");
+    const notice = await worker.latestMessage(oldEmail, "email_change_notice");
     assert.ok(notice.text.includes(newEmail));
     assert.equal(notice.token, null);
-    const { token } = await latest(worker, newEmail, "change_email");
-    assert.equal((await login(worker, newEmail)).status, 401);
+    const { token } = await worker.latestMessage(newEmail, "change_email");
+    assert.equal((await worker.attemptLogin(newEmail)).status, 401);
     const confirm = await worker.request("POST", "/api/v1/auth/email/confirm", { body: { token } });
     assert.equal(confirm.status, 200, confirm.text);
     assert.equal(confirm.json.user.email, newEmail);
     assert.equal(confirm.json.user.email_verified, true);
-    assert.equal((await login(worker, newEmail)).status, 200);
-    assert.equal((await login(worker, oldEmail)).status, 401);
+    assert.equal((await worker.attemptLogin(newEmail)).status, 200);
+    assert.equal((await worker.attemptLogin(oldEmail)).status, 401);
   });
 
   test("an address of another account gets no message and cannot be confirmed", async () => {
     const takenEmail = address("taken");
     await worker.signup({ email: takenEmail });
     const account = await worker.signup({ email: address("mine") });
-    const before = (await outbox(worker, takenEmail)).length;
+    const before = (await worker.outbox(takenEmail)).length;
     const patch = await worker.request("PATCH", "/api/v1/users/me", {
       token: account.access_token,
       body: { email: takenEmail, current_password: STRONG_PASSWORD },
     });
     assert.equal(patch.status, 200, "the answer does not reveal the address is taken");
     assert.equal(patch.json.pending_email, takenEmail);
-    assert.equal((await outbox(worker, takenEmail)).length, before);
+    assert.equal((await worker.outbox(takenEmail)).length, before);
   });
 
   test("confirming fails with 409 if the address was taken meanwhile", async () => {
@@ -351,7 +337,7 @@ describe("email change", () => {
       token: account.access_token,
       body: { email: wanted, current_password: STRONG_PASSWORD },
     });
-    const { token } = await latest(worker, wanted, "change_email");
+    const { token } = await worker.latestMessage(wanted, "change_email");
     await worker.signup({ email: wanted });
     const confirm = await worker.request("POST", "/api/v1/auth/email/confirm", { body: { token } });
     assertProblem(assert, confirm, 409);
@@ -380,19 +366,15 @@ describe("required verification", () => {
     assert.equal(signup.json.verification_required, true);
     assert.equal(signup.json.access_token, undefined);
     assert.equal(signup.json.refresh_token, undefined);
-    const sessions = await worker.db
-      .prepare("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1")
-      .bind(signup.json.user.id)
-      .first();
-    assert.equal(sessions.n, 0);
-    const refused = await login(worker, username);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1", signup.json.user.id), 0);
+    const refused = await worker.attemptLogin(username);
     const body = assertProblem(assert, refused, 403);
     assert.match(body.detail, /not verified/);
-    const wrong = await login(worker, username, "not the password at all");
+    const wrong = await worker.attemptLogin(username, "not the password at all");
     assertProblem(assert, wrong, 401);
-    const { code } = await latest(worker, email, "verify_email");
+    const { code } = await worker.latestMessage(email, "verify_email");
     await worker.request("POST", "/api/v1/auth/verify-email", { body: { email, code } });
-    const ok = await login(worker, username);
+    const ok = await worker.attemptLogin(username);
     assert.equal(ok.status, 200);
     assert.equal(ok.json.user.email_verified, true);
   });
@@ -464,21 +446,13 @@ for (const mechanism of ["PLAIN", "LOGIN"]) describe(`SMTP provider with AUTH ${
     await new Promise((resolve) => smtp.close(resolve));
   });
 
-  async function waitFor(predicate, what) {
-    for (let i = 0; i < 100; i += 1) {
-      const found = predicate();
-      if (found) return found;
-      await sleep(50);
-    }
-    assert.fail(`timed out waiting for ${what}`);
-  }
-
   test("a signup's verification is delivered through an authenticated SMTP relay", async () => {
     const email = address("smtp");
     await worker.signup({ email });
     const message = await waitFor(
       () => received.find((m) => m.to.includes(email)),
       "the SMTP message",
+      5_000,
     );
     assert.equal(message.from, "no-reply@acme.test");
     assert.equal(message.user, "mailer");
@@ -500,29 +474,14 @@ for (const mechanism of ["PLAIN", "LOGIN"]) describe(`SMTP provider with AUTH ${
 });
 
 describe("HTTP provider", () => {
-  let server;
+  let provider;
   let worker;
-  const requests = [];
-  let failuresLeft = 0;
   before(async () => {
-    server = createServer((req, res) => {
-      let body = "";
-      req.on("data", (chunk) => (body += chunk));
-      req.on("end", () => {
-        requests.push({ headers: req.headers, body: JSON.parse(body), method: req.method, url: req.url });
-        if (failuresLeft > 0) {
-          failuresLeft -= 1;
-          res.writeHead(503).end();
-        } else {
-          res.writeHead(200, { "content-type": "application/json" }).end('{"id":"msg_1"}');
-        }
-      });
-    });
-    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    provider = await startHttpProvider();
     worker = await startWorker({
       vars: {
         EMAIL_PROVIDER: "http",
-        EMAIL_HTTP_URL: `http://127.0.0.1:${server.address().port}/emails`,
+        EMAIL_HTTP_URL: provider.url,
         EMAIL_HTTP_KEY: "re_test_key",
         EMAIL_FROM: "Acme <no-reply@acme.test>",
         PUBLIC_BASE_URL: "https://auth.acme.test",
@@ -531,19 +490,14 @@ describe("HTTP provider", () => {
   });
   after(async () => {
     await worker.dispose();
-    await new Promise((resolve) => server.close(resolve));
+    await provider.close();
   });
-
-  async function waitForCount(count) {
-    for (let i = 0; i < 100 && requests.length < count; i += 1) await sleep(50);
-    assert.equal(requests.length, count);
-  }
 
   test("messages are POSTed as JSON with the bearer key", async () => {
     const email = address("http");
     await worker.signup({ email });
-    await waitForCount(1);
-    const [request] = requests;
+    await provider.waitForRequests(1);
+    const [request] = provider.requests;
     assert.equal(request.method, "POST");
     assert.equal(request.url, "/emails");
     assert.equal(request.headers.authorization, "Bearer re_test_key");
@@ -556,24 +510,24 @@ describe("HTTP provider", () => {
   });
 
   test("a failing provider is retried, then the message is delivered once", async () => {
-    requests.length = 0;
-    failuresLeft = 2;
+    provider.requests.length = 0;
+    provider.failuresLeft = 2;
     await worker.request("POST", "/api/v1/auth/password/reset", {
       body: { email: (await worker.signup({ email: address("retry") })).user.email },
     });
-    await waitForCount(4);
+    await provider.waitForRequests(4);
     await sleep(300);
-    assert.equal(requests.length, 4, "signup message once, reset message after two failures");
+    assert.equal(provider.requests.length, 4, "signup message once, reset message after two failures");
   });
 
   test("a provider that keeps failing leaves an error line, not silence", async () => {
-    requests.length = 0;
-    failuresLeft = 100;
+    provider.requests.length = 0;
+    provider.failuresLeft = 100;
     const email = address("lost");
     await worker.signup({ email });
-    await waitForCount(3);
+    await provider.waitForRequests(3);
     await sleep(300);
-    failuresLeft = 0;
+    provider.failuresLeft = 0;
     const failure = worker.logs.find((line) => line.includes('"email_delivery_failed"'));
     assert.ok(failure, "an email_delivery_failed line");
     const parsed = JSON.parse(failure);

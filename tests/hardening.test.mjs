@@ -12,11 +12,12 @@ import {
   assertProblem,
   assertFieldErrors,
   uniqueName,
+  nowSeconds,
+  sleep,
   STRONG_PASSWORD,
 } from "./helpers.mjs";
 
 const ADMIN = "/api/v1/admin";
-const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 function assertLastAdmin(response) {
   const body = assertProblem(assert, response, 409);
@@ -56,16 +57,8 @@ describe("methods the router does not serve", () => {
       // workerd's stdout reaches the test a moment after the response.
       let line;
       for (let wait = 0; wait < 100 && !line; wait += 1) {
-        line = worker.logs
-          .map((text) => {
-            try {
-              return JSON.parse(text);
-            } catch {
-              return null;
-            }
-          })
-          .find((entry) => entry?.event === "request" && entry.request_id === requestId);
-        if (!line) await new Promise((resolve) => setTimeout(resolve, 20));
+        line = worker.events().find((entry) => entry.event === "request" && entry.request_id === requestId);
+        if (!line) await sleep(20);
       }
       assert.ok(line, "an access line for the request");
       assert.equal(line.method, method);
@@ -215,11 +208,11 @@ describe("the last active admin stays, whoever asks and however", () => {
       assert.equal(remaining.length, 1, `round ${round}: ${remaining.length} active admins`);
       if (remaining[0] === newcomer.user.id) survivor = newcomer;
       // A refused change leaves no trace in the audit log.
-      const trace = await worker.db
-        .prepare("SELECT COUNT(*) AS n FROM audit_log WHERE target_id = ?1 AND action IN ('user.deleted','user.banned','user.role_revoked')")
-        .bind(remaining[0])
-        .first();
-      assert.equal(trace.n, 0, `round ${round}: the survivor has no deletion, ban or demotion recorded`);
+      const trace = await worker.count(
+        "SELECT COUNT(*) AS n FROM audit_log WHERE target_id = ?1 AND action IN ('user.deleted','user.banned','user.role_revoked')",
+        remaining[0],
+      );
+      assert.equal(trace, 0, `round ${round}: the survivor has no deletion, ban or demotion recorded`);
       // Start the next round with exactly one active admin: drop the loser's leftovers.
       await worker.db.prepare("DELETE FROM users WHERE id != ?1 AND id IN (SELECT user_id FROM user_roles WHERE role = 'admin')").bind(remaining[0]).run();
     }
@@ -279,16 +272,17 @@ describe("the last active admin stays, whoever asks and however", () => {
       const row = await isolated.db.prepare("SELECT banned_at FROM users WHERE id = ?1").bind(sole.user.id).first();
       assert.equal(row.banned_at, null);
       assert.deepEqual(await activeAdmins(isolated), [sole.user.id]);
-      const sessions = await isolated.db
-        .prepare("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL")
-        .bind(sole.user.id)
-        .first();
-      assert.ok(sessions.n >= 1, "a refused ban revokes no session");
-      const audit = await isolated.db
-        .prepare("SELECT COUNT(*) AS n FROM audit_log WHERE target_id = ?1 AND actor_id = ?2")
-        .bind(sole.user.id, moderator.user.id)
-        .first();
-      assert.equal(audit.n, 0, "nothing refused is audited");
+      const sessions = await isolated.count(
+        "SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL",
+        sole.user.id,
+      );
+      assert.ok(sessions >= 1, "a refused ban revokes no session");
+      const audit = await isolated.count(
+        "SELECT COUNT(*) AS n FROM audit_log WHERE target_id = ?1 AND actor_id = ?2",
+        sole.user.id,
+        moderator.user.id,
+      );
+      assert.equal(audit, 0, "nothing refused is audited");
       // A banned admin is no admin: with another admin banned, the sole active one stays too.
       const banned = await isolated.admin();
       await isolated.db.prepare("UPDATE users SET banned_at = ?2 WHERE id = ?1").bind(banned.user.id, nowSeconds()).run();

@@ -1,10 +1,14 @@
 // Test harness: runs the built Worker (build/) in workerd through Miniflare with real D1,
 // KV and Durable Objects, fresh for each suite, with the D1 migrations applied.
 import { Miniflare } from "miniflare";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
+import { createServer } from "node:http";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ORIGIN = "http://localhost";
@@ -143,6 +147,92 @@ export function uniqueName(prefix = "user") {
 
 export const STRONG_PASSWORD = "correct horse battery staple";
 
+/** An email address no other test uses, lower-cased, at example.com. */
+export function address(prefix = "mail") {
+  return `${uniqueName(prefix)}@example.com`.toLowerCase();
+}
+
+/** Resolve after `ms` milliseconds. */
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The current time in whole unix seconds. */
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** Poll `predicate` every 50 ms until it returns something truthy (returned), failing after `timeoutMs`. */
+export async function waitFor(predicate, what, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = predicate();
+    if (found) return found;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A problem body without the per-request id, for comparing two answers. */
+export function withoutRequestId(body) {
+  const { request_id: _ignored, ...rest } = body;
+  return rest;
+}
+
+/** A fetch Response read as `{status, headers, json, text}` (`json` undefined unless the body is JSON). */
+export async function readResponse(response) {
+  const text = await response.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, json, text };
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Run a command; resolves to `{code, stdout, stderr}` whatever the exit status. */
+export async function runCommand(file, args, options = {}) {
+  try {
+    const { stdout, stderr } = await execFileAsync(file, args, options);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    return { code: error.code, stdout: error.stdout ?? "", stderr: error.stderr ?? "" };
+  }
+}
+
+/**
+ * A stand-in HTTP email provider on 127.0.0.1: records each request as `{method, url, headers,
+ * body}` (body parsed as JSON) and answers 503 while `failuresLeft` > 0, then 200.
+ */
+export async function startHttpProvider() {
+  const provider = {
+    requests: [],
+    failuresLeft: 0,
+    url: undefined,
+    /** Wait up to about 5 s for `count` requests, then assert there are exactly that many. */
+    async waitForRequests(count) {
+      for (let i = 0; i < 100 && provider.requests.length < count; i += 1) await sleep(50);
+      assert.equal(provider.requests.length, count);
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      provider.requests.push({ headers: req.headers, body: JSON.parse(body), method: req.method, url: req.url });
+      if (provider.failuresLeft > 0) {
+        provider.failuresLeft -= 1;
+        res.writeHead(503).end();
+      } else {
+        res.writeHead(200, { "content-type": "application/json" }).end('{"id":"msg_1"}');
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  provider.url = `http://127.0.0.1:${server.address().port}/emails`;
+  return provider;
+}
+
 export class WorkerHandle {
   constructor(mf, db, seed, logs) {
     this.mf = mf;
@@ -170,15 +260,7 @@ export class WorkerHandle {
 
   /** Raw request (any body, any headers), answered as `{status, headers, json, text}`. */
   async send(path, init = {}) {
-    const response = await this.fetch(path, init);
-    const text = await response.text();
-    let json;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { status: response.status, headers: response.headers, json, text };
+    return readResponse(await this.fetch(path, init));
   }
 
   /** Fire the cron trigger as if scheduled at `time` (a Date); resolves to the outcome. */
@@ -188,12 +270,14 @@ export class WorkerHandle {
     return { status: response.status, json: await response.json() };
   }
 
+  /** POST a login (`identifier` as the username member); returns the response, whatever its status. */
+  attemptLogin(identifier, password = STRONG_PASSWORD, headers = {}) {
+    return this.request("POST", "/api/v1/auth/login", { body: { username: identifier, password }, headers });
+  }
+
   /** Log in with the test password; returns the token response. */
   async login(username, headers = {}) {
-    const response = await this.request("POST", "/api/v1/auth/login", {
-      body: { username, password: STRONG_PASSWORD },
-      headers,
-    });
+    const response = await this.attemptLogin(username, STRONG_PASSWORD, headers);
     if (response.status !== 200) {
       throw new Error(`login failed: ${response.status} ${response.text}`);
     }
@@ -223,6 +307,66 @@ export class WorkerHandle {
       throw new Error(`signup failed: ${response.status} ${response.text}`);
     }
     return { ...response.json, password: body.password, username: body.username };
+  }
+
+  /** POST a refresh token to /api/v1/auth/refresh; returns the response, whatever its status. */
+  refresh(refreshToken) {
+    return this.request("POST", "/api/v1/auth/refresh", { body: { refresh_token: refreshToken } });
+  }
+
+  /** GET /api/v1/users/me with `accessToken`; returns the response, whatever its status. */
+  me(accessToken) {
+    return this.request("GET", "/api/v1/users/me", { token: accessToken });
+  }
+
+  /** The development outbox's messages to `to`, newest first; fails the test unless it answers 200. */
+  async outbox(to) {
+    const response = await this.request("GET", `/api/v1/dev/outbox?to=${encodeURIComponent(to)}`);
+    assert.equal(response.status, 200, response.text);
+    return response.json;
+  }
+
+  /** The newest outbox message to `to` for `purpose`; fails the test when there is none. */
+  async latestMessage(to, purpose) {
+    const message = (await this.outbox(to)).find((entry) => entry.purpose === purpose);
+    assert.ok(message, `a ${purpose} message to ${to}`);
+    return message;
+  }
+
+  /** The number `n` from a `SELECT COUNT(*) AS n ...` query on D1. */
+  async count(sql, ...params) {
+    return (await this.db.prepare(sql).bind(...params).first()).n;
+  }
+
+  /** The users row as stored, or null. */
+  userRow(id) {
+    return this.db.prepare("SELECT * FROM users WHERE id = ?1").bind(id).first();
+  }
+
+  /** The sessions row as stored, or null. */
+  sessionRow(id) {
+    return this.db.prepare("SELECT * FROM sessions WHERE id = ?1").bind(id).first();
+  }
+
+  /** The roles an account holds in D1, sorted. */
+  async rolesOf(id) {
+    const rows = await this.db
+      .prepare("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role")
+      .bind(id)
+      .all();
+    return rows.results.map((row) => row.role);
+  }
+
+  /** The Worker's log lines that are JSON objects, parsed (other lines left out). */
+  events() {
+    return this.logs.flatMap((line) => {
+      try {
+        const entry = JSON.parse(line);
+        return entry !== null && typeof entry === "object" ? [entry] : [];
+      } catch {
+        return [];
+      }
+    });
   }
 
   async dispose() {

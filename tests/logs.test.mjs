@@ -3,7 +3,7 @@
 // each tied to its request, and carries no password, token, code or full email address.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
+import { startWorker, uniqueName, sleep, STRONG_PASSWORD } from "./helpers.mjs";
 
 describe("log hygiene", () => {
   let worker;
@@ -84,7 +84,7 @@ describe("log hygiene", () => {
     // workerd flushes output asynchronously: wait until every request's line is in.
     for (let waited = 0; waited < 5000; waited += 50) {
       if (worker.logs.slice(start).filter((line) => line.includes('"event":"request"')).length >= requestIds.length) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     const lines = worker.logs.slice(start);
     const entries = lines.map((line) => {

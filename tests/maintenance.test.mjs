@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeJwt } from "jose";
-import { startWorker, ROOT } from "./helpers.mjs";
+import { startWorker, nowSeconds, sleep, ROOT } from "./helpers.mjs";
 
 const DAY = 86_400;
 const CRON = /^\s*crons\s*=\s*\[\s*"([^"]+)"/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))?.[1];
@@ -56,10 +56,6 @@ async function seed(worker, { sessions = [], audit = [] }) {
   return { userId, ids };
 }
 
-async function count(worker, sql, ...params) {
-  return (await worker.db.prepare(sql).bind(...params).first()).n;
-}
-
 const maintenanceLines = (worker) => worker.logs.filter((l) => l.includes('"event":"maintenance"'));
 
 /** Fire the trigger as if scheduled at `at` (unix seconds); returns its log line. */
@@ -69,7 +65,7 @@ async function runAt(worker, at) {
   assert.equal(run.status, 200, JSON.stringify(run.json));
   assert.equal(run.json.outcome, "ok");
   for (let i = 0; i < 40 && maintenanceLines(worker).length === seen; i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
   }
   const line = maintenanceLines(worker)[seen];
   assert.ok(line, "the run writes one maintenance line");
@@ -90,7 +86,7 @@ describe("scheduled maintenance", () => {
   });
 
   test("ended sessions and old audit entries go; accounts, live sessions and recent entries stay", async () => {
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     const cutoff = now - 30 * DAY;
     const live = await worker.signup();
     const liveSid = decodeJwt(live.access_token).sid;
@@ -110,26 +106,26 @@ describe("scheduled maintenance", () => {
     });
     const tables = ["users", "user_roles", "roles", "permissions", "role_permissions"];
     const before = {};
-    for (const table of tables) before[table] = await count(worker, `SELECT COUNT(*) AS n FROM ${table}`);
-    const auditBefore = await count(worker, "SELECT COUNT(*) AS n FROM audit_log");
+    for (const table of tables) before[table] = await worker.count(`SELECT COUNT(*) AS n FROM ${table}`);
+    const auditBefore = await worker.count("SELECT COUNT(*) AS n FROM audit_log");
 
     const line = await runAt(worker, now);
 
     for (const name of ["idleEnded", "absoluteEnded", "revoked"]) {
-      assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", ids[name]), 0, name);
+      assert.equal(await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", ids[name]), 0, name);
       assert.equal(
-        await count(worker, "SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?1", ids[name]),
+        await worker.count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?1", ids[name]),
         0,
         `${name}: its refresh tokens go with it`,
       );
     }
-    assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", ids.live), 1);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", ids.live), 1);
     assert.equal(
-      await count(worker, "SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?1", ids.live),
+      await worker.count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?1", ids.live),
       2,
       "a live session keeps its spent tokens too (reuse detection needs them)",
     );
-    assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", liveSid), 1);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", liveSid), 1);
     const entries = await worker.db
       .prepare("SELECT action, occurred_at FROM audit_log WHERE target_id = ?1 ORDER BY occurred_at")
       .bind(userId)
@@ -139,9 +135,9 @@ describe("scheduled maintenance", () => {
       [cutoff, now],
       "entries at or after the cutoff stay",
     );
-    assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM audit_log"), auditBefore - 2);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM audit_log"), auditBefore - 2);
     for (const table of tables) {
-      assert.equal(await count(worker, `SELECT COUNT(*) AS n FROM ${table}`), before[table], table);
+      assert.equal(await worker.count(`SELECT COUNT(*) AS n FROM ${table}`), before[table], table);
     }
     // The signed-up account still works end to end.
     const me = await worker.request("GET", "/api/v1/users/me", { token: live.access_token });
@@ -159,7 +155,7 @@ describe("scheduled maintenance", () => {
   });
 
   test("expired one-time tokens go, live ones stay", async () => {
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     const account = await worker.signup();
     const insert = (id, expiresAt) =>
       worker.db
@@ -183,7 +179,7 @@ describe("scheduled maintenance", () => {
   });
 
   test("more old rows than one chunk are all purged in one run", async () => {
-    const now = Math.floor(Date.now() / 1000) + 10;
+    const now = nowSeconds() + 10;
     await worker.db
       .prepare(
         `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2499)
@@ -191,12 +187,12 @@ describe("scheduled maintenance", () => {
       )
       .bind(now - 31 * DAY)
       .run();
-    const old = await count(worker, "SELECT COUNT(*) AS n FROM audit_log WHERE occurred_at < ?1", now - 30 * DAY);
+    const old = await worker.count("SELECT COUNT(*) AS n FROM audit_log WHERE occurred_at < ?1", now - 30 * DAY);
     assert.ok(old >= 2500);
     const line = await runAt(worker, now);
     assert.equal(line.audit_entries_purged, old);
     assert.equal(line.incomplete, false);
-    assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM audit_log WHERE occurred_at < ?1", now - 30 * DAY), 0);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM audit_log WHERE occurred_at < ?1", now - 30 * DAY), 0);
   });
 });
 
@@ -208,14 +204,14 @@ describe("scheduled maintenance with AUDIT_RETENTION_DAYS=0", () => {
   after(() => worker.dispose());
 
   test("keeps every audit entry but still purges ended sessions", async () => {
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     const { ids } = await seed(worker, {
       sessions: { ended: { idle: now - 1, absolute: now + 100 } },
       audit: [["user.login", now - 3650 * DAY]],
     });
     const line = await runAt(worker, now);
-    assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM audit_log"), 1);
-    assert.equal(await count(worker, "SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", ids.ended), 0);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM audit_log"), 1);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", ids.ended), 0);
     assert.equal(line.audit_cutoff, null);
     assert.equal(line.audit_entries_purged, 0);
   });
@@ -232,7 +228,7 @@ describe("scheduled maintenance without a database", () => {
     const run = await worker.scheduled({ cron: CRON });
     assert.equal(run.status, 200);
     for (let i = 0; i < 20 && !worker.logs.some((l) => l.includes("maintenance_failed")); i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
+      await sleep(25);
     }
     const line = worker.logs.find((l) => l.includes('"maintenance_failed"'));
     assert.ok(line, worker.logs.join("\n"));

@@ -3,20 +3,20 @@
 // MetricsAggregator Durable Object, and totals that outlive a restart.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getMetricsFromIterator } from "prom2javascript";
 import {
   startWorker,
+  startHttpProvider,
   assertProblem,
   assertUnauthorized,
   uniqueName,
+  sleep,
   STRONG_PASSWORD,
 } from "./helpers.mjs";
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const DURATION = "edge_auth_http_request_duration_seconds";
 const BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"];
 
@@ -328,28 +328,14 @@ test("totals live in Durable Object storage and survive a restart", async () => 
 });
 
 describe("email delivery", () => {
-  let server;
+  let provider;
   let worker;
-  let received = 0;
-  let failuresLeft = 0;
   before(async () => {
-    server = createServer((req, res) => {
-      req.resume();
-      req.on("end", () => {
-        received += 1;
-        if (failuresLeft > 0) {
-          failuresLeft -= 1;
-          res.writeHead(503).end();
-        } else {
-          res.writeHead(200, { "content-type": "application/json" }).end('{"id":"msg"}');
-        }
-      });
-    });
-    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    provider = await startHttpProvider();
     worker = await startWorker({
       vars: {
         EMAIL_PROVIDER: "http",
-        EMAIL_HTTP_URL: `http://127.0.0.1:${server.address().port}/emails`,
+        EMAIL_HTTP_URL: provider.url,
         EMAIL_HTTP_KEY: "key",
         EMAIL_FROM: "Acme <no-reply@acme.test>",
         PUBLIC_BASE_URL: "https://auth.acme.test",
@@ -359,13 +345,8 @@ describe("email delivery", () => {
   });
   after(async () => {
     await worker.dispose();
-    await new Promise((resolve) => server.close(resolve));
+    await provider.close();
   });
-
-  async function waitForRequests(count) {
-    for (let i = 0; i < 100 && received < count; i += 1) await sleep(50);
-    assert.equal(received, count);
-  }
 
   /** Scrape until `name` reaches `expected` (the Worker records it in `wait_until`, after
    * the provider answered), for up to 5 s; returns the last scrape. */
@@ -380,14 +361,14 @@ describe("email delivery", () => {
 
   test("a delivered message counts as sent, one that fails every retry as failed", async () => {
     await worker.signup({ email: `${uniqueName("sent")}@example.com` });
-    await waitForRequests(1);
+    await provider.waitForRequests(1);
     let metrics = await scrapeWhen("edge_auth_emails_sent_total", 1);
     assert.equal(value(metrics, "edge_auth_emails_sent_total"), 1);
     assert.equal(value(metrics, "edge_auth_emails_failed_total"), 0);
 
-    failuresLeft = 3;
+    provider.failuresLeft = 3;
     await worker.signup({ email: `${uniqueName("lost")}@example.com` });
-    await waitForRequests(4);
+    await provider.waitForRequests(4);
     metrics = await scrapeWhen("edge_auth_emails_failed_total", 1);
     assert.equal(value(metrics, "edge_auth_emails_sent_total"), 1);
     assert.equal(value(metrics, "edge_auth_emails_failed_total"), 1, "one message, not one per attempt");

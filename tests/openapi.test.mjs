@@ -6,7 +6,7 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
-import { startWorker, uniqueName, STRONG_PASSWORD } from "./helpers.mjs";
+import { startWorker, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
 
 const METHODS = ["get", "put", "post", "delete", "patch"];
 
@@ -165,7 +165,7 @@ describe("the OpenAPI document", () => {
     assert.deepEqual(hashed.json, { algorithm: "argon2id", memory_kib: 19456, iterations: 2, parallelism: 1 });
 
     // The signed-in account, its profile and sessions.
-    const email = `${uniqueName("tour")}@example.com`.toLowerCase();
+    const email = address("tour");
     const username = uniqueName("tour");
     const account = (await call("POST", "/api/v1/auth/signup", { body: { username, email, password: STRONG_PASSWORD } })).json;
     const token = account.access_token;
@@ -195,7 +195,7 @@ describe("the OpenAPI document", () => {
     assert.equal((await call("GET", "/verify-email", { query: `?token=${verification.token}` })).status, 200);
     assert.equal((await call("POST", "/api/v1/auth/verify-email", { body: { token: verification.token } })).status, 200);
     assert.equal((await call("POST", "/api/v1/auth/verify-email", { body: { token: verification.token } })).status, 422);
-    const newEmail = `${uniqueName("moved")}@example.com`.toLowerCase();
+    const newEmail = address("moved");
     await call("PATCH", "/api/v1/users/me", {
       token: refreshed.access_token,
       body: { email: newEmail, current_password: "another long passphrase" },
@@ -217,11 +217,11 @@ describe("the OpenAPI document", () => {
       const spent = await call("POST", template, form("token=spent&new_password=whatever+long+enough"));
       assert.equal(spent.status, 422, template);
     }
-    const pageEmail = `${uniqueName("page")}@example.com`.toLowerCase();
+    const pageEmail = address("page");
     const pageAccount = await worker.signup({ email: pageEmail });
     const pageVerify = await outbox(pageEmail, "verify_email");
     assert.equal((await call("POST", "/verify-email", form(`token=${pageVerify.token}`))).status, 200);
-    const pageMoved = `${uniqueName("page")}@example.com`.toLowerCase();
+    const pageMoved = address("page");
     await call("PATCH", "/api/v1/users/me", {
       token: pageAccount.access_token,
       body: { email: pageMoved, current_password: STRONG_PASSWORD },

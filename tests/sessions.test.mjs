@@ -4,30 +4,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
-import { startWorker, assertProblem, STRONG_PASSWORD } from "./helpers.mjs";
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function login(worker, username, headers = {}) {
-  const response = await worker.request("POST", "/api/v1/auth/login", {
-    body: { username, password: STRONG_PASSWORD },
-    headers,
-  });
-  assert.equal(response.status, 200, response.text);
-  return response.json;
-}
-
-function refresh(worker, refreshToken) {
-  return worker.request("POST", "/api/v1/auth/refresh", { body: { refresh_token: refreshToken } });
-}
-
-function me(worker, accessToken) {
-  return worker.request("GET", "/api/v1/users/me", { token: accessToken });
-}
-
-async function sessionRow(worker, id) {
-  return worker.db.prepare("SELECT * FROM sessions WHERE id = ?1").bind(id).first();
-}
+import { startWorker, assertProblem, nowSeconds, sleep, STRONG_PASSWORD } from "./helpers.mjs";
 
 describe("refresh rotation", () => {
   let worker;
@@ -40,12 +17,12 @@ describe("refresh rotation", () => {
     const account = await worker.signup();
     const sid = decodeJwt(account.access_token).sid;
     assert.ok(account.refresh_token.startsWith(`${sid}.`));
-    const first = await refresh(worker, account.refresh_token);
+    const first = await worker.refresh(account.refresh_token);
     assert.equal(first.status, 200, first.text);
     assert.notEqual(first.json.refresh_token, account.refresh_token);
     assert.equal(decodeJwt(first.json.access_token).sid, sid);
     assert.notEqual(decodeJwt(first.json.access_token).jti, decodeJwt(account.access_token).jti);
-    assert.equal((await me(worker, first.json.access_token)).status, 200);
+    assert.equal((await worker.me(first.json.access_token)).status, 200);
     const stored = await worker.db
       .prepare("SELECT token_hash FROM refresh_tokens WHERE session_id = ?1")
       .bind(sid)
@@ -60,7 +37,7 @@ describe("refresh rotation", () => {
     const account = await worker.signup();
     const sid = decodeJwt(account.access_token).sid;
     const responses = await Promise.all(
-      Array.from({ length: 20 }, () => refresh(worker, account.refresh_token)),
+      Array.from({ length: 20 }, () => worker.refresh(account.refresh_token)),
     );
     assert.deepEqual(
       responses.map((response) => response.status),
@@ -71,13 +48,13 @@ describe("refresh rotation", () => {
     for (const response of responses) {
       assert.equal(decodeJwt(response.json.access_token).sid, sid);
     }
-    const live = await worker.db
-      .prepare("SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL")
-      .bind(sid)
-      .first();
-    assert.equal(live.n, 1, "exactly one live refresh token for the session");
+    assert.equal(
+      await worker.count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL", sid),
+      1,
+      "exactly one live refresh token for the session",
+    );
     const [successor] = successors;
-    const next = await refresh(worker, successor);
+    const next = await worker.refresh(successor);
     assert.equal(next.status, 200);
     assert.equal(decodeJwt(next.json.access_token).sid, sid);
   });
@@ -85,17 +62,17 @@ describe("refresh rotation", () => {
   test("the old token after the grace window is reuse: 401 and the session dies", async () => {
     const account = await worker.signup();
     const sid = decodeJwt(account.access_token).sid;
-    const rotated = await refresh(worker, account.refresh_token);
+    const rotated = await worker.refresh(account.refresh_token);
     assert.equal(rotated.status, 200);
     await sleep(2100);
-    const reused = await refresh(worker, account.refresh_token);
+    const reused = await worker.refresh(account.refresh_token);
     const body = assertProblem(assert, reused, 401);
     assert.equal(body.detail, "Invalid or expired refresh token");
-    const row = await sessionRow(worker, sid);
+    const row = await worker.sessionRow(sid);
     assert.notEqual(row.revoked_at, null);
     assert.equal(row.revoked_reason, "refresh_token_reuse");
-    assert.equal((await refresh(worker, rotated.json.refresh_token)).status, 401);
-    assert.equal((await me(worker, rotated.json.access_token)).status, 401);
+    assert.equal((await worker.refresh(rotated.json.refresh_token)).status, 401);
+    assert.equal((await worker.me(rotated.json.access_token)).status, 401);
     await sleep(50);
     assert.ok(
       worker.logs.some((line) => line.includes('"refresh_token_reuse"') && line.includes(sid)),
@@ -110,16 +87,16 @@ describe("refresh rotation", () => {
     const attackerSecret = attacker.refresh_token.split(".")[1];
     const tampered = victim.refresh_token.slice(0, -1) + (victim.refresh_token.endsWith("A") ? "B" : "A");
     for (const token of [tampered, `${victimSid}.${attackerSecret}`]) {
-      assertProblem(assert, await refresh(worker, token), 401);
+      assertProblem(assert, await worker.refresh(token), 401);
     }
-    assert.equal((await sessionRow(worker, victimSid)).revoked_at, null);
-    assert.equal((await refresh(worker, victim.refresh_token)).status, 200);
-    assert.equal((await refresh(worker, attacker.refresh_token)).status, 200);
+    assert.equal((await worker.sessionRow(victimSid)).revoked_at, null);
+    assert.equal((await worker.refresh(victim.refresh_token)).status, 200);
+    assert.equal((await worker.refresh(attacker.refresh_token)).status, 200);
   });
 
   test("malformed refresh tokens are refused before any lookup", async () => {
     for (const token of ["", "x", "a".repeat(43), "not-a-session.secret", "🔑".repeat(20)]) {
-      assertProblem(assert, await refresh(worker, token), 401);
+      assertProblem(assert, await worker.refresh(token), 401);
     }
     assertProblem(assert, await worker.request("POST", "/api/v1/auth/refresh", { body: {} }), 422);
     assertProblem(
@@ -131,14 +108,14 @@ describe("refresh rotation", () => {
 
   test("a refresh replayed inside the grace window after logout is refused", async () => {
     const account = await worker.signup();
-    const rotated = await refresh(worker, account.refresh_token);
+    const rotated = await worker.refresh(account.refresh_token);
     assert.equal(rotated.status, 200);
     const logout = await worker.request("POST", "/api/v1/auth/logout", {
       token: rotated.json.access_token,
     });
     assert.equal(logout.status, 204);
-    assertProblem(assert, await refresh(worker, account.refresh_token), 401);
-    assertProblem(assert, await refresh(worker, rotated.json.refresh_token), 401);
+    assertProblem(assert, await worker.refresh(account.refresh_token), 401);
+    assertProblem(assert, await worker.refresh(rotated.json.refresh_token), 401);
   });
 });
 
@@ -153,7 +130,7 @@ describe("session lifetimes", () => {
 
   test("a new session expires idle after the idle TTL, absolutely after the lifetime", async () => {
     const account = await worker.signup();
-    const row = await sessionRow(worker, decodeJwt(account.access_token).sid);
+    const row = await worker.sessionRow(decodeJwt(account.access_token).sid);
     assert.equal(row.idle_expires_at - row.created_at, 3600);
     assert.equal(row.absolute_expires_at - row.created_at, 7200);
   });
@@ -161,22 +138,22 @@ describe("session lifetimes", () => {
   test("each refresh slides the idle expiry, never past the absolute one", async () => {
     const account = await worker.signup();
     const sid = decodeJwt(account.access_token).sid;
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     await worker.db
       .prepare("UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1")
       .bind(sid, now + 60)
       .run();
-    const first = await refresh(worker, account.refresh_token);
+    const first = await worker.refresh(account.refresh_token);
     assert.equal(first.status, 200);
-    const slid = await sessionRow(worker, sid);
+    const slid = await worker.sessionRow(sid);
     assert.ok(slid.idle_expires_at >= now + 3600 - 5, "pushed forward by the idle TTL");
     await worker.db
       .prepare("UPDATE sessions SET absolute_expires_at = ?2 WHERE id = ?1")
       .bind(sid, now + 100)
       .run();
-    const second = await refresh(worker, first.json.refresh_token);
+    const second = await worker.refresh(first.json.refresh_token);
     assert.equal(second.status, 200);
-    const capped = await sessionRow(worker, sid);
+    const capped = await worker.sessionRow(sid);
     assert.equal(capped.idle_expires_at, now + 100, "capped at the absolute expiry");
     const token = await worker.db
       .prepare("SELECT expires_at FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL")
@@ -191,10 +168,10 @@ describe("session lifetimes", () => {
       const sid = decodeJwt(account.access_token).sid;
       await worker.db
         .prepare(`UPDATE sessions SET ${column} = ?2 WHERE id = ?1`)
-        .bind(sid, Math.floor(Date.now() / 1000) - 1)
+        .bind(sid, nowSeconds() - 1)
         .run();
-      assertProblem(assert, await refresh(worker, account.refresh_token), 401);
-      const denied = assertProblem(assert, await me(worker, account.access_token), 401);
+      assertProblem(assert, await worker.refresh(account.refresh_token), 401);
+      const denied = assertProblem(assert, await worker.me(account.access_token), 401);
       assert.equal(denied.detail, "Session is no longer valid");
     });
   }
@@ -203,10 +180,10 @@ describe("session lifetimes", () => {
     const account = await worker.signup();
     await worker.db
       .prepare("UPDATE refresh_tokens SET expires_at = ?2 WHERE session_id = ?1")
-      .bind(decodeJwt(account.access_token).sid, Math.floor(Date.now() / 1000) - 1)
+      .bind(decodeJwt(account.access_token).sid, nowSeconds() - 1)
       .run();
-    assertProblem(assert, await refresh(worker, account.refresh_token), 401);
-    assert.equal((await me(worker, account.access_token)).status, 200);
+    assertProblem(assert, await worker.refresh(account.refresh_token), 401);
+    assert.equal((await worker.me(account.access_token)).status, 200);
   });
 });
 
@@ -219,21 +196,21 @@ describe("logout", () => {
 
   test("logout ends this access token and session at once, not the others", async () => {
     const account = await worker.signup();
-    const other = await login(worker, account.username);
+    const other = await worker.login(account.username);
     const logout = await worker.request("POST", "/api/v1/auth/logout", {
       token: account.access_token,
     });
     assert.equal(logout.status, 204);
-    const denied = assertProblem(assert, await me(worker, account.access_token), 401);
+    const denied = assertProblem(assert, await worker.me(account.access_token), 401);
     assert.equal(denied.detail, "Token has been revoked");
-    assertProblem(assert, await refresh(worker, account.refresh_token), 401);
+    assertProblem(assert, await worker.refresh(account.refresh_token), 401);
     const jti = decodeJwt(account.access_token).jti;
     const kv = await worker.mf.getKVNamespace("KV");
     const entry = await kv.getWithMetadata(`revoked:${jti}`);
     assert.equal(entry.value, "1", "the jti is on the KV revocation list");
-    assert.equal((await me(worker, other.access_token)).status, 200);
-    assert.equal((await refresh(worker, other.refresh_token)).status, 200);
-    const row = await sessionRow(worker, decodeJwt(account.access_token).sid);
+    assert.equal((await worker.me(other.access_token)).status, 200);
+    assert.equal((await worker.refresh(other.refresh_token)).status, 200);
+    const row = await worker.sessionRow(decodeJwt(account.access_token).sid);
     assert.equal(row.revoked_reason, "logout");
   });
 
@@ -250,16 +227,16 @@ describe("logout", () => {
 
   test("logout-all ends every session and every earlier token of the account only", async () => {
     const account = await worker.signup();
-    const second = await login(worker, account.username);
-    const third = await login(worker, account.username);
+    const second = await worker.login(account.username);
+    const third = await worker.login(account.username);
     const bystander = await worker.signup();
     const response = await worker.request("POST", "/api/v1/auth/logout-all", {
       token: second.access_token,
     });
     assert.equal(response.status, 204);
     for (const session of [account, second, third]) {
-      assertProblem(assert, await me(worker, session.access_token), 401);
-      assertProblem(assert, await refresh(worker, session.refresh_token), 401);
+      assertProblem(assert, await worker.me(session.access_token), 401);
+      assertProblem(assert, await worker.refresh(session.refresh_token), 401);
     }
     const rows = await worker.db
       .prepare("SELECT revoked_reason FROM sessions WHERE user_id = ?1")
@@ -267,24 +244,24 @@ describe("logout", () => {
       .all();
     assert.equal(rows.results.length, 3);
     assert.ok(rows.results.every((row) => row.revoked_reason === "logout_all"));
-    assert.equal((await me(worker, bystander.access_token)).status, 200);
-    const fresh = await login(worker, account.username);
-    assert.equal((await me(worker, fresh.access_token)).status, 200, "a new login works again");
+    assert.equal((await worker.me(bystander.access_token)).status, 200);
+    const fresh = await worker.login(account.username);
+    assert.equal((await worker.me(fresh.access_token)).status, 200, "a new login works again");
   });
 
   test("a password change ends every other session but keeps this one", async () => {
     const account = await worker.signup();
-    const other = await login(worker, account.username);
+    const other = await worker.login(account.username);
     const change = await worker.request("POST", "/api/v1/auth/password/change", {
       token: account.access_token,
       body: { current_password: STRONG_PASSWORD, new_password: "a brand new passphrase" },
     });
     assert.equal(change.status, 200, change.text);
     assert.equal(change.json.sessions_revoked, 1);
-    assertProblem(assert, await refresh(worker, other.refresh_token), 401);
-    assertProblem(assert, await me(worker, other.access_token), 401);
-    assert.equal((await me(worker, account.access_token)).status, 200);
-    assert.equal((await refresh(worker, account.refresh_token)).status, 200);
+    assertProblem(assert, await worker.refresh(other.refresh_token), 401);
+    assertProblem(assert, await worker.me(other.access_token), 401);
+    assert.equal((await worker.me(account.access_token)).status, 200);
+    assert.equal((await worker.refresh(account.refresh_token)).status, 200);
   });
 });
 
@@ -297,7 +274,7 @@ describe("session control", () => {
 
   test("sessions are listed with their devices and the current one marked", async () => {
     const account = await worker.signup();
-    const phone = await login(worker, account.username, { "user-agent": "PhoneApp/2.0" });
+    const phone = await worker.login(account.username, { "user-agent": "PhoneApp/2.0" });
     const list = await worker.request("GET", "/api/v1/auth/sessions", {
       token: phone.access_token,
     });
@@ -319,15 +296,15 @@ describe("session control", () => {
 
   test("revoking one of your own other sessions ends its tokens", async () => {
     const account = await worker.signup();
-    const other = await login(worker, account.username);
+    const other = await worker.login(account.username);
     const otherSid = decodeJwt(other.access_token).sid;
     const response = await worker.request("DELETE", `/api/v1/auth/sessions/${otherSid}`, {
       token: account.access_token,
     });
     assert.equal(response.status, 204);
-    assertProblem(assert, await me(worker, other.access_token), 401);
-    assertProblem(assert, await refresh(worker, other.refresh_token), 401);
-    assert.equal((await me(worker, account.access_token)).status, 200);
+    assertProblem(assert, await worker.me(other.access_token), 401);
+    assertProblem(assert, await worker.refresh(other.refresh_token), 401);
+    assert.equal((await worker.me(account.access_token)).status, 200);
     const list = await worker.request("GET", "/api/v1/auth/sessions", {
       token: account.access_token,
     });
@@ -344,7 +321,7 @@ describe("session control", () => {
       token: account.access_token,
     });
     assert.equal(response.status, 204);
-    assertProblem(assert, await me(worker, account.access_token), 401);
+    assertProblem(assert, await worker.me(account.access_token), 401);
   });
 
   test("another user's session, an unknown id and a malformed id are all 404", async () => {
@@ -357,7 +334,7 @@ describe("session control", () => {
       });
       assertProblem(assert, response, 404);
     }
-    assert.equal((await me(worker, owner.access_token)).status, 200, "the owner is untouched");
+    assert.equal((await worker.me(owner.access_token)).status, 200, "the owner is untouched");
   });
 
   test("session routes need a token", async () => {
@@ -382,27 +359,25 @@ describe("refresh rate limit per session", () => {
     let token = account.refresh_token;
     let access;
     for (let i = 0; i < 3; i += 1) {
-      const response = await refresh(worker, token);
+      const response = await worker.refresh(token);
       assert.equal(response.status, 200);
       assert.equal(response.headers.get("ratelimit-limit"), "3");
       assert.equal(response.headers.get("ratelimit-remaining"), String(2 - i));
       token = response.json.refresh_token;
       access = response.json.access_token;
     }
-    const limited = await refresh(worker, token);
+    const limited = await worker.refresh(token);
     assert.equal(assertProblem(assert, limited, 429).type, "urn:edge-auth:problem:rate_limited");
     assert.ok(Number(limited.headers.get("retry-after")) >= 1);
     assert.equal(limited.headers.get("ratelimit-remaining"), "0");
     // Refused before the rotation: the session lives on.
-    assert.equal((await worker.request("GET", "/api/v1/users/me", { token: access })).status, 200);
+    assert.equal((await worker.me(access)).status, 200);
     const other = await worker.signup();
-    assert.equal((await refresh(worker, other.refresh_token)).status, 200);
+    assert.equal((await worker.refresh(other.refresh_token)).status, 200);
   });
 });
 
 describe("revocation answers per isolate", () => {
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
   /** Put a token on the list the way another location would: straight into KV. */
   async function revokeElsewhere(worker, accessToken) {
     const kv = await worker.mf.getKVNamespace("KV");
@@ -413,11 +388,10 @@ describe("revocation answers per isolate", () => {
     const worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: "1" } });
     try {
       const account = await worker.signup();
-      const me = () => worker.request("GET", "/api/v1/users/me", { token: account.access_token });
-      assert.equal((await me()).status, 200);
+      assert.equal((await worker.me(account.access_token)).status, 200);
       await revokeElsewhere(worker, account.access_token);
       await sleep(1_100);
-      const refused = await me();
+      const refused = await worker.me(account.access_token);
       assert.equal(refused.status, 401);
       assert.equal(refused.json.detail, "Token has been revoked");
     } finally {
@@ -429,17 +403,16 @@ describe("revocation answers per isolate", () => {
     const worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: "60" } });
     try {
       const account = await worker.signup();
-      const me = (token) => worker.request("GET", "/api/v1/users/me", { token });
-      assert.equal((await me(account.access_token)).status, 200);
+      assert.equal((await worker.me(account.access_token)).status, 200);
       await revokeElsewhere(worker, account.access_token);
       // KV itself may take up to 60 s to carry a revocation between locations; the cache
       // bounds the extra delay to its window.
-      assert.equal((await me(account.access_token)).status, 200);
+      assert.equal((await worker.me(account.access_token)).status, 200);
 
       const other = await worker.login(account.username);
-      assert.equal((await me(other.access_token)).status, 200);
+      assert.equal((await worker.me(other.access_token)).status, 200);
       assert.equal((await worker.request("POST", "/api/v1/auth/logout", { token: other.access_token })).status, 204);
-      assert.equal((await me(other.access_token)).status, 401);
+      assert.equal((await worker.me(other.access_token)).status, 401);
     } finally {
       await worker.dispose();
     }
@@ -449,10 +422,9 @@ describe("revocation answers per isolate", () => {
     const worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: "0" } });
     try {
       const account = await worker.signup();
-      const me = () => worker.request("GET", "/api/v1/users/me", { token: account.access_token });
-      assert.equal((await me()).status, 200);
+      assert.equal((await worker.me(account.access_token)).status, 200);
       await revokeElsewhere(worker, account.access_token);
-      assert.equal((await me()).status, 401);
+      assert.equal((await worker.me(account.access_token)).status, 401);
     } finally {
       await worker.dispose();
     }

@@ -13,13 +13,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SMTPServer } from "smtp-server";
-import { startWorker, uniqueName } from "./helpers.mjs";
+import { startWorker, address, waitFor } from "./helpers.mjs";
 
 const SMTP_HOST = "localhost";
 const USERNAME = "mailer";
 const PASSWORD = "relay-secret";
 const NEW_PASSWORD = "a completely new passphrase";
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A throw-away CA, a certificate it signs for localhost, one it signs for another host, and a
@@ -185,20 +184,6 @@ async function withRelay(relayOptions, workerOptions, body) {
     await worker?.dispose();
     await relay.close();
   }
-}
-
-async function waitFor(predicate, what, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = predicate();
-    if (found) return found;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-function address(prefix) {
-  return `${uniqueName(prefix)}@example.com`.toLowerCase();
 }
 
 /** The decoded parts of a multipart/alternative message as the Worker writes it. */

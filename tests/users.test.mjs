@@ -19,6 +19,8 @@ import {
   assertFieldErrors,
   assertEdgeHeaders,
   uniqueName,
+  nowSeconds,
+  sleep,
   STRONG_PASSWORD,
   ISSUER,
   AUDIENCE,
@@ -29,20 +31,14 @@ const SESSION_GONE = "Session is no longer valid";
 const RFC3339_SECONDS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 const USER_KEYS = ["created_at", "email", "email_verified", "id", "roles", "updated_at", "username"];
 
-const nowSeconds = () => Math.floor(Date.now() / 1000);
 const b64json = (value) => base64url.encode(JSON.stringify(value));
 
-/** The users row as stored, or null. */
 /** Make every session of an account look as if it signed in `seconds` ago. */
 async function signedInSecondsAgo(worker, id, seconds) {
   await worker.db
     .prepare("UPDATE sessions SET created_at = ?2 WHERE user_id = ?1")
     .bind(id, nowSeconds() - seconds)
     .run();
-}
-
-function userRow(worker, id) {
-  return worker.db.prepare("SELECT * FROM users WHERE id = ?1").bind(id).first();
 }
 
 /** The x (base64url public key) of an Ed25519 seed, derived independently of the Worker. */
@@ -117,7 +113,7 @@ describe("GET /api/v1/users/me", () => {
       token: `${header}.${payload}.${flipped}`,
     });
     assertUnauthorized(assert, forged, "Invalid token");
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     assert.ok(!worker.logs.some((line) => line.includes("webcrypto_unavailable")), worker.logs.join("\n"));
   });
 
@@ -142,7 +138,7 @@ describe("GET /api/v1/users/me", () => {
     assert.ok(!response.text.includes("password"), "no password material in the body");
     assert.ok(!response.text.includes("$argon2"), "no hash in the body");
 
-    const row = await userRow(worker, user.id);
+    const row = await worker.userRow(user.id);
     assert.equal(user.created_at, new Date(row.created_at * 1000).toISOString().replace(".000", ""));
     assert.equal(user.updated_at, new Date(row.updated_at * 1000).toISOString().replace(".000", ""));
   });
@@ -194,13 +190,11 @@ describe("forged and unusable access tokens", () => {
   });
   after(() => worker.dispose());
 
-  const me = (token) => worker.request("GET", "/api/v1/users/me", { token });
-
   test("control: a token signed here with the real key, kid and claims is accepted", async () => {
     // Proves the forging machinery is right, so every refusal below is for its one defect.
     assert.equal(decodeProtectedHeader(account.access_token).kid, signing.kid);
     const token = await signToken(claimsFor(session), signing);
-    const response = await me(token);
+    const response = await worker.me(token);
     assert.equal(response.status, 200, response.text);
     assert.equal(response.json.id, session.sub);
     assert.equal(response.json.username, account.username);
@@ -208,7 +202,7 @@ describe("forged and unusable access tokens", () => {
 
   test("roles claimed in a validly signed token are not trusted; the profile shows stored roles", async () => {
     const token = await signToken(claimsFor(session, { roles: ["admin"] }), signing);
-    const response = await me(token);
+    const response = await worker.me(token);
     assert.equal(response.status, 200, response.text);
     assert.deepEqual(response.json.roles, ["user"]);
   });
@@ -219,60 +213,60 @@ describe("forged and unusable access tokens", () => {
       claimsFor(session, { iat: now - 1200, nbf: now - 1200, exp: now - 600 }),
       signing,
     );
-    assertUnauthorized(assert, await me(token), "Token has expired");
+    assertUnauthorized(assert, await worker.me(token), "Token has expired");
   });
 
   test("a token for another audience is refused", async () => {
     const token = await signToken(claimsFor(session, { aud: "another-app" }), signing);
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   test("a token from another issuer is refused", async () => {
     const token = await signToken(claimsFor(session, { iss: "https://evil.example" }), signing);
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   test("a token not valid before 10 minutes from now is refused", async () => {
     const token = await signToken(claimsFor(session, { nbf: nowSeconds() + 600 }), signing);
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   for (const claim of ["exp", "iat", "sub", "sid", "jti", "iss", "aud"]) {
     test(`a validly signed token without "${claim}" is refused`, async () => {
       const token = await signToken(claimsFor(session, { [claim]: undefined }), signing);
-      assertUnauthorized(assert, await me(token), "Invalid token");
+      assertUnauthorized(assert, await worker.me(token), "Invalid token");
     });
   }
 
   test('an unsigned token (alg "none") is refused', async () => {
     const header = b64json({ alg: "none", typ: "JWT", kid: signing.kid });
     const token = `${header}.${b64json(claimsFor(session))}.`;
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   test("an HS256 token keyed with the public key bytes is refused (algorithm confusion)", async () => {
     const secret = base64url.decode(signing.x);
     assert.equal(secret.length, 32);
     const token = await signToken(claimsFor(session), { key: secret, kid: signing.kid, alg: "HS256" });
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   test("a token signed by a different Ed25519 key under the real kid is refused", async () => {
     const { privateKey } = generateKeyPairSync("ed25519");
     const key = await importJWK(privateKey.export({ format: "jwk" }), "EdDSA");
     const token = await signToken(claimsFor(session), { key, kid: signing.kid });
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   test("a token with an unknown kid is refused, even when signed with the real key", async () => {
     const token = await signToken(claimsFor(session), { key: signing.key, kid: "not-a-known-kid" });
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   test("a token without a kid is refused, even when signed with the real key", async () => {
     const token = await signToken(claimsFor(session), { key: signing.key, kid: null });
     assert.equal(decodeProtectedHeader(token).kid, undefined);
-    assertUnauthorized(assert, await me(token), "Invalid token");
+    assertUnauthorized(assert, await worker.me(token), "Invalid token");
   });
 
   test("a payload tampered with after signing (roles -> admin) is refused", async () => {
@@ -281,14 +275,14 @@ describe("forged and unusable access tokens", () => {
     assert.deepEqual(claims.roles, ["user"]);
     claims.roles = ["admin"];
     const tampered = `${header}.${b64json(claims)}.${signature}`;
-    assertUnauthorized(assert, await me(tampered), "Invalid token");
+    assertUnauthorized(assert, await worker.me(tampered), "Invalid token");
     // The untouched original still works, so only the tampering was refused.
-    assert.equal((await me(account.access_token)).status, 200);
+    assert.equal((await worker.me(account.access_token)).status, 200);
   });
 
   test("a valid signature for a session that does not exist is refused", async () => {
     const token = await signToken(claimsFor(session, { sid: randomUUID() }), signing);
-    assertUnauthorized(assert, await me(token), SESSION_GONE);
+    assertUnauthorized(assert, await worker.me(token), SESSION_GONE);
   });
 
   test("a revoked or expired session ends its tokens", async () => {
@@ -312,7 +306,7 @@ describe("forged and unusable access tokens", () => {
 
     const now = nowSeconds();
     const live = await signToken(claimsFor({ sub: session.sub, sid: revoked }), signing);
-    assert.equal((await me(live)).status, 200, "accepted while the session is live");
+    assert.equal((await worker.me(live)).status, 200, "accepted while the session is live");
 
     await worker.db
       .prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1")
@@ -324,24 +318,24 @@ describe("forged and unusable access tokens", () => {
       .run();
     for (const sid of [revoked, expired]) {
       const token = await signToken(claimsFor({ sub: session.sub, sid }), signing);
-      assertUnauthorized(assert, await me(token), SESSION_GONE);
+      assertUnauthorized(assert, await worker.me(token), SESSION_GONE);
     }
     // The account's first session is unaffected.
-    assert.equal((await me(account.access_token)).status, 200);
+    assert.equal((await worker.me(account.access_token)).status, 200);
   });
 
   test("a session of another account cannot be paired with this account's sub", async () => {
     const other = await worker.signup();
     const otherSession = sessionOf(other.access_token);
     const token = await signToken(claimsFor({ sub: session.sub, sid: otherSession.sid }), signing);
-    assertUnauthorized(assert, await me(token), SESSION_GONE);
+    assertUnauthorized(assert, await worker.me(token), SESSION_GONE);
   });
 
   test("a valid signature for a deleted account is refused", async () => {
     const doomed = await worker.signup();
     const doomedSession = sessionOf(doomed.access_token);
     const before = await signToken(claimsFor(doomedSession), signing);
-    assert.equal((await me(before)).status, 200, "accepted while the account exists");
+    assert.equal((await worker.me(before)).status, 200, "accepted while the account exists");
 
     const deleted = await worker.request("DELETE", "/api/v1/users/me", {
       token: doomed.access_token,
@@ -350,7 +344,7 @@ describe("forged and unusable access tokens", () => {
     assert.equal(deleted.status, 204, deleted.text);
 
     const after = await signToken(claimsFor(doomedSession), signing);
-    assertUnauthorized(assert, await me(after), SESSION_GONE);
+    assertUnauthorized(assert, await worker.me(after), SESSION_GONE);
   });
 });
 
@@ -367,7 +361,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
   test("a new username is stored lower-cased, login follows it, and the old name is freed", async () => {
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
-    const rowBefore = await userRow(worker, id);
+    const rowBefore = await worker.userRow(id);
     const wanted = uniqueName("ReNamed_User");
     assert.notEqual(wanted, wanted.toLowerCase());
 
@@ -379,7 +373,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(response.json.username, wanted.toLowerCase());
     assert.equal(response.json.email, null);
     assert.equal(response.json.created_at, new Date(rowBefore.created_at * 1000).toISOString().replace(".000", ""));
-    const row = await userRow(worker, id);
+    const row = await worker.userRow(id);
     assert.equal(row.username, wanted.toLowerCase());
     assert.equal(row.password_hash, rowBefore.password_hash);
 
@@ -406,14 +400,14 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const owner = await worker.signup();
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
-    const rowBefore = await userRow(worker, id);
+    const rowBefore = await worker.userRow(id);
 
     const response = await update(account.access_token, { username: owner.username.toUpperCase() });
     const body = assertProblem(assert, response, 409);
-    assert.equal(body.type, "urn:edge-auth:problem:conflict");
+    assert.equal(body.type, "urn:edge-auth:problem:username_taken");
     assert.equal(body.detail, "Username is already taken");
-    assert.deepEqual(await userRow(worker, id), rowBefore);
-    const ownerRow = await userRow(worker, decodeJwt(owner.access_token).sub);
+    assert.deepEqual(await worker.userRow(id), rowBefore);
+    const ownerRow = await worker.userRow(decodeJwt(owner.access_token).sub);
     assert.equal(ownerRow.username, owner.username);
   });
 
@@ -421,7 +415,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const owner = await worker.signup({ email: `${uniqueName("own")}@example.com` });
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
-    const rowBefore = await userRow(worker, id);
+    const rowBefore = await worker.userRow(id);
     const response = await update(account.access_token, {
       email: owner.user.email.toUpperCase(),
       current_password: account.password,
@@ -429,13 +423,13 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(response.status, 200, response.text);
     assert.equal(response.json.pending_email, owner.user.email);
     assert.equal(response.json.email, null);
-    assert.deepEqual(await userRow(worker, id), rowBefore);
+    assert.deepEqual(await worker.userRow(id), rowBefore);
   });
 
   test("an invalid username or email is a 422 naming each field", async () => {
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
-    const rowBefore = await userRow(worker, id);
+    const rowBefore = await worker.userRow(id);
     const response = await update(account.access_token, {
       username: "no spaces allowed",
       email: "not-an-email",
@@ -445,13 +439,13 @@ describe("PATCH and PUT /api/v1/users/me", () => {
       { field: "username", message: "may contain only letters, digits and underscores" },
       { field: "email", message: "is not a valid email address" },
     ]);
-    assert.deepEqual(await userRow(worker, id), rowBefore);
+    assert.deepEqual(await worker.userRow(id), rowBefore);
   });
 
   test("changing the email needs current_password: missing or wrong is a 422 and changes nothing", async () => {
     const account = await worker.signup({ email: `${uniqueName("old")}@example.com` });
     const id = decodeJwt(account.access_token).sub;
-    const rowBefore = await userRow(worker, id);
+    const rowBefore = await worker.userRow(id);
 
     const missing = await update(account.access_token, { email: "new.address@example.com" });
     assertFieldErrors(assert, missing, [
@@ -467,7 +461,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     // A failed confirmation is not an authentication failure: no Bearer challenge.
     assert.equal(wrong.headers.get("www-authenticate"), null);
 
-    assert.deepEqual(await userRow(worker, id), rowBefore);
+    assert.deepEqual(await worker.userRow(id), rowBefore);
   });
 
   test("with the right current_password a new email is proposed, lower-cased, and nothing changes yet", async () => {
@@ -475,7 +469,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const account = await worker.signup({ email: oldEmail });
     const id = decodeJwt(account.access_token).sub;
     await worker.db.prepare("UPDATE users SET email_verified = 1 WHERE id = ?1").bind(id).run();
-    const rowBefore = await userRow(worker, id);
+    const rowBefore = await worker.userRow(id);
 
     const local = uniqueName("New.Mail");
     const response = await update(account.access_token, {
@@ -486,7 +480,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(response.json.pending_email, `${local.toLowerCase()}@example.org`);
     assert.equal(response.json.email, oldEmail.toLowerCase(), "the email changes only when confirmed");
     assert.equal(response.json.email_verified, true);
-    assert.deepEqual(await userRow(worker, id), rowBefore);
+    assert.deepEqual(await worker.userRow(id), rowBefore);
     const pending = await worker.db
       .prepare("SELECT email FROM one_time_tokens WHERE user_id = ?1 AND purpose = 'change_email' AND used_at IS NULL")
       .bind(id)
@@ -503,7 +497,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(response.status, 200, response.text);
     assert.equal(response.json.email, email);
     assert.equal(response.json.email_verified, true);
-    assert.equal((await userRow(worker, id)).email_verified, 1);
+    assert.equal((await worker.userRow(id)).email_verified, 1);
   });
 
   test("email: null with current_password removes the email (and needs the password)", async () => {
@@ -515,13 +509,13 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assertFieldErrors(assert, refused, [
       { field: "current_password", message: "is required to change the email address" },
     ]);
-    assert.equal((await userRow(worker, id)).email, email);
+    assert.equal((await worker.userRow(id)).email, email);
 
     const response = await update(account.access_token, { email: null, current_password: account.password });
     assert.equal(response.status, 200, response.text);
     assert.equal(response.json.email, null);
     assert.equal(response.json.email_verified, false);
-    assert.equal((await userRow(worker, id)).email, null);
+    assert.equal((await worker.userRow(id)).email, null);
 
     // The freed address can be registered again.
     const reuse = await worker.signup({ email });
@@ -536,25 +530,21 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     test(`an unknown field (${field}) is a 422 naming it, and nothing is changed`, async () => {
       const account = await worker.signup();
       const id = decodeJwt(account.access_token).sub;
-      const rowBefore = await userRow(worker, id);
+      const rowBefore = await worker.userRow(id);
       const response = await update(account.access_token, {
         username: uniqueName("sneaky"),
         [field]: value,
       });
       assertFieldErrors(assert, response, [{ field, message: "is not a field of this request" }]);
-      assert.deepEqual(await userRow(worker, id), rowBefore);
-      const roles = await worker.db
-        .prepare("SELECT role FROM user_roles WHERE user_id = ?1")
-        .bind(id)
-        .all();
-      assert.deepEqual(roles.results, [{ role: "user" }]);
+      assert.deepEqual(await worker.userRow(id), rowBefore);
+      assert.deepEqual(await worker.rolesOf(id), ["user"]);
     });
   }
 
   test("malformed JSON is a 400, a non-JSON content type a 415, no token a 401", async () => {
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
-    const rowBefore = await userRow(worker, id);
+    const rowBefore = await worker.userRow(id);
 
     const malformed = await update(account.access_token, '{"username": ');
     const body400 = assertProblem(assert, malformed, 400);
@@ -572,7 +562,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     // Authentication comes before the body is even read.
     assertUnauthorized(assert, await update(undefined, "{not json"), "Not authenticated");
 
-    assert.deepEqual(await userRow(worker, id), rowBefore);
+    assert.deepEqual(await worker.userRow(id), rowBefore);
   });
 
   test("PUT is an alias of PATCH: a partial update that keeps the other fields", async () => {
@@ -584,7 +574,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(response.status, 200, response.text);
     assert.equal(response.json.username, wanted.toLowerCase());
     assert.equal(response.json.email, email, "fields left out are kept, not cleared");
-    assert.equal((await userRow(worker, id)).username, wanted.toLowerCase());
+    assert.equal((await worker.userRow(id)).username, wanted.toLowerCase());
 
     const unknown = await update(account.access_token, { roles: ["admin"] }, { method: "PUT" });
     assertFieldErrors(assert, unknown, [{ field: "roles", message: "is not a field of this request" }]);
@@ -626,11 +616,11 @@ describe("DELETE /api/v1/users/me", () => {
     const notAString = await remove(account.access_token, { password: 12345678 });
     assertFieldErrors(assert, notAString, [{ field: "password", message: "must be a string" }]);
 
-    assert.ok(await userRow(worker, id), "the account still exists");
+    assert.ok(await worker.userRow(id), "the account still exists");
 
     const withPassword = await remove(account.access_token, { password: account.password });
     assert.equal(withPassword.status, 204, withPassword.text);
-    assert.equal(await userRow(worker, id), null);
+    assert.equal(await worker.userRow(id), null);
   });
 
   test("a sign-in within REAUTH_SECONDS deletes with the bearer token alone, as the seed's clients do", async () => {
@@ -639,7 +629,7 @@ describe("DELETE /api/v1/users/me", () => {
     await signedInSecondsAgo(worker, id, 299);
     const response = await remove(account.access_token);
     assert.equal(response.status, 204, response.text);
-    assert.equal(await userRow(worker, id), null);
+    assert.equal(await worker.userRow(id), null);
     const audit = await worker.db
       .prepare("SELECT actor_id FROM audit_log WHERE action = 'user.deleted' AND target_id = ?1")
       .bind(id)
@@ -662,7 +652,7 @@ describe("DELETE /api/v1/users/me", () => {
     assert.equal(refreshed.status, 200, refreshed.text);
     const refused = await remove(refreshed.json.access_token);
     assert.equal(assertProblem(assert, refused, 403).type, "urn:edge-auth:problem:reauthentication_required");
-    assert.ok(await userRow(worker, id));
+    assert.ok(await worker.userRow(id));
   });
 
   test("a wrong password is a 422 naming password and the account survives", async () => {
@@ -671,7 +661,7 @@ describe("DELETE /api/v1/users/me", () => {
     const response = await remove(account.access_token, { password: "definitely not it" });
     assertFieldErrors(assert, response, [{ field: "password", message: "is incorrect" }]);
     assert.equal(response.headers.get("www-authenticate"), null);
-    assert.ok(await userRow(worker, id));
+    assert.ok(await worker.userRow(id));
     const me = await worker.request("GET", "/api/v1/users/me", { token: account.access_token });
     assert.equal(me.status, 200);
     assert.equal(me.json.id, id);
@@ -681,7 +671,7 @@ describe("DELETE /api/v1/users/me", () => {
     const account = await worker.signup();
     const id = decodeJwt(account.access_token).sub;
     assertUnauthorized(assert, await remove(undefined, { password: account.password }), "Not authenticated");
-    assert.ok(await userRow(worker, id));
+    assert.ok(await worker.userRow(id));
   });
 
   test("the right password deletes the account, every session and token, and nothing of others", async () => {
@@ -698,11 +688,10 @@ describe("DELETE /api/v1/users/me", () => {
       await worker.db.prepare("SELECT id FROM sessions WHERE user_id = ?1").bind(id).all()
     ).results.map((row) => row.id);
     assert.equal(sessionIds.length, 2);
-    const tokensBefore = await worker.db
-      .prepare("SELECT count(*) AS n FROM refresh_tokens WHERE session_id IN (?1, ?2)")
-      .bind(...sessionIds)
-      .first();
-    assert.equal(tokensBefore.n, 2);
+    assert.equal(
+      await worker.count("SELECT count(*) AS n FROM refresh_tokens WHERE session_id IN (?1, ?2)", ...sessionIds),
+      2,
+    );
 
     const response = await remove(account.access_token, { password: account.password });
     assert.equal(response.status, 204, response.text);
@@ -732,19 +721,17 @@ describe("DELETE /api/v1/users/me", () => {
       assertUnauthorized(assert, refresh, "Invalid or expired refresh token");
     }
 
-    const count = async (sql, ...params) =>
-      (await worker.db.prepare(sql).bind(...params).first()).n;
-    assert.equal(await count("SELECT count(*) AS n FROM users WHERE id = ?1", id), 0);
-    assert.equal(await count("SELECT count(*) AS n FROM user_roles WHERE user_id = ?1", id), 0);
-    assert.equal(await count("SELECT count(*) AS n FROM sessions WHERE user_id = ?1", id), 0);
+    assert.equal(await worker.count("SELECT count(*) AS n FROM users WHERE id = ?1", id), 0);
+    assert.equal(await worker.count("SELECT count(*) AS n FROM user_roles WHERE user_id = ?1", id), 0);
+    assert.equal(await worker.count("SELECT count(*) AS n FROM sessions WHERE user_id = ?1", id), 0);
     assert.equal(
-      await count("SELECT count(*) AS n FROM refresh_tokens WHERE session_id IN (?1, ?2)", ...sessionIds),
+      await worker.count("SELECT count(*) AS n FROM refresh_tokens WHERE session_id IN (?1, ?2)", ...sessionIds),
       0,
     );
 
     // The bystander is untouched.
-    assert.equal(await count("SELECT count(*) AS n FROM users WHERE id = ?1", bystanderId), 1);
-    assert.equal(await count("SELECT count(*) AS n FROM sessions WHERE user_id = ?1", bystanderId), 1);
+    assert.equal(await worker.count("SELECT count(*) AS n FROM users WHERE id = ?1", bystanderId), 1);
+    assert.equal(await worker.count("SELECT count(*) AS n FROM sessions WHERE user_id = ?1", bystanderId), 1);
     const me = await worker.request("GET", "/api/v1/users/me", { token: bystander.access_token });
     assert.equal(me.status, 200);
 

@@ -8,8 +8,42 @@
 //! other checks are deliberately modest (one `@`, a dotted domain, no spaces, control or
 //! invisible formatting characters) because only a delivered message proves an address works.
 
+use crate::domain::ban::BanState;
 use crate::error::FieldError;
 use icu_normalizer::ComposingNormalizerBorrowed;
+use serde::{Deserialize, Serialize};
+
+/// An account as every layer above the store sees it, whatever the backend keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    /// Role names, sorted.
+    pub roles: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The ban, when one was set; see [`BanState`].
+    pub banned_at: Option<i64>,
+    pub banned_until: Option<i64>,
+    pub ban_reason: Option<String>,
+    /// The PHC string; empty where a lookup did not read it. Never serialized, so it does not
+    /// travel to a Durable Object and back.
+    #[serde(default, skip_serializing)]
+    pub password_hash: String,
+    /// When the session behind the access token signed in with a password; only a lookup by
+    /// live session reads it.
+    #[serde(default)]
+    pub session_signed_in_at: Option<i64>,
+}
+
+impl User {
+    /// The account's ban state at `now`.
+    pub fn ban_state(&self, now: i64) -> BanState {
+        BanState::at(self.banned_at, self.banned_until, now)
+    }
+}
 
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 42;

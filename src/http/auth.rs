@@ -6,11 +6,12 @@
 //! also reads the account, so revocation and deletion cost no extra round trip.
 
 use crate::domain::token::{inspect, validate_claims, verify, TokenError, VerifiedToken};
+use crate::domain::user::User;
 use crate::error::ApiError;
+use crate::http::context::Ctx;
 use crate::http::log;
-use crate::http::Ctx;
 use crate::runtime::{now_seconds, webcrypto};
-use crate::store::{self, revocation, users::UserRow};
+use crate::store::{self, revocation};
 use futures_util::future::join;
 use serde_json::json;
 use worker::Request;
@@ -18,7 +19,7 @@ use worker::Request;
 /// The caller behind a valid bearer token.
 pub struct Authenticated {
     pub token: VerifiedToken,
-    pub user: UserRow,
+    pub user: User,
 }
 
 /// Extract the token from `Authorization: Bearer <token>` (scheme case-insensitive).

@@ -11,8 +11,8 @@
 use crate::domain::access::{self, Denial};
 use crate::error::ApiError;
 use crate::http::auth::{authenticate, load_caller, verify_bearer, Authenticated};
+use crate::http::context::Ctx;
 use crate::http::log;
-use crate::http::Ctx;
 use crate::store::{self, roles};
 use futures_util::future::join;
 use serde_json::json;
@@ -46,12 +46,8 @@ pub async fn require_permission(
         join(load_caller(ctx, verified), roles::granting(&db, permission)).await;
     let caller = caller?;
     let granting = granting?;
-    access::authorize(
-        &granting,
-        &caller.token.claims.roles,
-        &caller.user.role_names(),
-    )
-    .map_err(|denial| refuse(ctx, &caller, "permission", permission, denial))?;
+    access::authorize(&granting, &caller.token.claims.roles, &caller.user.roles)
+        .map_err(|denial| refuse(ctx, &caller, "permission", permission, denial))?;
     Ok(caller)
 }
 
@@ -62,7 +58,7 @@ pub async fn require_role(
     role: &str,
 ) -> Result<Authenticated, ApiError> {
     let caller = authenticate(req, ctx).await?;
-    access::has_role(role, &caller.token.claims.roles, &caller.user.role_names())
+    access::has_role(role, &caller.token.claims.roles, &caller.user.roles)
         .map_err(|denial| refuse(ctx, &caller, "role", role, denial))?;
     Ok(caller)
 }

@@ -4,7 +4,7 @@
 //! routes, statuses and masked values.
 
 use crate::domain::time::rfc3339_millis;
-use crate::http::RequestMeta;
+use crate::http::request::RequestMeta;
 use serde_json::{json, Map, Value};
 use worker::{console_log, Date};
 

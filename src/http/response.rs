@@ -2,7 +2,7 @@
 
 use crate::config::{AllowedOrigins, Config};
 use crate::error::ApiError;
-use crate::http::RequestMeta;
+use crate::http::request::RequestMeta;
 use serde::Serialize;
 use worker::{Headers, Response, ResponseBuilder};
 

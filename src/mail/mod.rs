@@ -5,6 +5,7 @@
 //! message that still fails is logged as an error with its purpose and masked recipient —
 //! never silently dropped, and never logged with its token or code.
 
+pub mod headers;
 pub mod http;
 pub mod smtp;
 
@@ -13,6 +14,7 @@ use crate::domain::email::{to_mime, Message};
 use crate::domain::metrics::Event;
 use crate::domain::user::mask_email;
 use crate::error::ApiError;
+use crate::mail::headers::{rfc2822_now, sender_domain};
 use crate::runtime::now_seconds;
 use crate::store::metrics_batch;
 use crate::store::{self, outbox};
@@ -157,18 +159,4 @@ pub async fn send_once(env: &Env, config: &Config, message: &Message) -> Result<
         }
         EmailProvider::Disabled | EmailProvider::Outbox => Ok(()),
     }
-}
-
-/// The domain of the sender address, for Message-IDs.
-pub fn sender_domain(from: &str) -> &str {
-    crate::domain::smtp::envelope_address(from)
-        .rsplit_once('@')
-        .map_or("localhost", |(_, domain)| domain)
-}
-
-/// The current time as an RFC 2822 date for the `Date:` header.
-pub fn rfc2822_now() -> String {
-    chrono::DateTime::from_timestamp(now_seconds(), 0)
-        .map(|time| time.to_rfc2822())
-        .unwrap_or_default()
 }

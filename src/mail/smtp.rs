@@ -7,7 +7,7 @@ use crate::domain::smtp::{
     auth_login_value, auth_plain, data_payload, envelope_address, is_command_safe, parse_reply,
     Reply,
 };
-use crate::mail::{rfc2822_now, sender_domain};
+use crate::mail::headers::{rfc2822_now, sender_domain};
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

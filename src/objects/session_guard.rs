@@ -13,13 +13,13 @@
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, SpentToken};
+use crate::domain::user::User;
 use crate::env;
 use crate::error::ApiError;
 use crate::objects::budget::StoredBudget;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store::session_guard::{RotateOutcome, RotateReply, RotateRequest};
 use crate::store::sessions::{self, Rotation};
-use crate::store::users::UserRow;
 use crate::store::{self};
 use futures_util::lock::Mutex;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -28,7 +28,7 @@ struct LastRotation {
     presented_hash: String,
     rotated_at: i64,
     successor: String,
-    user: UserRow,
+    user: User,
 }
 
 #[durable_object]

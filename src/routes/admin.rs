@@ -12,22 +12,24 @@ use crate::domain::ban::{check_ban_end, check_reason};
 use crate::domain::query::{parse_instant, prefix_range, Page, QueryParams};
 use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
+use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::http::body::read_json;
+use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::http::Ctx;
 use crate::routes::openapi::{
     schemas, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed,
 };
-use crate::routes::sessions::session_json;
-use crate::routes::users::{read_username_and_email, user_json};
+use crate::routes::users::read_username_and_email;
+use crate::routes::views::{admin_user_json, session_json};
 use crate::runtime::now_seconds;
-use crate::store::users::{Ban, ProfileChange, UserRow};
+use crate::store::users::{Ban, ProfileChange};
+use crate::store::Database;
 use crate::store::{self, audit, roles, sessions, users};
 use serde_json::{json, Value};
-use worker::{D1Database, Request};
+use worker::Request;
 
 /// The user id of a `/users/{id}...` path, if well formed.
 fn user_id<'a>(ctx: &'a Ctx<'_>) -> Result<&'a str, ApiError> {
@@ -36,7 +38,7 @@ fn user_id<'a>(ctx: &'a Ctx<'_>) -> Result<&'a str, ApiError> {
 }
 
 /// The account a `/users/{id}...` path names, or 404.
-async fn target(ctx: &Ctx<'_>, db: &D1Database) -> Result<UserRow, ApiError> {
+async fn target(ctx: &Ctx<'_>, db: &Database) -> Result<User, ApiError> {
     users::find_by_id(db, user_id(ctx)?)
         .await?
         .ok_or(ApiError::NotFound)
@@ -51,25 +53,6 @@ fn query_pairs(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
         .query_pairs()
         .map(|(name, value)| (name.into_owned(), value.into_owned()))
         .collect())
-}
-
-/// An account as administrators see it: the public view plus its ban.
-pub fn admin_user_json(user: &UserRow, now: i64) -> Value {
-    let mut view = user_json(user);
-    let banned = user.ban_state(now).is_banned();
-    view["banned"] = banned.into();
-    view["banned_at"] = user
-        .banned_at
-        .filter(|_| banned)
-        .map(rfc3339_seconds)
-        .into();
-    view["banned_until"] = user
-        .banned_until
-        .filter(|_| banned)
-        .map(rfc3339_seconds)
-        .into();
-    view["ban_reason"] = user.ban_reason.clone().filter(|_| banned).into();
-    view
 }
 
 fn page_json(page: Page, total: u64) -> Value {
@@ -334,7 +317,7 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let db = store::database(ctx.env)?;
     let user = target(ctx, &db).await?;
     let role = ctx.param("role")?;
-    if !user.role_names().iter().any(|held| held == role) {
+    if !user.roles.iter().any(|held| held == role) {
         return Err(ApiError::NotFound);
     }
     if role == ROLE_ADMIN && user.id == caller.user.id {

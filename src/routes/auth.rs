@@ -2,34 +2,37 @@
 
 use crate::domain::audit::{mask_identifier, AuditAction};
 use crate::domain::email::Purpose;
-use crate::domain::hibp::{breach_count, range_query, BREACHED};
 use crate::domain::lockout::{login_subject, FailureState, Gate};
 use crate::domain::metrics::Event;
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
 use crate::domain::token::{sign, AccessClaims};
+use crate::domain::user::User;
 use crate::domain::user::{mask_email, normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError, INVALID_CREDENTIALS};
 use crate::http::auth::Authenticated;
 use crate::http::body::read_json;
+use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::http::Ctx;
-use crate::routes::email as email_flows;
+use crate::routes::email::{self as email_flows, PreparedToken};
 use crate::routes::openapi::{
     schemas, Conflict, Forbidden, RateLimited, Unauthorized, Unavailable,
 };
-use crate::routes::users::{confirm_password, user_json};
+use crate::routes::password_checks::{confirm_password, reject_breached};
+use crate::routes::views::user_json;
 use crate::runtime::{now_seconds, random_bytes};
+use crate::store::error::StoreError;
 use crate::store::session_guard::RotateOutcome;
 use crate::store::sessions::{self, NewSession};
-use crate::store::users::{self, NewUser, UserRow};
-use crate::store::{self, audit, hibp, login_failures, revocation, session_guard};
+use crate::store::users::{self, NewUser};
+use crate::store::Database;
+use crate::store::{self, audit, login_failures, revocation, session_guard};
 use futures_util::future::join;
 use serde_json::json;
 use uuid::Uuid;
-use worker::{D1Database, Request};
+use worker::Request;
 
 /// A fresh refresh token for a session and the digest that is stored for it.
 fn new_refresh_token(session_id: &str) -> Result<(String, String), ApiError> {
@@ -62,7 +65,7 @@ fn new_session<'a>(
 fn token_response(
     ctx: &Ctx<'_>,
     status: u16,
-    user: &UserRow,
+    user: &User,
     session_id: &str,
     refresh_token: &str,
     now: i64,
@@ -73,8 +76,8 @@ fn token_response(
         sub: user.id.clone(),
         jti: Uuid::new_v4().to_string(),
         sid: session_id.to_owned(),
-        roles: user.role_names(),
-        email_verified: user.email_verified != 0,
+        roles: user.roles.clone(),
+        email_verified: user.email_verified,
     };
     let access_token =
         sign(&ctx.config.keys, &ctx.config.tokens, claims, now).map_err(|_| ApiError::Internal)?;
@@ -155,10 +158,11 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .as_deref()
         .map(|email| email_flows::prepare(ctx, Purpose::VerifyEmail, &user_id, email))
         .transpose()?;
-    let extra = match &verification {
-        Some(prepared) => prepared.statements(&db)?,
-        None => Vec::new(),
-    };
+    let digests = verification.as_ref().map(PreparedToken::digests);
+    let verification_record = verification
+        .as_ref()
+        .zip(digests.as_ref())
+        .map(|(prepared, digests)| prepared.record(digests));
     // An account that must verify its email gets no session until it has.
     let session = (!require_verification)
         .then(|| new_session(ctx, &session_id, &user_id, &refresh_hash, now));
@@ -175,18 +179,18 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         &ctx.audit(AuditAction::Signup, now)
             .by_self(&user_id)
             .with("session_id", session_id.as_str()),
-        extra,
+        verification_record.as_ref(),
     )
     .await;
-    let user = UserRow {
+    let user = User {
         id: user_id,
         username,
         email,
         password_hash,
-        email_verified: 0,
+        email_verified: false,
         created_at: now,
         updated_at: now,
-        roles: Some("user".into()),
+        roles: vec!["user".into()],
         banned_at: None,
         banned_until: None,
         ban_reason: None,
@@ -211,7 +215,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             );
             return verification_required(&user);
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(error.into()),
     }
     ctx.count(Event::Signup);
     ctx.set_user(&user.id);
@@ -225,7 +229,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// The signup answer when the address must be verified before the first login.
-fn verification_required(user: &UserRow) -> ApiResult {
+fn verification_required(user: &User) -> ApiResult {
     json(
         201,
         &json!({
@@ -234,28 +238,6 @@ fn verification_required(user: &UserRow) -> ApiResult {
             "user": user_json(user),
         }),
     )
-}
-
-/// With `HIBP_CHECK=true`, refuse a new password that appears in Have I Been Pwned's
-/// corpus (422 on `field`). Only the SHA-1 prefix is sent. Fails open: when the range API
-/// cannot be reached, answers other than 200, or is too slow, the password passes and a
-/// `hibp_unavailable` line is logged — a third-party outage must not stop signups.
-pub async fn reject_breached(ctx: &Ctx<'_>, field: &str, password: &str) -> Result<(), ApiError> {
-    if !ctx.config.hibp.enabled {
-        return Ok(());
-    }
-    let query = range_query(password);
-    match hibp::fetch_range(&ctx.config.hibp.api_url, &query.prefix).await {
-        Ok(body) if breach_count(&body, &query.suffix) > 0 => {
-            log::security_event(ctx.meta, "password_breached", json!({ "field": field }));
-            Err(ApiError::invalid(field, BREACHED))
-        }
-        Ok(_) => Ok(()),
-        Err(reason) => {
-            log::warn(ctx.meta, "hibp_unavailable", json!({ "reason": reason }));
-            Ok(())
-        }
-    }
 }
 
 fn invalid_credentials() -> ApiError {
@@ -298,9 +280,9 @@ async fn record_login_failure(
 /// The lockout is a second barrier behind the exact per-account budget: when KV does not
 /// answer, login goes on without it (and the edge's log says so), rather than refusing every
 /// login during a KV outage.
-fn fail_open<T: Default>(ctx: &Ctx<'_>, operation: &str, result: Result<T, ApiError>) -> T {
+fn fail_open<T: Default>(ctx: &Ctx<'_>, operation: &str, result: Result<T, StoreError>) -> T {
     result.unwrap_or_else(|error| {
-        let cause = error.internal_cause().map(|(_, cause)| cause.to_owned());
+        let cause = error.cause().map(str::to_owned);
         log::warn(
             ctx.meta,
             "login_failures_unavailable",
@@ -315,7 +297,7 @@ fn fail_open<T: Default>(ctx: &Ctx<'_>, operation: &str, result: Result<T, ApiEr
 /// masked identifier is kept.
 async fn login_refused(
     ctx: &Ctx<'_>,
-    db: &D1Database,
+    db: &Database,
     reason: &str,
     user_id: Option<&str>,
     identifier: &str,
@@ -341,7 +323,7 @@ async fn login_refused(
     match audit::record(db, &entry).await {
         Ok(()) => error,
         // The refusal stands either way; an outage is reported as one.
-        Err(outage) => outage,
+        Err(outage) => outage.into(),
     }
 }
 
@@ -481,7 +463,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     if !failures.is_clear() {
         fail_open(ctx, "delete", login_failures::clear(ctx.env, &digest).await);
     }
-    if ctx.config.email.require_verification && user.email_verified == 0 {
+    if ctx.config.email.require_verification && !user.email_verified {
         // Only after the password proved right: the answer reveals nothing to a guesser.
         ctx.count(Event::LoginFailure);
         log::security_event(

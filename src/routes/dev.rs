@@ -3,9 +3,9 @@
 //! still does not show its outbox (every reset code) to the internet.
 
 use crate::error::ApiError;
-use crate::http::is_loopback_host;
+use crate::http::context::Ctx;
+use crate::http::request::is_loopback_host;
 use crate::http::response::{json, ApiResult};
-use crate::http::Ctx;
 use crate::routes::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
 use crate::runtime::random_bytes;
 use crate::store::{self, outbox};

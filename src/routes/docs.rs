@@ -7,9 +7,9 @@
 //! styles, and ReDoc runs its search in a `blob:` worker.
 
 use crate::error::ApiError;
+use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{with_body, ApiResult};
-use crate::http::Ctx;
 use crate::routes::openapi::NotFound;
 
 /// The Workers static-assets binding's name in `wrangler.toml`.

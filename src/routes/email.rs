@@ -10,23 +10,25 @@ use crate::domain::lockout::login_subject;
 use crate::domain::one_time::{code_from_random, code_matches, hash_code, is_code};
 use crate::domain::secret::{encode_opaque_token, hash_opaque_token, is_well_formed_opaque_token};
 use crate::domain::user::normalize_email;
+use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::http::body::read_json;
+use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, ApiResult};
-use crate::http::Ctx;
 use crate::mail::{self, Outgoing};
-use crate::routes::auth::reject_breached;
 use crate::routes::openapi::{schemas, Conflict, RateLimited, Unavailable};
-use crate::routes::users::user_json;
+use crate::routes::password_checks::reject_breached;
+use crate::routes::views::user_json;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store;
 use crate::store::login_failures;
 use crate::store::one_time_tokens::{self, Effect, NewToken, TokenRow};
-use crate::store::users::{self, UserRow};
+use crate::store::users;
+use crate::store::Database;
 use serde_json::json;
 use uuid::Uuid;
-use worker::{D1Database, D1PreparedStatement, Request};
+use worker::Request;
 
 /// A token and code ready to store and send.
 pub struct PreparedToken {
@@ -82,21 +84,26 @@ pub fn prepare(
 }
 
 impl PreparedToken {
-    /// The statements that store it (spending older tokens of the purpose).
-    pub fn statements(&self, db: &D1Database) -> Result<Vec<D1PreparedStatement>, ApiError> {
-        one_time_tokens::issue_statements(
-            db,
-            &NewToken {
-                id: &self.id,
-                user_id: &self.user_id,
-                purpose: self.purpose,
-                token_hash: &hash_opaque_token(&self.token),
-                code_hash: &hash_code(&self.id, &self.code),
-                email: &self.email,
-                now: self.now,
-                expires_at: self.expires_at,
-            },
+    /// The digests of its token and code, as the store keeps them (never the values).
+    pub fn digests(&self) -> (String, String) {
+        (
+            hash_opaque_token(&self.token),
+            hash_code(&self.id, &self.code),
         )
+    }
+
+    /// The record that stores it, with its digests from [`PreparedToken::digests`].
+    pub fn record<'a>(&'a self, digests: &'a (String, String)) -> NewToken<'a> {
+        NewToken {
+            id: &self.id,
+            user_id: &self.user_id,
+            purpose: self.purpose,
+            token_hash: &digests.0,
+            code_hash: &digests.1,
+            email: &self.email,
+            now: self.now,
+            expires_at: self.expires_at,
+        }
     }
 }
 
@@ -148,12 +155,10 @@ pub async fn send_token(ctx: &Ctx<'_>, prepared: &PreparedToken) -> Result<(), A
 /// Store and send a token in one go.
 pub async fn issue_and_send(
     ctx: &Ctx<'_>,
-    db: &D1Database,
+    db: &Database,
     prepared: &PreparedToken,
 ) -> Result<(), ApiError> {
-    db.batch(prepared.statements(db)?)
-        .await
-        .map_err(store::map_d1_error)?;
+    one_time_tokens::issue(db, &prepared.record(&prepared.digests())).await?;
     send_token(ctx, prepared).await
 }
 
@@ -226,7 +231,7 @@ fn invalid_proof(proof: &Proof) -> ApiError {
 /// Find the live token a proof names. A wrong code counts against its token's attempts.
 pub async fn find_token(
     ctx: &Ctx<'_>,
-    db: &D1Database,
+    db: &Database,
     purpose: Purpose,
     proof: &Proof,
 ) -> Result<TokenRow, ApiError> {
@@ -268,11 +273,11 @@ pub async fn find_token(
 
 /// Spend a token for its effect; a token spent concurrently by another request is invalid.
 pub async fn spend(
-    db: &D1Database,
+    db: &Database,
     token: &TokenRow,
     effect: Effect<'_>,
     proof: &Proof,
-) -> Result<UserRow, ApiError> {
+) -> Result<User, ApiError> {
     one_time_tokens::spend(
         db,
         token,
@@ -285,11 +290,11 @@ pub async fn spend(
 }
 
 /// Verify an address; the account's email must still be the one the message went to.
-pub async fn verify_email(ctx: &Ctx<'_>, proof: &Proof) -> Result<UserRow, ApiError> {
+pub async fn verify_email(ctx: &Ctx<'_>, proof: &Proof) -> Result<User, ApiError> {
     let db = store::database(ctx.env)?;
     let token = find_token(ctx, &db, Purpose::VerifyEmail, proof).await?;
     let user = spend(&db, &token, Effect::VerifyEmail, proof).await?;
-    if user.email.as_deref() != Some(token.email.as_str()) || user.email_verified == 0 {
+    if user.email.as_deref() != Some(token.email.as_str()) || !user.email_verified {
         return Err(invalid_proof(proof));
     }
     log::security_event(ctx.meta, "email_verified", json!({ "user_id": user.id }));
@@ -301,7 +306,7 @@ pub async fn reset_password(
     ctx: &Ctx<'_>,
     proof: &Proof,
     new_password: &str,
-) -> Result<UserRow, ApiError> {
+) -> Result<User, ApiError> {
     let db = store::database(ctx.env)?;
     let token = find_token(ctx, &db, Purpose::ResetPassword, proof).await?;
     let owner = users::find_by_id(&db, &token.user_id)
@@ -339,7 +344,7 @@ pub async fn reset_password(
         login_failures::clear(ctx.env, &ctx.config.identifier_digest(&subject)).await
     {
         // The reset itself stands; only the unlock did not happen.
-        let cause = error.internal_cause().map(|(_, cause)| cause.to_owned());
+        let cause = error.cause().map(str::to_owned);
         log::warn(
             ctx.meta,
             "login_failures_unavailable",
@@ -350,7 +355,7 @@ pub async fn reset_password(
 }
 
 /// Make a confirmed new address the account's email.
-pub async fn confirm_email_change(ctx: &Ctx<'_>, proof: &Proof) -> Result<UserRow, ApiError> {
+pub async fn confirm_email_change(ctx: &Ctx<'_>, proof: &Proof) -> Result<User, ApiError> {
     let db = store::database(ctx.env)?;
     let token = find_token(ctx, &db, Purpose::ChangeEmail, proof).await?;
     let user = spend(&db, &token, Effect::ChangeEmail, proof).await?;
@@ -451,7 +456,7 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
     let email = email.ok_or(ApiError::Internal)?;
     let db = store::database(ctx.env)?;
     match users::find_by_email(&db, &email).await? {
-        Some(user) if user.email_verified == 0 => {
+        Some(user) if !user.email_verified => {
             let prepared = prepare(ctx, Purpose::VerifyEmail, &user.id, &email)?;
             issue_and_send(ctx, &db, &prepared).await?;
         }

@@ -2,9 +2,9 @@
 
 use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
+use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, with_body, ApiResult};
-use crate::http::Ctx;
 use crate::routes::openapi::schemas;
 use crate::runtime::now_seconds;
 use crate::store;

@@ -17,18 +17,22 @@ pub mod email;
 pub mod meta;
 pub mod openapi;
 pub mod pages;
+pub mod password_checks;
 pub mod scrape;
 pub mod sessions;
 pub mod users;
+pub mod views;
 
 use crate::domain::access::permission;
 use crate::domain::rate_limit::Decision;
 use crate::env;
 use crate::error::ApiError;
 use crate::http::auth::authenticate;
+use crate::http::context::Ctx;
 use crate::http::guard::{require_permission, require_role};
+use crate::http::log;
+use crate::http::request::RequestMeta;
 use crate::http::response::{apply_edge_headers, problem, set_cors_headers, ApiResult};
-use crate::http::{log, Ctx, RequestMeta};
 use crate::store::metrics_batch as isolate_metrics;
 use std::rc::Rc;
 use worker::{Context, Date, Env, Method, Request, Response, ResponseBuilder};
@@ -413,7 +417,7 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
     isolate_metrics::observe_request(pattern, response.status_code(), duration_ms);
     let flush_meta = meta.clone();
     isolate_metrics::flush_if_due(&env, &worker, config.metrics_flush_seconds, move |error| {
-        let cause = error.internal_cause().map_or("", |(_, cause)| cause);
+        let cause = error.cause().unwrap_or_default();
         log::dependency_failure(&flush_meta, "metrics_flush_failed", "Metrics store", cause);
     });
     Ok(response)

@@ -8,11 +8,10 @@
 use crate::domain::email::escape_html;
 use crate::error::ApiError;
 use crate::http::body::read_form;
+use crate::http::context::Ctx;
 use crate::http::response::{with_body, ApiResult};
-use crate::http::Ctx;
 use crate::routes::email::{self as flows, Proof};
 use crate::routes::openapi::schemas;
-use crate::routes::Route;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -44,6 +43,14 @@ fn page(ctx: &Ctx<'_>, status: u16, title: &str, body: &str) -> ApiResult {
     Ok(response)
 }
 
+/// The pages that links in emails open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmailPage {
+    VerifyEmail,
+    ResetPassword,
+    ConfirmEmail,
+}
+
 struct PageText {
     title: &'static str,
     lead: &'static str,
@@ -51,21 +58,21 @@ struct PageText {
     done: &'static str,
 }
 
-fn text(route: Route) -> PageText {
+fn text(route: EmailPage) -> PageText {
     match route {
-        Route::ResetPasswordPage => PageText {
+        EmailPage::ResetPassword => PageText {
             title: "Choose a new password",
             lead: "Enter a new password for your account. Every device signed in to it will be signed out.",
             button: "Set new password",
             done: "Your password has been changed. Sign in with the new one.",
         },
-        Route::ConfirmEmailPage => PageText {
+        EmailPage::ConfirmEmail => PageText {
             title: "Confirm your new email",
             lead: "Confirm that this address should become the email of your account.",
             button: "Confirm this address",
             done: "Your email address has been changed.",
         },
-        _ => PageText {
+        EmailPage::VerifyEmail => PageText {
             title: "Verify your email",
             lead: "Confirm that this address belongs to your account.",
             button: "Verify my email",
@@ -74,12 +81,12 @@ fn text(route: Route) -> PageText {
     }
 }
 
-fn form(route: Route, token: &str, error: Option<&str>) -> String {
+fn form(route: EmailPage, token: &str, error: Option<&str>) -> String {
     let text = text(route);
     let error = error
         .map(|message| format!("<p class=\"error\">{}</p>", escape_html(message)))
         .unwrap_or_default();
-    let password = if route == Route::ResetPasswordPage {
+    let password = if route == EmailPage::ResetPassword {
         "<label for=\"new_password\">New password</label>\
          <input id=\"new_password\" name=\"new_password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"128\">"
     } else {
@@ -96,7 +103,7 @@ fn form(route: Route, token: &str, error: Option<&str>) -> String {
 }
 
 /// `GET` of a page: the form, nothing spent.
-fn show(route: Route, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
+fn show(route: EmailPage, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let token = req
         .url()
         .ok()
@@ -113,7 +120,7 @@ fn show(route: Route, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 }
 
 /// `POST` of a page's form: run the flow and show the outcome.
-async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
+async fn submit(route: EmailPage, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;
     let fields = read_form(req, ctx.config.max_body_bytes).await?;
@@ -127,11 +134,11 @@ async fn submit(route: Route, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let token = value("token");
     let proof = Proof::Token(token.clone());
     let outcome = match route {
-        Route::ResetPasswordPage => {
+        EmailPage::ResetPassword => {
             flows::reset_password(ctx, &proof, &value("new_password")).await
         }
-        Route::ConfirmEmailPage => flows::confirm_email_change(ctx, &proof).await,
-        _ => flows::verify_email(ctx, &proof).await,
+        EmailPage::ConfirmEmail => flows::confirm_email_change(ctx, &proof).await,
+        EmailPage::VerifyEmail => flows::verify_email(ctx, &proof).await,
     };
     match outcome {
         Ok(user) => {
@@ -176,7 +183,7 @@ macro_rules! email_page {
             responses((status = 200, description = "An HTML form; nothing is spent yet", content_type = "text/html")),
         )]
         pub async fn $form(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-            show(Route::$route, req, ctx)
+            show(EmailPage::$route, req, ctx)
         }
 
         #[utoipa::path(
@@ -191,13 +198,13 @@ macro_rules! email_page {
             ),
         )]
         pub async fn $submit(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-            submit(Route::$route, req, ctx).await
+            submit(EmailPage::$route, req, ctx).await
         }
     };
 }
 
 email_page!(
-    VerifyEmailPage,
+    VerifyEmail,
     "/verify-email",
     verify_email_form,
     "Verify your email address: the form an email's link opens",
@@ -205,7 +212,7 @@ email_page!(
     "Verify your email address: the form's post"
 );
 email_page!(
-    ResetPasswordPage,
+    ResetPassword,
     "/reset-password",
     reset_password_form,
     "Choose a new password: the form an email's link opens",
@@ -213,7 +220,7 @@ email_page!(
     "Choose a new password: the form's post"
 );
 email_page!(
-    ConfirmEmailPage,
+    ConfirmEmail,
     "/confirm-email",
     confirm_email_form,
     "Confirm a new email address: the form an email's link opens",

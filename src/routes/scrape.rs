@@ -3,8 +3,8 @@
 use crate::domain::metrics::{scrape_access, ScrapeAccess, CONTENT_TYPE};
 use crate::error::ApiError;
 use crate::http::auth::bearer_token;
+use crate::http::context::Ctx;
 use crate::http::response::{with_body, ApiResult};
-use crate::http::Ctx;
 use crate::routes::openapi::{NotFound, Unauthorized, Unavailable};
 use crate::store::metrics_batch;
 use worker::Request;

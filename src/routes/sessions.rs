@@ -2,31 +2,16 @@
 
 use crate::domain::audit::AuditAction;
 use crate::domain::session::is_uuid;
-use crate::domain::time::rfc3339_seconds;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
+use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::http::Ctx;
 use crate::routes::openapi::{schemas, NotFound, Unavailable};
+use crate::routes::views::session_json;
 use crate::runtime::now_seconds;
-use crate::store::sessions::SessionRow;
 use crate::store::{self, revocation, sessions};
 use serde_json::{json, Value};
-
-/// A session as its owner (or an admin) sees it.
-pub fn session_json(session: &SessionRow) -> Value {
-    json!({
-        "id": session.id,
-        "created_at": rfc3339_seconds(session.created_at),
-        "last_used_at": rfc3339_seconds(session.last_used_at),
-        "expires_at": rfc3339_seconds(session.idle_expires_at),
-        "absolute_expires_at": rfc3339_seconds(session.absolute_expires_at),
-        "user_agent": session.user_agent,
-        "colo": session.colo,
-        "country": session.country,
-    })
-}
 
 #[utoipa::path(
     get,

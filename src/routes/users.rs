@@ -3,67 +3,23 @@
 use crate::domain::audit::AuditAction;
 use crate::domain::email::Purpose;
 use crate::domain::input::Fields;
-use crate::domain::password::Verification;
-use crate::domain::time::rfc3339_seconds;
+use crate::domain::user::User;
 use crate::domain::user::{normalize_email, normalize_username};
 use crate::error::{ApiError, FieldError};
 use crate::http::auth::Authenticated;
 use crate::http::body::{read_json, read_optional_json};
+use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::http::Ctx;
 use crate::routes::email as email_flows;
 use crate::routes::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
+use crate::routes::password_checks::confirm_password;
+use crate::routes::views::user_json;
 use crate::runtime::now_seconds;
-use crate::store::{self, users::ProfileChange, users::UserRow};
+use crate::store::Database;
+use crate::store::{self, users::ProfileChange};
 use serde_json::{json, Value};
 use worker::Request;
-
-/// The public view of an account (never the password hash).
-pub fn user_json(user: &UserRow) -> Value {
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "email_verified": user.email_verified != 0,
-        "roles": user.role_names(),
-        "created_at": rfc3339_seconds(user.created_at),
-        "updated_at": rfc3339_seconds(user.updated_at),
-    })
-}
-
-/// Check the account's current password; a wrong one is a 422 on `field`, never a 401 (the
-/// client's token is fine; only the confirmation failed). Attempts share the login budget
-/// per account, so a stolen access token cannot be used to guess the password at hashing
-/// speed.
-pub async fn confirm_password(
-    ctx: &Ctx<'_>,
-    user: &UserRow,
-    field: &str,
-    password: &str,
-) -> Result<Verification, ApiError> {
-    ctx.rate_limit_by(
-        "password_confirm",
-        "account",
-        &user.id,
-        ctx.config.login_rate_limit,
-    )
-    .await?;
-    let verification = ctx
-        .config
-        .hasher
-        .verify(password, &user.password_hash)
-        .map_err(|_| ApiError::Internal)?;
-    if verification == Verification::Mismatch {
-        log::security_event(
-            ctx.meta,
-            "password_confirmation_failed",
-            json!({ "user_id": user.id }),
-        );
-        return Err(ApiError::invalid(field, "is incorrect"));
-    }
-    Ok(verification)
-}
 
 #[utoipa::path(
     get,
@@ -180,8 +136,8 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
 /// used to find out which addresses have accounts; confirming it would fail with a 409.
 async fn propose_email_change(
     ctx: &Ctx<'_>,
-    db: &worker::D1Database,
-    user: &UserRow,
+    db: &Database,
+    user: &User,
     new_email: &str,
 ) -> Result<(), ApiError> {
     let taken = store::users::find_by_email(db, new_email)
@@ -265,7 +221,7 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
 }
 
 /// Whether the caller's session signed in with a password at most `window` seconds ago.
-fn signed_in_recently(user: &UserRow, now: i64, window: i64) -> bool {
+fn signed_in_recently(user: &User, now: i64, window: i64) -> bool {
     user.session_signed_in_at
         .is_some_and(|at| now.saturating_sub(at) <= window && window > 0)
 }
@@ -274,13 +230,21 @@ fn signed_in_recently(user: &UserRow, now: i64, window: i64) -> bool {
 mod tests {
     use super::*;
 
-    fn user_signed_in_at(at: Option<i64>) -> UserRow {
-        serde_json::from_value(json!({
-            "id": "u", "username": "alice", "email": null, "email_verified": 0,
-            "created_at": 0, "updated_at": 0, "roles": "user",
-            "session_signed_in_at": at,
-        }))
-        .unwrap()
+    fn user_signed_in_at(at: Option<i64>) -> User {
+        User {
+            id: "u".into(),
+            username: "alice".into(),
+            email: None,
+            email_verified: false,
+            roles: vec!["user".into()],
+            created_at: 0,
+            updated_at: 0,
+            banned_at: None,
+            banned_until: None,
+            ban_reason: None,
+            password_hash: String::new(),
+            session_signed_in_at: at,
+        }
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! the filtered listing. Nothing here updates or deletes an entry; only the scheduled
 //! retention prune (`store::maintenance`) removes old ones.
 
+use super::Database;
 use super::{integer, map_d1_error, optional_text, text};
 use crate::domain::audit::{AuditEntry, AuditFilter};
 use crate::domain::query::Page;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use serde::Deserialize;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement};
+use worker::D1PreparedStatement;
 
 /// When an entry inside a batch is written. Conditions are evaluated in the batch's
 /// transaction, so an entry appears exactly when the change it records happens — placed
@@ -37,10 +38,10 @@ pub(super) fn holds_role(user: &str, role: &str) -> String {
 
 /// The statement that inserts `entry` under `when`.
 pub fn insert_statement(
-    db: &D1Database,
+    db: &Database,
     entry: &AuditEntry,
     when: When<'_>,
-) -> Result<D1PreparedStatement, ApiError> {
+) -> Result<D1PreparedStatement, StoreError> {
     let (condition, extra): (String, Option<&str>) = match when {
         When::Always => ("1".into(), None),
         When::TargetExists => ("EXISTS (SELECT 1 FROM users WHERE id = ?4)".into(), None),
@@ -62,7 +63,8 @@ pub fn insert_statement(
             Some(session_id),
         ),
     };
-    let details = serde_json::to_string(&entry.details).map_err(|_| ApiError::Internal)?;
+    let details = serde_json::to_string(&entry.details)
+        .map_err(|error| StoreError::unavailable("Database", error))?;
     let mut params: Vec<JsValue> = vec![
         integer(entry.occurred_at),
         text(entry.action.as_str()),
@@ -86,7 +88,7 @@ pub fn insert_statement(
 }
 
 /// Record an entry on its own (for events that change nothing else, like a failed login).
-pub async fn record(db: &D1Database, entry: &AuditEntry) -> Result<(), ApiError> {
+pub async fn record(db: &Database, entry: &AuditEntry) -> Result<(), StoreError> {
     insert_statement(db, entry, When::Always)?
         .run()
         .await
@@ -117,10 +119,10 @@ impl AuditRow {
 
 /// One page of the entries matching `filter`, newest first, and how many match in all.
 pub async fn list(
-    db: &D1Database,
+    db: &Database,
     filter: &AuditFilter,
     page: Page,
-) -> Result<(Vec<AuditRow>, u64), ApiError> {
+) -> Result<(Vec<AuditRow>, u64), StoreError> {
     // Only fixed fragments enter the SQL; every value is bound.
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<JsValue> = Vec::new();

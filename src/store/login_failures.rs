@@ -10,7 +10,7 @@
 //! login while KV is down would be a bigger outage than the one it prevents.
 
 use crate::domain::lockout::FailureState;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use crate::store::revocation::KV_BINDING;
 use worker::Env;
 
@@ -21,13 +21,13 @@ fn key(identifier_digest: &str) -> String {
     format!("login_failures:{identifier_digest}")
 }
 
-fn unavailable(error: impl std::fmt::Display) -> ApiError {
-    ApiError::unavailable("Login failure counters", error)
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::unavailable("Login failure counters", error)
 }
 
 /// The state of a subject; nothing stored is a clean state. An error means KV did not
 /// answer: the caller decides to fail open (and logs it).
-pub async fn load(env: &Env, digest: &str) -> Result<FailureState, ApiError> {
+pub async fn load(env: &Env, digest: &str) -> Result<FailureState, StoreError> {
     let kv = env.kv(KV_BINDING).map_err(unavailable)?;
     kv.get(&key(digest))
         .json::<FailureState>()
@@ -43,7 +43,7 @@ pub async fn save(
     state: &FailureState,
     forget_at: i64,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let ttl = forget_at.saturating_sub(now).max(KV_MIN_TTL_SECONDS);
     let kv = env.kv(KV_BINDING).map_err(unavailable)?;
     kv.put(&key(digest), state)
@@ -55,7 +55,7 @@ pub async fn save(
 }
 
 /// Forget a subject's failures (after a successful login or a password reset).
-pub async fn clear(env: &Env, digest: &str) -> Result<(), ApiError> {
+pub async fn clear(env: &Env, digest: &str) -> Result<(), StoreError> {
     let kv = env.kv(KV_BINDING).map_err(unavailable)?;
     kv.delete(&key(digest)).await.map_err(unavailable)
 }

@@ -4,9 +4,10 @@
 //! delete a year of rows at once, and a run stops after a fixed number of rounds, leaving
 //! the rest to the next day rather than running into D1's limits.
 
+use super::Database;
 use super::{changes, integer, map_d1_error};
-use crate::error::ApiError;
-use worker::{D1Database, D1PreparedStatement};
+use crate::store::error::StoreError;
+use worker::D1PreparedStatement;
 
 /// Rows one statement deletes at most.
 const CHUNK: i64 = 1_000;
@@ -31,9 +32,9 @@ const ENDED_SESSION: &str =
     "s.revoked_at IS NOT NULL OR s.idle_expires_at <= ?1 OR s.absolute_expires_at <= ?1";
 
 fn ended_sessions_refresh_tokens(
-    db: &D1Database,
+    db: &Database,
     now: i64,
-) -> Result<D1PreparedStatement, ApiError> {
+) -> Result<D1PreparedStatement, StoreError> {
     db.prepare(format!(
         "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rt.rowid FROM refresh_tokens rt \
            JOIN sessions s ON s.id = rt.session_id WHERE {ENDED_SESSION} LIMIT ?2)"
@@ -44,7 +45,7 @@ fn ended_sessions_refresh_tokens(
 
 /// Sessions that have ended and have no refresh token left (the statement before removes
 /// those, chunk by chunk, so a session goes only after all of its tokens).
-fn ended_sessions(db: &D1Database, now: i64) -> Result<D1PreparedStatement, ApiError> {
+fn ended_sessions(db: &Database, now: i64) -> Result<D1PreparedStatement, StoreError> {
     db.prepare(format!(
         "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE ({ENDED_SESSION}) \
            AND NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id) \
@@ -54,7 +55,7 @@ fn ended_sessions(db: &D1Database, now: i64) -> Result<D1PreparedStatement, ApiE
     .map_err(map_d1_error)
 }
 
-fn old_audit_entries(db: &D1Database, cutoff: i64) -> Result<D1PreparedStatement, ApiError> {
+fn old_audit_entries(db: &Database, cutoff: i64) -> Result<D1PreparedStatement, StoreError> {
     db.prepare(
         "DELETE FROM audit_log WHERE id IN \
            (SELECT id FROM audit_log WHERE occurred_at < ?1 ORDER BY id LIMIT ?2)",
@@ -66,9 +67,9 @@ fn old_audit_entries(db: &D1Database, cutoff: i64) -> Result<D1PreparedStatement
 /// One-time tokens (verification, reset, email change) that have expired: spent or not,
 /// they can no longer be used.
 fn expired_one_time_tokens(
-    db: &D1Database,
+    db: &Database,
     now: i64,
-) -> Result<Option<D1PreparedStatement>, ApiError> {
+) -> Result<Option<D1PreparedStatement>, StoreError> {
     db.prepare(
         "DELETE FROM one_time_tokens WHERE rowid IN \
            (SELECT rowid FROM one_time_tokens WHERE expires_at <= ?1 LIMIT ?2)",
@@ -82,10 +83,10 @@ fn expired_one_time_tokens(
 /// entries older than `audit_cutoff` (`None`: keep them all). Nothing else is touched:
 /// accounts, live sessions and their tokens, recent audit entries stay.
 pub async fn prune(
-    db: &D1Database,
+    db: &Database,
     now: i64,
     audit_cutoff: Option<i64>,
-) -> Result<Pruned, ApiError> {
+) -> Result<Pruned, StoreError> {
     let mut pruned = Pruned::default();
     for _ in 0..MAX_ROUNDS {
         // Refresh tokens first: the sessions statement then sees, in the same transaction,

@@ -8,8 +8,8 @@
 //! when it is evicted are lost: at most one interval of that isolate's traffic.
 
 use crate::domain::metrics::{Batch, Event, Metrics};
-use crate::error::ApiError;
 use crate::store;
+use crate::store::error::StoreError;
 use std::cell::RefCell;
 use worker::{Context, Date, Env};
 
@@ -46,7 +46,7 @@ pub fn flush_if_due(
     env: &Env,
     worker: &Context,
     interval_seconds: u32,
-    on_failure: impl FnOnce(ApiError) + 'static,
+    on_failure: impl FnOnce(StoreError) + 'static,
 ) {
     let interval_ms = u64::from(interval_seconds) * 1000;
     let Some(delta) = BATCH.with(|batch| batch.borrow_mut().take_if_due(now_ms(), interval_ms))
@@ -64,7 +64,7 @@ pub fn flush_if_due(
 
 /// Send everything pending now and read the totals (a scrape sees its own isolate's counts
 /// exactly). On failure the counts go back into the batch.
-pub async fn flush_and_read(env: &Env) -> Result<Metrics, ApiError> {
+pub async fn flush_and_read(env: &Env) -> Result<Metrics, StoreError> {
     let delta = BATCH.with(|batch| batch.borrow_mut().take());
     store::metrics_aggregator::push_and_read(env, &delta)
         .await

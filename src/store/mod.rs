@@ -5,6 +5,7 @@
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
 pub mod audit;
+pub mod error;
 pub mod hibp;
 pub mod login_failures;
 pub mod maintenance;
@@ -19,7 +20,7 @@ pub mod session_guard;
 pub mod sessions;
 pub mod users;
 
-use crate::error::ApiError;
+use crate::store::error::{StoreError, Unique};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
@@ -28,11 +29,23 @@ use worker::{D1Database, D1PreparedStatement, Env};
 /// The D1 binding's name in `wrangler.toml`.
 pub const DATABASE_BINDING: &str = "DB";
 
+/// The D1 database, as the rest of the service holds it: only the store's functions reach
+/// inside, so nothing above the store names a D1 type.
+pub struct Database(D1Database);
+
+impl std::ops::Deref for Database {
+    type Target = D1Database;
+
+    fn deref(&self) -> &D1Database {
+        &self.0
+    }
+}
+
 /// Open the database binding; a missing binding is a dependency outage (503), not a bug
 /// the client could fix.
-pub fn database(env: &Env) -> Result<D1Database, ApiError> {
-    env.d1(DATABASE_BINDING).map_err(|error| {
-        ApiError::unavailable("Database", format!("binding {DATABASE_BINDING}: {error}"))
+pub fn database(env: &Env) -> Result<Database, StoreError> {
+    env.d1(DATABASE_BINDING).map(Database).map_err(|error| {
+        StoreError::unavailable("Database", format!("binding {DATABASE_BINDING}: {error}"))
     })
 }
 
@@ -40,26 +53,26 @@ pub fn database(env: &Env) -> Result<D1Database, ApiError> {
 const LAST_ADMIN_ABORT: &str = "edge_auth:last_admin";
 
 /// Whether an error is the conflict of a taken email address.
-pub fn is_email_taken(error: &ApiError) -> bool {
-    matches!(error, ApiError::EmailTaken)
+pub fn is_email_taken(error: &StoreError) -> bool {
+    matches!(error, StoreError::Taken(Unique::Email))
 }
 
 /// Map a D1 failure to an API error: unique-constraint violations become 409s naming the
 /// taken field; anything else is the database being unavailable, with D1's message as the
 /// internal cause (logged by the edge, never sent).
-pub fn map_d1_error(error: worker::Error) -> ApiError {
+pub fn map_d1_error(error: worker::Error) -> StoreError {
     let message = error.to_string();
     if message.contains("UNIQUE constraint failed: users.username") {
-        return ApiError::UsernameTaken;
+        return StoreError::Taken(Unique::Username);
     }
     if message.contains("UNIQUE constraint failed: users.email") {
-        return ApiError::EmailTaken;
+        return StoreError::Taken(Unique::Email);
     }
     // Raised by the triggers of migrations/0004_last_admin.sql; the whole batch is undone.
     if message.contains(LAST_ADMIN_ABORT) {
-        return ApiError::LastAdmin;
+        return StoreError::LastAdmin;
     }
-    ApiError::unavailable("Database", message)
+    StoreError::unavailable("Database", message)
 }
 
 /// A text parameter.
@@ -95,10 +108,10 @@ struct CountRow {
 /// Run a listing: `count` (`SELECT COUNT(*) AS total ...`) and `rows` (one page) in one
 /// batch, so the total and the page come from the same snapshot.
 pub(crate) async fn count_and_page<T: DeserializeOwned>(
-    db: &D1Database,
+    db: &Database,
     count: D1PreparedStatement,
     rows: D1PreparedStatement,
-) -> Result<(Vec<T>, u64), ApiError> {
+) -> Result<(Vec<T>, u64), StoreError> {
     let results = db.batch(vec![count, rows]).await.map_err(map_d1_error)?;
     let total = match results.first() {
         Some(result) => result
@@ -116,11 +129,11 @@ pub(crate) async fn count_and_page<T: DeserializeOwned>(
 }
 
 /// Check that the database answers a trivial query.
-pub async fn ping(db: &D1Database) -> Result<(), ApiError> {
+pub async fn ping(db: &Database) -> Result<(), StoreError> {
     db.prepare("SELECT 1 AS ok")
         .first::<serde_json::Value>(None)
         .await
         .map_err(map_d1_error)?
-        .ok_or_else(|| ApiError::unavailable("Database", "SELECT 1 returned no row"))
+        .ok_or_else(|| StoreError::unavailable("Database", "SELECT 1 returned no row"))
         .map(|_| ())
 }

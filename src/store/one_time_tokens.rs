@@ -2,13 +2,15 @@
 //! address, count failed code attempts, and spend a token together with what it authorises in
 //! one transaction.
 
-use super::users::{last_user, UserRow, USER_COLUMNS};
+use super::users::{last_user, USER_COLUMNS};
+use super::Database;
 use super::{changes, integer, map_d1_error, text};
 use crate::domain::email::Purpose;
-use crate::error::ApiError;
+use crate::domain::user::User;
+use crate::store::error::StoreError;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement};
+use worker::D1PreparedStatement;
 
 /// A token about to be stored.
 pub struct NewToken<'a> {
@@ -24,10 +26,10 @@ pub struct NewToken<'a> {
 
 /// The statements that issue a token: older live tokens of the same purpose are spent first,
 /// so only the newest message works.
-pub fn issue_statements(
-    db: &D1Database,
+pub(super) fn issue_statements(
+    db: &Database,
     token: &NewToken<'_>,
-) -> Result<Vec<D1PreparedStatement>, ApiError> {
+) -> Result<Vec<D1PreparedStatement>, StoreError> {
     Ok(vec![
         db.prepare(
             "UPDATE one_time_tokens SET used_at = ?3, used_by = 'superseded' \
@@ -58,7 +60,7 @@ pub fn issue_statements(
 }
 
 /// Issue a token on its own.
-pub async fn issue(db: &D1Database, token: &NewToken<'_>) -> Result<(), ApiError> {
+pub async fn issue(db: &Database, token: &NewToken<'_>) -> Result<(), StoreError> {
     db.batch(issue_statements(db, token)?)
         .await
         .map_err(map_d1_error)?;
@@ -79,11 +81,11 @@ const TOKEN_COLUMNS: &str = "id, user_id, email, code_hash, attempts";
 
 /// The live token of a purpose with this link-token digest.
 pub async fn find_live_by_hash(
-    db: &D1Database,
+    db: &Database,
     purpose: Purpose,
     token_hash: &str,
     now: i64,
-) -> Result<Option<TokenRow>, ApiError> {
+) -> Result<Option<TokenRow>, StoreError> {
     db.prepare(format!(
         "SELECT {TOKEN_COLUMNS} FROM one_time_tokens \
          WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3"
@@ -97,11 +99,11 @@ pub async fn find_live_by_hash(
 
 /// The newest live token of a purpose sent to this address (for code entry).
 pub async fn find_live_by_email(
-    db: &D1Database,
+    db: &Database,
     purpose: Purpose,
     email: &str,
     now: i64,
-) -> Result<Option<TokenRow>, ApiError> {
+) -> Result<Option<TokenRow>, StoreError> {
     db.prepare(format!(
         "SELECT {TOKEN_COLUMNS} FROM one_time_tokens \
          WHERE email = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3 \
@@ -116,11 +118,11 @@ pub async fn find_live_by_email(
 
 /// Count a wrong code; the token is spent once `max_attempts` is reached.
 pub async fn record_failed_code(
-    db: &D1Database,
+    db: &Database,
     token_id: &str,
     max_attempts: i64,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     db.prepare(
         "UPDATE one_time_tokens SET attempts = attempts + 1, \
            used_at = CASE WHEN attempts + 1 >= ?2 THEN ?3 ELSE used_at END, \
@@ -151,12 +153,12 @@ pub enum Effect<'a> {
 /// token was spent by someone else in the meantime. `spend_id` must be fresh and random: the
 /// effect statements act only where the token was spent under that id.
 pub async fn spend(
-    db: &D1Database,
+    db: &Database,
     token: &TokenRow,
     effect: Effect<'_>,
     spend_id: &str,
     now: i64,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<User>, StoreError> {
     let spent_here = "EXISTS (SELECT 1 FROM one_time_tokens WHERE id = ?1 AND used_by = ?2)";
     let bind = |sql: String, extra: &[JsValue]| {
         let mut params = vec![text(&token.id), text(spend_id)];
@@ -226,7 +228,7 @@ pub async fn spend(
 
 /// The database work of issuing a token, spent on housekeeping instead, so a request about an
 /// unknown account takes as long as one about a known account.
-pub async fn equivalent_work(db: &D1Database, now: i64) -> Result<(), ApiError> {
+pub async fn equivalent_work(db: &Database, now: i64) -> Result<(), StoreError> {
     let statements = vec![
         db.prepare("DELETE FROM one_time_tokens WHERE expires_at < ?1 AND used_at IS NOT NULL AND rowid IN (SELECT rowid FROM one_time_tokens WHERE expires_at < ?1 LIMIT 10)")
             .bind(&[integer(now - 7 * 86_400)])

@@ -1,21 +1,21 @@
 //! The development outbox: messages stored instead of sent, newest first.
 
+use super::Database;
 use super::{integer, map_d1_error, optional_text, text};
 use crate::domain::email::Message;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use serde::{Deserialize, Serialize};
-use worker::D1Database;
 
 /// Store a message with the token and code it carries (development only: the provider that
 /// writes here is refused by the configuration elsewhere).
 pub async fn store(
-    db: &D1Database,
+    db: &Database,
     id: &str,
     message: &Message,
     token: Option<&str>,
     code: Option<&str>,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     db.prepare(
         "INSERT INTO outbox (id, to_address, subject, text_body, html_body, purpose, token, code, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -52,7 +52,7 @@ pub struct OutboxRow {
 }
 
 /// Messages to one address, newest first.
-pub async fn list(db: &D1Database, to: &str) -> Result<Vec<OutboxRow>, ApiError> {
+pub async fn list(db: &Database, to: &str) -> Result<Vec<OutboxRow>, StoreError> {
     db.prepare(
         "SELECT to_address AS \"to\", subject, text_body AS text, html_body AS html, purpose, \
                 token, code, created_at \

@@ -7,18 +7,18 @@
 
 use crate::config::RateLimit;
 use crate::domain::rate_limit::Decision;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use worker::{Env, Method, Request, RequestInit};
 
 /// The Durable Object binding's name in `wrangler.toml`.
 pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
 
-fn unavailable(error: worker::Error) -> ApiError {
-    ApiError::unavailable("Rate limiter", error)
+fn unavailable(error: worker::Error) -> StoreError {
+    StoreError::unavailable("Rate limiter", error)
 }
 
 /// Count one request against `key` under `budget`.
-pub async fn check(env: &Env, key: &str, budget: RateLimit) -> Result<Decision, ApiError> {
+pub async fn check(env: &Env, key: &str, budget: RateLimit) -> Result<Decision, StoreError> {
     let namespace = env
         .durable_object(RATE_LIMITER_BINDING)
         .map_err(unavailable)?;

@@ -11,7 +11,7 @@
 //! elsewhere: a revocation made in this isolate is remembered at once.
 
 use crate::domain::ttl_cache::TtlCache;
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use std::cell::RefCell;
 use worker::{Date, Env};
 
@@ -32,8 +32,8 @@ pub const KV_BINDING: &str = "KV";
 /// KV refuses expirations shorter than this.
 const KV_MIN_TTL_SECONDS: u64 = 60;
 
-fn unavailable(error: impl Into<worker::Error>) -> ApiError {
-    ApiError::unavailable("Revocation list", error.into())
+fn unavailable(error: impl Into<worker::Error>) -> StoreError {
+    StoreError::unavailable("Revocation list", error.into())
 }
 
 fn key(jti: &str) -> String {
@@ -41,7 +41,7 @@ fn key(jti: &str) -> String {
 }
 
 /// Put a token id on the list until the token would have expired anyway.
-pub async fn revoke(env: &Env, jti: &str, expires_at: i64, now: i64) -> Result<(), ApiError> {
+pub async fn revoke(env: &Env, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
     ANSWERS.with(|answers| answers.borrow_mut().insert(jti.to_owned(), true, now_ms()));
     let remaining = u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0);
     let kv = env.kv(KV_BINDING).map_err(unavailable)?;
@@ -55,7 +55,7 @@ pub async fn revoke(env: &Env, jti: &str, expires_at: i64, now: i64) -> Result<(
 
 /// Whether a token id is on the list, answered from this isolate's memory when it asked
 /// less than `cache_seconds` ago. Fails closed: an unreachable list is a 503.
-pub async fn is_revoked(env: &Env, jti: &str, cache_seconds: u64) -> Result<bool, ApiError> {
+pub async fn is_revoked(env: &Env, jti: &str, cache_seconds: u64) -> Result<bool, StoreError> {
     let remembered = ANSWERS.with(|answers| {
         let mut answers = answers.borrow_mut();
         answers.set_ttl_ms(cache_seconds.saturating_mul(1_000));

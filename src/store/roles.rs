@@ -1,12 +1,13 @@
 //! Roles, their permissions, and who holds them.
 
 use super::audit::{self, holds_role, When};
-use super::users::{last_user, select_statement, UserRow};
+use super::users::{last_user, select_statement};
+use super::Database;
 use super::{changes, integer, map_d1_error, text};
 use crate::domain::audit::AuditEntry;
-use crate::error::ApiError;
+use crate::domain::user::User;
+use crate::store::error::StoreError;
 use serde::{Deserialize, Serialize};
-use worker::D1Database;
 
 #[derive(Deserialize)]
 struct RoleName {
@@ -14,7 +15,7 @@ struct RoleName {
 }
 
 /// The roles that grant a permission (from `role_permissions`).
-pub async fn granting(db: &D1Database, permission: &str) -> Result<Vec<String>, ApiError> {
+pub async fn granting(db: &Database, permission: &str) -> Result<Vec<String>, StoreError> {
     Ok(db
         .prepare("SELECT role FROM role_permissions WHERE permission = ?1")
         .bind(&[text(permission)])
@@ -53,7 +54,7 @@ impl RoleRow {
 }
 
 /// Every role, by name.
-pub async fn list(db: &D1Database) -> Result<Vec<RoleRow>, ApiError> {
+pub async fn list(db: &Database) -> Result<Vec<RoleRow>, StoreError> {
     db.prepare(
         "SELECT r.name, r.description, \
            (SELECT group_concat(permission, ',') FROM role_permissions \
@@ -68,7 +69,7 @@ pub async fn list(db: &D1Database) -> Result<Vec<RoleRow>, ApiError> {
 }
 
 /// Whether a role of this name exists.
-pub async fn exists(db: &D1Database, role: &str) -> Result<bool, ApiError> {
+pub async fn exists(db: &Database, role: &str) -> Result<bool, StoreError> {
     Ok(db
         .prepare("SELECT name AS role FROM roles WHERE name = ?1")
         .bind(&[text(role)])
@@ -83,12 +84,12 @@ pub async fn exists(db: &D1Database, role: &str) -> Result<bool, ApiError> {
 /// it yet (the audit entry is written only then, in the same transaction) and the account
 /// as it is now.
 pub async fn grant(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     role: &str,
     now: i64,
     entry: &AuditEntry,
-) -> Result<(bool, Option<UserRow>), ApiError> {
+) -> Result<(bool, Option<User>), StoreError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::TargetLacksRole(role))?,
         db.prepare(
@@ -106,13 +107,13 @@ pub async fn grant(
 
 /// Take a role from an account. Returns whether the role was taken (the audit entry is
 /// written only then, in the same transaction) and the account as it is now. Taking `admin`
-/// from the last active admin fails with [`ApiError::LastAdmin`] and changes nothing.
+/// from the last active admin fails with [`StoreError::LastAdmin`] and changes nothing.
 pub async fn remove(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     role: &str,
     entry: &AuditEntry,
-) -> Result<(bool, Option<UserRow>), ApiError> {
+) -> Result<(bool, Option<User>), StoreError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::TargetHoldsRole(role))?,
         db.prepare(format!(

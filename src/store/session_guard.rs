@@ -4,8 +4,8 @@
 use crate::config::RateLimit;
 use crate::domain::audit::Origin;
 use crate::domain::rate_limit::Decision;
-use crate::error::ApiError;
-use crate::store::users::UserRow;
+use crate::domain::user::User;
+use crate::store::error::StoreError;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit};
 
@@ -37,15 +37,9 @@ pub struct RotateReply {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RotateOutcome {
     /// The token was live: here is its successor.
-    Rotated {
-        refresh_token: String,
-        user: UserRow,
-    },
+    Rotated { refresh_token: String, user: User },
     /// The token was spent moments ago by a concurrent request: the same successor.
-    Replayed {
-        refresh_token: String,
-        user: UserRow,
-    },
+    Replayed { refresh_token: String, user: User },
     /// The token was spent long ago: the session is now revoked.
     Reused { user_id: Option<String> },
     /// Unknown, expired, or its session is not live.
@@ -55,8 +49,8 @@ pub enum RotateOutcome {
 /// The Durable Object binding's name in `wrangler.toml`.
 pub const SESSION_GUARD_BINDING: &str = "SESSION_GUARD";
 
-fn unavailable(error: worker::Error) -> ApiError {
-    ApiError::unavailable("Session store", error)
+fn unavailable(error: worker::Error) -> StoreError {
+    StoreError::unavailable("Session store", error)
 }
 
 /// Ask the session's object to count a refresh against `budget` and, when it fits, rotate
@@ -67,7 +61,7 @@ pub async fn rotate(
     presented_hash: &str,
     origin: Origin,
     budget: RateLimit,
-) -> Result<RotateReply, ApiError> {
+) -> Result<RotateReply, StoreError> {
     let namespace = env
         .durable_object(SESSION_GUARD_BINDING)
         .map_err(unavailable)?;
@@ -82,7 +76,7 @@ pub async fn rotate(
         limit: budget.limit,
         period_ms: u64::from(budget.period_seconds) * 1000,
     })
-    .map_err(|_| ApiError::Internal)?;
+    .map_err(|error| StoreError::unavailable("Session store", error))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
     let request =
@@ -92,7 +86,7 @@ pub async fn rotate(
         .await
         .map_err(unavailable)?;
     if response.status_code() != 200 {
-        return Err(ApiError::unavailable(
+        return Err(StoreError::unavailable(
             "Session store",
             format!("session guard answered {}", response.status_code()),
         ));

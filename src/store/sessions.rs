@@ -8,15 +8,18 @@
 //! them before they get here and answers the losers within the grace window.
 
 use super::audit::{self, When};
+use super::one_time_tokens::{self, NewToken};
 use super::users::{
-    insert_statements, last_user, not_banned, rehash_statement, NewUser, UserRow, USER_COLUMNS,
+    insert_statements, last_user, not_banned, rehash_statement, NewUser, USER_COLUMNS,
 };
+use super::Database;
 use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
 use crate::domain::session::SessionExpiry;
-use crate::error::ApiError;
+use crate::domain::user::User;
+use crate::store::error::StoreError;
 use serde::{Deserialize, Serialize};
-use worker::{D1Database, D1PreparedStatement};
+use worker::D1PreparedStatement;
 
 /// A session about to be created, with the digest of its first refresh token.
 pub struct NewSession<'a> {
@@ -31,9 +34,9 @@ pub struct NewSession<'a> {
 }
 
 fn session_statements(
-    db: &D1Database,
+    db: &Database,
     session: &NewSession<'_>,
-) -> Result<Vec<D1PreparedStatement>, ApiError> {
+) -> Result<Vec<D1PreparedStatement>, StoreError> {
     Ok(vec![
         db.prepare(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
@@ -70,18 +73,20 @@ fn session_statements(
 /// token) in one transaction. A taken username or email fails the whole batch with a 409
 /// and writes nothing.
 pub async fn create_user_with_session(
-    db: &D1Database,
+    db: &Database,
     user: &NewUser<'_>,
     session: Option<&NewSession<'_>>,
     entry: &AuditEntry,
-    extra: Vec<D1PreparedStatement>,
-) -> Result<(), ApiError> {
+    verification: Option<&NewToken<'_>>,
+) -> Result<(), StoreError> {
     let mut statements = insert_statements(db, user)?;
     if let Some(session) = session {
         statements.extend(session_statements(db, session)?);
     }
     statements.push(audit::insert_statement(db, entry, When::Always)?);
-    statements.extend(extra);
+    if let Some(token) = verification {
+        statements.extend(one_time_tokens::issue_statements(db, token)?);
+    }
     db.batch(statements).await.map_err(map_d1_error)?;
     Ok(())
 }
@@ -89,11 +94,11 @@ pub async fn create_user_with_session(
 /// Start a session for an existing account (login) and write the login's audit entry;
 /// optionally replace an outdated password hash in the same transaction.
 pub async fn create_session(
-    db: &D1Database,
+    db: &Database,
     session: &NewSession<'_>,
     rehashed_password: Option<&str>,
     entry: &AuditEntry,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mut statements = session_statements(db, session)?;
     if let Some(hash) = rehashed_password {
         statements.push(rehash_statement(db, session.user_id, hash)?);
@@ -127,9 +132,9 @@ fn live_session() -> String {
 /// expiry (never past its absolute expiry). `None` when the token is unknown, spent or
 /// expired, or its session is revoked or expired.
 pub async fn rotate_refresh_token(
-    db: &D1Database,
+    db: &Database,
     rotation: &Rotation<'_>,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<User>, StoreError> {
     let now = integer(rotation.now);
     let session = text(rotation.session_id);
     let presented = text(rotation.presented_hash);
@@ -197,10 +202,10 @@ struct SpentRow {
 /// When a refresh token of this session was spent: `None` if the session never issued it,
 /// `Some(None)` if it is unspent, `Some(Some(t))` if it was spent at `t`.
 pub async fn token_spent_at(
-    db: &D1Database,
+    db: &Database,
     session_id: &str,
     token_hash: &str,
-) -> Result<Option<Option<i64>>, ApiError> {
+) -> Result<Option<Option<i64>>, StoreError> {
     let row = db
         .prepare("SELECT used_at FROM refresh_tokens WHERE token_hash = ?1 AND session_id = ?2")
         .bind(&[text(token_hash), text(session_id)])
@@ -212,7 +217,7 @@ pub async fn token_spent_at(
 }
 
 /// Whether a session is live now.
-pub async fn is_live(db: &D1Database, session_id: &str, now: i64) -> Result<bool, ApiError> {
+pub async fn is_live(db: &Database, session_id: &str, now: i64) -> Result<bool, StoreError> {
     let row = db
         .prepare(format!(
             "SELECT 1 AS live WHERE EXISTS ({})",
@@ -230,13 +235,13 @@ pub async fn is_live(db: &D1Database, session_id: &str, now: i64) -> Result<bool
 /// audit entry (whose target must be that user) is written only then, in the same
 /// transaction.
 pub async fn revoke(
-    db: &D1Database,
+    db: &Database,
     session_id: &str,
     user_id: &str,
     reason: &str,
     now: i64,
     entry: &AuditEntry,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::SessionUnrevoked(session_id))?,
         db.prepare(
@@ -253,12 +258,12 @@ pub async fn revoke(
 /// Revoke every session of a user, refuse every access token issued before `now`, and
 /// write the audit entry, in one transaction. Returns how many sessions were live.
 pub async fn revoke_all(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     reason: &str,
     now: i64,
     entry: &AuditEntry,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::TargetExists)?,
         db.prepare(
@@ -290,10 +295,10 @@ pub struct SessionRow {
 
 /// The live sessions of a user, most recently used first.
 pub async fn list_live(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     now: i64,
-) -> Result<Vec<SessionRow>, ApiError> {
+) -> Result<Vec<SessionRow>, StoreError> {
     db.prepare(
         "SELECT id, created_at, last_used_at, idle_expires_at, absolute_expires_at, \
                 user_agent, colo, country \
@@ -316,7 +321,7 @@ struct OwnerRow {
 }
 
 /// The user a session belongs to.
-pub async fn owner(db: &D1Database, session_id: &str) -> Result<Option<String>, ApiError> {
+pub async fn owner(db: &Database, session_id: &str) -> Result<Option<String>, StoreError> {
     Ok(db
         .prepare("SELECT user_id FROM sessions WHERE id = ?1")
         .bind(&[text(session_id)])

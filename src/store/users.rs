@@ -2,45 +2,44 @@
 //! deletion. Every change that the audit log records writes its entry in the same batch.
 
 use super::audit::{self, When};
+use super::Database;
 use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
-use crate::domain::ban::BanState;
 use crate::domain::query::{Page, PrefixRange};
-use crate::domain::user::{looks_like_email, normalize_email, normalize_username};
-use crate::error::ApiError;
-use serde::{Deserialize, Serialize};
-use worker::D1Database;
+use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
+use crate::store::error::StoreError;
+use serde::Deserialize;
 
-/// An account row with its role names.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UserRow {
-    pub id: String,
-    pub username: String,
-    pub email: Option<String>,
-    /// Never leaves the Worker: skipped when a row is passed to a Durable Object or back.
-    #[serde(default, skip_serializing)]
-    pub password_hash: String,
-    pub email_verified: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
+/// An account row as D1 returns it, with its role names; it becomes a [`User`] before it
+/// leaves the store.
+#[derive(Debug, Deserialize)]
+pub(super) struct UserRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    #[serde(default)]
+    password_hash: String,
+    /// SQLite has no boolean: 0 or 1.
+    email_verified: i64,
+    created_at: i64,
+    updated_at: i64,
     /// Comma-separated role names (`group_concat`), `None` when the account has none.
-    pub roles: Option<String>,
-    /// Ban columns; see [`BanState`].
+    roles: Option<String>,
     #[serde(default)]
-    pub banned_at: Option<i64>,
+    banned_at: Option<i64>,
     #[serde(default)]
-    pub banned_until: Option<i64>,
+    banned_until: Option<i64>,
     #[serde(default)]
-    pub ban_reason: Option<String>,
-    /// When the session behind the access token signed in with a password (its creation:
-    /// only signup and login create sessions). Read only by [`find_by_live_session`].
+    ban_reason: Option<String>,
+    /// The session's creation, read only by [`find_by_live_session`] (only signup and login
+    /// create sessions, so it is when the session signed in with a password).
     #[serde(default)]
-    pub session_signed_in_at: Option<i64>,
+    session_signed_in_at: Option<i64>,
 }
 
-impl UserRow {
-    pub fn role_names(&self) -> Vec<String> {
-        let mut roles: Vec<String> = self
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        let mut roles: Vec<String> = row
             .roles
             .as_deref()
             .unwrap_or_default()
@@ -49,13 +48,32 @@ impl UserRow {
             .map(str::to_owned)
             .collect();
         roles.sort();
-        roles
+        User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            email_verified: row.email_verified != 0,
+            roles,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            banned_at: row.banned_at,
+            banned_until: row.banned_until,
+            ban_reason: row.ban_reason,
+            password_hash: row.password_hash,
+            session_signed_in_at: row.session_signed_in_at,
+        }
     }
+}
 
-    /// The account's ban state at `now`.
-    pub fn ban_state(&self, now: i64) -> BanState {
-        BanState::at(self.banned_at, self.banned_until, now)
-    }
+/// The first row of a query, as an account.
+pub(super) async fn first_user(
+    statement: worker::D1PreparedStatement,
+) -> Result<Option<User>, StoreError> {
+    Ok(statement
+        .first::<UserRow>(None)
+        .await
+        .map_err(map_d1_error)?
+        .map(User::from))
 }
 
 /// The columns of [`UserRow`] but the password hash, for a `users` table aliased `u`.
@@ -89,47 +107,41 @@ pub struct NewUser<'a> {
 }
 
 /// Find an account by canonical username.
-pub async fn find_by_username(
-    db: &D1Database,
-    username: &str,
-) -> Result<Option<UserRow>, ApiError> {
-    db.prepare(format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.username = ?1"
-    ))
-    .bind(&[text(username)])
-    .map_err(map_d1_error)?
-    .first::<UserRow>(None)
+pub async fn find_by_username(db: &Database, username: &str) -> Result<Option<User>, StoreError> {
+    first_user(
+        db.prepare(format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.username = ?1"
+        ))
+        .bind(&[text(username)])
+        .map_err(map_d1_error)?,
+    )
     .await
-    .map_err(map_d1_error)
 }
 
 /// Find an account by canonical email.
-pub async fn find_by_email(db: &D1Database, email: &str) -> Result<Option<UserRow>, ApiError> {
-    db.prepare(format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE u.email = ?1"
-    ))
-    .bind(&[text(email)])
-    .map_err(map_d1_error)?
-    .first::<UserRow>(None)
+pub async fn find_by_email(db: &Database, email: &str) -> Result<Option<User>, StoreError> {
+    first_user(
+        db.prepare(format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.email = ?1"
+        ))
+        .bind(&[text(email)])
+        .map_err(map_d1_error)?,
+    )
     .await
-    .map_err(map_d1_error)
 }
 
 /// Find an account by id.
-pub async fn find_by_id(db: &D1Database, user_id: &str) -> Result<Option<UserRow>, ApiError> {
-    select_statement(db, user_id)?
-        .first::<UserRow>(None)
-        .await
-        .map_err(map_d1_error)
+pub async fn find_by_id(db: &Database, user_id: &str) -> Result<Option<User>, StoreError> {
+    first_user(select_statement(db, user_id)?).await
 }
 
 /// The account a login identifier names: an email when it looks like one, else a username.
 /// An identifier that is neither names no account (it is not an error: callers answer as
 /// for an unknown account).
 pub async fn find_by_identifier(
-    db: &D1Database,
+    db: &Database,
     identifier: &str,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<User>, StoreError> {
     let identifier = identifier.trim();
     if looks_like_email(identifier) {
         match normalize_email(identifier) {
@@ -149,30 +161,30 @@ pub async fn find_by_identifier(
 /// trip that also makes a revoked session, a logout everywhere, a ban or a deleted account
 /// end the token at once.
 pub async fn find_by_live_session(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     session_id: &str,
     issued_at: i64,
     now: i64,
-) -> Result<Option<UserRow>, ApiError> {
-    db.prepare(format!(
-        "SELECT {USER_COLUMNS}, s.created_at AS session_signed_in_at \
+) -> Result<Option<User>, StoreError> {
+    first_user(
+        db.prepare(format!(
+            "SELECT {USER_COLUMNS}, s.created_at AS session_signed_in_at \
          FROM users u JOIN sessions s ON s.user_id = u.id \
          WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL \
            AND s.idle_expires_at > ?3 AND s.absolute_expires_at > ?3 \
            AND u.tokens_valid_after <= ?4 AND {}",
-        not_banned("?3")
-    ))
-    .bind(&[
-        text(user_id),
-        text(session_id),
-        integer(now),
-        integer(issued_at),
-    ])
-    .map_err(map_d1_error)?
-    .first::<UserRow>(None)
+            not_banned("?3")
+        ))
+        .bind(&[
+            text(user_id),
+            text(session_id),
+            integer(now),
+            integer(issued_at),
+        ])
+        .map_err(map_d1_error)?,
+    )
     .await
-    .map_err(map_d1_error)
 }
 
 /// The statements that insert an account with the default role (run inside a batch).
@@ -185,9 +197,9 @@ pub async fn find_by_live_session(
 /// when verification is required (see `routes::auth::signup`). Same batch, no extra round
 /// trip.
 pub(super) fn insert_statements(
-    db: &D1Database,
+    db: &Database,
     user: &NewUser<'_>,
-) -> Result<Vec<worker::D1PreparedStatement>, ApiError> {
+) -> Result<Vec<worker::D1PreparedStatement>, StoreError> {
     Ok(vec![
         db.prepare(
             "INSERT INTO users (id, username, email, password_hash, email_verified, created_at, updated_at) \
@@ -224,9 +236,9 @@ pub struct ProfileChange<'a> {
 
 /// Read one account (by id); also the last statement of batches that return it.
 pub(super) fn select_statement(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
-) -> Result<worker::D1PreparedStatement, ApiError> {
+) -> Result<worker::D1PreparedStatement, StoreError> {
     db.prepare(format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
     ))
@@ -235,22 +247,23 @@ pub(super) fn select_statement(
 }
 
 /// The account read by the last statement of a batch.
-pub(super) fn last_user(results: &[worker::D1Result]) -> Result<Option<UserRow>, ApiError> {
+pub(super) fn last_user(results: &[worker::D1Result]) -> Result<Option<User>, StoreError> {
     Ok(match results.last() {
         Some(result) => result
             .results::<UserRow>()
             .map_err(map_d1_error)?
             .into_iter()
-            .next(),
+            .next()
+            .map(User::from),
         None => None,
     })
 }
 
 /// Run a batch whose last statement reads an account; return that account.
 async fn batch_reading_back(
-    db: &D1Database,
+    db: &Database,
     statements: Vec<worker::D1PreparedStatement>,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<User>, StoreError> {
     last_user(&db.batch(statements).await.map_err(map_d1_error)?)
 }
 
@@ -258,12 +271,12 @@ async fn batch_reading_back(
 /// A changed email is unverified unless the change says otherwise. With `entry`, the audit entry
 /// is written in the same transaction. `updated_at` moves only when a value changes.
 pub async fn update_profile(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     change: &ProfileChange<'_>,
     now: i64,
     entry: Option<&AuditEntry>,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<User>, StoreError> {
     let email_changes = change.email.is_some();
     let mut statements = vec![db
         .prepare(
@@ -302,13 +315,13 @@ pub async fn update_profile(
 /// other live session of the account is revoked in the same transaction, which also
 /// writes the audit entry.
 pub async fn update_password(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     password_hash: &str,
     revoke_other_sessions_than: Option<&str>,
     now: i64,
     entry: &AuditEntry,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     let mut statements = vec![
         db.prepare("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(&[text(user_id), text(password_hash), integer(now)])
@@ -331,10 +344,10 @@ pub async fn update_password(
 
 /// Replace a password hash made with old parameters (after a successful login).
 pub(super) fn rehash_statement(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     password_hash: &str,
-) -> Result<worker::D1PreparedStatement, ApiError> {
+) -> Result<worker::D1PreparedStatement, StoreError> {
     db.prepare("UPDATE users SET password_hash = ?2 WHERE id = ?1")
         .bind(&[text(user_id), text(password_hash)])
         .map_err(map_d1_error)
@@ -342,7 +355,7 @@ pub(super) fn rehash_statement(
 
 /// Delete an account with its roles, sessions and refresh tokens, in one transaction that
 /// also writes the audit entry (only if there was an account to delete).
-pub async fn delete(db: &D1Database, user_id: &str, entry: &AuditEntry) -> Result<bool, ApiError> {
+pub async fn delete(db: &Database, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::TargetExists)?,
         db.prepare(
@@ -367,10 +380,10 @@ pub async fn delete(db: &D1Database, user_id: &str, entry: &AuditEntry) -> Resul
 /// One page of accounts, newest first, optionally only those whose username or email
 /// starts with a prefix; and how many match in all.
 pub async fn list(
-    db: &D1Database,
+    db: &Database,
     search: Option<&PrefixRange>,
     page: Page,
-) -> Result<(Vec<UserRow>, u64), ApiError> {
+) -> Result<(Vec<User>, u64), StoreError> {
     // Two ranges over the unique indexes of username and email: no scan, and no LIKE
     // wildcards to escape.
     let (condition, mut params) = match search {
@@ -397,7 +410,8 @@ pub async fn list(
         ))
         .bind(&params)
         .map_err(map_d1_error)?;
-    super::count_and_page(db, count, rows).await
+    let (rows, total) = super::count_and_page::<UserRow>(db, count, rows).await?;
+    Ok((rows.into_iter().map(User::from).collect(), total))
 }
 
 /// A ban to apply.
@@ -411,12 +425,12 @@ pub struct Ban<'a> {
 /// before now, and write the audit entry — one transaction. Returns the updated account
 /// (`None` if there is none) and how many sessions were live.
 pub async fn ban(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     ban: &Ban<'_>,
     now: i64,
     entry: &AuditEntry,
-) -> Result<(Option<UserRow>, usize), ApiError> {
+) -> Result<(Option<User>, usize), StoreError> {
     let statements = vec![
         db.prepare(
             "UPDATE users SET banned_at = ?2, banned_until = ?3, ban_reason = ?4, \
@@ -447,11 +461,11 @@ pub async fn ban(
 /// Lift an account's ban (a no-op for an account that is not banned; the audit entry is
 /// written only when there was a ban). Returns the updated account.
 pub async fn unban(
-    db: &D1Database,
+    db: &Database,
     user_id: &str,
     now: i64,
     entry: &AuditEntry,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<User>, StoreError> {
     let statements = vec![
         audit::insert_statement(db, entry, When::TargetBanned)?,
         db.prepare(
@@ -464,4 +478,30 @@ pub async fn unban(
         select_statement(db, user_id)?,
     ];
     batch_reading_back(db, statements).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_becomes_a_user_with_a_boolean_and_sorted_roles() {
+        let row: UserRow = serde_json::from_value(serde_json::json!({
+            "id": "u1", "username": "alice", "email": "a@example.com", "email_verified": 1,
+            "created_at": 10, "updated_at": 20, "roles": "user,admin",
+        }))
+        .unwrap();
+        let user = User::from(row);
+        assert!(user.email_verified);
+        assert_eq!(user.roles, ["admin", "user"]);
+        assert_eq!(user.banned_at, None);
+        let none: UserRow = serde_json::from_value(serde_json::json!({
+            "id": "u2", "username": "bob", "email": null, "email_verified": 0,
+            "created_at": 0, "updated_at": 0, "roles": null,
+        }))
+        .unwrap();
+        let user = User::from(none);
+        assert!(!user.email_verified);
+        assert!(user.roles.is_empty());
+    }
 }

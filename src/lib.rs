@@ -21,6 +21,7 @@ pub mod objects;
 pub mod routes;
 pub mod runtime;
 pub mod scheduled;
+pub mod service;
 pub mod store;
 
 pub use objects::metrics_aggregator::MetricsAggregator;

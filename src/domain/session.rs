@@ -11,6 +11,19 @@
 
 use crate::domain::secret::{encode_opaque_token, is_well_formed_opaque_token, OPAQUE_TOKEN_BYTES};
 
+/// A session as its owner (or an admin) sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub user_agent: Option<String>,
+    pub colo: Option<String>,
+    pub country: Option<String>,
+}
+
 /// Session lifetimes and the rotation grace window, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {

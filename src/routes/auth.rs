@@ -23,12 +23,14 @@ use crate::routes::openapi::{
 use crate::routes::password_checks::{confirm_password, reject_breached};
 use crate::routes::views::user_json;
 use crate::runtime::{now_seconds, random_bytes};
+use crate::service;
+use crate::store::d1_backend::D1Backend;
 use crate::store::error::StoreError;
 use crate::store::session_guard::RotateOutcome;
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser};
 use crate::store::Database;
-use crate::store::{self, audit, login_failures, revocation, session_guard};
+use crate::store::{self, audit, login_failures, session_guard};
 use futures_util::future::join;
 use serde_json::json;
 use uuid::Uuid;
@@ -591,21 +593,9 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `POST /api/v1/auth/logout`: end this session and this access token now.
 pub async fn logout(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let now = now_seconds();
-    let db = store::database(ctx.env)?;
+    let backend = D1Backend::new(ctx.env);
+    service::sessions::logout(&backend, &caller.token, &ctx.origin(), now_seconds()).await?;
     let claims = &caller.token.claims;
-    sessions::revoke(
-        &db,
-        &claims.sid,
-        &claims.sub,
-        "logout",
-        now,
-        &ctx.audit(AuditAction::Logout, now)
-            .by_self(&claims.sub)
-            .with("session_id", claims.sid.as_str()),
-    )
-    .await?;
-    revocation::revoke(ctx.env, &claims.jti, caller.token.expires_at, now).await?;
     log::security_event(
         ctx.meta,
         "logout",
@@ -628,24 +618,14 @@ pub async fn logout(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 /// `POST /api/v1/auth/logout-all`: end every session of the account and refuse every access
 /// token issued before now, wherever it is.
 pub async fn logout_all(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let now = now_seconds();
-    let db = store::database(ctx.env)?;
-    let claims = &caller.token.claims;
-    let revoked = sessions::revoke_all(
-        &db,
-        &claims.sub,
-        "logout_all",
-        now,
-        &ctx.audit(AuditAction::SessionsRevokedAll, now)
-            .by_self(&claims.sub)
-            .with("reason", "logout_all"),
-    )
-    .await?;
-    revocation::revoke(ctx.env, &claims.jti, caller.token.expires_at, now).await?;
+    let backend = D1Backend::new(ctx.env);
+    let revoked =
+        service::sessions::logout_everywhere(&backend, &caller.token, &ctx.origin(), now_seconds())
+            .await?;
     log::security_event(
         ctx.meta,
         "logout_all",
-        json!({ "user_id": claims.sub, "sessions_revoked": revoked }),
+        json!({ "user_id": caller.token.claims.sub, "sessions_revoked": revoked }),
     );
     no_content()
 }

@@ -1,8 +1,5 @@
 //! `/api/v1/auth/sessions`: the signed-in user's sessions, listed and revoked.
 
-use crate::domain::audit::AuditAction;
-use crate::domain::session::is_uuid;
-use crate::error::ApiError;
 use crate::http::auth::Authenticated;
 use crate::http::context::Ctx;
 use crate::http::log;
@@ -10,7 +7,8 @@ use crate::http::response::{json, no_content, ApiResult};
 use crate::routes::openapi::{schemas, NotFound, Unavailable};
 use crate::routes::views::session_json;
 use crate::runtime::now_seconds;
-use crate::store::{self, revocation, sessions};
+use crate::service;
+use crate::store::d1_backend::D1Backend;
 use serde_json::{json, Value};
 
 #[utoipa::path(
@@ -28,13 +26,13 @@ use serde_json::{json, Value};
 /// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
 /// one the calling token belongs to.
 pub async fn list(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let rows = sessions::list_live(&db, &caller.user.id, now_seconds()).await?;
-    let sessions: Vec<Value> = rows
+    let listed =
+        service::sessions::list(&D1Backend::new(ctx.env), &caller.token, now_seconds()).await?;
+    let sessions: Vec<Value> = listed
         .iter()
-        .map(|session| {
-            let mut view = session_json(session);
-            view["current"] = (session.id == caller.token.claims.sid).into();
+        .map(|item| {
+            let mut view = session_json(&item.session);
+            view["current"] = item.current.into();
             view
         })
         .collect();
@@ -58,35 +56,15 @@ pub async fn list(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 /// `DELETE /api/v1/auth/sessions/{id}`: revoke one of the caller's own sessions. Another
 /// user's session, an unknown id and a malformed id are all 404 alike.
 pub async fn revoke(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let session_id = Some(ctx.param("id")?)
-        .filter(|id| is_uuid(id))
-        .ok_or(ApiError::NotFound)?;
-    let now = now_seconds();
-    let db = store::database(ctx.env)?;
-    if !sessions::revoke(
-        &db,
+    let session_id = ctx.param("id")?;
+    service::sessions::revoke_own(
+        &D1Backend::new(ctx.env),
+        &caller.token,
         session_id,
-        &caller.user.id,
-        "revoked_by_user",
-        now,
-        &ctx.audit(AuditAction::SessionRevoked, now)
-            .by_self(&caller.user.id)
-            .with("session_id", session_id)
-            .with("reason", "revoked_by_user"),
+        &ctx.origin(),
+        now_seconds(),
     )
-    .await?
-    {
-        return Err(ApiError::NotFound);
-    }
-    if session_id == caller.token.claims.sid {
-        revocation::revoke(
-            ctx.env,
-            &caller.token.claims.jti,
-            caller.token.expires_at,
-            now,
-        )
-        .await?;
-    }
+    .await?;
     log::security_event(
         ctx.meta,
         "session_revoked",

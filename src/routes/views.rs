@@ -1,9 +1,9 @@
 //! The JSON views of accounts and sessions that several resources answer with (the account
 //! itself, the admin API, the email flows). Never a password hash.
 
+use crate::domain::session::Session;
 use crate::domain::time::rfc3339_seconds;
 use crate::domain::user::User;
-use crate::store::sessions::SessionRow;
 use serde_json::{json, Value};
 
 /// The public view of an account (never the password hash).
@@ -39,7 +39,7 @@ pub fn admin_user_json(user: &User, now: i64) -> Value {
 }
 
 /// A session as its owner (or an admin) sees it.
-pub fn session_json(session: &SessionRow) -> Value {
+pub fn session_json(session: &Session) -> Value {
     json!({
         "id": session.id,
         "created_at": rfc3339_seconds(session.created_at),

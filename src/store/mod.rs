@@ -5,10 +5,13 @@
 //! D1 runs as a single transaction, so a failure leaves nothing half-written.
 
 pub mod audit;
+pub mod d1_backend;
 pub mod error;
 pub mod hibp;
 pub mod login_failures;
 pub mod maintenance;
+#[cfg(test)]
+pub mod memory;
 pub mod metrics_aggregator;
 pub mod metrics_batch;
 pub mod one_time_tokens;
@@ -18,6 +21,7 @@ pub mod revocation;
 pub mod roles;
 pub mod session_guard;
 pub mod sessions;
+pub mod traits;
 pub mod users;
 
 use crate::store::error::{StoreError, Unique};

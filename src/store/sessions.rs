@@ -15,10 +15,10 @@ use super::users::{
 use super::Database;
 use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
-use crate::domain::session::SessionExpiry;
+use crate::domain::session::{Session, SessionExpiry};
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use worker::D1PreparedStatement;
 
 /// A session about to be created, with the digest of its first refresh token.
@@ -280,25 +280,8 @@ pub async fn revoke_all(
     Ok(results.get(1).map(changes).unwrap_or(0))
 }
 
-/// A session as its owner sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionRow {
-    pub id: String,
-    pub created_at: i64,
-    pub last_used_at: i64,
-    pub idle_expires_at: i64,
-    pub absolute_expires_at: i64,
-    pub user_agent: Option<String>,
-    pub colo: Option<String>,
-    pub country: Option<String>,
-}
-
 /// The live sessions of a user, most recently used first.
-pub async fn list_live(
-    db: &Database,
-    user_id: &str,
-    now: i64,
-) -> Result<Vec<SessionRow>, StoreError> {
+pub async fn list_live(db: &Database, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
     db.prepare(
         "SELECT id, created_at, last_used_at, idle_expires_at, absolute_expires_at, \
                 user_agent, colo, country \
@@ -311,7 +294,7 @@ pub async fn list_live(
     .all()
     .await
     .map_err(map_d1_error)?
-    .results::<SessionRow>()
+    .results::<Session>()
     .map_err(map_d1_error)
 }
 

@@ -1,0 +1,62 @@
+//! The storage traits on Cloudflare's bindings: D1 for the tables, KV for the revocation
+//! list. The only implementation the Worker runs today; the queries themselves stay in the
+//! store's modules (`sessions`, `revocation`, ...).
+
+use crate::domain::audit::AuditEntry;
+use crate::domain::session::Session;
+use crate::store::error::StoreError;
+use crate::store::traits::{RevocationStore, SessionStore};
+use crate::store::{database, revocation, sessions};
+use worker::Env;
+
+/// The bindings of one request.
+pub struct D1Backend<'a> {
+    env: &'a Env,
+}
+
+impl<'a> D1Backend<'a> {
+    pub fn new(env: &'a Env) -> Self {
+        Self { env }
+    }
+}
+
+impl SessionStore for D1Backend<'_> {
+    async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        sessions::list_live(&database(self.env)?, user_id, now).await
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        sessions::revoke(
+            &database(self.env)?,
+            session_id,
+            user_id,
+            reason,
+            now,
+            entry,
+        )
+        .await
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
+        sessions::revoke_all(&database(self.env)?, user_id, reason, now, entry).await
+    }
+}
+
+impl RevocationStore for D1Backend<'_> {
+    async fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        revocation::revoke(self.env, jti, expires_at, now).await
+    }
+}

@@ -1,0 +1,137 @@
+//! An in-memory implementation of the storage traits, for the service layer's native unit
+//! tests: the same contract as the D1 backend (what is written together, what is refused),
+//! without a runtime. Test builds only.
+
+use crate::domain::audit::AuditEntry;
+use crate::domain::session::Session;
+use crate::store::error::StoreError;
+use crate::store::traits::{RevocationStore, SessionStore};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+/// A stored session with what its owner's view leaves out.
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    pub session: Session,
+    pub user_id: String,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+/// Every record the traits reach, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub sessions: RefCell<Vec<StoredSession>>,
+    pub audit: RefCell<Vec<AuditEntry>>,
+    /// Revoked access-token ids and until when.
+    pub revoked_tokens: RefCell<HashMap<String, i64>>,
+    /// Per user: access tokens issued before this are refused.
+    pub tokens_valid_after: RefCell<HashMap<String, i64>>,
+    /// While set, every call fails as an unreachable store does, and nothing changes.
+    pub unavailable: Cell<bool>,
+}
+
+impl MemoryStore {
+    /// A live session of `user_id`, created at `now`.
+    pub fn add_session(&self, id: &str, user_id: &str, now: i64) {
+        self.sessions.borrow_mut().push(StoredSession {
+            session: Session {
+                id: id.into(),
+                created_at: now,
+                last_used_at: now,
+                idle_expires_at: now + 3_600,
+                absolute_expires_at: now + 86_400,
+                user_agent: None,
+                colo: None,
+                country: None,
+            },
+            user_id: user_id.into(),
+            revoked_at: None,
+            revoked_reason: None,
+        });
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.unavailable.get() {
+            Err(StoreError::unavailable("Database", "memory store is down"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        self.check()?;
+        let mut live: Vec<Session> = self
+            .sessions
+            .borrow()
+            .iter()
+            .filter(|stored| {
+                stored.user_id == user_id
+                    && stored.revoked_at.is_none()
+                    && stored.session.idle_expires_at > now
+                    && stored.session.absolute_expires_at > now
+            })
+            .map(|stored| stored.session.clone())
+            .collect();
+        live.sort_by_key(|session| std::cmp::Reverse((session.last_used_at, session.created_at)));
+        Ok(live)
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut sessions = self.sessions.borrow_mut();
+        let Some(stored) = sessions.iter_mut().find(|stored| {
+            stored.session.id == session_id
+                && stored.user_id == user_id
+                && stored.revoked_at.is_none()
+        }) else {
+            return Ok(false);
+        };
+        stored.revoked_at = Some(now);
+        stored.revoked_reason = Some(reason.into());
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(true)
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
+        self.check()?;
+        let mut revoked = 0;
+        for stored in self.sessions.borrow_mut().iter_mut() {
+            if stored.user_id == user_id && stored.revoked_at.is_none() {
+                stored.revoked_at = Some(now);
+                stored.revoked_reason = Some(reason.into());
+                revoked += 1;
+            }
+        }
+        self.tokens_valid_after
+            .borrow_mut()
+            .insert(user_id.into(), now);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(revoked)
+    }
+}
+
+impl RevocationStore for MemoryStore {
+    async fn revoke_token(&self, jti: &str, expires_at: i64, _now: i64) -> Result<(), StoreError> {
+        self.check()?;
+        self.revoked_tokens
+            .borrow_mut()
+            .insert(jti.into(), expires_at);
+        Ok(())
+    }
+}

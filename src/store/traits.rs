@@ -1,0 +1,48 @@
+//! The storage traits the service layer is written against, one per aggregate. Domain types
+//! cross them, never rows, and every failure is a [`StoreError`]. A change that spans
+//! several records (a session's revocation and its audit entry) is one call, which an
+//! implementation runs atomically.
+//!
+//! Implementations: [`D1Backend`](super::d1_backend::D1Backend) in the Worker, and an
+//! in-memory one for the service layer's native tests. The aggregates still reached through
+//! the store's free functions move behind traits of their own the same way.
+
+// The Worker is single-threaded: its futures are not `Send`, and none is asked of them.
+#![allow(async_fn_in_trait)]
+
+use crate::domain::audit::AuditEntry;
+use crate::domain::session::Session;
+use crate::store::error::StoreError;
+
+/// Sessions and their refresh tokens.
+pub trait SessionStore {
+    /// The live sessions of a user, most recently used first.
+    async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
+
+    /// Revoke one session of `user_id` if it is live and not revoked yet, writing `entry` in
+    /// the same transaction, and only then. Returns whether it was revoked.
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Revoke every session of a user and refuse every access token issued before `now`,
+    /// with `entry`, in one transaction. Returns how many sessions were live.
+    async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError>;
+}
+
+/// The access-token revocation list.
+pub trait RevocationStore {
+    /// Refuse the token `jti` until it would have expired anyway.
+    async fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError>;
+}

@@ -25,9 +25,11 @@ use crate::routes::openapi::{
 use crate::routes::users::read_username_and_email;
 use crate::routes::views::{admin_user_json, session_json};
 use crate::runtime::now_seconds;
+use crate::service;
+use crate::store::d1_backend::D1Backend;
 use crate::store::users::{Ban, ProfileChange};
 use crate::store::Database;
-use crate::store::{self, audit, roles, sessions, users};
+use crate::store::{self, audit, roles, users};
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -455,10 +457,10 @@ pub async fn unban(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 )]
 /// `GET /api/v1/admin/users/{id}/sessions`: the account's live sessions.
 pub async fn list_sessions(ctx: &Ctx<'_>) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
-    let rows = sessions::list_live(&db, &user.id, now_seconds()).await?;
-    let sessions: Vec<Value> = rows.iter().map(session_json).collect();
+    let backend = D1Backend::new(ctx.env);
+    let listed =
+        service::sessions::list_for_admin(&backend, ctx.param("id")?, now_seconds()).await?;
+    let sessions: Vec<Value> = listed.iter().map(session_json).collect();
     json(200, &json!({ "sessions": sessions }))
 }
 
@@ -480,15 +482,14 @@ pub async fn list_sessions(ctx: &Ctx<'_>) -> ApiResult {
 /// `DELETE /api/v1/admin/users/{id}/sessions`: end every session of the account and refuse
 /// every access token issued before now.
 pub async fn revoke_sessions(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
-    let now = now_seconds();
-    let entry = ctx
-        .audit(AuditAction::SessionsRevokedAll, now)
-        .by(&caller.user.id)
-        .on(&user.id)
-        .with("reason", "revoked_by_admin");
-    let revoked = sessions::revoke_all(&db, &user.id, "revoked_by_admin", now, &entry).await?;
+    let revoked = service::sessions::end_all_for_admin(
+        &D1Backend::new(ctx.env),
+        &caller.user.id,
+        ctx.param("id")?,
+        &ctx.origin(),
+        now_seconds(),
+    )
+    .await?;
     json(200, &json!({ "sessions_revoked": revoked }))
 }
 
@@ -510,22 +511,15 @@ pub async fn revoke_sessions(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult 
 /// `DELETE /api/v1/admin/users/{id}/sessions/{sid}`: end one session of the account; 404
 /// when the account has no such live session.
 pub async fn revoke_session(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
-    let session_id = ctx.param("sid")?;
-    if !is_uuid(session_id) {
-        return Err(ApiError::NotFound);
-    }
-    let now = now_seconds();
-    let entry = ctx
-        .audit(AuditAction::SessionRevoked, now)
-        .by(&caller.user.id)
-        .on(&user.id)
-        .with("session_id", session_id)
-        .with("reason", "revoked_by_admin");
-    if !sessions::revoke(&db, session_id, &user.id, "revoked_by_admin", now, &entry).await? {
-        return Err(ApiError::NotFound);
-    }
+    service::sessions::end_one_for_admin(
+        &D1Backend::new(ctx.env),
+        &caller.user.id,
+        ctx.param("id")?,
+        ctx.param("sid")?,
+        &ctx.origin(),
+        now_seconds(),
+    )
+    .await?;
     no_content()
 }
 

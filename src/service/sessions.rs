@@ -1,10 +1,11 @@
-//! The signed-in user's sessions: listing them, ending one, logging out here or everywhere.
+//! Sessions: the signed-in user's own (listing them, ending one, logging out here or
+//! everywhere), and an administrator's view of another account's.
 
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
 use crate::domain::session::{is_uuid, Session};
 use crate::domain::token::VerifiedToken;
 use crate::error::ApiError;
-use crate::store::traits::{RevocationStore, SessionStore};
+use crate::store::traits::{RevocationStore, SessionStore, UserStore};
 
 /// A live session, and whether it is the one the caller's token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +105,75 @@ pub async fn logout_everywhere<S: SessionStore + RevocationStore>(
     Ok(revoked)
 }
 
+/// The account an administrator acts on, or `NotFound` (also for a malformed id).
+async fn target<S: UserStore>(store: &S, user_id: &str) -> Result<String, ApiError> {
+    if !is_uuid(user_id) {
+        return Err(ApiError::NotFound);
+    }
+    store
+        .find_user(user_id)
+        .await?
+        .map(|user| user.id)
+        .ok_or(ApiError::NotFound)
+}
+
+/// An account's live sessions, for an administrator.
+pub async fn list_for_admin<S: UserStore + SessionStore>(
+    store: &S,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<Session>, ApiError> {
+    let user_id = target(store, user_id).await?;
+    Ok(store.live_sessions(&user_id, now).await?)
+}
+
+/// End every session of an account, as administrator `actor_id`. Returns how many were live.
+pub async fn end_all_for_admin<S: UserStore + SessionStore>(
+    store: &S,
+    actor_id: &str,
+    user_id: &str,
+    origin: &Origin,
+    now: i64,
+) -> Result<usize, ApiError> {
+    let user_id = target(store, user_id).await?;
+    let entry = AuditEntry::new(AuditAction::SessionsRevokedAll, origin.clone(), now)
+        .by(actor_id)
+        .on(&user_id)
+        .with("reason", "revoked_by_admin");
+    Ok(store
+        .revoke_all_sessions(&user_id, "revoked_by_admin", now, &entry)
+        .await?)
+}
+
+/// End one session of an account, as administrator `actor_id`; `NotFound` unless it is a
+/// session of that account that is not ended yet.
+pub async fn end_one_for_admin<S: UserStore + SessionStore>(
+    store: &S,
+    actor_id: &str,
+    user_id: &str,
+    session_id: &str,
+    origin: &Origin,
+    now: i64,
+) -> Result<(), ApiError> {
+    let user_id = target(store, user_id).await?;
+    if !is_uuid(session_id) {
+        return Err(ApiError::NotFound);
+    }
+    let entry = AuditEntry::new(AuditAction::SessionRevoked, origin.clone(), now)
+        .by(actor_id)
+        .on(&user_id)
+        .with("session_id", session_id)
+        .with("reason", "revoked_by_admin");
+    if store
+        .revoke_session(session_id, &user_id, "revoked_by_admin", now, &entry)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,8 +204,29 @@ mod tests {
         }
     }
 
+    fn account(id: &str) -> crate::domain::user::User {
+        crate::domain::user::User {
+            id: id.into(),
+            username: format!("user_{}", &id[id.len() - 2..]),
+            email: None,
+            email_verified: false,
+            roles: vec!["user".into()],
+            created_at: NOW - 1_000,
+            updated_at: NOW - 1_000,
+            banned_at: None,
+            banned_until: None,
+            ban_reason: None,
+            password_hash: String::new(),
+            session_signed_in_at: None,
+        }
+    }
+
     fn store() -> MemoryStore {
         let store = MemoryStore::default();
+        store
+            .users
+            .borrow_mut()
+            .extend([account(ALICE), account(BOB)]);
         store.add_session(HERE, ALICE, NOW - 100);
         store.add_session(THERE, ALICE, NOW - 50);
         store.add_session(BOBS, BOB, NOW - 10);
@@ -287,5 +378,69 @@ mod tests {
             error.internal_cause(),
             Some(("Database", "memory store is down"))
         );
+    }
+
+    const ADMIN: &str = "0a1b2c3d-4e5f-4a6b-8c7d-0000000000ad";
+
+    #[test]
+    fn an_admin_lists_and_ends_another_accounts_sessions_with_both_names_in_the_audit() {
+        let store = store();
+        let listed = block_on(list_for_admin(&store, ALICE, NOW)).unwrap();
+        assert_eq!(listed.len(), 2);
+        block_on(end_one_for_admin(
+            &store,
+            ADMIN,
+            ALICE,
+            HERE,
+            &origin(),
+            NOW,
+        ))
+        .unwrap();
+        let ended = block_on(end_all_for_admin(&store, ADMIN, ALICE, &origin(), NOW)).unwrap();
+        assert_eq!(ended, 1, "one was left live");
+        let audit = store.audit.borrow();
+        assert_eq!(audit.len(), 2);
+        for entry in audit.iter() {
+            assert_eq!(entry.actor_id.as_deref(), Some(ADMIN));
+            assert_eq!(entry.target_id.as_deref(), Some(ALICE));
+        }
+        assert!(store
+            .sessions
+            .borrow()
+            .iter()
+            .any(|s| s.user_id == BOB && s.revoked_at.is_none()));
+    }
+
+    #[test]
+    fn an_admin_gets_not_found_for_an_unknown_account_or_anothers_session() {
+        let store = store();
+        let nobody = "0a1b2c3d-4e5f-4a6b-8c7d-0000000000ee";
+        for user in [nobody, "garbage"] {
+            assert_eq!(
+                block_on(list_for_admin(&store, user, NOW)),
+                Err(ApiError::NotFound)
+            );
+            assert_eq!(
+                block_on(end_all_for_admin(&store, ADMIN, user, &origin(), NOW)),
+                Err(ApiError::NotFound)
+            );
+        }
+        assert_eq!(
+            block_on(end_one_for_admin(
+                &store,
+                ADMIN,
+                ALICE,
+                BOBS,
+                &origin(),
+                NOW
+            )),
+            Err(ApiError::NotFound)
+        );
+        assert!(store.audit.borrow().is_empty());
+        assert!(store
+            .sessions
+            .borrow()
+            .iter()
+            .all(|s| s.revoked_at.is_none()));
     }
 }

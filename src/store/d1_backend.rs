@@ -4,9 +4,10 @@
 
 use crate::domain::audit::AuditEntry;
 use crate::domain::session::Session;
+use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{RevocationStore, SessionStore};
-use crate::store::{database, revocation, sessions};
+use crate::store::traits::{RevocationStore, SessionStore, UserStore};
+use crate::store::{database, revocation, sessions, users};
 use worker::Env;
 
 /// The bindings of one request.
@@ -17,6 +18,12 @@ pub struct D1Backend<'a> {
 impl<'a> D1Backend<'a> {
     pub fn new(env: &'a Env) -> Self {
         Self { env }
+    }
+}
+
+impl UserStore for D1Backend<'_> {
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        users::find_by_id(&database(self.env)?, user_id).await
     }
 }
 

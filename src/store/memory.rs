@@ -4,8 +4,9 @@
 
 use crate::domain::audit::AuditEntry;
 use crate::domain::session::Session;
+use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{RevocationStore, SessionStore};
+use crate::store::traits::{RevocationStore, SessionStore, UserStore};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ pub struct StoredSession {
 /// Every record the traits reach, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    pub users: RefCell<Vec<User>>,
     pub sessions: RefCell<Vec<StoredSession>>,
     pub audit: RefCell<Vec<AuditEntry>>,
     /// Revoked access-token ids and until when.
@@ -57,6 +59,18 @@ impl MemoryStore {
         } else {
             Ok(())
         }
+    }
+}
+
+impl UserStore for MemoryStore {
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        Ok(self
+            .users
+            .borrow()
+            .iter()
+            .find(|user| user.id == user_id)
+            .cloned())
     }
 }
 

@@ -12,7 +12,14 @@
 
 use crate::domain::audit::AuditEntry;
 use crate::domain::session::Session;
+use crate::domain::user::User;
 use crate::store::error::StoreError;
+
+/// Accounts.
+pub trait UserStore {
+    /// The account with this id, if any.
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+}
 
 /// Sessions and their refresh tokens.
 pub trait SessionStore {

@@ -10,7 +10,6 @@ pub use crate::domain::access::ROLE_ADMIN;
 use crate::domain::audit::{AuditAction, AuditFilter, AUDIT_QUERY};
 use crate::domain::ban::{check_ban_end, check_reason};
 use crate::domain::query::{parse_instant, prefix_range, Page, QueryParams};
-use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
 use crate::domain::user::User;
 use crate::error::ApiError;
@@ -27,23 +26,14 @@ use crate::routes::views::{admin_user_json, session_json};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::store::d1_backend::D1Backend;
-use crate::store::users::{Ban, ProfileChange};
-use crate::store::Database;
+use crate::store::users::ProfileChange;
 use crate::store::{self, audit, roles, users};
 use serde_json::{json, Value};
 use worker::Request;
 
-/// The user id of a `/users/{id}...` path, if well formed.
-fn user_id<'a>(ctx: &'a Ctx<'_>) -> Result<&'a str, ApiError> {
-    let id = ctx.param("id")?;
-    is_uuid(id).then_some(id).ok_or(ApiError::NotFound)
-}
-
 /// The account a `/users/{id}...` path names, or 404.
-async fn target(ctx: &Ctx<'_>, db: &Database) -> Result<User, ApiError> {
-    users::find_by_id(db, user_id(ctx)?)
-        .await?
-        .ok_or(ApiError::NotFound)
+async fn target(ctx: &Ctx<'_>) -> Result<User, ApiError> {
+    service::accounts::find(&D1Backend::new(ctx.env), ctx.param("id")?).await
 }
 
 /// The query string's `(name, value)` pairs, decoded.
@@ -118,8 +108,7 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 )]
 /// `GET /api/v1/admin/users/{id}`.
 pub async fn get_user(ctx: &Ctx<'_>) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
+    let user = target(ctx).await?;
     json(200, &admin_user_json(&user, now_seconds()))
 }
 
@@ -145,8 +134,7 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
 /// `email: null` removes the address; a changed email is unverified unless
 /// `email_verified` says otherwise.
 pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
+    let user = target(ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     fields.reject_unknown(&UPDATE_FIELDS);
     let (username, email) = read_username_and_email(&mut fields);
@@ -173,6 +161,7 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated
         email: email.as_ref().map(|email| email.as_deref()),
         email_verified,
     };
+    let db = store::database(ctx.env)?;
     let updated = users::update_profile(
         &db,
         &user.id,
@@ -203,21 +192,16 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated
 /// `DELETE /api/v1/admin/users/{id}`: the account, its roles and sessions. An admin cannot
 /// delete their own account here (that is `DELETE /api/v1/users/me`, with the password).
 pub async fn delete_user(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
-    if user.id == caller.user.id {
-        return Err(ApiError::SelfActionRefused(
-            "You cannot delete your own account here; use DELETE /api/v1/users/me".into(),
-        ));
-    }
-    let entry = ctx
-        .audit(AuditAction::UserDeleted, now_seconds())
-        .by(&caller.user.id)
-        .on(&user.id)
-        .with("username", user.username.as_str());
-    if !users::delete(&db, &user.id, &entry).await? {
-        return Err(ApiError::NotFound);
-    }
+    let user = target(ctx).await?;
+    let backend = D1Backend::new(ctx.env);
+    service::accounts::delete(
+        &backend,
+        &caller.user.id,
+        &user,
+        &ctx.origin(),
+        now_seconds(),
+    )
+    .await?;
     log::security_event(
         ctx.meta,
         "account_deleted",
@@ -274,24 +258,21 @@ pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
 /// `POST /api/v1/admin/users/{id}/roles` `{role}`: grant a role (idempotent). It reaches the
 /// account's tokens at their next refresh or login.
 pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
+    let user = target(ctx).await?;
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     fields.reject_unknown(&["role"]);
     let role = fields.required_string("role");
     fields.finish()?;
-    let role = role.unwrap_or_default();
-    if !roles::exists(&db, &role).await? {
-        return Err(ApiError::invalid("role", "is not a role"));
-    }
     let now = now_seconds();
-    let entry = ctx
-        .audit(AuditAction::RoleGranted, now)
-        .by(&caller.user.id)
-        .on(&user.id)
-        .with("role", role.as_str());
-    let (granted, updated) = roles::grant(&db, &user.id, &role, now, &entry).await?;
-    let updated = updated.ok_or(ApiError::NotFound)?;
+    let (granted, updated) = service::accounts::grant_role(
+        &D1Backend::new(ctx.env),
+        &caller.user.id,
+        &user,
+        &role.unwrap_or_default(),
+        &ctx.origin(),
+        now,
+    )
+    .await?;
     json(
         if granted { 201 } else { 200 },
         &admin_user_json(&updated, now),
@@ -316,29 +297,17 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated)
 /// `DELETE /api/v1/admin/users/{id}/roles/{role}`: take a role. Nobody removes their own
 /// `admin` role here, and the last `admin` anywhere keeps it.
 pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
-    let role = ctx.param("role")?;
-    if !user.roles.iter().any(|held| held == role) {
-        return Err(ApiError::NotFound);
-    }
-    if role == ROLE_ADMIN && user.id == caller.user.id {
-        return Err(ApiError::SelfActionRefused(
-            "You cannot remove your own admin role; another admin must do it".into(),
-        ));
-    }
+    let user = target(ctx).await?;
     let now = now_seconds();
-    let entry = ctx
-        .audit(AuditAction::RoleRevoked, now)
-        .by(&caller.user.id)
-        .on(&user.id)
-        .with("role", role);
-    let (removed, updated) = roles::remove(&db, &user.id, role, &entry).await?;
-    if !removed {
-        // Held a moment ago, taken meanwhile by another request.
-        return Err(ApiError::NotFound);
-    }
-    let updated = updated.ok_or(ApiError::NotFound)?;
+    let updated = service::accounts::remove_role(
+        &D1Backend::new(ctx.env),
+        &caller.user.id,
+        &user,
+        ctx.param("role")?,
+        &ctx.origin(),
+        now,
+    )
+    .await?;
     json(200, &admin_user_json(&updated, now))
 }
 
@@ -362,8 +331,7 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 /// (RFC 3339, in the future) or, without `until`, indefinitely. Every session of the account
 /// ends and every access token it holds is refused, at once.
 pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
+    let user = target(ctx).await?;
     let now = now_seconds();
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     fields.reject_unknown(&["until", "reason"]);
@@ -377,29 +345,16 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> Api
         .flatten();
     fields.finish()?;
     let until = until_ok.flatten();
-    if user.id == caller.user.id {
-        return Err(ApiError::SelfActionRefused(
-            "You cannot ban yourself".into(),
-        ));
-    }
-    let entry = ctx
-        .audit(AuditAction::UserBanned, now)
-        .by(&caller.user.id)
-        .on(&user.id)
-        .with("until", until.map(rfc3339_seconds))
-        .with("reason", reason.clone());
-    let (updated, revoked) = users::ban(
-        &db,
-        &user.id,
-        &Ban {
-            until,
-            reason: reason.as_deref(),
-        },
+    let (updated, revoked) = service::accounts::ban(
+        &D1Backend::new(ctx.env),
+        &caller.user.id,
+        &user,
+        until,
+        reason.as_deref(),
+        &ctx.origin(),
         now,
-        &entry,
     )
     .await?;
-    let updated = updated.ok_or(ApiError::NotFound)?;
     log::security_event(
         ctx.meta,
         "account_banned",
@@ -427,16 +382,16 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> Api
 /// `DELETE /api/v1/admin/users/{id}/ban`: lift a ban (idempotent). Sessions ended by the
 /// ban stay ended; the account logs in again.
 pub async fn unban(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let user = target(ctx, &db).await?;
+    let user = target(ctx).await?;
     let now = now_seconds();
-    let entry = ctx
-        .audit(AuditAction::UserUnbanned, now)
-        .by(&caller.user.id)
-        .on(&user.id);
-    let updated = users::unban(&db, &user.id, now, &entry)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let updated = service::accounts::unban(
+        &D1Backend::new(ctx.env),
+        &caller.user.id,
+        &user,
+        &ctx.origin(),
+        now,
+    )
+    .await?;
     json(200, &admin_user_json(&updated, now))
 }
 

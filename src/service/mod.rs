@@ -6,6 +6,7 @@
 //! Sessions are the first flows here; the others still live in their handlers and move over
 //! the same way.
 
+pub mod accounts;
 pub mod sessions;
 
 /// Run a future to completion on the test thread. The in-memory store never waits, so a

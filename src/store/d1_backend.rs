@@ -6,8 +6,8 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{RevocationStore, SessionStore, UserStore};
-use crate::store::{database, revocation, sessions, users};
+use crate::store::traits::{Ban, RevocationStore, RoleStore, SessionStore, UserStore};
+use crate::store::{database, revocation, roles, sessions, users};
 use worker::Env;
 
 /// The bindings of one request.
@@ -24,6 +24,54 @@ impl<'a> D1Backend<'a> {
 impl UserStore for D1Backend<'_> {
     async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         users::find_by_id(&database(self.env)?, user_id).await
+    }
+
+    async fn delete_user(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        users::delete(&database(self.env)?, user_id, entry).await
+    }
+
+    async fn ban_user(
+        &self,
+        user_id: &str,
+        ban: &Ban<'_>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(Option<User>, usize), StoreError> {
+        users::ban(&database(self.env)?, user_id, ban, now, entry).await
+    }
+
+    async fn unban_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<Option<User>, StoreError> {
+        users::unban(&database(self.env)?, user_id, now, entry).await
+    }
+}
+
+impl RoleStore for D1Backend<'_> {
+    async fn role_exists(&self, role: &str) -> Result<bool, StoreError> {
+        roles::exists(&database(self.env)?, role).await
+    }
+
+    async fn grant_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        roles::grant(&database(self.env)?, user_id, role, now, entry).await
+    }
+
+    async fn remove_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        roles::remove(&database(self.env)?, user_id, role, entry).await
     }
 }
 

@@ -6,7 +6,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{RevocationStore, SessionStore, UserStore};
+use crate::store::traits::{Ban, RevocationStore, RoleStore, SessionStore, UserStore};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -23,6 +23,8 @@ pub struct StoredSession {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub users: RefCell<Vec<User>>,
+    /// The role names that exist.
+    pub roles: RefCell<Vec<String>>,
     pub sessions: RefCell<Vec<StoredSession>>,
     pub audit: RefCell<Vec<AuditEntry>>,
     /// Revoked access-token ids and until when.
@@ -53,6 +55,36 @@ impl MemoryStore {
         });
     }
 
+    /// Whether `user` is an active admin at `now`: holds `admin` and is not banned now.
+    fn active_admin(user: &User, now: i64) -> bool {
+        user.roles.iter().any(|role| role == "admin") && !user.ban_state(now).is_banned()
+    }
+
+    /// The database's last-admin rule (migrations/0004): `user_id` may not stop being an
+    /// active admin when no other would remain.
+    fn keep_last_admin(&self, user_id: &str, now: i64) -> Result<(), StoreError> {
+        let users = self.users.borrow();
+        let is_active = users
+            .iter()
+            .any(|user| user.id == user_id && Self::active_admin(user, now));
+        let others = users
+            .iter()
+            .any(|user| user.id != user_id && Self::active_admin(user, now));
+        if is_active && !others {
+            Err(StoreError::LastAdmin)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn user(&self, user_id: &str) -> Option<User> {
+        self.users
+            .borrow()
+            .iter()
+            .find(|user| user.id == user_id)
+            .cloned()
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.unavailable.get() {
             Err(StoreError::unavailable("Database", "memory store is down"))
@@ -71,6 +103,134 @@ impl UserStore for MemoryStore {
             .iter()
             .find(|user| user.id == user_id)
             .cloned())
+    }
+
+    async fn delete_user(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        self.check()?;
+        self.keep_last_admin(user_id, entry.occurred_at)?;
+        let before = self.users.borrow().len();
+        self.users.borrow_mut().retain(|user| user.id != user_id);
+        if self.users.borrow().len() == before {
+            return Ok(false);
+        }
+        self.sessions
+            .borrow_mut()
+            .retain(|stored| stored.user_id != user_id);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(true)
+    }
+
+    async fn ban_user(
+        &self,
+        user_id: &str,
+        ban: &Ban<'_>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(Option<User>, usize), StoreError> {
+        self.check()?;
+        if self.user(user_id).is_none() {
+            return Ok((None, 0));
+        }
+        let banned_now = ban.until.is_none_or(|until| until > now);
+        if banned_now {
+            self.keep_last_admin(user_id, now)?;
+        }
+        for user in self.users.borrow_mut().iter_mut() {
+            if user.id == user_id {
+                user.banned_at = Some(now);
+                user.banned_until = ban.until;
+                user.ban_reason = ban.reason.map(str::to_owned);
+                user.updated_at = now;
+            }
+        }
+        let mut revoked = 0;
+        for stored in self.sessions.borrow_mut().iter_mut() {
+            if stored.user_id == user_id && stored.revoked_at.is_none() {
+                stored.revoked_at = Some(now);
+                stored.revoked_reason = Some("banned".into());
+                revoked += 1;
+            }
+        }
+        self.tokens_valid_after
+            .borrow_mut()
+            .insert(user_id.into(), now);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok((self.user(user_id), revoked))
+    }
+
+    async fn unban_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        let mut lifted = false;
+        for user in self.users.borrow_mut().iter_mut() {
+            if user.id == user_id && user.banned_at.is_some() {
+                user.banned_at = None;
+                user.banned_until = None;
+                user.ban_reason = None;
+                user.updated_at = now;
+                lifted = true;
+            }
+        }
+        if lifted {
+            self.audit.borrow_mut().push(entry.clone());
+        }
+        Ok(self.user(user_id))
+    }
+}
+
+impl RoleStore for MemoryStore {
+    async fn role_exists(&self, role: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        Ok(self.roles.borrow().iter().any(|name| name == role))
+    }
+
+    async fn grant_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        _now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        self.check()?;
+        let mut granted = false;
+        for user in self.users.borrow_mut().iter_mut() {
+            if user.id == user_id && !user.roles.iter().any(|held| held == role) {
+                user.roles.push(role.into());
+                user.roles.sort();
+                granted = true;
+            }
+        }
+        if granted {
+            self.audit.borrow_mut().push(entry.clone());
+        }
+        Ok((granted, self.user(user_id)))
+    }
+
+    async fn remove_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        self.check()?;
+        if role == "admin" {
+            self.keep_last_admin(user_id, entry.occurred_at)?;
+        }
+        let mut removed = false;
+        for user in self.users.borrow_mut().iter_mut() {
+            if user.id == user_id && user.roles.iter().any(|held| held == role) {
+                user.roles.retain(|held| held != role);
+                removed = true;
+            }
+        }
+        if removed {
+            self.audit.borrow_mut().push(entry.clone());
+        }
+        Ok((removed, self.user(user_id)))
     }
 }
 

@@ -15,10 +15,67 @@ use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
 
+/// A ban to apply.
+pub struct Ban<'a> {
+    /// `None`: indefinitely.
+    pub until: Option<i64>,
+    pub reason: Option<&'a str>,
+}
+
 /// Accounts.
 pub trait UserStore {
     /// The account with this id, if any.
     async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+
+    /// Delete an account with its roles, sessions and refresh tokens, writing `entry`, in
+    /// one transaction. `false` when there was no such account. The last active admin is
+    /// refused with [`StoreError::LastAdmin`].
+    async fn delete_user(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError>;
+
+    /// Ban an account, end every session and refuse every access token issued before
+    /// `now`, writing `entry`, in one transaction. Returns the account as it is now and how
+    /// many sessions were live. The last active admin is refused with `LastAdmin`.
+    async fn ban_user(
+        &self,
+        user_id: &str,
+        ban: &Ban<'_>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(Option<User>, usize), StoreError>;
+
+    /// Lift a ban; `entry` is written only when there was one. Returns the account.
+    async fn unban_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<Option<User>, StoreError>;
+}
+
+/// Roles and who holds them.
+pub trait RoleStore {
+    /// Whether a role of this name exists.
+    async fn role_exists(&self, role: &str) -> Result<bool, StoreError>;
+
+    /// Grant a role; `entry` is written only when the account did not hold it yet. Returns
+    /// whether it was granted now, and the account as it is now.
+    async fn grant_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError>;
+
+    /// Take a role; `entry` is written only when it was held. Returns whether it was taken,
+    /// and the account as it is now. Taking `admin` from the last active admin is refused
+    /// with `LastAdmin`.
+    async fn remove_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError>;
 }
 
 /// Sessions and their refresh tokens.

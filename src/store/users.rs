@@ -8,6 +8,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
 use crate::store::error::StoreError;
+use crate::store::traits::Ban;
 use serde::Deserialize;
 
 /// An account row as D1 returns it, with its role names; it becomes a [`User`] before it
@@ -412,13 +413,6 @@ pub async fn list(
         .map_err(map_d1_error)?;
     let (rows, total) = super::count_and_page::<UserRow>(db, count, rows).await?;
     Ok((rows.into_iter().map(User::from).collect(), total))
-}
-
-/// A ban to apply.
-pub struct Ban<'a> {
-    /// `None`: indefinitely.
-    pub until: Option<i64>,
-    pub reason: Option<&'a str>,
 }
 
 /// Ban an account: set the ban, revoke every session and refuse every access token issued

@@ -71,6 +71,14 @@ pub fn has_role(
     authorize(&[role.to_owned()], token_roles, account_roles)
 }
 
+/// A role with its description and the permissions it grants (sorted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

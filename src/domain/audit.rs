@@ -201,6 +201,21 @@ pub fn retention_cutoff(now: i64, retention_days: u32) -> Option<i64> {
     (retention_days > 0).then(|| now - i64::from(retention_days) * 86_400)
 }
 
+/// An audit entry as stored and read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub occurred_at: i64,
+    /// The action's name as stored (`user.banned`, ...).
+    pub action: String,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub colo: Option<String>,
+    pub details: Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! transaction.
 
 pub use crate::domain::access::ROLE_ADMIN;
-use crate::domain::audit::{AuditAction, AuditFilter, AUDIT_QUERY};
+use crate::domain::audit::{AuditFilter, AUDIT_QUERY};
 use crate::domain::ban::{check_ban_end, check_reason};
 use crate::domain::query::{parse_instant, prefix_range, Page, QueryParams};
 use crate::domain::time::rfc3339_seconds;
@@ -26,8 +26,7 @@ use crate::routes::views::{admin_user_json, session_json};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::store::d1_backend::D1Backend;
-use crate::store::users::ProfileChange;
-use crate::store::{self, audit, roles, users};
+use crate::store::traits::ProfileChange;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -80,8 +79,8 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         None => None,
     };
     query.finish()?;
-    let db = store::database(ctx.env)?;
-    let (rows, total) = users::list(&db, search.as_ref(), page).await?;
+    let (rows, total) =
+        service::accounts::list(&D1Backend::new(ctx.env), search.as_ref(), page).await?;
     let now = now_seconds();
     let mut body = page_json(page, total);
     body["users"] = rows
@@ -140,37 +139,21 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated
     let (username, email) = read_username_and_email(&mut fields);
     let email_verified = fields.optional_bool("email_verified");
     fields.finish()?;
-    let mut changed: Vec<&str> = Vec::new();
-    if username.is_some() {
-        changed.push("username");
-    }
-    if email.is_some() {
-        changed.push("email");
-    }
-    if email_verified.is_some() {
-        changed.push("email_verified");
-    }
     let now = now_seconds();
-    let entry = ctx
-        .audit(AuditAction::UserUpdated, now)
-        .by(&caller.user.id)
-        .on(&user.id)
-        .with("fields", changed.clone());
     let change = ProfileChange {
         username: username.as_deref(),
         email: email.as_ref().map(|email| email.as_deref()),
         email_verified,
     };
-    let db = store::database(ctx.env)?;
-    let updated = users::update_profile(
-        &db,
-        &user.id,
+    let updated = service::accounts::update(
+        &D1Backend::new(ctx.env),
+        &caller.user.id,
+        &user,
         &change,
+        &ctx.origin(),
         now,
-        (!changed.is_empty()).then_some(&entry),
     )
-    .await?
-    .ok_or(ApiError::NotFound)?;
+    .await?;
     json(200, &admin_user_json(&updated, now))
 }
 
@@ -224,15 +207,14 @@ pub async fn delete_user(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 )]
 /// `GET /api/v1/admin/roles`: every role with its permissions.
 pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
-    let db = store::database(ctx.env)?;
-    let rows = roles::list(&db).await?;
+    let rows = service::accounts::roles(&D1Backend::new(ctx.env)).await?;
     let roles: Vec<Value> = rows
         .iter()
         .map(|role| {
             json!({
                 "name": role.name,
                 "description": role.description,
-                "permissions": role.permission_names(),
+                "permissions": role.permissions,
             })
         })
         .collect();
@@ -496,8 +478,8 @@ pub async fn revoke_session(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 /// first. `user` matches the actor or the target; `since` is inclusive, `until` exclusive.
 pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let (filter, page) = AuditFilter::parse(QueryParams::new(query_pairs(req)?, &AUDIT_QUERY))?;
-    let db = store::database(ctx.env)?;
-    let (rows, total) = audit::list(&db, &filter, page).await?;
+    let (rows, total) =
+        service::accounts::audit_log(&D1Backend::new(ctx.env), &filter, page).await?;
     let mut body = page_json(page, total);
     body["entries"] = rows
         .iter()
@@ -511,7 +493,7 @@ pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
                 "request_id": row.request_id,
                 "ip": row.ip,
                 "colo": row.colo,
-                "details": row.details_json(),
+                "details": row.details,
             })
         })
         .collect::<Vec<_>>()

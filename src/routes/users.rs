@@ -1,6 +1,5 @@
 //! `/api/v1/users/me`: the signed-in account's profile.
 
-use crate::domain::audit::AuditAction;
 use crate::domain::email::Purpose;
 use crate::domain::input::Fields;
 use crate::domain::user::User;
@@ -16,8 +15,12 @@ use crate::routes::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavaila
 use crate::routes::password_checks::confirm_password;
 use crate::routes::views::user_json;
 use crate::runtime::now_seconds;
+use crate::service;
+use crate::service::accounts::Reauthentication;
+use crate::store::d1_backend::D1Backend;
+use crate::store::traits::ProfileChange;
 use crate::store::Database;
-use crate::store::{self, users::ProfileChange};
+use crate::store::{self};
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -187,8 +190,7 @@ async fn propose_email_change(
 /// `DELETE /api/v1/users/me`: a stolen access token alone cannot delete an account once its
 /// sign-in is older than `REAUTH_SECONDS`; then the password must come with the request.
 pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let now = now_seconds();
-    match read_optional_json(req, ctx.config.max_body_bytes).await? {
+    let proof = match read_optional_json(req, ctx.config.max_body_bytes).await? {
         Some(mut fields) => {
             let password = fields.required_string("password");
             fields.finish()?;
@@ -199,17 +201,17 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
                 password.as_deref().unwrap_or_default(),
             )
             .await?;
+            Reauthentication::Password
         }
-        None if signed_in_recently(&caller.user, now, ctx.config.reauth_seconds) => {}
-        None => return Err(ApiError::ReauthenticationRequired),
-    }
-    let db = store::database(ctx.env)?;
-    store::users::delete(
-        &db,
-        &caller.user.id,
-        &ctx.audit(AuditAction::UserDeleted, now)
-            .by_self(&caller.user.id)
-            .with("username", caller.user.username.as_str()),
+        None => Reauthentication::SessionOnly,
+    };
+    service::accounts::delete_own(
+        &D1Backend::new(ctx.env),
+        &caller.user,
+        proof,
+        ctx.config.reauth_seconds,
+        &ctx.origin(),
+        now_seconds(),
     )
     .await?;
     log::security_event(
@@ -218,42 +220,4 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
         json!({ "user_id": caller.user.id }),
     );
     no_content()
-}
-
-/// Whether the caller's session signed in with a password at most `window` seconds ago.
-fn signed_in_recently(user: &User, now: i64, window: i64) -> bool {
-    user.session_signed_in_at
-        .is_some_and(|at| now.saturating_sub(at) <= window && window > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user_signed_in_at(at: Option<i64>) -> User {
-        User {
-            id: "u".into(),
-            username: "alice".into(),
-            email: None,
-            email_verified: false,
-            roles: vec!["user".into()],
-            created_at: 0,
-            updated_at: 0,
-            banned_at: None,
-            banned_until: None,
-            ban_reason: None,
-            password_hash: String::new(),
-            session_signed_in_at: at,
-        }
-    }
-
-    #[test]
-    fn a_fresh_sign_in_is_recent_until_the_window_ends() {
-        let user = user_signed_in_at(Some(1_000));
-        assert!(signed_in_recently(&user, 1_000, 300));
-        assert!(signed_in_recently(&user, 1_300, 300));
-        assert!(!signed_in_recently(&user, 1_301, 300));
-        assert!(!signed_in_recently(&user, 1_000, 0), "0 always asks");
-        assert!(!signed_in_recently(&user_signed_in_at(None), 1_000, 300));
-    }
 }

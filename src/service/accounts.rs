@@ -1,15 +1,56 @@
-//! Administering accounts: reading one, deleting it, banning and unbanning it, granting and
-//! taking roles. The route table has checked the caller's permission; these flows keep the
-//! rules that hold whoever asks: an administrator does not delete, ban or demote their own
-//! account here, and the last active admin stays (the store refuses it atomically).
+//! Accounts: a user deleting their own, and administrators reading one, deleting it, banning
+//! and unbanning it, granting and taking roles. The route table has checked the caller's
+//! permission; these flows keep the rules that hold whoever asks: re-authentication before
+//! a user's own deletion, no self-deletion, self-ban or self-demotion through the admin
+//! API, and the last active admin stays (the store refuses it atomically).
 
-use crate::domain::access::ROLE_ADMIN;
-use crate::domain::audit::{AuditAction, AuditEntry, Origin};
+use crate::domain::access::{Role, ROLE_ADMIN};
+use crate::domain::audit::{AuditAction, AuditEntry, AuditFilter, AuditRecord, Origin};
+use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::is_uuid;
 use crate::domain::time::rfc3339_seconds;
 use crate::domain::user::User;
 use crate::error::ApiError;
-use crate::store::traits::{Ban, RoleStore, UserStore};
+use crate::store::traits::{AuditStore, Ban, ProfileChange, RoleStore, UserStore};
+
+/// How the caller of a sensitive change proved who they are, beyond their access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reauthentication {
+    /// The account's password came with the request and was right.
+    Password,
+    /// Nothing came with the request: only a recent password sign-in of the session counts.
+    SessionOnly,
+}
+
+/// Whether the caller's session signed in with a password at most `window` seconds ago
+/// (0 never counts).
+pub fn signed_in_recently(user: &User, now: i64, window: i64) -> bool {
+    window > 0
+        && user
+            .session_signed_in_at
+            .is_some_and(|at| now.saturating_sub(at) <= window)
+}
+
+/// Delete the caller's own account, with its roles and sessions. Without the password the
+/// session must have signed in within `reauth_seconds` (`ReauthenticationRequired`
+/// otherwise); the last active admin stays (`LastAdmin`).
+pub async fn delete_own<S: UserStore>(
+    store: &S,
+    user: &User,
+    proof: Reauthentication,
+    reauth_seconds: i64,
+    origin: &Origin,
+    now: i64,
+) -> Result<(), ApiError> {
+    if proof == Reauthentication::SessionOnly && !signed_in_recently(user, now, reauth_seconds) {
+        return Err(ApiError::ReauthenticationRequired);
+    }
+    let entry = AuditEntry::new(AuditAction::UserDeleted, origin.clone(), now)
+        .by_self(&user.id)
+        .with("username", user.username.as_str());
+    store.delete_user(&user.id, &entry).await?;
+    Ok(())
+}
 
 /// The account an administrator acts on, or `NotFound` (also for a malformed id).
 pub async fn find<S: UserStore>(store: &S, user_id: &str) -> Result<User, ApiError> {
@@ -29,6 +70,60 @@ fn entry(
     AuditEntry::new(action, origin.clone(), now)
         .by(actor_id)
         .on(&target.id)
+}
+
+/// One page of accounts for an administrator, and how many match in all.
+pub async fn list<S: UserStore>(
+    store: &S,
+    search: Option<&PrefixRange>,
+    page: Page,
+) -> Result<(Vec<User>, u64), ApiError> {
+    Ok(store.list_users(search, page).await?)
+}
+
+/// Change `target`'s username, email or email verification, as administrator `actor_id`.
+/// The audit entry names the fields that were sent; a change with none writes no entry.
+pub async fn update<S: UserStore>(
+    store: &S,
+    actor_id: &str,
+    target: &User,
+    change: &ProfileChange<'_>,
+    origin: &Origin,
+    now: i64,
+) -> Result<User, ApiError> {
+    let changed: Vec<&str> = [
+        ("username", change.username.is_some()),
+        ("email", change.email.is_some()),
+        ("email_verified", change.email_verified.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, sent)| sent.then_some(name))
+    .collect();
+    let entry = entry(AuditAction::UserUpdated, actor_id, target, origin, now)
+        .with("fields", changed.clone());
+    store
+        .update_profile(
+            &target.id,
+            change,
+            now,
+            (!changed.is_empty()).then_some(&entry),
+        )
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Every role with its permissions.
+pub async fn roles<S: RoleStore>(store: &S) -> Result<Vec<Role>, ApiError> {
+    Ok(store.list_roles().await?)
+}
+
+/// One page of the audit log, newest first, and how many entries match in all.
+pub async fn audit_log<S: AuditStore>(
+    store: &S,
+    filter: &AuditFilter,
+    page: Page,
+) -> Result<(Vec<AuditRecord>, u64), ApiError> {
+    Ok(store.list_audit(filter, page).await?)
 }
 
 /// Delete `target`'s account, as administrator `actor_id`.
@@ -187,6 +282,104 @@ mod tests {
 
     fn get(store: &MemoryStore, id: &str) -> User {
         block_on(find(store, id)).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_sign_in_is_recent_until_the_window_ends() {
+        let mut user = account(PLAIN, &["user"]);
+        user.session_signed_in_at = Some(1_000);
+        assert!(signed_in_recently(&user, 1_000, 300));
+        assert!(signed_in_recently(&user, 1_300, 300));
+        assert!(!signed_in_recently(&user, 1_301, 300));
+        assert!(!signed_in_recently(&user, 1_000, 0), "0 always asks");
+        user.session_signed_in_at = None;
+        assert!(!signed_in_recently(&user, 1_000, 300));
+    }
+
+    #[test]
+    fn deleting_ones_own_account_needs_the_password_or_a_recent_sign_in() {
+        let store = store();
+        let mut user = get(&store, PLAIN);
+        user.session_signed_in_at = Some(NOW - 301);
+        let stale = block_on(delete_own(
+            &store,
+            &user,
+            Reauthentication::SessionOnly,
+            300,
+            &origin(),
+            NOW,
+        ));
+        assert_eq!(stale, Err(ApiError::ReauthenticationRequired));
+        assert!(block_on(find(&store, PLAIN)).is_ok(), "nothing deleted");
+        block_on(delete_own(
+            &store,
+            &user,
+            Reauthentication::Password,
+            300,
+            &origin(),
+            NOW,
+        ))
+        .unwrap();
+        assert_eq!(block_on(find(&store, PLAIN)), Err(ApiError::NotFound));
+        let audit = store.audit.borrow();
+        assert_eq!(audit[0].actor_id.as_deref(), Some(PLAIN));
+        assert_eq!(audit[0].target_id.as_deref(), Some(PLAIN));
+    }
+
+    #[test]
+    fn the_last_admin_cannot_delete_their_own_account_either() {
+        let store = store();
+        let mut root = get(&store, ROOT);
+        root.session_signed_in_at = Some(NOW);
+        let refused = block_on(delete_own(
+            &store,
+            &root,
+            Reauthentication::SessionOnly,
+            300,
+            &origin(),
+            NOW,
+        ));
+        assert_eq!(refused, Err(ApiError::LastAdmin));
+    }
+
+    #[test]
+    fn an_update_audits_the_fields_sent_and_a_taken_username_changes_nothing() {
+        let store = store();
+        let plain = get(&store, PLAIN);
+        let change = ProfileChange {
+            username: Some("renamed"),
+            email: Some(Some("new@example.com")),
+            email_verified: None,
+        };
+        let updated = block_on(update(&store, ROOT, &plain, &change, &origin(), NOW)).unwrap();
+        assert_eq!(updated.username, "renamed");
+        assert!(!updated.email_verified, "a changed email is unverified");
+        assert_eq!(updated.updated_at, NOW);
+        assert_eq!(
+            store.audit.borrow()[0].details["fields"],
+            serde_json::json!(["username", "email"])
+        );
+        let clash = ProfileChange {
+            username: Some("user_a1"),
+            email: None,
+            email_verified: None,
+        };
+        assert_eq!(
+            block_on(update(&store, ROOT, &updated, &clash, &origin(), NOW)),
+            Err(ApiError::UsernameTaken)
+        );
+        assert_eq!(get(&store, PLAIN).username, "renamed");
+        let nothing = ProfileChange {
+            username: None,
+            email: None,
+            email_verified: None,
+        };
+        block_on(update(&store, ROOT, &updated, &nothing, &origin(), NOW)).unwrap();
+        assert_eq!(
+            store.audit.borrow().len(),
+            1,
+            "an empty change is not audited"
+        );
     }
 
     #[test]

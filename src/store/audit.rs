@@ -4,7 +4,7 @@
 
 use super::Database;
 use super::{integer, map_d1_error, optional_text, text};
-use crate::domain::audit::{AuditEntry, AuditFilter};
+use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::domain::query::Page;
 use crate::store::error::StoreError;
 use serde::Deserialize;
@@ -96,9 +96,9 @@ pub async fn record(db: &Database, entry: &AuditEntry) -> Result<(), StoreError>
     Ok(())
 }
 
-/// An entry as stored.
+/// An entry as D1 returns it; it becomes an [`AuditRecord`] before it leaves the store.
 #[derive(Debug, Clone, Deserialize)]
-pub struct AuditRow {
+struct AuditRow {
     pub id: i64,
     pub occurred_at: i64,
     pub action: String,
@@ -110,10 +110,22 @@ pub struct AuditRow {
     pub details: String,
 }
 
-impl AuditRow {
-    /// The stored details as JSON (an empty object if a row somehow holds something else).
-    pub fn details_json(&self) -> Value {
-        serde_json::from_str(&self.details).unwrap_or_else(|_| Value::Object(Default::default()))
+impl From<AuditRow> for AuditRecord {
+    fn from(row: AuditRow) -> Self {
+        // The stored details are a JSON object; an empty one if a row somehow holds else.
+        let details = serde_json::from_str(&row.details)
+            .unwrap_or_else(|_| Value::Object(Default::default()));
+        AuditRecord {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            action: row.action,
+            actor_id: row.actor_id,
+            target_id: row.target_id,
+            request_id: row.request_id,
+            ip: row.ip,
+            colo: row.colo,
+            details,
+        }
     }
 }
 
@@ -122,7 +134,7 @@ pub async fn list(
     db: &Database,
     filter: &AuditFilter,
     page: Page,
-) -> Result<(Vec<AuditRow>, u64), StoreError> {
+) -> Result<(Vec<AuditRecord>, u64), StoreError> {
     // Only fixed fragments enter the SQL; every value is bound.
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<JsValue> = Vec::new();
@@ -167,5 +179,6 @@ pub async fn list(
         ))
         .bind(&page_params)
         .map_err(map_d1_error)?;
-    super::count_and_page(db, count, rows).await
+    let (rows, total) = super::count_and_page::<AuditRow>(db, count, rows).await?;
+    Ok((rows.into_iter().map(AuditRecord::from).collect(), total))
 }

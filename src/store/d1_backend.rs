@@ -2,12 +2,17 @@
 //! list. The only implementation the Worker runs today; the queries themselves stay in the
 //! store's modules (`sessions`, `revocation`, ...).
 
+use crate::domain::access::Role;
 use crate::domain::audit::AuditEntry;
+use crate::domain::audit::{AuditFilter, AuditRecord};
+use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{Ban, RevocationStore, RoleStore, SessionStore, UserStore};
-use crate::store::{database, revocation, roles, sessions, users};
+use crate::store::traits::{
+    AuditStore, Ban, ProfileChange, RevocationStore, RoleStore, SessionStore, UserStore,
+};
+use crate::store::{audit, database, revocation, roles, sessions, users};
 use worker::Env;
 
 /// The bindings of one request.
@@ -24,6 +29,24 @@ impl<'a> D1Backend<'a> {
 impl UserStore for D1Backend<'_> {
     async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         users::find_by_id(&database(self.env)?, user_id).await
+    }
+
+    async fn list_users(
+        &self,
+        search: Option<&PrefixRange>,
+        page: Page,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        users::list(&database(self.env)?, search, page).await
+    }
+
+    async fn update_profile(
+        &self,
+        user_id: &str,
+        change: &ProfileChange<'_>,
+        now: i64,
+        entry: Option<&AuditEntry>,
+    ) -> Result<Option<User>, StoreError> {
+        users::update_profile(&database(self.env)?, user_id, change, now, entry).await
     }
 
     async fn delete_user(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
@@ -50,7 +73,21 @@ impl UserStore for D1Backend<'_> {
     }
 }
 
+impl AuditStore for D1Backend<'_> {
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+        audit::list(&database(self.env)?, filter, page).await
+    }
+}
+
 impl RoleStore for D1Backend<'_> {
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        roles::list(&database(self.env)?).await
+    }
+
     async fn role_exists(&self, role: &str) -> Result<bool, StoreError> {
         roles::exists(&database(self.env)?, role).await
     }

@@ -2,11 +2,16 @@
 //! tests: the same contract as the D1 backend (what is written together, what is refused),
 //! without a runtime. Test builds only.
 
+use crate::domain::access::Role;
 use crate::domain::audit::AuditEntry;
+use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{Ban, RevocationStore, RoleStore, SessionStore, UserStore};
+use crate::store::error::Unique;
+use crate::store::traits::{
+    Ban, ProfileChange, RevocationStore, RoleStore, SessionStore, UserStore,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -105,6 +110,96 @@ impl UserStore for MemoryStore {
             .cloned())
     }
 
+    async fn list_users(
+        &self,
+        search: Option<&PrefixRange>,
+        page: Page,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        self.check()?;
+        let in_range = |value: &str, range: &PrefixRange| {
+            value >= range.lower.as_str() && value < range.upper.as_str()
+        };
+        let mut matching: Vec<User> = self
+            .users
+            .borrow()
+            .iter()
+            .filter(|user| {
+                search.is_none_or(|range| {
+                    in_range(&user.username, range)
+                        || user
+                            .email
+                            .as_deref()
+                            .is_some_and(|email| in_range(email, range))
+                })
+            })
+            .cloned()
+            .collect();
+        matching.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        let total = matching.len() as u64;
+        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let users = matching
+            .into_iter()
+            .skip(offset)
+            .take(page.per_page as usize)
+            .collect();
+        Ok((users, total))
+    }
+
+    async fn update_profile(
+        &self,
+        user_id: &str,
+        change: &ProfileChange<'_>,
+        now: i64,
+        entry: Option<&AuditEntry>,
+    ) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        {
+            let users = self.users.borrow();
+            let taken = |check: &dyn Fn(&User) -> bool| {
+                users.iter().any(|user| user.id != user_id && check(user))
+            };
+            if let Some(username) = change.username {
+                if taken(&|user| user.username == username) {
+                    return Err(StoreError::Taken(Unique::Username));
+                }
+            }
+            if let Some(Some(email)) = change.email {
+                if taken(&|user| user.email.as_deref() == Some(email)) {
+                    return Err(StoreError::Taken(Unique::Email));
+                }
+            }
+        }
+        let mut found = false;
+        for user in self.users.borrow_mut().iter_mut() {
+            if user.id != user_id {
+                continue;
+            }
+            found = true;
+            let before = user.clone();
+            if let Some(username) = change.username {
+                user.username = username.into();
+            }
+            if let Some(email) = change.email {
+                if user.email.as_deref() != email {
+                    user.email_verified = false;
+                }
+                user.email = email.map(str::to_owned);
+            }
+            if let Some(verified) = change.email_verified {
+                user.email_verified = verified;
+            }
+            if *user != before {
+                user.updated_at = now;
+            }
+        }
+        if found {
+            if let Some(entry) = entry {
+                self.audit.borrow_mut().push(entry.clone());
+            }
+        }
+        Ok(self.user(user_id))
+    }
+
     async fn delete_user(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
         self.check()?;
         self.keep_last_admin(user_id, entry.occurred_at)?;
@@ -183,6 +278,20 @@ impl UserStore for MemoryStore {
 }
 
 impl RoleStore for MemoryStore {
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        self.check()?;
+        let mut names = self.roles.borrow().clone();
+        names.sort();
+        Ok(names
+            .into_iter()
+            .map(|name| Role {
+                name,
+                description: String::new(),
+                permissions: Vec::new(),
+            })
+            .collect())
+    }
+
     async fn role_exists(&self, role: &str) -> Result<bool, StoreError> {
         self.check()?;
         Ok(self.roles.borrow().iter().any(|name| name == role))

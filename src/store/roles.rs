@@ -4,10 +4,11 @@ use super::audit::{self, holds_role, When};
 use super::users::{last_user, select_statement};
 use super::Database;
 use super::{changes, integer, map_d1_error, text};
+use crate::domain::access::Role;
 use crate::domain::audit::AuditEntry;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct RoleName {
@@ -30,31 +31,36 @@ pub async fn granting(db: &Database, permission: &str) -> Result<Vec<String>, St
         .collect())
 }
 
-/// A role with its description and permissions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RoleRow {
-    pub name: String,
-    pub description: String,
+/// A role as D1 returns it; it becomes a [`Role`] before it leaves the store.
+#[derive(Debug, Clone, Deserialize)]
+struct RoleRow {
+    name: String,
+    description: String,
     /// Comma-separated permission names, `None` when the role has none.
-    pub permissions: Option<String>,
+    permissions: Option<String>,
 }
 
-impl RoleRow {
-    pub fn permission_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self
+impl From<RoleRow> for Role {
+    fn from(row: RoleRow) -> Self {
+        let mut permissions: Vec<String> = row
             .permissions
             .as_deref()
             .unwrap_or_default()
             .split(',')
             .filter(|name| !name.is_empty())
+            .map(str::to_owned)
             .collect();
-        names.sort_unstable();
-        names
+        permissions.sort_unstable();
+        Role {
+            name: row.name,
+            description: row.description,
+            permissions,
+        }
     }
 }
 
 /// Every role, by name.
-pub async fn list(db: &Database) -> Result<Vec<RoleRow>, StoreError> {
+pub async fn list(db: &Database) -> Result<Vec<Role>, StoreError> {
     db.prepare(
         "SELECT r.name, r.description, \
            (SELECT group_concat(permission, ',') FROM role_permissions \
@@ -66,6 +72,7 @@ pub async fn list(db: &Database) -> Result<Vec<RoleRow>, StoreError> {
     .map_err(map_d1_error)?
     .results::<RoleRow>()
     .map_err(map_d1_error)
+    .map(|rows| rows.into_iter().map(Role::from).collect())
 }
 
 /// Whether a role of this name exists.

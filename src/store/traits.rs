@@ -10,10 +10,21 @@
 // The Worker is single-threaded: its futures are not `Send`, and none is asked of them.
 #![allow(async_fn_in_trait)]
 
-use crate::domain::audit::AuditEntry;
+use crate::domain::access::Role;
+use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
+use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
+
+/// Changes to a profile; `None` leaves a field as it is.
+pub struct ProfileChange<'a> {
+    pub username: Option<&'a str>,
+    /// `Some(None)` removes the email.
+    pub email: Option<Option<&'a str>>,
+    /// Set by an admin; otherwise a changed email becomes unverified.
+    pub email_verified: Option<bool>,
+}
 
 /// A ban to apply.
 pub struct Ban<'a> {
@@ -26,6 +37,25 @@ pub struct Ban<'a> {
 pub trait UserStore {
     /// The account with this id, if any.
     async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+
+    /// One page of accounts, newest first, optionally only those whose username or email
+    /// falls in `search`; and how many match in all.
+    async fn list_users(
+        &self,
+        search: Option<&PrefixRange>,
+        page: Page,
+    ) -> Result<(Vec<User>, u64), StoreError>;
+
+    /// Apply a profile change (a changed email is unverified unless the change says
+    /// otherwise), with `entry` when given, in one transaction. Returns the account, `None`
+    /// if there is none; a taken username or email is [`StoreError::Taken`].
+    async fn update_profile(
+        &self,
+        user_id: &str,
+        change: &ProfileChange<'_>,
+        now: i64,
+        entry: Option<&AuditEntry>,
+    ) -> Result<Option<User>, StoreError>;
 
     /// Delete an account with its roles, sessions and refresh tokens, writing `entry`, in
     /// one transaction. `false` when there was no such account. The last active admin is
@@ -54,6 +84,9 @@ pub trait UserStore {
 
 /// Roles and who holds them.
 pub trait RoleStore {
+    /// Every role, by name.
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
+
     /// Whether a role of this name exists.
     async fn role_exists(&self, role: &str) -> Result<bool, StoreError>;
 
@@ -109,4 +142,14 @@ pub trait SessionStore {
 pub trait RevocationStore {
     /// Refuse the token `jti` until it would have expired anyway.
     async fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError>;
+}
+
+/// The audit log (written inside the changes it records; read here).
+pub trait AuditStore {
+    /// One page of the entries matching `filter`, newest first, and how many match in all.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<(Vec<AuditRecord>, u64), StoreError>;
 }

@@ -8,7 +8,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
 use crate::store::error::StoreError;
-use crate::store::traits::Ban;
+use crate::store::traits::{Ban, ProfileChange};
 use serde::Deserialize;
 
 /// An account row as D1 returns it, with its role names; it becomes a [`User`] before it
@@ -224,15 +224,6 @@ pub(super) fn insert_statements(
             .bind(&[text(user.id), integer(user.now)])
             .map_err(map_d1_error)?,
     ])
-}
-
-/// Changes to a profile; `None` leaves a field as it is.
-pub struct ProfileChange<'a> {
-    pub username: Option<&'a str>,
-    /// `Some(None)` removes the email.
-    pub email: Option<Option<&'a str>>,
-    /// Set by an admin; otherwise a changed email becomes unverified.
-    pub email_verified: Option<bool>,
 }
 
 /// Read one account (by id); also the last statement of batches that return it.

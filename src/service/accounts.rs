@@ -235,7 +235,7 @@ pub async fn remove_role<S: RoleStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::block_on;
+    use crate::service::{block_on, test_account};
     use crate::store::memory::MemoryStore;
 
     const NOW: i64 = 1_800_000_000;
@@ -245,20 +245,7 @@ mod tests {
     const PLAIN: &str = "0a1b2c3d-4e5f-4a6b-8c7d-0000000000c1";
 
     fn account(id: &str, roles: &[&str]) -> User {
-        User {
-            id: id.into(),
-            username: format!("user_{}", &id[id.len() - 2..]),
-            email: None,
-            email_verified: true,
-            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
-            created_at: NOW - 1_000,
-            updated_at: NOW - 1_000,
-            banned_at: None,
-            banned_until: None,
-            ban_reason: None,
-            password_hash: String::new(),
-            session_signed_in_at: None,
-        }
+        test_account(id, roles, NOW - 1_000)
     }
 
     /// One admin, a moderator (a role that may ban and delete) and a plain account.

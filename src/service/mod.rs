@@ -9,6 +9,26 @@
 pub mod accounts;
 pub mod sessions;
 
+/// An account for the flows' tests: named after the last two characters of its id,
+/// verified, created `created_at`, holding `roles`.
+#[cfg(test)]
+pub(crate) fn test_account(id: &str, roles: &[&str], created_at: i64) -> crate::domain::user::User {
+    crate::domain::user::User {
+        id: id.into(),
+        username: format!("user_{}", &id[id.len() - 2..]),
+        email: None,
+        email_verified: true,
+        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+        created_at,
+        updated_at: created_at,
+        banned_at: None,
+        banned_until: None,
+        ban_reason: None,
+        password_hash: String::new(),
+        session_signed_in_at: None,
+    }
+}
+
 /// Run a future to completion on the test thread. The in-memory store never waits, so a
 /// future is ready after a poll or a few.
 #[cfg(test)]

@@ -178,7 +178,7 @@ pub async fn end_one_for_admin<S: UserStore + SessionStore>(
 mod tests {
     use super::*;
     use crate::domain::token::AccessClaims;
-    use crate::service::block_on;
+    use crate::service::{block_on, test_account};
     use crate::store::memory::MemoryStore;
 
     const NOW: i64 = 1_800_000_000;
@@ -204,29 +204,12 @@ mod tests {
         }
     }
 
-    fn account(id: &str) -> crate::domain::user::User {
-        crate::domain::user::User {
-            id: id.into(),
-            username: format!("user_{}", &id[id.len() - 2..]),
-            email: None,
-            email_verified: false,
-            roles: vec!["user".into()],
-            created_at: NOW - 1_000,
-            updated_at: NOW - 1_000,
-            banned_at: None,
-            banned_until: None,
-            ban_reason: None,
-            password_hash: String::new(),
-            session_signed_in_at: None,
-        }
-    }
-
     fn store() -> MemoryStore {
         let store = MemoryStore::default();
-        store
-            .users
-            .borrow_mut()
-            .extend([account(ALICE), account(BOB)]);
+        store.users.borrow_mut().extend([
+            test_account(ALICE, &["user"], NOW - 1_000),
+            test_account(BOB, &["user"], NOW - 1_000),
+        ]);
         store.add_session(HERE, ALICE, NOW - 100);
         store.add_session(THERE, ALICE, NOW - 50);
         store.add_session(BOBS, BOB, NOW - 10);

@@ -9,8 +9,7 @@
 pub use crate::domain::access::ROLE_ADMIN;
 use crate::domain::audit::{AuditFilter, AUDIT_QUERY};
 use crate::domain::ban::{check_ban_end, check_reason};
-use crate::domain::query::{parse_instant, prefix_range, Page, QueryParams};
-use crate::domain::time::rfc3339_seconds;
+use crate::domain::query::{parse_instant, prefix_range, QueryParams};
 use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
@@ -22,12 +21,15 @@ use crate::routes::openapi::{
     schemas, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed,
 };
 use crate::routes::users::read_username_and_email;
-use crate::routes::views::{admin_user_json, session_json};
+use crate::routes::views::{
+    self, AdminUser, AdminUserPage, AuditPage, Role, RoleList, Session, SessionList,
+    SessionsRevoked,
+};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::store::d1_backend::D1Backend;
 use crate::store::traits::ProfileChange;
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::Request;
 
 /// The account a `/users/{id}...` path names, or 404.
@@ -46,15 +48,6 @@ fn query_pairs(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
         .collect())
 }
 
-fn page_json(page: Page, total: u64) -> Value {
-    json!({
-        "page": page.page,
-        "per_page": page.per_page,
-        "total": total,
-        "total_pages": page.total_pages(total),
-    })
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/admin/users",
@@ -63,7 +56,7 @@ fn page_json(page: Page, total: u64) -> Value {
     params(("q" = Option<String>, Query, description = "Username or email prefix"), ("page" = Option<u32>, Query, description = "From 1"), ("per_page" = Option<u32>, Query, description = "1 to 100; default 20")),
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "A page of accounts", body = schemas::AdminUserPage),
+        (status = 200, description = "A page of accounts", body = views::AdminUserPage),
         (status = 403, response = Forbidden),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
@@ -81,14 +74,7 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     query.finish()?;
     let (rows, total) =
         service::accounts::list(&D1Backend::new(ctx.env), search.as_ref(), page).await?;
-    let now = now_seconds();
-    let mut body = page_json(page, total);
-    body["users"] = rows
-        .iter()
-        .map(|user| admin_user_json(user, now))
-        .collect::<Vec<_>>()
-        .into();
-    json(200, &body)
+    json(200, &AdminUserPage::new(&rows, page, total, now_seconds()))
 }
 
 #[utoipa::path(
@@ -99,7 +85,7 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     params(("id" = String, Path, description = "User id")),
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The account", body = schemas::AdminUser),
+        (status = 200, description = "The account", body = views::AdminUser),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -108,7 +94,7 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 /// `GET /api/v1/admin/users/{id}`.
 pub async fn get_user(ctx: &Ctx<'_>) -> ApiResult {
     let user = target(ctx).await?;
-    json(200, &admin_user_json(&user, now_seconds()))
+    json(200, &AdminUser::new(&user, now_seconds()))
 }
 
 const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
@@ -122,7 +108,7 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
     request_body = schemas::AdminUserUpdate,
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The account after the change", body = schemas::AdminUser),
+        (status = 200, description = "The account after the change", body = views::AdminUser),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -154,7 +140,7 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated
         now,
     )
     .await?;
-    json(200, &admin_user_json(&updated, now))
+    json(200, &AdminUser::new(&updated, now))
 }
 
 #[utoipa::path(
@@ -200,7 +186,7 @@ pub async fn delete_user(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     summary = "Every role with its permissions (admin role)",
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The roles", body = schemas::RoleList),
+        (status = 200, description = "The roles", body = views::RoleList),
         (status = 403, response = Forbidden),
         (status = 503, response = Unavailable),
     )
@@ -208,17 +194,12 @@ pub async fn delete_user(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 /// `GET /api/v1/admin/roles`: every role with its permissions.
 pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
     let rows = service::accounts::roles(&D1Backend::new(ctx.env)).await?;
-    let roles: Vec<Value> = rows
-        .iter()
-        .map(|role| {
-            json!({
-                "name": role.name,
-                "description": role.description,
-                "permissions": role.permissions,
-            })
-        })
-        .collect();
-    json(200, &json!({ "roles": roles }))
+    json(
+        200,
+        &RoleList {
+            roles: rows.iter().map(Role::from).collect(),
+        },
+    )
 }
 
 #[utoipa::path(
@@ -230,8 +211,8 @@ pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
     request_body = schemas::RoleGrant,
     security(("bearerAuth" = [])),
     responses(
-        (status = 201, description = "Granted", body = schemas::AdminUser),
-        (status = 200, description = "The account already held it", body = schemas::AdminUser),
+        (status = 201, description = "Granted", body = views::AdminUser),
+        (status = 200, description = "The account already held it", body = views::AdminUser),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -257,7 +238,7 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated)
     .await?;
     json(
         if granted { 201 } else { 200 },
-        &admin_user_json(&updated, now),
+        &AdminUser::new(&updated, now),
     )
 }
 
@@ -269,7 +250,7 @@ pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated)
     params(("id" = String, Path, description = "User id"), ("role" = String, Path, description = "Role name")),
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The account after the change", body = schemas::AdminUser),
+        (status = 200, description = "The account after the change", body = views::AdminUser),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -290,7 +271,7 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
         now,
     )
     .await?;
-    json(200, &admin_user_json(&updated, now))
+    json(200, &AdminUser::new(&updated, now))
 }
 
 #[utoipa::path(
@@ -302,7 +283,7 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     request_body = schemas::BanRequest,
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "Banned", body = schemas::AdminUser),
+        (status = 200, description = "Banned", body = views::AdminUser),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -342,8 +323,8 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> Api
         "account_banned",
         json!({ "user_id": user.id, "by": caller.user.id, "sessions_revoked": revoked }),
     );
-    let mut body = admin_user_json(&updated, now);
-    body["sessions_revoked"] = revoked.into();
+    let mut body = AdminUser::new(&updated, now);
+    body.sessions_revoked = Some(revoked as u64);
     json(200, &body)
 }
 
@@ -355,7 +336,7 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> Api
     params(("id" = String, Path, description = "User id")),
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The account, no longer banned", body = schemas::AdminUser),
+        (status = 200, description = "The account, no longer banned", body = views::AdminUser),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -374,7 +355,7 @@ pub async fn unban(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
         now,
     )
     .await?;
-    json(200, &admin_user_json(&updated, now))
+    json(200, &AdminUser::new(&updated, now))
 }
 
 #[utoipa::path(
@@ -386,7 +367,7 @@ pub async fn unban(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     params(("id" = String, Path, description = "User id")),
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The sessions", body = schemas::SessionList),
+        (status = 200, description = "The sessions", body = views::SessionList),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -397,8 +378,15 @@ pub async fn list_sessions(ctx: &Ctx<'_>) -> ApiResult {
     let backend = D1Backend::new(ctx.env);
     let listed =
         service::sessions::list_for_admin(&backend, ctx.param("id")?, now_seconds()).await?;
-    let sessions: Vec<Value> = listed.iter().map(session_json).collect();
-    json(200, &json!({ "sessions": sessions }))
+    json(
+        200,
+        &SessionList {
+            sessions: listed
+                .iter()
+                .map(|session| Session::new(session, None))
+                .collect(),
+        },
+    )
 }
 
 #[utoipa::path(
@@ -410,7 +398,7 @@ pub async fn list_sessions(ctx: &Ctx<'_>) -> ApiResult {
     params(("id" = String, Path, description = "User id")),
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "How many ended", body = schemas::SessionsRevoked),
+        (status = 200, description = "How many ended", body = views::SessionsRevoked),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -427,7 +415,12 @@ pub async fn revoke_sessions(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult 
         now_seconds(),
     )
     .await?;
-    json(200, &json!({ "sessions_revoked": revoked }))
+    json(
+        200,
+        &SessionsRevoked {
+            sessions_revoked: revoked as u64,
+        },
+    )
 }
 
 #[utoipa::path(
@@ -468,7 +461,7 @@ pub async fn revoke_session(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     params(("user" = Option<String>, Query, description = "Actor or target id"), ("action" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339, exclusive"), ("page" = Option<u32>, Query, description = "From 1"), ("per_page" = Option<u32>, Query, description = "1 to 100; default 20")),
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "A page of entries", body = schemas::AuditPage),
+        (status = 200, description = "A page of entries", body = views::AuditPage),
         (status = 403, response = Forbidden),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
@@ -480,23 +473,5 @@ pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let (filter, page) = AuditFilter::parse(QueryParams::new(query_pairs(req)?, &AUDIT_QUERY))?;
     let (rows, total) =
         service::accounts::audit_log(&D1Backend::new(ctx.env), &filter, page).await?;
-    let mut body = page_json(page, total);
-    body["entries"] = rows
-        .iter()
-        .map(|row| {
-            json!({
-                "id": row.id,
-                "occurred_at": rfc3339_seconds(row.occurred_at),
-                "action": row.action,
-                "actor_id": row.actor_id,
-                "target_id": row.target_id,
-                "request_id": row.request_id,
-                "ip": row.ip,
-                "colo": row.colo,
-                "details": row.details,
-            })
-        })
-        .collect::<Vec<_>>()
-        .into();
-    json(200, &body)
+    json(200, &AuditPage::new(&rows, page, total))
 }

@@ -4,12 +4,12 @@ use crate::http::auth::Authenticated;
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::routes::openapi::{schemas, NotFound, Unavailable};
-use crate::routes::views::session_json;
+use crate::routes::openapi::{NotFound, Unavailable};
+use crate::routes::views::{self, Session, SessionList};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::store::d1_backend::D1Backend;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[utoipa::path(
     get,
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
     summary = "The account's live sessions",
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "Most recently used first; `current` marks the caller's", body = schemas::SessionList),
+        (status = 200, description = "Most recently used first; `current` marks the caller's", body = views::SessionList),
         (status = 503, response = Unavailable),
     )
 )]
@@ -28,15 +28,15 @@ use serde_json::{json, Value};
 pub async fn list(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let listed =
         service::sessions::list(&D1Backend::new(ctx.env), &caller.token, now_seconds()).await?;
-    let sessions: Vec<Value> = listed
-        .iter()
-        .map(|item| {
-            let mut view = session_json(&item.session);
-            view["current"] = item.current.into();
-            view
-        })
-        .collect();
-    json(200, &json!({ "sessions": sessions }))
+    json(
+        200,
+        &SessionList {
+            sessions: listed
+                .iter()
+                .map(|item| Session::new(&item.session, Some(item.current)))
+                .collect(),
+        },
+    )
 }
 
 #[utoipa::path(

@@ -13,7 +13,7 @@ use crate::http::response::{json, no_content, ApiResult};
 use crate::routes::email as email_flows;
 use crate::routes::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
 use crate::routes::password_checks::confirm_password;
-use crate::routes::views::user_json;
+use crate::routes::views::{self, user_json};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::service::accounts::Reauthentication;
@@ -31,7 +31,7 @@ use worker::Request;
     summary = "The signed-in account",
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The account", body = schemas::User),
+        (status = 200, description = "The account", body = views::User),
         (status = 503, response = Unavailable),
     )
 )]

@@ -1,53 +1,258 @@
-//! The JSON views of accounts and sessions that several resources answer with (the account
-//! itself, the admin API, the email flows). Never a password hash.
+//! The response bodies that several resources answer with (the account, the admin API, the
+//! session lists, the audit log), as typed views built from domain types. The same types
+//! are the OpenAPI document's schemas, so what is sent and what is documented cannot part.
+//! Never a password hash.
 
-use crate::domain::session::Session;
+use crate::domain::access::Role as DomainRole;
+use crate::domain::audit::AuditRecord;
+use crate::domain::query::Page;
+use crate::domain::session::Session as DomainSession;
 use crate::domain::time::rfc3339_seconds;
-use crate::domain::user::User;
-use serde_json::{json, Value};
+use crate::domain::user::User as Account;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
-/// The public view of an account (never the password hash).
-pub fn user_json(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "email_verified": user.email_verified,
-        "roles": user.roles,
-        "created_at": rfc3339_seconds(user.created_at),
-        "updated_at": rfc3339_seconds(user.updated_at),
-    })
+/// The public view of an account.
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub username: String,
+    #[schema(format = "email", required = true)]
+    pub email: Option<String>,
+    pub email_verified: bool,
+    /// Role names, also in the access token's `roles` claim.
+    pub roles: Vec<String>,
+    #[schema(format = "date-time", example = "2026-11-26T21:47:24Z")]
+    pub created_at: String,
+    #[schema(format = "date-time", example = "2026-11-26T21:47:24Z")]
+    pub updated_at: String,
+}
+
+/// A live session.
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(format = "date-time")]
+    pub created_at: String,
+    #[schema(format = "date-time")]
+    pub last_used_at: String,
+    /// The idle expiry; each refresh moves it, up to `absolute_expires_at`.
+    #[schema(format = "date-time")]
+    pub expires_at: String,
+    #[schema(format = "date-time")]
+    pub absolute_expires_at: String,
+    #[schema(required = true)]
+    pub user_agent: Option<String>,
+    /// The Cloudflare data centre that created the session.
+    #[schema(required = true)]
+    pub colo: Option<String>,
+    #[schema(required = true)]
+    pub country: Option<String>,
+    /// Whether the calling token belongs to this session (own list only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+}
+
+/// A list of sessions.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<Session>,
 }
 
 /// An account as administrators see it: the public view plus its ban.
-pub fn admin_user_json(user: &User, now: i64) -> Value {
-    let mut view = user_json(user);
-    let banned = user.ban_state(now).is_banned();
-    view["banned"] = banned.into();
-    view["banned_at"] = user
-        .banned_at
-        .filter(|_| banned)
-        .map(rfc3339_seconds)
-        .into();
-    view["banned_until"] = user
-        .banned_until
-        .filter(|_| banned)
-        .map(rfc3339_seconds)
-        .into();
-    view["ban_reason"] = user.ban_reason.clone().filter(|_| banned).into();
-    view
+#[derive(Serialize, ToSchema)]
+pub struct AdminUser {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub username: String,
+    #[schema(format = "email", required = true)]
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub roles: Vec<String>,
+    #[schema(format = "date-time")]
+    pub created_at: String,
+    #[schema(format = "date-time")]
+    pub updated_at: String,
+    pub banned: bool,
+    #[schema(format = "date-time", required = true)]
+    pub banned_at: Option<String>,
+    /// `null` with `banned: true` is an indefinite ban.
+    #[schema(format = "date-time", required = true)]
+    pub banned_until: Option<String>,
+    #[schema(required = true)]
+    pub ban_reason: Option<String>,
+    /// After a ban: how many sessions it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions_revoked: Option<u64>,
 }
 
-/// A session as its owner (or an admin) sees it.
-pub fn session_json(session: &Session) -> Value {
-    json!({
-        "id": session.id,
-        "created_at": rfc3339_seconds(session.created_at),
-        "last_used_at": rfc3339_seconds(session.last_used_at),
-        "expires_at": rfc3339_seconds(session.idle_expires_at),
-        "absolute_expires_at": rfc3339_seconds(session.absolute_expires_at),
-        "user_agent": session.user_agent,
-        "colo": session.colo,
-        "country": session.country,
-    })
+/// A page of accounts.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserPage {
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+    pub total_pages: u64,
+    pub users: Vec<AdminUser>,
+}
+
+/// A role and what it allows.
+#[derive(Serialize, ToSchema)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
+/// Every role.
+#[derive(Serialize, ToSchema)]
+pub struct RoleList {
+    pub roles: Vec<Role>,
+}
+
+/// How many sessions an administrative sign-out ended.
+#[derive(Serialize, ToSchema)]
+pub struct SessionsRevoked {
+    pub sessions_revoked: u64,
+}
+
+/// One entry of the audit log.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[schema(format = "date-time")]
+    pub occurred_at: String,
+    pub action: String,
+    #[schema(required = true)]
+    pub actor_id: Option<String>,
+    #[schema(required = true)]
+    pub target_id: Option<String>,
+    #[schema(required = true)]
+    pub request_id: Option<String>,
+    #[schema(required = true)]
+    pub ip: Option<String>,
+    #[schema(required = true)]
+    pub colo: Option<String>,
+    /// What the action changed, by action.
+    pub details: Value,
+}
+
+/// A page of audit entries.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+    pub total_pages: u64,
+    pub entries: Vec<AuditEntry>,
+}
+
+impl From<&Account> for User {
+    fn from(user: &Account) -> Self {
+        User {
+            id: user.id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            email_verified: user.email_verified,
+            roles: user.roles.clone(),
+            created_at: rfc3339_seconds(user.created_at),
+            updated_at: rfc3339_seconds(user.updated_at),
+        }
+    }
+}
+
+impl AdminUser {
+    /// The account with its ban as it stands at `now` (an ended ban shows as none).
+    pub fn new(user: &Account, now: i64) -> Self {
+        let banned = user.ban_state(now).is_banned();
+        AdminUser {
+            id: user.id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            email_verified: user.email_verified,
+            roles: user.roles.clone(),
+            created_at: rfc3339_seconds(user.created_at),
+            updated_at: rfc3339_seconds(user.updated_at),
+            banned,
+            banned_at: user.banned_at.filter(|_| banned).map(rfc3339_seconds),
+            banned_until: user.banned_until.filter(|_| banned).map(rfc3339_seconds),
+            ban_reason: user.ban_reason.clone().filter(|_| banned),
+            sessions_revoked: None,
+        }
+    }
+}
+
+impl AdminUserPage {
+    pub fn new(users: &[Account], page: Page, total: u64, now: i64) -> Self {
+        AdminUserPage {
+            page: page.page,
+            per_page: page.per_page,
+            total,
+            total_pages: page.total_pages(total),
+            users: users.iter().map(|user| AdminUser::new(user, now)).collect(),
+        }
+    }
+}
+
+impl Session {
+    /// A session; `current` says whether it is the caller's own (only in their own list).
+    pub fn new(session: &DomainSession, current: Option<bool>) -> Self {
+        Session {
+            id: session.id.clone(),
+            created_at: rfc3339_seconds(session.created_at),
+            last_used_at: rfc3339_seconds(session.last_used_at),
+            expires_at: rfc3339_seconds(session.idle_expires_at),
+            absolute_expires_at: rfc3339_seconds(session.absolute_expires_at),
+            user_agent: session.user_agent.clone(),
+            colo: session.colo.clone(),
+            country: session.country.clone(),
+            current,
+        }
+    }
+}
+
+impl From<&DomainRole> for Role {
+    fn from(role: &DomainRole) -> Self {
+        Role {
+            name: role.name.clone(),
+            description: role.description.clone(),
+            permissions: role.permissions.clone(),
+        }
+    }
+}
+
+impl From<&AuditRecord> for AuditEntry {
+    fn from(record: &AuditRecord) -> Self {
+        AuditEntry {
+            id: record.id,
+            occurred_at: rfc3339_seconds(record.occurred_at),
+            action: record.action.clone(),
+            actor_id: record.actor_id.clone(),
+            target_id: record.target_id.clone(),
+            request_id: record.request_id.clone(),
+            ip: record.ip.clone(),
+            colo: record.colo.clone(),
+            details: record.details.clone(),
+        }
+    }
+}
+
+impl AuditPage {
+    pub fn new(records: &[AuditRecord], page: Page, total: u64) -> Self {
+        AuditPage {
+            page: page.page,
+            per_page: page.per_page,
+            total,
+            total_pages: page.total_pages(total),
+            entries: records.iter().map(AuditEntry::from).collect(),
+        }
+    }
+}
+
+/// The public view of an account as JSON, for bodies that embed it.
+pub fn user_json(user: &Account) -> Value {
+    serde_json::to_value(User::from(user)).unwrap_or(Value::Null)
 }

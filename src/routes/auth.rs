@@ -21,7 +21,7 @@ use crate::routes::openapi::{
     schemas, Conflict, Forbidden, RateLimited, Unauthorized, Unavailable,
 };
 use crate::routes::password_checks::{confirm_password, reject_breached};
-use crate::routes::views::user_json;
+use crate::routes::views::{self, user_json, PasswordChanged, TokenResponse};
 use crate::runtime::{now_seconds, random_bytes};
 use crate::service;
 use crate::store::d1_backend::D1Backend;
@@ -85,13 +85,13 @@ fn token_response(
         sign(&ctx.config.keys, &ctx.config.tokens, claims, now).map_err(|_| ApiError::Internal)?;
     json(
         status,
-        &json!({
-            "access_token": access_token,
-            "refresh_token": refresh_token,
-            "token_type": "bearer",
-            "expires_in": ctx.config.tokens.ttl_seconds,
-            "user": user_json(user),
-        }),
+        &TokenResponse {
+            access_token,
+            refresh_token: refresh_token.to_owned(),
+            token_type: "bearer".into(),
+            expires_in: u64::try_from(ctx.config.tokens.ttl_seconds).unwrap_or(0),
+            user: views::User::from(user),
+        },
     )
 }
 
@@ -102,7 +102,7 @@ fn token_response(
     summary = "Create an account and sign in",
     request_body = schemas::SignupRequest,
     responses(
-        (status = 201, description = "Signed up; the tokens of its first session", body = schemas::TokenResponse),
+        (status = 201, description = "Signed up; the tokens of its first session", body = views::TokenResponse),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -336,7 +336,7 @@ async fn login_refused(
     summary = "Sign in with a username or email and a password",
     request_body = schemas::LoginRequest,
     responses(
-        (status = 200, description = "Signed in; a new session", body = schemas::TokenResponse),
+        (status = 200, description = "Signed in; a new session", body = views::TokenResponse),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 429, response = RateLimited),
@@ -512,7 +512,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     summary = "Rotate a refresh token for a new token pair",
     request_body = schemas::RefreshRequest,
     responses(
-        (status = 200, description = "A new access token and the refresh token's successor", body = schemas::TokenResponse),
+        (status = 200, description = "A new access token and the refresh token's successor", body = views::TokenResponse),
         (status = 401, response = Unauthorized),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -638,7 +638,7 @@ pub async fn logout_all(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     request_body = schemas::PasswordChangeRequest,
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "Changed", body = schemas::PasswordChanged),
+        (status = 200, description = "Changed", body = views::PasswordChanged),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -693,6 +693,9 @@ pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>, caller: Authentic
     );
     json(
         200,
-        &json!({ "detail": "Password changed", "sessions_revoked": revoked }),
+        &PasswordChanged {
+            detail: "Password changed".into(),
+            sessions_revoked: revoked as u64,
+        },
     )
 }

@@ -19,7 +19,7 @@ use crate::http::response::{json, ApiResult};
 use crate::mail::{self, Outgoing};
 use crate::routes::openapi::{schemas, Conflict, RateLimited, Unavailable};
 use crate::routes::password_checks::reject_breached;
-use crate::routes::views::user_json;
+use crate::routes::views::{self, Message, Redeemed};
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store;
 use crate::store::login_failures;
@@ -384,11 +384,17 @@ pub async fn redeem_api(req: &mut Request, ctx: &Ctx<'_>, flow: Redeem) -> ApiRe
         Redeem::ConfirmEmailChange => (confirm_email_change(ctx, &proof).await?, "Email changed"),
     };
     ctx.set_user(&user.id);
-    json(200, &json!({ "detail": detail, "user": user_json(&user) }))
+    json(
+        200,
+        &Redeemed {
+            detail: detail.into(),
+            user: views::User::from(&user),
+        },
+    )
 }
 
 fn accepted(detail: &str) -> ApiResult {
-    json(202, &json!({ "detail": detail }))
+    json(202, &Message::new(detail))
 }
 
 const RESEND_ACCEPTED: &str =
@@ -404,7 +410,7 @@ const RESET_ACCEPTED: &str =
     summary = "Verify the account's address with the emailed token or code",
     request_body = schemas::EmailProof,
     responses(
-        (status = 200, description = "Verified", body = schemas::Redeemed),
+        (status = 200, description = "Verified", body = views::Redeemed),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -422,7 +428,7 @@ pub async fn verify_email_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     summary = "Confirm a new address with the token or code sent to it",
     request_body = schemas::EmailProof,
     responses(
-        (status = 200, description = "The new address is the account's", body = schemas::Redeemed),
+        (status = 200, description = "The new address is the account's", body = views::Redeemed),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -440,7 +446,7 @@ pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiRe
     summary = "Send the address verification email again",
     request_body = schemas::EmailAddress,
     responses(
-        (status = 202, description = "Always, whether or not the address has an account", body = schemas::Message),
+        (status = 202, description = "Always, whether or not the address has an account", body = views::Message),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -472,7 +478,7 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
     summary = "Email a password reset link and code",
     request_body = schemas::PasswordResetRequest,
     responses(
-        (status = 202, description = "Always, whether or not an account matched", body = schemas::Message),
+        (status = 202, description = "Always, whether or not an account matched", body = views::Message),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -520,7 +526,7 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     summary = "Set a new password with a reset token or code",
     request_body = schemas::PasswordResetConfirmation,
     responses(
-        (status = 200, description = "Reset; every session ended", body = schemas::Message),
+        (status = 200, description = "Reset; every session ended", body = views::Message),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )
@@ -540,6 +546,6 @@ pub async fn confirm_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     ctx.set_user(&user.id);
     json(
         200,
-        &json!({ "detail": "Password has been reset; every session was signed out" }),
+        &Message::new("Password has been reset; every session was signed out"),
     )
 }

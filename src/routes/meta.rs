@@ -6,9 +6,9 @@ use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, with_body, ApiResult};
 use crate::routes::openapi::schemas;
+use crate::routes::views::{self, Health, Ping};
 use crate::runtime::now_seconds;
 use crate::store;
-use serde_json::json;
 use std::rc::Rc;
 
 #[utoipa::path(
@@ -17,13 +17,18 @@ use std::rc::Rc;
     tag = "meta",
     summary = "Liveness, touching no store",
     responses(
-        (status = 200, description = "The Worker runs", body = schemas::Ping),
+        (status = 200, description = "The Worker runs", body = views::Ping),
     )
 )]
 /// `GET /api/ping`: liveness without touching any store; also the no-op route benchmarks
 /// measure the runtime's ceiling with.
 pub async fn ping() -> ApiResult {
-    json(200, &json!({ "status": "ok" }))
+    json(
+        200,
+        &Ping {
+            status: "ok".into(),
+        },
+    )
 }
 
 #[utoipa::path(
@@ -32,8 +37,8 @@ pub async fn ping() -> ApiResult {
     tag = "meta",
     summary = "Health, with a D1 round trip",
     responses(
-        (status = 200, description = "Healthy", body = schemas::Health),
-        (status = 503, description = "D1 did not answer", body = schemas::Health),
+        (status = 200, description = "Healthy", body = views::Health),
+        (status = 503, description = "D1 did not answer", body = views::Health),
     )
 )]
 /// `GET /api/health`: 200 when D1 answers, 503 when it does not.
@@ -51,13 +56,13 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
     };
     json(
         status,
-        &json!({
-            "status": state,
-            "database": database,
-            "version": env!("CARGO_PKG_VERSION"),
-            "environment": ctx.config.environment,
-            "timestamp": rfc3339_seconds(now_seconds()),
-        }),
+        &Health {
+            status: state.into(),
+            database: database.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            environment: ctx.config.environment.clone(),
+            timestamp: rfc3339_seconds(now_seconds()),
+        },
     )
 }
 
@@ -87,8 +92,8 @@ pub async fn jwks(ctx: &Ctx<'_>) -> ApiResult {
     tag = "meta",
     summary = "Health, at the seed service's path",
     responses(
-        (status = 200, description = "Healthy", body = schemas::Health),
-        (status = 503, description = "D1 did not answer", body = schemas::Health),
+        (status = 200, description = "Healthy", body = views::Health),
+        (status = 503, description = "D1 did not answer", body = views::Health),
     ),
 )]
 /// `GET /health`: the same as `/api/health`, where the seed service answered it.

@@ -13,7 +13,7 @@ use crate::http::response::{json, no_content, ApiResult};
 use crate::routes::email as email_flows;
 use crate::routes::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
 use crate::routes::password_checks::confirm_password;
-use crate::routes::views::{self, user_json};
+use crate::routes::views::{self, UpdatedUser};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::service::accounts::Reauthentication;
@@ -21,7 +21,7 @@ use crate::store::d1_backend::D1Backend;
 use crate::store::traits::ProfileChange;
 use crate::store::Database;
 use crate::store::{self};
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::Request;
 
 #[utoipa::path(
@@ -37,7 +37,7 @@ use worker::Request;
 )]
 /// `GET /api/v1/users/me`.
 pub async fn get_me(caller: Authenticated) -> ApiResult {
-    json(200, &user_json(&caller.user))
+    json(200, &views::User::from(&caller.user))
 }
 
 const PROFILE_FIELDS: [&str; 3] = ["username", "email", "current_password"];
@@ -67,7 +67,7 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
     request_body = schemas::ProfileUpdate,
     security(("bearerAuth" = [])),
     responses(
-        (status = 200, description = "The account after the change", body = schemas::UpdatedUser),
+        (status = 200, description = "The account after the change", body = views::UpdatedUser),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -127,11 +127,7 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
     if let Some(new_email) = &pending_email {
         propose_email_change(ctx, &db, &updated, new_email).await?;
     }
-    let mut body = user_json(&updated);
-    if let (Some(new_email), Some(object)) = (&pending_email, body.as_object_mut()) {
-        object.insert("pending_email".into(), Value::String(new_email.clone()));
-    }
-    json(200, &body)
+    json(200, &UpdatedUser::new(&updated, pending_email))
 }
 
 /// Send the confirmation of a new address (and a notice to the old one). An address that

@@ -1,5 +1,5 @@
-//! The response bodies that several resources answer with (the account, the admin API, the
-//! session lists, the audit log), as typed views built from domain types. The same types
+//! The response bodies the handlers send (accounts, tokens, sessions, roles, the audit log,
+//! short answers), as typed views built from domain types. The same types
 //! are the OpenAPI document's schemas, so what is sent and what is documented cannot part.
 //! Never a password hash.
 
@@ -150,6 +150,83 @@ pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
 }
 
+/// The account after a profile change.
+#[derive(Serialize, ToSchema)]
+pub struct UpdatedUser {
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub username: String,
+    /// The current address; a new one replaces it once confirmed.
+    #[schema(format = "email", required = true)]
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub roles: Vec<String>,
+    #[schema(format = "date-time")]
+    pub created_at: String,
+    #[schema(format = "date-time")]
+    pub updated_at: String,
+    /// The new address awaiting confirmation, when this change asked for one.
+    #[schema(format = "email")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_email: Option<String>,
+}
+
+/// Tokens for a new or continued session.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// An EdDSA JWT; verify it with `/.well-known/jwks.json`. Claims: `iss`, `aud`, `sub`,
+    /// `exp`, `iat`, `nbf`, `jti`, `sid`, `roles`, `email_verified`.
+    pub access_token: String,
+    /// `<session id>.<secret>`; single use, rotated by `/api/v1/auth/refresh`.
+    pub refresh_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user: User,
+}
+
+/// A short answer in words.
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    pub detail: String,
+}
+
+/// The answer to a password change.
+#[derive(Serialize, ToSchema)]
+pub struct PasswordChanged {
+    pub detail: String,
+    /// How many other sessions ended.
+    pub sessions_revoked: u64,
+}
+
+/// The answer to a redeemed email token.
+#[derive(Serialize, ToSchema)]
+pub struct Redeemed {
+    pub detail: String,
+    pub user: User,
+}
+
+/// `GET /api/ping`.
+#[derive(Serialize, ToSchema)]
+pub struct Ping {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// `GET /api/health`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy`, or `unhealthy` with status 503.
+    pub status: String,
+    /// `connected` or `disconnected`.
+    pub database: String,
+    pub version: String,
+    pub environment: String,
+    #[schema(format = "date-time")]
+    pub timestamp: String,
+}
+
 impl From<&Account> for User {
     fn from(user: &Account) -> Self {
         User {
@@ -255,4 +332,29 @@ impl AuditPage {
 /// The public view of an account as JSON, for bodies that embed it.
 pub fn user_json(user: &Account) -> Value {
     serde_json::to_value(User::from(user)).unwrap_or(Value::Null)
+}
+
+impl UpdatedUser {
+    /// The account after a profile change, with the address awaiting confirmation, if any.
+    pub fn new(user: &Account, pending_email: Option<String>) -> Self {
+        let view = User::from(user);
+        UpdatedUser {
+            id: view.id,
+            username: view.username,
+            email: view.email,
+            email_verified: view.email_verified,
+            roles: view.roles,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+            pending_email,
+        }
+    }
+}
+
+impl Message {
+    pub fn new(detail: impl Into<String>) -> Self {
+        Message {
+            detail: detail.into(),
+        }
+    }
 }

@@ -10,7 +10,6 @@
 // The fields are read by the schema derive and by serde, never by Rust code.
 #![allow(dead_code)]
 
-use crate::routes::views::User;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -115,83 +114,6 @@ pub struct PasswordResetConfirmation {
     pub code: Option<String>,
     #[schema(format = "password")]
     pub new_password: String,
-}
-
-/// The account after a profile change.
-#[derive(Serialize, ToSchema)]
-pub struct UpdatedUser {
-    #[schema(format = "uuid")]
-    pub id: String,
-    pub username: String,
-    /// The current address; a new one replaces it once confirmed.
-    #[schema(format = "email", required = true)]
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub roles: Vec<String>,
-    #[schema(format = "date-time")]
-    pub created_at: String,
-    #[schema(format = "date-time")]
-    pub updated_at: String,
-    /// The new address awaiting confirmation, when this change asked for one.
-    #[schema(format = "email")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending_email: Option<String>,
-}
-
-/// Tokens for a new or continued session.
-#[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
-    /// An EdDSA JWT; verify it with `/.well-known/jwks.json`. Claims: `iss`, `aud`, `sub`,
-    /// `exp`, `iat`, `nbf`, `jti`, `sid`, `roles`, `email_verified`.
-    pub access_token: String,
-    /// `<session id>.<secret>`; single use, rotated by `/api/v1/auth/refresh`.
-    pub refresh_token: String,
-    #[schema(example = "bearer")]
-    pub token_type: String,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-    pub user: User,
-}
-
-/// A short answer in words.
-#[derive(Serialize, ToSchema)]
-pub struct Message {
-    pub detail: String,
-}
-
-/// The answer to a password change.
-#[derive(Serialize, ToSchema)]
-pub struct PasswordChanged {
-    pub detail: String,
-    /// How many other sessions ended.
-    pub sessions_revoked: u64,
-}
-
-/// The answer to a redeemed email token.
-#[derive(Serialize, ToSchema)]
-pub struct Redeemed {
-    pub detail: String,
-    pub user: User,
-}
-
-/// `GET /api/ping`.
-#[derive(Serialize, ToSchema)]
-pub struct Ping {
-    #[schema(example = "ok")]
-    pub status: String,
-}
-
-/// `GET /api/health`.
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// `healthy`, or `unhealthy` with status 503.
-    pub status: String,
-    /// `connected` or `disconnected`.
-    pub database: String,
-    pub version: String,
-    pub environment: String,
-    #[schema(format = "date-time")]
-    pub timestamp: String,
 }
 
 /// One public key (RFC 8037).

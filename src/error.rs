@@ -72,8 +72,12 @@ pub enum ApiError {
     Unavailable { what: &'static str, cause: String },
     /// 500: the service itself is misconfigured (missing or malformed secret). Fails closed.
     Misconfigured,
-    /// 500: a bug or an unexpected dependency answer; details are logged, not sent.
-    Internal,
+    /// 500: a bug or an unexpected answer from the runtime. `context` says where, `cause` what
+    /// happened; both are logged by the edge and never sent.
+    Internal {
+        context: &'static str,
+        cause: String,
+    },
 }
 
 /// The JSON body of every error response (RFC 9457 problem details).
@@ -109,10 +113,19 @@ impl ApiError {
         }
     }
 
-    /// The internal cause the edge logs (never sent): a dependency's own error text.
+    /// A failure that is the service's own: `context` says where it happened.
+    pub fn internal(context: &'static str, cause: impl fmt::Debug) -> Self {
+        ApiError::Internal {
+            context,
+            cause: format!("{cause:?}"),
+        }
+    }
+
+    /// The internal cause the edge logs (never sent): what failed and its own error text.
     pub fn internal_cause(&self) -> Option<(&'static str, &str)> {
         match self {
             ApiError::Unavailable { what, cause } => Some((what, cause)),
+            ApiError::Internal { context, cause } => Some((context, cause)),
             _ => None,
         }
     }
@@ -142,7 +155,7 @@ impl ApiError {
             ApiError::RateLimited(_) | ApiError::LoginLocked(_) => 429,
             ApiError::HeadersTooLarge(_) => 431,
             ApiError::Unavailable { .. } => 503,
-            ApiError::Misconfigured | ApiError::Internal => 500,
+            ApiError::Misconfigured | ApiError::Internal { .. } => 500,
         }
     }
 
@@ -169,7 +182,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => "request_header_fields_too_large",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::Misconfigured => "misconfigured",
-            ApiError::Internal => "internal_error",
+            ApiError::Internal { .. } => "internal_error",
         }
     }
 
@@ -234,7 +247,7 @@ impl ApiError {
             }
             ApiError::Unavailable { what, .. } => format!("{what} is unavailable"),
             ApiError::Misconfigured => "The service is not configured correctly".into(),
-            ApiError::Internal => "Internal server error".into(),
+            ApiError::Internal { .. } => "Internal server error".into(),
         }
     }
 
@@ -297,7 +310,7 @@ mod tests {
             (ApiError::HeadersTooLarge(8192), 431),
             (ApiError::unavailable("Database", "D1_ERROR: boom"), 503),
             (ApiError::Misconfigured, 500),
-            (ApiError::Internal, 500),
+            (ApiError::internal("test", "boom"), 500),
         ];
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error:?}");
@@ -362,6 +375,14 @@ mod tests {
             Some(("Database", "D1_ERROR: no such table: users"))
         );
         assert_eq!(ApiError::NotFound.internal_cause(), None);
+        let internal = ApiError::internal("signing", "key rejected");
+        assert_eq!(internal.status(), 500);
+        assert_eq!(
+            internal.internal_cause(),
+            Some(("signing", "\"key rejected\""))
+        );
+        let body = serde_json::to_string(&internal.to_problem("r")).unwrap();
+        assert!(!body.contains("key rejected"), "{body}");
     }
 
     #[test]
@@ -388,7 +409,9 @@ mod tests {
 
     #[test]
     fn internal_errors_reveal_nothing() {
-        let body = serde_json::to_value(ApiError::Internal.to_problem("r")).unwrap();
+        let body =
+            serde_json::to_value(ApiError::internal("signing", "key rejected").to_problem("r"))
+                .unwrap();
         assert_eq!(body["detail"], "Internal server error");
         assert!(body.get("errors").is_none());
     }

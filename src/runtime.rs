@@ -12,7 +12,7 @@ pub fn now_seconds() -> i64 {
 /// Bytes from the platform CSPRNG (WebCrypto `getRandomValues` in workerd).
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
     let mut bytes = [0_u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|_| ApiError::Internal)?;
+    getrandom::getrandom(&mut bytes).map_err(|error| ApiError::internal("random bytes", error))?;
     Ok(bytes)
 }
 

@@ -21,7 +21,8 @@ pub fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Response {
 
 /// A JSON response with the given status.
 pub fn json<T: Serialize>(status: u16, body: &T) -> ApiResult {
-    let bytes = serde_json::to_vec(body).map_err(|_| ApiError::Internal)?;
+    let bytes =
+        serde_json::to_vec(body).map_err(|error| ApiError::internal("response body", error))?;
     Ok(with_body(status, "application/json", bytes))
 }
 

@@ -81,8 +81,8 @@ fn token_response(
         roles: user.roles.clone(),
         email_verified: user.email_verified,
     };
-    let access_token =
-        sign(&ctx.config.keys, &ctx.config.tokens, claims, now).map_err(|_| ApiError::Internal)?;
+    let access_token = sign(&ctx.config.keys, &ctx.config.tokens, claims, now)
+        .map_err(|error| ApiError::internal("token signing", error))?;
     json(
         status,
         &TokenResponse {
@@ -142,7 +142,10 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     }
     fields.finish()?;
     let (Some(username), Some(password)) = (username, password) else {
-        return Err(ApiError::Internal);
+        return Err(ApiError::internal(
+            "validated field",
+            "missing after validation",
+        ));
     };
     reject_breached(ctx, "password", &password).await?;
 
@@ -151,7 +154,7 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .config
         .hasher
         .hash(&password, &random_bytes::<16>()?)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("password hash", error))?;
     let user_id = Uuid::new_v4().to_string();
     let session_id = Uuid::new_v4().to_string();
     let (refresh_token, refresh_hash) = new_refresh_token(&session_id)?;
@@ -363,7 +366,10 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     }
     fields.finish()?;
     let (Some(identifier), Some(password)) = (identifier, password) else {
-        return Err(ApiError::Internal);
+        return Err(ApiError::internal(
+            "validated field",
+            "missing after validation",
+        ));
     };
     let identifier = identifier.trim();
     let masked = mask_identifier(identifier);
@@ -437,7 +443,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .config
         .hasher
         .verify(&password, &user.password_hash)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("password verification", error))?;
     if verification == Verification::Mismatch {
         record_login_failure(ctx, &digest, failures, now, &masked).await;
         return Err(login_refused(
@@ -483,7 +489,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
             ctx.config
                 .hasher
                 .hash(&password, &random_bytes::<16>()?)
-                .map_err(|_| ApiError::Internal)?,
+                .map_err(|error| ApiError::internal("password rehash", error))?,
         )
     } else {
         None
@@ -546,7 +552,10 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     .await?;
     ctx.apply_rate_limit("refresh", "session", reply.decision)?;
     let Some(outcome) = reply.outcome else {
-        return Err(ApiError::Internal);
+        return Err(ApiError::internal(
+            "validated field",
+            "missing after validation",
+        ));
     };
     let (refresh_token, user) = match outcome {
         RotateOutcome::Rotated {
@@ -665,7 +674,10 @@ pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>, caller: Authentic
     }
     fields.finish()?;
     let (Some(current), Some(new)) = (current, new) else {
-        return Err(ApiError::Internal);
+        return Err(ApiError::internal(
+            "validated field",
+            "missing after validation",
+        ));
     };
     confirm_password(ctx, &caller.user, "current_password", &current).await?;
     reject_breached(ctx, "new_password", &new).await?;
@@ -673,7 +685,7 @@ pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>, caller: Authentic
         .config
         .hasher
         .hash(&new, &random_bytes::<16>()?)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("password hash", error))?;
     let db = store::database(ctx.env)?;
     let now = now_seconds();
     let revoked = users::update_password(

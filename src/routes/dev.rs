@@ -83,7 +83,7 @@ pub async fn argon2(ctx: &Ctx<'_>) -> ApiResult {
     ctx.config
         .hasher
         .hash("correct horse battery staple", &salt)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("password hash", error))?;
     let params = ctx.config.hasher.params();
     json(
         200,

@@ -98,7 +98,7 @@ async fn serve(ctx: &Ctx<'_>, viewer: Viewer, name: &str) -> ApiResult {
             };
             headers.set("cache-control", cache)
         })
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("documentation asset", error))?;
     Ok(served)
 }
 

@@ -326,7 +326,7 @@ pub async fn reset_password(
         .config
         .hasher
         .hash(new_password, &random_bytes::<16>()?)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("password hash", error))?;
     let user = spend(
         &db,
         &token,
@@ -378,7 +378,8 @@ pub async fn redeem_api(req: &mut Request, ctx: &Ctx<'_>, flow: Redeem) -> ApiRe
     let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
     let proof = read_proof(&mut fields);
     fields.finish()?;
-    let proof = proof.ok_or(ApiError::Internal)?;
+    let proof =
+        proof.ok_or_else(|| ApiError::internal("validated field", "missing after validation"))?;
     let (user, detail) = match flow {
         Redeem::VerifyEmail => (verify_email(ctx, &proof).await?, "Email verified"),
         Redeem::ConfirmEmailChange => (confirm_email_change(ctx, &proof).await?, "Email changed"),
@@ -459,7 +460,8 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
         .required_string("email")
         .and_then(|raw| fields.check(normalize_email(&raw)));
     fields.finish()?;
-    let email = email.ok_or(ApiError::Internal)?;
+    let email =
+        email.ok_or_else(|| ApiError::internal("validated field", "missing after validation"))?;
     let db = store::database(ctx.env)?;
     match users::find_by_email(&db, &email).await? {
         Some(user) if !user.email_verified => {
@@ -540,7 +542,10 @@ pub async fn confirm_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     let new_password = fields.required_string("new_password");
     fields.finish()?;
     let (Some(proof), Some(new_password)) = (proof, new_password) else {
-        return Err(ApiError::Internal);
+        return Err(ApiError::internal(
+            "validated field",
+            "missing after validation",
+        ));
     };
     let user = reset_password(ctx, &proof, &new_password).await?;
     ctx.set_user(&user.id);

@@ -82,7 +82,7 @@ pub async fn jwks(ctx: &Ctx<'_>) -> ApiResult {
     response
         .headers()
         .set("cache-control", "public, max-age=300")
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("response header", error))?;
     Ok(response)
 }
 

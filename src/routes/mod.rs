@@ -390,7 +390,12 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
         Err(error) => {
             // The one place an internal cause is logged: with the request id, never sent.
             if let Some((what, cause)) = error.internal_cause() {
-                log::dependency_failure(&meta, "dependency_unavailable", what, cause);
+                let event = if matches!(error, ApiError::Internal { .. }) {
+                    "internal_error"
+                } else {
+                    "dependency_unavailable"
+                };
+                log::dependency_failure(&meta, event, what, cause);
             }
             let mut response = problem(&error, &meta.request_id);
             if let (ApiError::MethodNotAllowed, Some(route)) = (&error, route) {

@@ -39,7 +39,7 @@ fn page(ctx: &Ctx<'_>, status: u16, title: &str, body: &str) -> ApiResult {
                  frame-ancestors 'none'; base-uri 'none'"
             ),
         )
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("page", error))?;
     Ok(response)
 }
 

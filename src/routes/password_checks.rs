@@ -31,7 +31,7 @@ pub async fn confirm_password(
         .config
         .hasher
         .verify(password, &user.password_hash)
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|error| ApiError::internal("password verification", error))?;
     if verification == Verification::Mismatch {
         log::security_event(
             ctx.meta,

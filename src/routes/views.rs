@@ -245,14 +245,15 @@ impl AdminUser {
     /// The account with its ban as it stands at `now` (an ended ban shows as none).
     pub fn new(user: &Account, now: i64) -> Self {
         let banned = user.ban_state(now).is_banned();
+        let view = User::from(user);
         AdminUser {
-            id: user.id.clone(),
-            username: user.username.clone(),
-            email: user.email.clone(),
-            email_verified: user.email_verified,
-            roles: user.roles.clone(),
-            created_at: rfc3339_seconds(user.created_at),
-            updated_at: rfc3339_seconds(user.updated_at),
+            id: view.id,
+            username: view.username,
+            email: view.email,
+            email_verified: view.email_verified,
+            roles: view.roles,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
             banned,
             banned_at: user.banned_at.filter(|_| banned).map(rfc3339_seconds),
             banned_until: user.banned_until.filter(|_| banned).map(rfc3339_seconds),

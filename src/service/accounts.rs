@@ -126,6 +126,15 @@ pub async fn audit_log<S: AuditStore>(
     Ok(store.list_audit(filter, page).await?)
 }
 
+/// `SelfActionRefused` with `reason` when an administrator acts on their own account.
+fn refuse_own(actor_id: &str, target: &User, reason: &str) -> Result<(), ApiError> {
+    if target.id == actor_id {
+        Err(ApiError::SelfActionRefused(reason.into()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Delete `target`'s account, as administrator `actor_id`.
 pub async fn delete<S: UserStore>(
     store: &S,
@@ -134,11 +143,11 @@ pub async fn delete<S: UserStore>(
     origin: &Origin,
     now: i64,
 ) -> Result<(), ApiError> {
-    if target.id == actor_id {
-        return Err(ApiError::SelfActionRefused(
-            "You cannot delete your own account here; use DELETE /api/v1/users/me".into(),
-        ));
-    }
+    refuse_own(
+        actor_id,
+        target,
+        "You cannot delete your own account here; use DELETE /api/v1/users/me",
+    )?;
     let entry = entry(AuditAction::UserDeleted, actor_id, target, origin, now)
         .with("username", target.username.as_str());
     if store.delete_user(&target.id, &entry).await? {
@@ -159,11 +168,7 @@ pub async fn ban<S: UserStore>(
     origin: &Origin,
     now: i64,
 ) -> Result<(User, usize), ApiError> {
-    if target.id == actor_id {
-        return Err(ApiError::SelfActionRefused(
-            "You cannot ban yourself".into(),
-        ));
-    }
+    refuse_own(actor_id, target, "You cannot ban yourself")?;
     let entry = entry(AuditAction::UserBanned, actor_id, target, origin, now)
         .with("until", until.map(rfc3339_seconds))
         .with("reason", reason.map(str::to_owned));
@@ -218,10 +223,12 @@ pub async fn remove_role<S: RoleStore>(
     if !target.roles.iter().any(|held| held == role) {
         return Err(ApiError::NotFound);
     }
-    if role == ROLE_ADMIN && target.id == actor_id {
-        return Err(ApiError::SelfActionRefused(
-            "You cannot remove your own admin role; another admin must do it".into(),
-        ));
+    if role == ROLE_ADMIN {
+        refuse_own(
+            actor_id,
+            target,
+            "You cannot remove your own admin role; another admin must do it",
+        )?;
     }
     let entry = entry(AuditAction::RoleRevoked, actor_id, target, origin, now).with("role", role);
     let (removed, updated) = store.remove_role(&target.id, role, &entry).await?;

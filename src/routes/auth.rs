@@ -20,12 +20,11 @@ use crate::routes::email::{self as email_flows, PreparedToken};
 use crate::routes::openapi::{
     schemas, Conflict, Forbidden, RateLimited, Unauthorized, Unavailable,
 };
-use crate::routes::password_checks::{confirm_password, reject_breached};
+use crate::routes::password_checks::{confirm_password, lockout_fail_open, reject_breached};
 use crate::routes::views::{self, user_json, PasswordChanged, TokenResponse};
 use crate::runtime::{now_seconds, random_bytes};
 use crate::service;
 use crate::store::d1_backend::D1Backend;
-use crate::store::error::StoreError;
 use crate::store::session_guard::RotateOutcome;
 use crate::store::sessions::{self, NewSession};
 use crate::store::users::{self, NewUser};
@@ -279,22 +278,7 @@ async fn record_login_failure(
         now,
     )
     .await;
-    fail_open(ctx, "write", saved);
-}
-
-/// The lockout is a second barrier behind the exact per-account budget: when KV does not
-/// answer, login goes on without it (and the edge's log says so), rather than refusing every
-/// login during a KV outage.
-fn fail_open<T: Default>(ctx: &Ctx<'_>, operation: &str, result: Result<T, StoreError>) -> T {
-    result.unwrap_or_else(|error| {
-        let cause = error.cause().map(str::to_owned);
-        log::warn(
-            ctx.meta,
-            "login_failures_unavailable",
-            json!({ "operation": operation, "error": cause }),
-        );
-        T::default()
-    })
+    lockout_fail_open(ctx, "write", saved);
 }
 
 /// Record a refused login — a security log line and an audit entry — and return the
@@ -405,7 +389,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     )
     .await;
     budget?;
-    let failures = fail_open(ctx, "read", failures);
+    let failures = lockout_fail_open(ctx, "read", failures);
     let now = now_seconds();
     if let Gate::Locked {
         retry_after_seconds,
@@ -469,7 +453,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         .await);
     }
     if !failures.is_clear() {
-        fail_open(ctx, "delete", login_failures::clear(ctx.env, &digest).await);
+        lockout_fail_open(ctx, "delete", login_failures::clear(ctx.env, &digest).await);
     }
     if ctx.config.email.require_verification && !user.email_verified {
         // Only after the password proved right: the answer reveals nothing to a guesser.

@@ -18,7 +18,7 @@ use crate::http::log;
 use crate::http::response::{json, ApiResult};
 use crate::mail::{self, Outgoing};
 use crate::routes::openapi::{schemas, Conflict, RateLimited, Unavailable};
-use crate::routes::password_checks::reject_breached;
+use crate::routes::password_checks::{lockout_fail_open, reject_breached};
 use crate::routes::views::{self, Message, Redeemed};
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store;
@@ -340,17 +340,9 @@ pub async fn reset_password(
     // Whoever proved the mailbox may sign in at once, even if someone else locked the
     // account with wrong passwords meanwhile.
     let subject = login_subject(Some(&user.id), &user.username);
-    if let Err(error) =
-        login_failures::clear(ctx.env, &ctx.config.identifier_digest(&subject)).await
-    {
-        // The reset itself stands; only the unlock did not happen.
-        let cause = error.cause().map(str::to_owned);
-        log::warn(
-            ctx.meta,
-            "login_failures_unavailable",
-            json!({ "operation": "delete", "error": cause }),
-        );
-    }
+    // The reset itself stands even when KV does not answer; only the unlock is lost.
+    let cleared = login_failures::clear(ctx.env, &ctx.config.identifier_digest(&subject)).await;
+    lockout_fail_open(ctx, "delete", cleared);
     Ok(user)
 }
 

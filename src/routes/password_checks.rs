@@ -1,5 +1,6 @@
 //! Password checks that several flows share: confirming the current password before a
-//! sensitive change, and refusing a new password found in a breach corpus.
+//! sensitive change, refusing a new password found in a breach corpus, and going on without
+//! the lockout counters when KV does not answer.
 
 use crate::domain::hibp::{breach_count, range_query, BREACHED};
 use crate::domain::password::Verification;
@@ -7,6 +8,7 @@ use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::http::context::Ctx;
 use crate::http::log;
+use crate::store::error::StoreError;
 use crate::store::hibp;
 use serde_json::json;
 
@@ -63,4 +65,23 @@ pub async fn reject_breached(ctx: &Ctx<'_>, field: &str, password: &str) -> Resu
             Ok(())
         }
     }
+}
+
+/// The lockout is a second barrier behind the exact per-account budget: when KV does not
+/// answer, login goes on without it (and the edge's log says so), rather than refusing every
+/// login during a KV outage.
+pub fn lockout_fail_open<T: Default>(
+    ctx: &Ctx<'_>,
+    operation: &str,
+    result: Result<T, StoreError>,
+) -> T {
+    result.unwrap_or_else(|error| {
+        let cause = error.cause().map(str::to_owned);
+        log::warn(
+            ctx.meta,
+            "login_failures_unavailable",
+            json!({ "operation": operation, "error": cause }),
+        );
+        T::default()
+    })
 }

@@ -2,6 +2,19 @@
 //! as digests, single use, purpose-bound, expiring, with a bounded number of code attempts.
 
 use crate::domain::secret::{constant_time_eq, hash_opaque_token};
+use serde::Deserialize;
+
+/// A live one-time token as it is stored: what proves it is a digest.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssuedToken {
+    pub id: String,
+    pub user_id: String,
+    /// The address the message went to.
+    pub email: String,
+    pub code_hash: String,
+    /// Wrong codes tried so far.
+    pub attempts: i64,
+}
 
 /// Attempts at a code before its token is spent.
 pub const DEFAULT_CODE_ATTEMPTS: i64 = 5;

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::runtime::{now_seconds, webcrypto};
-use crate::store::{self, revocation};
+use crate::store::traits::{RevocationStore, UserStore};
 use futures_util::future::join;
 use serde_json::json;
 use worker::Request;
@@ -80,15 +80,10 @@ pub async fn load_caller(
     verified: VerifiedToken,
 ) -> Result<Authenticated, ApiError> {
     let now = now_seconds();
-    let db = store::database(ctx.env)?;
+    let store = ctx.store();
     let (revoked, user) = join(
-        revocation::is_revoked(
-            ctx.env,
-            &verified.claims.jti,
-            ctx.config.revocation_cache_seconds,
-        ),
-        store::users::find_by_live_session(
-            &db,
+        store.is_revoked(&verified.claims.jti, ctx.config.revocation_cache_seconds),
+        store.find_by_live_session(
             &verified.claims.sub,
             &verified.claims.sid,
             verified.issued_at,

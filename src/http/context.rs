@@ -9,9 +9,13 @@ use crate::domain::rate_limit::{client_bucket, Decision};
 use crate::error::ApiError;
 use crate::http::log;
 use crate::http::request::RequestMeta;
+use crate::mail::{self, Outgoing};
+use crate::service::ports::{Deps, Device, Edge, Mail};
+use crate::store::d1::backend::D1Backend;
+use crate::store::hibp;
 use crate::store::metrics_batch as isolate_metrics;
-use crate::store::rate_limit;
-use serde_json::json;
+use crate::store::traits::RateLimitStore;
+use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{Context, Env};
@@ -23,6 +27,8 @@ pub struct Ctx<'a> {
     /// For work that outlives the response (`wait_until`).
     pub worker: &'a Context,
     pub meta: &'a RequestMeta,
+    /// Storage on this request's bindings.
+    store: D1Backend<'a>,
     /// The path parameters the route table matched (`id`, `role`, `sid`, `file`).
     params: Vec<(String, String)>,
     user_id: RefCell<Option<String>>,
@@ -43,6 +49,7 @@ impl<'a> Ctx<'a> {
             config,
             worker,
             meta,
+            store: D1Backend::new(env),
             params,
             user_id: RefCell::new(None),
             rate_limit: RefCell::new(None),
@@ -57,6 +64,20 @@ impl<'a> Ctx<'a> {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
             .ok_or(ApiError::NotFound)
+    }
+
+    /// Storage on this request's bindings.
+    pub fn store(&self) -> &D1Backend<'a> {
+        &self.store
+    }
+
+    /// What the service's flows run with for this request.
+    pub fn deps(&self) -> Deps<'_, D1Backend<'a>, Self> {
+        Deps {
+            store: &self.store,
+            edge: self,
+            config: self.config,
+        }
     }
 
     /// The authenticated user, once a handler recorded one.
@@ -121,7 +142,7 @@ impl<'a> Ctx<'a> {
             "{scope}:{dimension}:{}",
             self.config.identifier_digest(value)
         );
-        let decision = rate_limit::check(self.env, &key, budget).await?;
+        let decision = self.store.check_rate(&key, budget).await?;
         self.apply_rate_limit(scope, dimension, decision)
     }
 
@@ -153,5 +174,73 @@ impl<'a> Ctx<'a> {
             );
             Err(ApiError::RateLimited(decision.retry_after_seconds))
         }
+    }
+}
+
+impl Edge for Ctx<'_> {
+    fn origin(&self) -> Origin {
+        Ctx::origin(self)
+    }
+
+    fn device(&self) -> Device {
+        Device {
+            user_agent: self.meta.user_agent.clone(),
+            colo: self.meta.colo.clone(),
+            country: self.meta.country.clone(),
+        }
+    }
+
+    fn security_event(&self, event: &str, fields: Value) {
+        log::security_event(self.meta, event, fields);
+    }
+
+    fn warn(&self, event: &str, fields: Value) {
+        log::warn(self.meta, event, fields);
+    }
+
+    fn count(&self, event: Event<'_>) {
+        Ctx::count(self, event);
+    }
+
+    fn set_user(&self, user_id: &str) {
+        Ctx::set_user(self, user_id);
+    }
+
+    async fn rate_limit_by(
+        &self,
+        scope: &str,
+        dimension: &str,
+        value: &str,
+        budget: RateLimit,
+    ) -> Result<(), ApiError> {
+        Ctx::rate_limit_by(self, scope, dimension, value, budget).await
+    }
+
+    fn apply_rate_limit(
+        &self,
+        scope: &str,
+        dimension: &str,
+        decision: Decision,
+    ) -> Result<(), ApiError> {
+        Ctx::apply_rate_limit(self, scope, dimension, decision)
+    }
+
+    async fn send_mail(&self, mail: Mail) -> Result<(), ApiError> {
+        mail::deliver(
+            self.env,
+            self.config,
+            self.worker,
+            Outgoing {
+                message: mail.message,
+                request_id: self.meta.request_id.clone(),
+                token: mail.token,
+                code: mail.code,
+            },
+        )
+        .await
+    }
+
+    async fn breach_range(&self, prefix: &str) -> Result<String, String> {
+        hibp::fetch_range(&self.config.hibp.api_url, prefix).await
     }
 }

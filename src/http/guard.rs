@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::http::auth::{authenticate, load_caller, verify_bearer, Authenticated};
 use crate::http::context::Ctx;
 use crate::http::log;
-use crate::store::{self, roles};
+use crate::store::traits::RoleStore;
 use futures_util::future::join;
 use serde_json::json;
 use worker::Request;
@@ -41,9 +41,11 @@ pub async fn require_permission(
     permission: &str,
 ) -> Result<Authenticated, ApiError> {
     let verified = verify_bearer(req, ctx).await?;
-    let db = store::database(ctx.env)?;
-    let (caller, granting) =
-        join(load_caller(ctx, verified), roles::granting(&db, permission)).await;
+    let (caller, granting) = join(
+        load_caller(ctx, verified),
+        ctx.store().roles_granting(permission),
+    )
+    .await;
     let caller = caller?;
     let granting = granting?;
     access::authorize(&granting, &caller.token.claims.roles, &caller.user.roles)

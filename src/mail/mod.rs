@@ -16,8 +16,9 @@ use crate::domain::user::mask_email;
 use crate::error::ApiError;
 use crate::mail::headers::{rfc2822_now, sender_domain};
 use crate::runtime::now_seconds;
+use crate::store::d1::backend::D1Backend;
 use crate::store::metrics_batch;
-use crate::store::{self, outbox};
+use crate::store::traits::OutboxStore;
 use serde_json::json;
 use std::rc::Rc;
 use std::time::Duration;
@@ -71,17 +72,16 @@ pub async fn deliver(
             Ok(())
         }
         EmailProvider::Outbox => {
-            let db = store::database(env)?;
-            outbox::store(
-                &db,
-                &Uuid::new_v4().to_string(),
-                &outgoing.message,
-                outgoing.token.as_deref(),
-                outgoing.code.as_deref(),
-                now_seconds(),
-            )
-            .await
-            .inspect_err(|_| metrics_batch::record(Event::EmailFailed))?;
+            D1Backend::new(env)
+                .store_message(
+                    &Uuid::new_v4().to_string(),
+                    &outgoing.message,
+                    outgoing.token.as_deref(),
+                    outgoing.code.as_deref(),
+                    now_seconds(),
+                )
+                .await
+                .inspect_err(|_| metrics_batch::record(Event::EmailFailed))?;
             metrics_batch::record(Event::EmailSent);
             log_line(
                 "info",

@@ -18,9 +18,10 @@ use crate::env;
 use crate::error::ApiError;
 use crate::objects::budget::StoredBudget;
 use crate::runtime::{now_seconds, random_bytes};
-use crate::store::session_guard::{RotateOutcome, RotateReply, RotateRequest};
-use crate::store::sessions::{self, Rotation};
-use crate::store::{self};
+use crate::store::d1;
+use crate::store::d1::sessions::{self, Rotation};
+use crate::store::session_guard::RotateRequest;
+use crate::store::traits::{RotateOutcome, RotateReply};
 use futures_util::lock::Mutex;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
@@ -46,7 +47,7 @@ impl SessionGuard {
     async fn rotate(&self, request: RotateRequest) -> std::result::Result<RotateOutcome, ApiError> {
         let config = env::config(&self.env).map_err(|_| ApiError::Misconfigured)?;
         let policy = config.sessions;
-        let db = store::database(&self.env)?;
+        let db = d1::database(&self.env)?;
         let mut last = self.last.lock().await;
         let now = now_seconds();
 

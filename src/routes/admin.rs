@@ -27,7 +27,7 @@ use crate::routes::views::{
 };
 use crate::runtime::now_seconds;
 use crate::service;
-use crate::store::d1_backend::D1Backend;
+use crate::store::d1::backend::D1Backend;
 use crate::store::traits::ProfileChange;
 use serde_json::json;
 use worker::Request;

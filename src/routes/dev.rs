@@ -8,7 +8,7 @@ use crate::http::request::is_loopback_host;
 use crate::http::response::{json, ApiResult};
 use crate::routes::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
 use crate::runtime::random_bytes;
-use crate::store::{self, outbox};
+use crate::store::traits::OutboxStore;
 use worker::Request;
 
 /// 404 unless the Worker runs in development and is reached on a loopback host.
@@ -44,8 +44,9 @@ pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         .map(|(_, value)| value.trim().to_lowercase())
         .filter(|to| !to.is_empty())
         .ok_or_else(|| ApiError::invalid("to", "is required"))?;
-    let db = store::database(ctx.env)?;
-    let messages: Vec<_> = outbox::list(&db, &to)
+    let messages: Vec<_> = ctx
+        .store()
+        .messages_to(&to)
         .await?
         .into_iter()
         .map(|row| {

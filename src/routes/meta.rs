@@ -8,7 +8,7 @@ use crate::http::response::{json, with_body, ApiResult};
 use crate::routes::openapi::schemas;
 use crate::routes::views::{self, Health, Ping};
 use crate::runtime::now_seconds;
-use crate::store;
+use crate::store::traits::HealthStore;
 use std::rc::Rc;
 
 #[utoipa::path(
@@ -43,10 +43,7 @@ pub async fn ping() -> ApiResult {
 )]
 /// `GET /api/health`: 200 when D1 answers, 503 when it does not.
 pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
-    let database = match store::database(ctx.env) {
-        Ok(db) => store::ping(&db).await,
-        Err(error) => Err(error),
-    };
+    let database = ctx.store().ping().await;
     let (status, state, database) = match database {
         Ok(()) => (200, "healthy", "connected"),
         Err(error) => {

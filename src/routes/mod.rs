@@ -17,7 +17,6 @@ pub mod email;
 pub mod meta;
 pub mod openapi;
 pub mod pages;
-pub mod password_checks;
 pub mod scrape;
 pub mod sessions;
 pub mod users;

@@ -10,8 +10,9 @@ use crate::error::ApiError;
 use crate::http::body::read_form;
 use crate::http::context::Ctx;
 use crate::http::response::{with_body, ApiResult};
-use crate::routes::email::{self as flows, Proof};
 use crate::routes::openapi::schemas;
+use crate::runtime::now_seconds;
+use crate::service::email::{self as flows, Proof};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -133,16 +134,16 @@ async fn submit(route: EmailPage, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult
     };
     let token = value("token");
     let proof = Proof::Token(token.clone());
+    let (deps, now) = (ctx.deps(), now_seconds());
     let outcome = match route {
         EmailPage::ResetPassword => {
-            flows::reset_password(ctx, &proof, &value("new_password")).await
+            flows::reset_password(&deps, &proof, &value("new_password"), now).await
         }
-        EmailPage::ConfirmEmail => flows::confirm_email_change(ctx, &proof).await,
-        EmailPage::VerifyEmail => flows::verify_email(ctx, &proof).await,
+        EmailPage::ConfirmEmail => flows::confirm_email_change(&deps, &proof, now).await,
+        EmailPage::VerifyEmail => flows::verify_email(&deps, &proof, now).await,
     };
     match outcome {
-        Ok(user) => {
-            ctx.set_user(&user.id);
+        Ok(_) => {
             page(ctx, 200, text(route).title, &format!("<p>{}</p>", escape_html(text(route).done)))
         }
         // A password the policy refuses: show the form again with the reason.

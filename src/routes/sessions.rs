@@ -8,7 +8,6 @@ use crate::routes::openapi::{NotFound, Unavailable};
 use crate::routes::views::{self, Session, SessionList};
 use crate::runtime::now_seconds;
 use crate::service;
-use crate::store::d1_backend::D1Backend;
 use serde_json::json;
 
 #[utoipa::path(
@@ -26,8 +25,7 @@ use serde_json::json;
 /// `GET /api/v1/auth/sessions`: live sessions, most recently used first; `current` marks the
 /// one the calling token belongs to.
 pub async fn list(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let listed =
-        service::sessions::list(&D1Backend::new(ctx.env), &caller.token, now_seconds()).await?;
+    let listed = service::sessions::list(ctx.store(), &caller.token, now_seconds()).await?;
     json(
         200,
         &SessionList {
@@ -58,7 +56,7 @@ pub async fn list(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 pub async fn revoke(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let session_id = ctx.param("id")?;
     service::sessions::revoke_own(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.token,
         session_id,
         &ctx.origin(),

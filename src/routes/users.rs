@@ -1,26 +1,19 @@
 //! `/api/v1/users/me`: the signed-in account's profile.
 
-use crate::domain::email::Purpose;
 use crate::domain::input::Fields;
-use crate::domain::user::User;
 use crate::domain::user::{normalize_email, normalize_username};
-use crate::error::{ApiError, FieldError};
 use crate::http::auth::Authenticated;
 use crate::http::body::{read_json, read_optional_json};
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::routes::email as email_flows;
 use crate::routes::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
-use crate::routes::password_checks::confirm_password;
 use crate::routes::views::{self, UpdatedUser};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::service::accounts::Reauthentication;
-use crate::store::d1_backend::D1Backend;
-use crate::store::traits::ProfileChange;
-use crate::store::Database;
-use crate::store::{self};
+use crate::service::passwords;
+use crate::service::profile::{self, ProfileRequest};
 use serde_json::json;
 use worker::Request;
 
@@ -82,86 +75,18 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
     fields.reject_unknown(&PROFILE_FIELDS);
     let (username, email) = read_username_and_email(&mut fields);
     let current_password = fields.optional_string("current_password");
-    let email_changes = email
-        .as_ref()
-        .is_some_and(|email| email.as_deref() != caller.user.email.as_deref());
-    if email_changes && current_password.is_none() {
-        fields.reject(FieldError::new(
-            "current_password",
-            "is required to change the email address",
-        ));
-    }
-    if email_changes && email == Some(None) && ctx.config.email.require_verification {
-        fields.reject(FieldError::new(
-            "email",
-            "cannot be removed: accounts must have a verified email address",
-        ));
+    let request = ProfileRequest {
+        username,
+        email,
+        current_password,
+    };
+    let require_verification = ctx.config.email.require_verification;
+    for error in profile::rule_errors(&caller.user, &request, require_verification) {
+        fields.reject(error);
     }
     fields.finish()?;
-    if let Some(password) = current_password.as_deref() {
-        confirm_password(ctx, &caller.user, "current_password", password).await?;
-    }
-    // A new address is only proposed here; removing the address applies at once.
-    let pending_email = match (&email, email_changes) {
-        (Some(Some(new_email)), true) => Some(new_email.clone()),
-        _ => None,
-    };
-    let change = ProfileChange {
-        username: username.as_deref(),
-        email: match (&email, email_changes) {
-            (Some(None), true) => Some(None),
-            _ => None,
-        },
-        email_verified: None,
-    };
-    let db = store::database(ctx.env)?;
-    // Nothing to write (only an email proposal, or an empty body): the row stays untouched,
-    // `updated_at` included.
-    let updated = if change.username.is_none() && change.email.is_none() {
-        caller.user.clone()
-    } else {
-        store::users::update_profile(&db, &caller.user.id, &change, now_seconds(), None)
-            .await?
-            .ok_or(ApiError::NotFound)?
-    };
-    if let Some(new_email) = &pending_email {
-        propose_email_change(ctx, &db, &updated, new_email).await?;
-    }
-    json(200, &UpdatedUser::new(&updated, pending_email))
-}
-
-/// Send the confirmation of a new address (and a notice to the old one). An address that
-/// belongs to another account gets nothing, and the answer is the same, so this cannot be
-/// used to find out which addresses have accounts; confirming it would fail with a 409.
-async fn propose_email_change(
-    ctx: &Ctx<'_>,
-    db: &Database,
-    user: &User,
-    new_email: &str,
-) -> Result<(), ApiError> {
-    let taken = store::users::find_by_email(db, new_email)
-        .await?
-        .is_some_and(|other| other.id != user.id);
-    if taken {
-        log::security_event(
-            ctx.meta,
-            "email_change_to_taken_address",
-            json!({ "user_id": user.id }),
-        );
-        return Ok(());
-    }
-    let prepared = email_flows::prepare(ctx, Purpose::ChangeEmail, &user.id, new_email)?;
-    email_flows::issue_and_send(ctx, db, &prepared).await?;
-    if let Some(old_email) = &user.email {
-        email_flows::send_notice(ctx, Purpose::EmailChangeNotice, old_email, Some(new_email))
-            .await?;
-    }
-    log::security_event(
-        ctx.meta,
-        "email_change_requested",
-        json!({ "user_id": user.id }),
-    );
-    Ok(())
+    let updated = profile::update(&ctx.deps(), &caller.user, request, now_seconds()).await?;
+    json(200, &UpdatedUser::new(&updated.user, updated.pending_email))
 }
 
 #[utoipa::path(
@@ -190,19 +115,14 @@ pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
         Some(mut fields) => {
             let password = fields.required_string("password");
             fields.finish()?;
-            confirm_password(
-                ctx,
-                &caller.user,
-                "password",
-                password.as_deref().unwrap_or_default(),
-            )
-            .await?;
+            let password = password.unwrap_or_default();
+            passwords::confirm(&ctx.deps(), &caller.user, "password", &password).await?;
             Reauthentication::Password
         }
         None => Reauthentication::SessionOnly,
     };
     service::accounts::delete_own(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.user,
         proof,
         ctx.config.reauth_seconds,

@@ -33,6 +33,11 @@ impl StoreError {
         }
     }
 
+    /// Whether a write failed because the email address belongs to another account.
+    pub fn is_email_taken(&self) -> bool {
+        matches!(self, StoreError::Taken(Unique::Email))
+    }
+
     /// The backend's own error text, if any (never sent to a client).
     pub fn cause(&self) -> Option<&str> {
         match self {

@@ -2,15 +2,22 @@
 //! tests: the same contract as the D1 backend (what is written together, what is refused),
 //! without a runtime. Test builds only.
 
+use crate::config::RateLimit;
 use crate::domain::access::Role;
-use crate::domain::audit::AuditEntry;
+use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
+use crate::domain::email::{Message, Purpose};
+use crate::domain::lockout::FailureState;
+use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
+use crate::domain::rate_limit::Decision;
 use crate::domain::session::Session;
-use crate::domain::user::User;
+use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
 use crate::store::error::StoreError;
 use crate::store::error::Unique;
 use crate::store::traits::{
-    Ban, ProfileChange, RevocationStore, RoleStore, SessionStore, UserStore,
+    AuditStore, Ban, LoginFailureStore, NewSession, NewToken, NewUser, OneTimeTokenStore,
+    OutboxStore, ProfileChange, RateLimitStore, RefreshRotation, RevocationStore, RoleStore,
+    RotateOutcome, RotateReply, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,18 +31,43 @@ pub struct StoredSession {
     pub revoked_reason: Option<String>,
 }
 
+/// A stored one-time token.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    pub token: IssuedToken,
+    pub purpose: Purpose,
+    pub token_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_by: Option<String>,
+}
+
 /// Every record the traits reach, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub users: RefCell<Vec<User>>,
     /// The role names that exist.
     pub roles: RefCell<Vec<String>>,
+    /// Which role grants which permission: (role, permission).
+    pub role_permissions: RefCell<Vec<(String, String)>>,
     pub sessions: RefCell<Vec<StoredSession>>,
     pub audit: RefCell<Vec<AuditEntry>>,
     /// Revoked access-token ids and until when.
     pub revoked_tokens: RefCell<HashMap<String, i64>>,
     /// Per user: access tokens issued before this are refused.
     pub tokens_valid_after: RefCell<HashMap<String, i64>>,
+    /// One-time tokens, in the order they were issued.
+    pub tokens: RefCell<Vec<StoredToken>>,
+    /// Login failures by subject digest.
+    pub failures: RefCell<HashMap<String, FailureState>>,
+    /// Refresh token digests: their session, and whether they were spent.
+    pub refresh_tokens: RefCell<HashMap<String, (String, bool)>>,
+    /// Requests counted per rate-limit key.
+    pub rate_counts: RefCell<HashMap<String, u32>>,
+    pub outbox: RefCell<Vec<StoredMessage>>,
+    /// Rotations so far, to draw distinct successor tokens.
+    rotations: Cell<u32>,
     /// While set, every call fails as an unreachable store does, and nothing changes.
     pub unavailable: Cell<bool>,
 }
@@ -99,6 +131,85 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn insert_session(&self, session: &NewSession<'_>) {
+        self.sessions.borrow_mut().push(StoredSession {
+            session: Session {
+                id: session.id.into(),
+                created_at: session.now,
+                last_used_at: session.now,
+                idle_expires_at: session.expiry.idle_expires_at,
+                absolute_expires_at: session.expiry.absolute_expires_at,
+                user_agent: session.user_agent.map(str::to_owned),
+                colo: session.colo.map(str::to_owned),
+                country: session.country.map(str::to_owned),
+            },
+            user_id: session.user_id.into(),
+            revoked_at: None,
+            revoked_reason: None,
+        });
+        self.refresh_tokens.borrow_mut().insert(
+            session.refresh_token_hash.into(),
+            (session.id.into(), false),
+        );
+    }
+
+    fn insert_token(&self, token: &NewToken<'_>) {
+        let mut tokens = self.tokens.borrow_mut();
+        for stored in tokens.iter_mut() {
+            if stored.token.user_id == token.user_id
+                && stored.purpose == token.purpose
+                && stored.used_at.is_none()
+            {
+                stored.used_at = Some(token.now);
+                stored.used_by = Some("superseded".into());
+            }
+        }
+        tokens.push(StoredToken {
+            token: IssuedToken {
+                id: token.id.into(),
+                user_id: token.user_id.into(),
+                email: token.email.into(),
+                code_hash: token.code_hash.into(),
+                attempts: 0,
+            },
+            purpose: token.purpose,
+            token_hash: token.token_hash.into(),
+            created_at: token.now,
+            expires_at: token.expires_at,
+            used_at: None,
+            used_by: None,
+        });
+    }
+
+    fn live_token(
+        &self,
+        purpose: Purpose,
+        now: i64,
+        matches: impl Fn(&StoredToken) -> bool,
+    ) -> Option<IssuedToken> {
+        self.tokens
+            .borrow()
+            .iter()
+            .rev()
+            .find(|stored| {
+                stored.purpose == purpose
+                    && stored.used_at.is_none()
+                    && stored.expires_at > now
+                    && matches(stored)
+            })
+            .map(|stored| stored.token.clone())
+    }
+
+    fn update_user(&self, user_id: &str, change: impl Fn(&mut User)) {
+        for user in self.users.borrow_mut().iter_mut() {
+            if user.id == user_id {
+                change(user);
+            }
+        }
+    }
+}
+
 impl UserStore for MemoryStore {
     async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         self.check()?;
@@ -108,6 +219,150 @@ impl UserStore for MemoryStore {
             .iter()
             .find(|user| user.id == user_id)
             .cloned())
+    }
+
+    async fn find_by_live_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        issued_at: i64,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        let not_before = self
+            .tokens_valid_after
+            .borrow()
+            .get(user_id)
+            .copied()
+            .unwrap_or(0);
+        let signed_in_at = self
+            .sessions
+            .borrow()
+            .iter()
+            .find(|stored| {
+                stored.session.id == session_id
+                    && stored.user_id == user_id
+                    && stored.revoked_at.is_none()
+                    && stored.session.idle_expires_at > now
+                    && stored.session.absolute_expires_at > now
+            })
+            .map(|stored| stored.session.created_at);
+        Ok(match (signed_in_at, self.user(user_id)) {
+            (Some(at), Some(mut user))
+                if not_before <= issued_at && !user.ban_state(now).is_banned() =>
+            {
+                user.session_signed_in_at = Some(at);
+                Some(user)
+            }
+            _ => None,
+        })
+    }
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        Ok(self
+            .users
+            .borrow()
+            .iter()
+            .find(|user| user.email.as_deref() == Some(email))
+            .cloned())
+    }
+
+    async fn find_by_identifier(&self, identifier: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        let identifier = identifier.trim();
+        let users = self.users.borrow();
+        Ok(if looks_like_email(identifier) {
+            normalize_email(identifier).ok().and_then(|email| {
+                users
+                    .iter()
+                    .find(|user| user.email.as_deref() == Some(email.as_str()))
+                    .cloned()
+            })
+        } else {
+            normalize_username(identifier)
+                .ok()
+                .and_then(|username| users.iter().find(|user| user.username == username).cloned())
+        })
+    }
+
+    async fn create_user(
+        &self,
+        user: &NewUser<'_>,
+        session: Option<&NewSession<'_>>,
+        entry: &AuditEntry,
+        verification: Option<&NewToken<'_>>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        {
+            let users = self.users.borrow();
+            // The username first, whatever the email (as the D1 batch does).
+            if users.iter().any(|other| other.username == user.username) {
+                return Err(StoreError::Taken(Unique::Username));
+            }
+            if user.email.is_some()
+                && users
+                    .iter()
+                    .any(|other| other.email.as_deref() == user.email)
+            {
+                return Err(StoreError::Taken(Unique::Email));
+            }
+        }
+        self.users.borrow_mut().push(User {
+            id: user.id.into(),
+            username: user.username.into(),
+            email: user.email.map(str::to_owned),
+            email_verified: false,
+            roles: vec!["user".into()],
+            created_at: user.now,
+            updated_at: user.now,
+            banned_at: None,
+            banned_until: None,
+            ban_reason: None,
+            password_hash: user.password_hash.into(),
+            session_signed_in_at: None,
+        });
+        if let Some(session) = session {
+            self.insert_session(session);
+        }
+        self.audit.borrow_mut().push(entry.clone());
+        if let Some(token) = verification {
+            self.insert_token(token);
+        }
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
+        self.check()?;
+        if self.user(user_id).is_none() {
+            return Ok(0);
+        }
+        self.update_user(user_id, |user| {
+            user.password_hash = password_hash.into();
+            user.updated_at = now;
+        });
+        self.audit.borrow_mut().push(entry.clone());
+        let mut revoked = 0;
+        if let Some(keep) = keep_session {
+            for stored in self.sessions.borrow_mut().iter_mut() {
+                if stored.user_id == user_id
+                    && stored.session.id != keep
+                    && stored.revoked_at.is_none()
+                {
+                    stored.revoked_at = Some(now);
+                    stored.revoked_reason = Some("password_change".into());
+                    revoked += 1;
+                }
+            }
+        }
+        Ok(revoked)
     }
 
     async fn list_users(
@@ -285,10 +540,27 @@ impl RoleStore for MemoryStore {
         Ok(names
             .into_iter()
             .map(|name| Role {
+                permissions: self
+                    .role_permissions
+                    .borrow()
+                    .iter()
+                    .filter(|(role, _)| *role == name)
+                    .map(|(_, permission)| permission.clone())
+                    .collect(),
                 name,
                 description: String::new(),
-                permissions: Vec::new(),
             })
+            .collect())
+    }
+
+    async fn roles_granting(&self, permission: &str) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        Ok(self
+            .role_permissions
+            .borrow()
+            .iter()
+            .filter(|(_, granted)| granted == permission)
+            .map(|(role, _)| role.clone())
             .collect())
     }
 
@@ -344,6 +616,21 @@ impl RoleStore for MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
+    async fn create_session(
+        &self,
+        session: &NewSession<'_>,
+        rehashed_password: Option<&str>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.insert_session(session);
+        if let Some(hash) = rehashed_password {
+            self.update_user(session.user_id, |user| user.password_hash = hash.into());
+        }
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(())
+    }
+
     async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         self.check()?;
         let mut live: Vec<Session> = self
@@ -410,11 +697,357 @@ impl SessionStore for MemoryStore {
 }
 
 impl RevocationStore for MemoryStore {
+    async fn is_revoked(&self, jti: &str, _cache_seconds: u64) -> Result<bool, StoreError> {
+        self.check()?;
+        Ok(self.revoked_tokens.borrow().contains_key(jti))
+    }
+
     async fn revoke_token(&self, jti: &str, expires_at: i64, _now: i64) -> Result<(), StoreError> {
         self.check()?;
         self.revoked_tokens
             .borrow_mut()
             .insert(jti.into(), expires_at);
         Ok(())
+    }
+}
+
+impl AuditStore for MemoryStore {
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.check()?;
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+        self.check()?;
+        let audit = self.audit.borrow();
+        let mut matching: Vec<AuditRecord> = audit
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| {
+                filter.user_id.as_ref().is_none_or(|user| {
+                    entry.actor_id.as_ref() == Some(user) || entry.target_id.as_ref() == Some(user)
+                }) && filter.action.is_none_or(|action| action == entry.action)
+                    && filter.since.is_none_or(|since| entry.occurred_at >= since)
+                    && filter.until.is_none_or(|until| entry.occurred_at < until)
+            })
+            .map(|(index, entry)| AuditRecord {
+                id: i64::try_from(index).unwrap_or(i64::MAX) + 1,
+                occurred_at: entry.occurred_at,
+                action: entry.action.as_str().into(),
+                actor_id: entry.actor_id.clone(),
+                target_id: entry.target_id.clone(),
+                request_id: entry.origin.request_id.clone(),
+                ip: entry.origin.ip.clone(),
+                colo: entry.origin.colo.clone(),
+                details: entry.details.clone(),
+            })
+            .collect();
+        matching.reverse();
+        let total = matching.len() as u64;
+        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let records = matching
+            .into_iter()
+            .skip(offset)
+            .take(page.per_page as usize)
+            .collect();
+        Ok((records, total))
+    }
+}
+
+impl OneTimeTokenStore for MemoryStore {
+    async fn issue_token(&self, token: &NewToken<'_>) -> Result<(), StoreError> {
+        self.check()?;
+        self.insert_token(token);
+        Ok(())
+    }
+
+    async fn find_token_by_hash(
+        &self,
+        purpose: Purpose,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        self.check()?;
+        Ok(self.live_token(purpose, now, |stored| stored.token_hash == token_hash))
+    }
+
+    async fn find_token_by_email(
+        &self,
+        purpose: Purpose,
+        email: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        self.check()?;
+        Ok(self.live_token(purpose, now, |stored| stored.token.email == email))
+    }
+
+    async fn record_failed_code(
+        &self,
+        token_id: &str,
+        max_attempts: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        for stored in self.tokens.borrow_mut().iter_mut() {
+            if stored.token.id == token_id && stored.used_at.is_none() {
+                stored.token.attempts += 1;
+                if stored.token.attempts >= max_attempts {
+                    stored.used_at = Some(now);
+                    stored.used_by = Some("too_many_attempts".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn spend_token(
+        &self,
+        token: &IssuedToken,
+        effect: TokenEffect<'_>,
+        spend_id: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        let email = token.email.as_str();
+        // The address is unique: a change to a taken one fails as a whole, token unspent.
+        if matches!(effect, TokenEffect::ChangeEmail) {
+            let taken = self
+                .users
+                .borrow()
+                .iter()
+                .any(|user| user.id != token.user_id && user.email.as_deref() == Some(email));
+            if taken {
+                return Err(StoreError::Taken(Unique::Email));
+            }
+        }
+        let spent = self.tokens.borrow_mut().iter_mut().any(|stored| {
+            let live =
+                stored.token.id == token.id && stored.used_at.is_none() && stored.expires_at > now;
+            if live {
+                stored.used_at = Some(now);
+                stored.used_by = Some(spend_id.into());
+            }
+            live
+        });
+        if !spent {
+            return Ok(None);
+        }
+        match effect {
+            TokenEffect::VerifyEmail => self.update_user(&token.user_id, |user| {
+                if user.email.as_deref() == Some(email) {
+                    user.email_verified = true;
+                    user.updated_at = now;
+                }
+            }),
+            TokenEffect::ResetPassword { password_hash } => {
+                self.update_user(&token.user_id, |user| {
+                    user.password_hash = password_hash.into();
+                    user.updated_at = now;
+                    if user.email.as_deref() == Some(email) {
+                        user.email_verified = true;
+                    }
+                });
+                self.tokens_valid_after
+                    .borrow_mut()
+                    .insert(token.user_id.clone(), now);
+                for stored in self.sessions.borrow_mut().iter_mut() {
+                    if stored.user_id == token.user_id && stored.revoked_at.is_none() {
+                        stored.revoked_at = Some(now);
+                        stored.revoked_reason = Some("password_reset".into());
+                    }
+                }
+                for stored in self.tokens.borrow_mut().iter_mut() {
+                    if stored.token.user_id == token.user_id
+                        && stored.purpose == Purpose::ResetPassword
+                        && stored.used_at.is_none()
+                    {
+                        stored.used_at = Some(now);
+                        stored.used_by = Some("superseded".into());
+                    }
+                }
+            }
+            TokenEffect::ChangeEmail => {
+                self.update_user(&token.user_id, |user| {
+                    user.email = Some(email.into());
+                    user.email_verified = true;
+                    user.updated_at = now;
+                });
+            }
+        }
+        Ok(self.user(&token.user_id))
+    }
+
+    async fn equivalent_work(&self, _now: i64) -> Result<(), StoreError> {
+        self.check()
+    }
+}
+
+impl LoginFailureStore for MemoryStore {
+    async fn load_failures(&self, digest: &str) -> Result<FailureState, StoreError> {
+        self.check()?;
+        Ok(self
+            .failures
+            .borrow()
+            .get(digest)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn save_failures(
+        &self,
+        digest: &str,
+        state: &FailureState,
+        _forget_at: i64,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.failures.borrow_mut().insert(digest.into(), *state);
+        Ok(())
+    }
+
+    async fn clear_failures(&self, digest: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.failures.borrow_mut().remove(digest);
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    fn count(&self, key: &str, budget: RateLimit) -> Decision {
+        let mut counts = self.rate_counts.borrow_mut();
+        let count = counts.entry(key.into()).or_insert(0);
+        *count += 1;
+        let allowed = *count <= budget.limit;
+        Decision {
+            allowed,
+            limit: budget.limit,
+            remaining: budget.limit.saturating_sub(*count),
+            reset_seconds: u64::from(budget.period_seconds),
+            retry_after_seconds: if allowed {
+                0
+            } else {
+                u64::from(budget.period_seconds)
+            },
+        }
+    }
+}
+
+impl RefreshRotation for MemoryStore {
+    /// A plain rotation without the grace window: a spent token is a reuse, which ends its
+    /// session.
+    async fn rotate(
+        &self,
+        session_id: &str,
+        presented_hash: &str,
+        _origin: Origin,
+        budget: RateLimit,
+    ) -> Result<RotateReply, StoreError> {
+        self.check()?;
+        let decision = self.count(&format!("refresh:{session_id}"), budget);
+        if !decision.allowed {
+            return Ok(RotateReply {
+                decision,
+                outcome: None,
+            });
+        }
+        let known = self.refresh_tokens.borrow().get(presented_hash).cloned();
+        let owner = self
+            .sessions
+            .borrow()
+            .iter()
+            .find(|stored| stored.session.id == session_id && stored.revoked_at.is_none())
+            .map(|stored| stored.user_id.clone());
+        let outcome = match (known, owner) {
+            (Some((session, false)), Some(user_id)) if session == session_id => {
+                self.rotations.set(self.rotations.get() + 1);
+                let successor = format!("{session_id}.rotation-{}", self.rotations.get());
+                let successor_hash = crate::domain::secret::hash_opaque_token(&successor);
+                let mut tokens = self.refresh_tokens.borrow_mut();
+                tokens.insert(presented_hash.into(), (session.clone(), true));
+                tokens.insert(successor_hash, (session, false));
+                match self.user(&user_id) {
+                    Some(user) => RotateOutcome::Rotated {
+                        refresh_token: successor,
+                        user,
+                    },
+                    None => RotateOutcome::Invalid,
+                }
+            }
+            (Some((session, true)), Some(user_id)) if session == session_id => {
+                for stored in self.sessions.borrow_mut().iter_mut() {
+                    if stored.session.id == session_id {
+                        stored.revoked_at = Some(0);
+                        stored.revoked_reason = Some("refresh_token_reuse".into());
+                    }
+                }
+                RotateOutcome::Reused {
+                    user_id: Some(user_id),
+                }
+            }
+            _ => RotateOutcome::Invalid,
+        };
+        Ok(RotateReply {
+            decision,
+            outcome: Some(outcome),
+        })
+    }
+}
+
+impl RateLimitStore for MemoryStore {
+    async fn check_rate(&self, key: &str, budget: RateLimit) -> Result<Decision, StoreError> {
+        self.check()?;
+        Ok(self.count(key, budget))
+    }
+}
+
+impl OutboxStore for MemoryStore {
+    async fn store_message(
+        &self,
+        _id: &str,
+        message: &Message,
+        token: Option<&str>,
+        code: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.outbox.borrow_mut().insert(
+            0,
+            StoredMessage {
+                to: message.to.clone(),
+                subject: message.subject.clone(),
+                text: message.text.clone(),
+                html: message.html.clone(),
+                purpose: message.purpose.as_str().into(),
+                token: token.map(str::to_owned),
+                code: code.map(str::to_owned),
+                created_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    async fn messages_to(&self, to: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        self.check()?;
+        Ok(self
+            .outbox
+            .borrow()
+            .iter()
+            .filter(|message| message.to == to)
+            .map(|message| StoredMessage {
+                to: message.to.clone(),
+                subject: message.subject.clone(),
+                text: message.text.clone(),
+                html: message.html.clone(),
+                purpose: message.purpose.clone(),
+                token: message.token.clone(),
+                code: message.code.clone(),
+                created_at: message.created_at,
+            })
+            .collect())
     }
 }

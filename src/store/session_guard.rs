@@ -3,9 +3,8 @@
 
 use crate::config::RateLimit;
 use crate::domain::audit::Origin;
-use crate::domain::rate_limit::Decision;
-use crate::domain::user::User;
 use crate::store::error::StoreError;
+use crate::store::traits::RotateReply;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit};
 
@@ -22,28 +21,6 @@ pub struct RotateRequest {
     /// time, so the count costs no extra round trip.
     pub limit: u32,
     pub period_ms: u64,
-}
-
-/// The object's answer: the budget decision, and the rotation's outcome when the budget
-/// allowed one.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RotateReply {
-    pub decision: Decision,
-    pub outcome: Option<RotateOutcome>,
-}
-
-/// What the object answers.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum RotateOutcome {
-    /// The token was live: here is its successor.
-    Rotated { refresh_token: String, user: User },
-    /// The token was spent moments ago by a concurrent request: the same successor.
-    Replayed { refresh_token: String, user: User },
-    /// The token was spent long ago: the session is now revoked.
-    Reused { user_id: Option<String> },
-    /// Unknown, expired, or its session is not live.
-    Invalid,
 }
 
 /// The Durable Object binding's name in `wrangler.toml`.

@@ -3,19 +3,71 @@
 //! several records (a session's revocation and its audit entry) is one call, which an
 //! implementation runs atomically.
 //!
-//! Implementations: [`D1Backend`](super::d1_backend::D1Backend) in the Worker, and an
-//! in-memory one for the service layer's native tests. The aggregates still reached through
-//! the store's free functions move behind traits of their own the same way.
+//! Implementations: [`D1Backend`](super::d1_backend::D1Backend) in the Worker (D1 for the
+//! tables, KV for the revocation list and the login failure counters, Durable Objects for
+//! refresh rotation and rate limits), and an in-memory one for the service layer's native
+//! tests.
 
 // The Worker is single-threaded: its futures are not `Send`, and none is asked of them.
 #![allow(async_fn_in_trait)]
 
+use crate::config::RateLimit;
 use crate::domain::access::Role;
-use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
+use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
+use crate::domain::email::{Message, Purpose};
+use crate::domain::lockout::FailureState;
+use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
-use crate::domain::session::Session;
+use crate::domain::rate_limit::Decision;
+use crate::domain::session::{Session, SessionExpiry};
 use crate::domain::user::User;
 use crate::store::error::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// A new account, as signup creates it.
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: &'a str,
+    pub now: i64,
+}
+
+/// A session about to be created, with the digest of its first refresh token.
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub refresh_token_hash: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub colo: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub now: i64,
+    pub expiry: SessionExpiry,
+}
+
+/// A one-time token about to be stored: digests only, never the token or code.
+pub struct NewToken<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub purpose: Purpose,
+    pub token_hash: &'a str,
+    pub code_hash: &'a str,
+    /// The address the message goes to.
+    pub email: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// What spending a one-time token does, in the same transaction.
+pub enum TokenEffect<'a> {
+    /// Mark the account's email verified, if it is still the address the token went to.
+    VerifyEmail,
+    /// Set a new password, end every session, refuse earlier access tokens, spend the
+    /// account's other reset tokens, and verify the address the token went to.
+    ResetPassword { password_hash: &'a str },
+    /// Make the address the token went to the account's email, verified.
+    ChangeEmail,
+}
 
 /// Changes to a profile; `None` leaves a field as it is.
 pub struct ProfileChange<'a> {
@@ -37,6 +89,49 @@ pub struct Ban<'a> {
 pub trait UserStore {
     /// The account with this id, if any.
     async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+
+    /// The account behind an access token, only while its session is live, the account is
+    /// not banned and the token was issued (`issued_at`) after the account's not-before
+    /// stamp; with the time its session signed in.
+    async fn find_by_live_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        issued_at: i64,
+        now: i64,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// The account with this canonical email, if any.
+    async fn find_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+
+    /// The account a login identifier names: an email when it looks like one, else a
+    /// username. An identifier that is neither names no account.
+    async fn find_by_identifier(&self, identifier: &str) -> Result<Option<User>, StoreError>;
+
+    /// Create an account with the default role, its first session when given, the signup's
+    /// audit entry and a verification token when given, in one transaction. A taken
+    /// username or email is [`StoreError::Taken`] and writes nothing; when both are taken,
+    /// the username is reported, so the answer never depends on whether an address has an
+    /// account.
+    async fn create_user(
+        &self,
+        user: &NewUser<'_>,
+        session: Option<&NewSession<'_>>,
+        entry: &AuditEntry,
+        verification: Option<&NewToken<'_>>,
+    ) -> Result<(), StoreError>;
+
+    /// Store a new password hash with `entry`; when `keep_session` names a session, every
+    /// other live session of the account is revoked in the same transaction. Returns how
+    /// many were.
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError>;
 
     /// One page of accounts, newest first, optionally only those whose username or email
     /// falls in `search`; and how many match in all.
@@ -87,6 +182,9 @@ pub trait RoleStore {
     /// Every role, by name.
     async fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
 
+    /// The roles that grant a permission.
+    async fn roles_granting(&self, permission: &str) -> Result<Vec<String>, StoreError>;
+
     /// Whether a role of this name exists.
     async fn role_exists(&self, role: &str) -> Result<bool, StoreError>;
 
@@ -113,6 +211,15 @@ pub trait RoleStore {
 
 /// Sessions and their refresh tokens.
 pub trait SessionStore {
+    /// Start a session for an existing account (a login) with `entry`; replace an outdated
+    /// password hash in the same transaction when given.
+    async fn create_session(
+        &self,
+        session: &NewSession<'_>,
+        rehashed_password: Option<&str>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
     /// The live sessions of a user, most recently used first.
     async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
 
@@ -142,14 +249,175 @@ pub trait SessionStore {
 pub trait RevocationStore {
     /// Refuse the token `jti` until it would have expired anyway.
     async fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError>;
+
+    /// Whether the token `jti` is refused; an answer may be remembered for `cache_seconds`.
+    async fn is_revoked(&self, jti: &str, cache_seconds: u64) -> Result<bool, StoreError>;
+}
+
+/// What one housekeeping run removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub sessions: usize,
+    pub refresh_tokens: usize,
+    pub audit_entries: usize,
+    pub one_time_tokens: usize,
+    /// Whether a kind still had more to delete when the run stopped.
+    pub incomplete: bool,
+}
+
+/// Housekeeping (the cron trigger).
+pub trait MaintenanceStore {
+    /// Purge ended sessions with their refresh tokens, expired one-time tokens, and audit
+    /// entries older than `audit_cutoff` (`None`: keep them all); nothing else.
+    async fn prune(&self, now: i64, audit_cutoff: Option<i64>) -> Result<Pruned, StoreError>;
+}
+
+/// Whether the store answers at all (for the health check).
+pub trait HealthStore {
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// The audit log (written inside the changes it records; read here).
 pub trait AuditStore {
+    /// Record an entry on its own, for an event that changes nothing else (a failed login).
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
     /// One page of the entries matching `filter`, newest first, and how many match in all.
     async fn list_audit(
         &self,
         filter: &AuditFilter,
         page: Page,
     ) -> Result<(Vec<AuditRecord>, u64), StoreError>;
+}
+
+/// One-time tokens of the email flows (verification, reset, change of address).
+pub trait OneTimeTokenStore {
+    /// Store a token, spending the account's older live tokens of the same purpose.
+    async fn issue_token(&self, token: &NewToken<'_>) -> Result<(), StoreError>;
+
+    /// The live token of `purpose` with this link-token digest.
+    async fn find_token_by_hash(
+        &self,
+        purpose: Purpose,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError>;
+
+    /// The newest live token of `purpose` sent to `email` (for a code).
+    async fn find_token_by_email(
+        &self,
+        purpose: Purpose,
+        email: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError>;
+
+    /// Count a wrong code; the token is spent once `max_attempts` is reached.
+    async fn record_failed_code(
+        &self,
+        token_id: &str,
+        max_attempts: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Spend a token for its effect, in one transaction; `None` when it was no longer live
+    /// (spent concurrently, expired). Returns the account as it is now.
+    async fn spend_token(
+        &self,
+        token: &IssuedToken,
+        effect: TokenEffect<'_>,
+        spend_id: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// The work of an issue without a token, so a request for an unknown address takes as
+    /// long as one for a known one (and sweeps old tokens while at it).
+    async fn equivalent_work(&self, now: i64) -> Result<(), StoreError>;
+}
+
+/// Failed logins per account or identifier (by keyed digest), for the lockout.
+pub trait LoginFailureStore {
+    /// The failures recorded for `digest` (none when nothing is stored).
+    async fn load_failures(&self, digest: &str) -> Result<FailureState, StoreError>;
+
+    /// Store the failures of `digest`, to be forgotten at `forget_at`.
+    async fn save_failures(
+        &self,
+        digest: &str,
+        state: &FailureState,
+        forget_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Forget the failures of `digest`.
+    async fn clear_failures(&self, digest: &str) -> Result<(), StoreError>;
+}
+
+/// What a refresh token's rotation came to.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RotateOutcome {
+    /// The token was live: here is its successor.
+    Rotated { refresh_token: String, user: User },
+    /// The token was just rotated by a concurrent request, within the grace window: the
+    /// same successor.
+    Replayed { refresh_token: String, user: User },
+    /// The token was spent before the grace window: the session is ended.
+    Reused { user_id: Option<String> },
+    /// Unknown, expired, or its session is not live.
+    Invalid,
+}
+
+/// The budget decision of a rotation and, when the budget allowed it, its outcome.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RotateReply {
+    pub decision: Decision,
+    pub outcome: Option<RotateOutcome>,
+}
+
+/// Refresh token rotation, serialised per session (a Durable Object in the Worker).
+pub trait RefreshRotation {
+    /// Rotate the token with this digest of `session_id`, counting the refresh against the
+    /// session's `budget`.
+    async fn rotate(
+        &self,
+        session_id: &str,
+        presented_hash: &str,
+        origin: Origin,
+        budget: RateLimit,
+    ) -> Result<RotateReply, StoreError>;
+}
+
+/// Request budgets (a Durable Object per key in the Worker).
+pub trait RateLimitStore {
+    /// Count one request against `key`'s budget.
+    async fn check_rate(&self, key: &str, budget: RateLimit) -> Result<Decision, StoreError>;
+}
+
+/// A message the development outbox stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub purpose: String,
+    pub token: Option<String>,
+    pub code: Option<String>,
+    pub created_at: i64,
+}
+
+/// The development outbox: messages stored instead of sent.
+pub trait OutboxStore {
+    /// Store a message with the token and code it carries.
+    async fn store_message(
+        &self,
+        id: &str,
+        message: &Message,
+        token: Option<&str>,
+        code: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The messages to one address, newest first.
+    async fn messages_to(&self, to: &str) -> Result<Vec<StoredMessage>, StoreError>;
 }

@@ -7,23 +7,13 @@
 use super::Database;
 use super::{changes, integer, map_d1_error};
 use crate::store::error::StoreError;
+use crate::store::traits::Pruned;
 use worker::D1PreparedStatement;
 
 /// Rows one statement deletes at most.
 const CHUNK: i64 = 1_000;
 /// Rounds of chunks one run goes through at most.
 const MAX_ROUNDS: usize = 50;
-
-/// What one run removed.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Pruned {
-    pub sessions: usize,
-    pub refresh_tokens: usize,
-    pub audit_entries: usize,
-    pub one_time_tokens: usize,
-    /// Whether a kind still had more to delete when the run stopped.
-    pub incomplete: bool,
-}
 
 /// SQL: session `s` has ended at `?1` — revoked, or past its idle or absolute expiry.
 /// Neither its access tokens (checked against the live session) nor its refresh tokens

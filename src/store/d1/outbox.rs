@@ -4,7 +4,7 @@ use super::Database;
 use super::{integer, map_d1_error, optional_text, text};
 use crate::domain::email::Message;
 use crate::store::error::StoreError;
-use serde::{Deserialize, Serialize};
+use crate::store::traits::StoredMessage;
 
 /// Store a message with the token and code it carries (development only: the provider that
 /// writes here is refused by the configuration elsewhere).
@@ -38,21 +38,8 @@ pub async fn store(
     Ok(())
 }
 
-/// A stored message as the outbox endpoint lists it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct OutboxRow {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub purpose: String,
-    pub token: Option<String>,
-    pub code: Option<String>,
-    pub created_at: i64,
-}
-
 /// Messages to one address, newest first.
-pub async fn list(db: &Database, to: &str) -> Result<Vec<OutboxRow>, StoreError> {
+pub async fn list(db: &Database, to: &str) -> Result<Vec<StoredMessage>, StoreError> {
     db.prepare(
         "SELECT to_address AS \"to\", subject, text_body AS text, html_body AS html, purpose, \
                 token, code, created_at \
@@ -63,6 +50,6 @@ pub async fn list(db: &Database, to: &str) -> Result<Vec<OutboxRow>, StoreError>
     .all()
     .await
     .map_err(map_d1_error)?
-    .results::<OutboxRow>()
+    .results::<StoredMessage>()
     .map_err(map_d1_error)
 }

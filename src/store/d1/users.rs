@@ -8,6 +8,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
 use crate::store::error::StoreError;
+use crate::store::traits::NewUser;
 use crate::store::traits::{Ban, ProfileChange};
 use serde::Deserialize;
 
@@ -96,15 +97,6 @@ pub(super) const USER_COLUMNS: &str = concat!(public_columns!(), ", u.password_h
 /// [`BanState::at`]).
 pub(super) fn not_banned(now: &str) -> String {
     format!("(u.banned_at IS NULL OR (u.banned_until IS NOT NULL AND u.banned_until <= {now}))")
-}
-
-/// A new account, as signup creates it.
-pub struct NewUser<'a> {
-    pub id: &'a str,
-    pub username: &'a str,
-    pub email: Option<&'a str>,
-    pub password_hash: &'a str,
-    pub now: i64,
 }
 
 /// Find an account by canonical username.

@@ -6,23 +6,12 @@ use super::users::{last_user, USER_COLUMNS};
 use super::Database;
 use super::{changes, integer, map_d1_error, text};
 use crate::domain::email::Purpose;
+use crate::domain::one_time::IssuedToken;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use serde::Deserialize;
+use crate::store::traits::{NewToken, TokenEffect};
 use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
-
-/// A token about to be stored.
-pub struct NewToken<'a> {
-    pub id: &'a str,
-    pub user_id: &'a str,
-    pub purpose: Purpose,
-    pub token_hash: &'a str,
-    pub code_hash: &'a str,
-    pub email: &'a str,
-    pub now: i64,
-    pub expires_at: i64,
-}
 
 /// The statements that issue a token: older live tokens of the same purpose are spent first,
 /// so only the newest message works.
@@ -67,16 +56,6 @@ pub async fn issue(db: &Database, token: &NewToken<'_>) -> Result<(), StoreError
     Ok(())
 }
 
-/// A live token as found by a lookup.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenRow {
-    pub id: String,
-    pub user_id: String,
-    pub email: String,
-    pub code_hash: String,
-    pub attempts: i64,
-}
-
 const TOKEN_COLUMNS: &str = "id, user_id, email, code_hash, attempts";
 
 /// The live token of a purpose with this link-token digest.
@@ -85,14 +64,14 @@ pub async fn find_live_by_hash(
     purpose: Purpose,
     token_hash: &str,
     now: i64,
-) -> Result<Option<TokenRow>, StoreError> {
+) -> Result<Option<IssuedToken>, StoreError> {
     db.prepare(format!(
         "SELECT {TOKEN_COLUMNS} FROM one_time_tokens \
          WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3"
     ))
     .bind(&[text(token_hash), text(purpose.as_str()), integer(now)])
     .map_err(map_d1_error)?
-    .first::<TokenRow>(None)
+    .first::<IssuedToken>(None)
     .await
     .map_err(map_d1_error)
 }
@@ -103,7 +82,7 @@ pub async fn find_live_by_email(
     purpose: Purpose,
     email: &str,
     now: i64,
-) -> Result<Option<TokenRow>, StoreError> {
+) -> Result<Option<IssuedToken>, StoreError> {
     db.prepare(format!(
         "SELECT {TOKEN_COLUMNS} FROM one_time_tokens \
          WHERE email = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3 \
@@ -111,7 +90,7 @@ pub async fn find_live_by_email(
     ))
     .bind(&[text(email), text(purpose.as_str()), integer(now)])
     .map_err(map_d1_error)?
-    .first::<TokenRow>(None)
+    .first::<IssuedToken>(None)
     .await
     .map_err(map_d1_error)
 }
@@ -137,25 +116,13 @@ pub async fn record_failed_code(
     Ok(())
 }
 
-/// What spending a token authorises, applied in the same transaction and only if this
-/// request spent it.
-pub enum Effect<'a> {
-    /// Mark the address verified, if it is still the account's address.
-    VerifyEmail,
-    /// Set a new password hash, verify the address it was sent to, end every session and
-    /// every earlier access token.
-    ResetPassword { password_hash: &'a str },
-    /// Make the token's address the account's (verified) email.
-    ChangeEmail,
-}
-
 /// Spend a token and apply its effect; returns the updated account, or `None` when the
 /// token was spent by someone else in the meantime. `spend_id` must be fresh and random: the
 /// effect statements act only where the token was spent under that id.
 pub async fn spend(
     db: &Database,
-    token: &TokenRow,
-    effect: Effect<'_>,
+    token: &IssuedToken,
+    effect: TokenEffect<'_>,
     spend_id: &str,
     now: i64,
 ) -> Result<Option<User>, StoreError> {
@@ -174,14 +141,14 @@ pub async fn spend(
     let user = text(&token.user_id);
     let email = text(&token.email);
     match effect {
-        Effect::VerifyEmail => statements.push(bind(
+        TokenEffect::VerifyEmail => statements.push(bind(
             format!(
                 "UPDATE users SET email_verified = 1, updated_at = ?5 \
                  WHERE id = ?3 AND email = ?4 AND {spent_here}"
             ),
             &[user.clone(), email, integer(now)],
         )?),
-        Effect::ResetPassword { password_hash } => {
+        TokenEffect::ResetPassword { password_hash } => {
             statements.push(bind(
                 format!(
                     "UPDATE users SET password_hash = ?5, tokens_valid_after = ?6, updated_at = ?6, \
@@ -207,7 +174,7 @@ pub async fn spend(
                 &[user.clone(), integer(now)],
             )?);
         }
-        Effect::ChangeEmail => statements.push(bind(
+        TokenEffect::ChangeEmail => statements.push(bind(
             format!(
                 "UPDATE users SET email = ?4, email_verified = 1, updated_at = ?5 \
                  WHERE id = ?3 AND {spent_here}"

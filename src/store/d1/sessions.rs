@@ -8,30 +8,17 @@
 //! them before they get here and answers the losers within the grace window.
 
 use super::audit::{self, When};
-use super::one_time_tokens::{self, NewToken};
-use super::users::{
-    insert_statements, last_user, not_banned, rehash_statement, NewUser, USER_COLUMNS,
-};
+use super::one_time_tokens;
+use super::users::{insert_statements, last_user, not_banned, rehash_statement, USER_COLUMNS};
 use super::Database;
 use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
-use crate::domain::session::{Session, SessionExpiry};
+use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
+use crate::store::traits::{NewSession, NewToken, NewUser};
 use serde::Deserialize;
 use worker::D1PreparedStatement;
-
-/// A session about to be created, with the digest of its first refresh token.
-pub struct NewSession<'a> {
-    pub id: &'a str,
-    pub user_id: &'a str,
-    pub refresh_token_hash: &'a str,
-    pub user_agent: Option<&'a str>,
-    pub colo: Option<&'a str>,
-    pub country: Option<&'a str>,
-    pub now: i64,
-    pub expiry: SessionExpiry,
-}
 
 fn session_statements(
     db: &Database,

@@ -1,42 +1,41 @@
 //! Password checks that several flows share: confirming the current password before a
-//! sensitive change, refusing a new password found in a breach corpus, and going on without
-//! the lockout counters when KV does not answer.
+//! sensitive change, refusing a new password found in a breach corpus, hashing a new one,
+//! and going on without the lockout counters when their store does not answer.
 
 use crate::domain::hibp::{breach_count, range_query, BREACHED};
 use crate::domain::password::Verification;
 use crate::domain::user::User;
 use crate::error::ApiError;
-use crate::http::context::Ctx;
-use crate::http::log;
+use crate::runtime::random_bytes;
+use crate::service::ports::{Deps, Edge};
 use crate::store::error::StoreError;
-use crate::store::hibp;
 use serde_json::json;
 
 /// Check the account's current password; a wrong one is a 422 on `field`, never a 401 (the
 /// client's token is fine; only the confirmation failed). Attempts share the login budget
 /// per account, so a stolen access token cannot be used to guess the password at hashing
 /// speed.
-pub async fn confirm_password(
-    ctx: &Ctx<'_>,
+pub async fn confirm<S, E: Edge>(
+    deps: &Deps<'_, S, E>,
     user: &User,
     field: &str,
     password: &str,
 ) -> Result<Verification, ApiError> {
-    ctx.rate_limit_by(
-        "password_confirm",
-        "account",
-        &user.id,
-        ctx.config.login_rate_limit,
-    )
-    .await?;
-    let verification = ctx
+    deps.edge
+        .rate_limit_by(
+            "password_confirm",
+            "account",
+            &user.id,
+            deps.config.login_rate_limit,
+        )
+        .await?;
+    let verification = deps
         .config
         .hasher
         .verify(password, &user.password_hash)
         .map_err(|error| ApiError::internal("password verification", error))?;
     if verification == Verification::Mismatch {
-        log::security_event(
-            ctx.meta,
+        deps.edge.security_event(
             "password_confirmation_failed",
             json!({ "user_id": user.id }),
         );
@@ -49,36 +48,49 @@ pub async fn confirm_password(
 /// corpus (422 on `field`). Only the SHA-1 prefix is sent. Fails open: when the range API
 /// cannot be reached, answers other than 200, or is too slow, the password passes and a
 /// `hibp_unavailable` line is logged — a third-party outage must not stop signups.
-pub async fn reject_breached(ctx: &Ctx<'_>, field: &str, password: &str) -> Result<(), ApiError> {
-    if !ctx.config.hibp.enabled {
+pub async fn reject_breached<S, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    field: &str,
+    password: &str,
+) -> Result<(), ApiError> {
+    if !deps.config.hibp.enabled {
         return Ok(());
     }
     let query = range_query(password);
-    match hibp::fetch_range(&ctx.config.hibp.api_url, &query.prefix).await {
+    match deps.edge.breach_range(&query.prefix).await {
         Ok(body) if breach_count(&body, &query.suffix) > 0 => {
-            log::security_event(ctx.meta, "password_breached", json!({ "field": field }));
+            deps.edge
+                .security_event("password_breached", json!({ "field": field }));
             Err(ApiError::invalid(field, BREACHED))
         }
         Ok(_) => Ok(()),
         Err(reason) => {
-            log::warn(ctx.meta, "hibp_unavailable", json!({ "reason": reason }));
+            deps.edge
+                .warn("hibp_unavailable", json!({ "reason": reason }));
             Ok(())
         }
     }
 }
 
-/// The lockout is a second barrier behind the exact per-account budget: when KV does not
-/// answer, login goes on without it (and the edge's log says so), rather than refusing every
-/// login during a KV outage.
-pub fn lockout_fail_open<T: Default>(
-    ctx: &Ctx<'_>,
+/// The stored form of a new password, with a fresh salt.
+pub fn hash<S, E>(deps: &Deps<'_, S, E>, password: &str) -> Result<String, ApiError> {
+    deps.config
+        .hasher
+        .hash(password, &random_bytes::<16>()?)
+        .map_err(|error| ApiError::internal("password hash", error))
+}
+
+/// The lockout is a second barrier behind the exact per-account budget: when its store does
+/// not answer, login goes on without it (and the log says so), rather than refusing every
+/// login during an outage.
+pub fn lockout_fail_open<T: Default, E: Edge>(
+    edge: &E,
     operation: &str,
     result: Result<T, StoreError>,
 ) -> T {
     result.unwrap_or_else(|error| {
         let cause = error.cause().map(str::to_owned);
-        log::warn(
-            ctx.meta,
+        edge.warn(
             "login_failures_unavailable",
             json!({ "operation": operation, "error": cause }),
         );

@@ -1,0 +1,90 @@
+//! What the flows need from outside storage: the request's origin and device, the log and
+//! the counters, request budgets, mail delivery and the breached-password lookup. The edge
+//! implements [`Edge`] for each request (`http::context::Ctx`); the flows' tests implement
+//! it with a double that records what a flow asked for.
+
+// The Worker is single-threaded: its futures are not `Send`, and none is asked of them.
+#![allow(async_fn_in_trait)]
+
+use crate::config::{Config, RateLimit};
+use crate::domain::audit::{AuditAction, AuditEntry, Origin};
+use crate::domain::email::Message;
+use crate::domain::metrics::Event;
+use crate::error::ApiError;
+use serde_json::Value;
+
+/// The client a session is started for, as the request describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Device {
+    pub user_agent: Option<String>,
+    pub colo: Option<String>,
+    pub country: Option<String>,
+}
+
+/// A message to send, with the secrets it carries (kept only by the development outbox).
+pub struct Mail {
+    pub message: Message,
+    pub token: Option<String>,
+    pub code: Option<String>,
+}
+
+/// The request's edge, as the flows see it.
+pub trait Edge {
+    /// Where the request came from, for audit entries.
+    fn origin(&self) -> Origin;
+
+    /// The client, for a session the request starts.
+    fn device(&self) -> Device;
+
+    /// Log a security event (the edge adds the time and the request id).
+    fn security_event(&self, event: &str, fields: Value);
+
+    /// Log a degraded dependency that the flow went on without.
+    fn warn(&self, event: &str, fields: Value);
+
+    /// Count an event for `/metrics`.
+    fn count(&self, event: Event<'_>);
+
+    /// Record the account the request acts for (the access log's `user_id`).
+    fn set_user(&self, user_id: &str);
+
+    /// Count this request against the budget of `scope` for one value of a dimension;
+    /// `RateLimited` when it is spent.
+    async fn rate_limit_by(
+        &self,
+        scope: &str,
+        dimension: &str,
+        value: &str,
+        budget: RateLimit,
+    ) -> Result<(), ApiError>;
+
+    /// Report a budget decision taken by storage (the refresh rotation counts itself).
+    fn apply_rate_limit(
+        &self,
+        scope: &str,
+        dimension: &str,
+        decision: crate::domain::rate_limit::Decision,
+    ) -> Result<(), ApiError>;
+
+    /// Send a message the configured way; only a provider that stores before answering
+    /// can fail the request.
+    async fn send_mail(&self, mail: Mail) -> Result<(), ApiError>;
+
+    /// The breached-password corpus' range for a SHA-1 prefix; `Err` with a reason when it
+    /// cannot be had (the caller fails open).
+    async fn breach_range(&self, prefix: &str) -> Result<String, String>;
+}
+
+/// What every flow runs with: storage, the request's edge and the configuration.
+pub struct Deps<'a, S, E> {
+    pub store: &'a S,
+    pub edge: &'a E,
+    pub config: &'a Config,
+}
+
+impl<S, E: Edge> Deps<'_, S, E> {
+    /// An audit entry for this request; add actor, target and details to it.
+    pub fn audit(&self, action: AuditAction, now: i64) -> AuditEntry {
+        AuditEntry::new(action, self.edge.origin(), now)
+    }
+}

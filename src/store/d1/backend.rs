@@ -1,0 +1,348 @@
+//! The storage traits on Cloudflare's bindings: D1 for the tables, KV for the revocation
+//! list and the login failure counters, Durable Objects for refresh rotation and rate
+//! limits. The queries themselves live in this module's siblings (`sessions`, `users`,
+//! ...) and the KV and Durable Object clients in the store's (`revocation`, ...).
+
+use crate::config::RateLimit;
+use crate::domain::access::Role;
+use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
+use crate::domain::email::{Message, Purpose};
+use crate::domain::lockout::FailureState;
+use crate::domain::one_time::IssuedToken;
+use crate::domain::query::{Page, PrefixRange};
+use crate::domain::rate_limit::Decision;
+use crate::domain::session::Session;
+use crate::domain::user::User;
+use crate::store::d1::{
+    audit, database, maintenance, one_time_tokens, outbox, ping, roles, sessions, users,
+};
+use crate::store::error::StoreError;
+use crate::store::traits::{
+    AuditStore, Ban, HealthStore, LoginFailureStore, MaintenanceStore, NewSession, NewToken,
+    NewUser, OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RateLimitStore,
+    RefreshRotation, RevocationStore, RoleStore, RotateReply, SessionStore, StoredMessage,
+    TokenEffect, UserStore,
+};
+use crate::store::{login_failures, rate_limit, revocation, session_guard};
+use worker::Env;
+
+/// The bindings of one request.
+pub struct D1Backend<'a> {
+    env: &'a Env,
+}
+
+impl<'a> D1Backend<'a> {
+    pub fn new(env: &'a Env) -> Self {
+        Self { env }
+    }
+}
+
+impl UserStore for D1Backend<'_> {
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        users::find_by_id(&database(self.env)?, user_id).await
+    }
+
+    async fn find_by_live_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        issued_at: i64,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        users::find_by_live_session(&database(self.env)?, user_id, session_id, issued_at, now).await
+    }
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        users::find_by_email(&database(self.env)?, email).await
+    }
+
+    async fn find_by_identifier(&self, identifier: &str) -> Result<Option<User>, StoreError> {
+        users::find_by_identifier(&database(self.env)?, identifier).await
+    }
+
+    async fn create_user(
+        &self,
+        user: &NewUser<'_>,
+        session: Option<&NewSession<'_>>,
+        entry: &AuditEntry,
+        verification: Option<&NewToken<'_>>,
+    ) -> Result<(), StoreError> {
+        sessions::create_user_with_session(&database(self.env)?, user, session, entry, verification)
+            .await
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
+        users::update_password(
+            &database(self.env)?,
+            user_id,
+            password_hash,
+            keep_session,
+            now,
+            entry,
+        )
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        search: Option<&PrefixRange>,
+        page: Page,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        users::list(&database(self.env)?, search, page).await
+    }
+
+    async fn update_profile(
+        &self,
+        user_id: &str,
+        change: &ProfileChange<'_>,
+        now: i64,
+        entry: Option<&AuditEntry>,
+    ) -> Result<Option<User>, StoreError> {
+        users::update_profile(&database(self.env)?, user_id, change, now, entry).await
+    }
+
+    async fn delete_user(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        users::delete(&database(self.env)?, user_id, entry).await
+    }
+
+    async fn ban_user(
+        &self,
+        user_id: &str,
+        ban: &Ban<'_>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(Option<User>, usize), StoreError> {
+        users::ban(&database(self.env)?, user_id, ban, now, entry).await
+    }
+
+    async fn unban_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<Option<User>, StoreError> {
+        users::unban(&database(self.env)?, user_id, now, entry).await
+    }
+}
+
+impl AuditStore for D1Backend<'_> {
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        audit::record(&database(self.env)?, entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+        audit::list(&database(self.env)?, filter, page).await
+    }
+}
+
+impl RoleStore for D1Backend<'_> {
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        roles::list(&database(self.env)?).await
+    }
+
+    async fn roles_granting(&self, permission: &str) -> Result<Vec<String>, StoreError> {
+        roles::granting(&database(self.env)?, permission).await
+    }
+
+    async fn role_exists(&self, role: &str) -> Result<bool, StoreError> {
+        roles::exists(&database(self.env)?, role).await
+    }
+
+    async fn grant_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        roles::grant(&database(self.env)?, user_id, role, now, entry).await
+    }
+
+    async fn remove_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        roles::remove(&database(self.env)?, user_id, role, entry).await
+    }
+}
+
+impl SessionStore for D1Backend<'_> {
+    async fn create_session(
+        &self,
+        session: &NewSession<'_>,
+        rehashed_password: Option<&str>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        sessions::create_session(&database(self.env)?, session, rehashed_password, entry).await
+    }
+
+    async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        sessions::list_live(&database(self.env)?, user_id, now).await
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        sessions::revoke(
+            &database(self.env)?,
+            session_id,
+            user_id,
+            reason,
+            now,
+            entry,
+        )
+        .await
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
+        sessions::revoke_all(&database(self.env)?, user_id, reason, now, entry).await
+    }
+}
+
+impl RevocationStore for D1Backend<'_> {
+    async fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        revocation::revoke(self.env, jti, expires_at, now).await
+    }
+
+    async fn is_revoked(&self, jti: &str, cache_seconds: u64) -> Result<bool, StoreError> {
+        revocation::is_revoked(self.env, jti, cache_seconds).await
+    }
+}
+
+impl MaintenanceStore for D1Backend<'_> {
+    async fn prune(&self, now: i64, audit_cutoff: Option<i64>) -> Result<Pruned, StoreError> {
+        maintenance::prune(&database(self.env)?, now, audit_cutoff).await
+    }
+}
+
+impl HealthStore for D1Backend<'_> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        ping(&database(self.env)?).await
+    }
+}
+
+impl OneTimeTokenStore for D1Backend<'_> {
+    async fn issue_token(&self, token: &NewToken<'_>) -> Result<(), StoreError> {
+        one_time_tokens::issue(&database(self.env)?, token).await
+    }
+
+    async fn find_token_by_hash(
+        &self,
+        purpose: Purpose,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        one_time_tokens::find_live_by_hash(&database(self.env)?, purpose, token_hash, now).await
+    }
+
+    async fn find_token_by_email(
+        &self,
+        purpose: Purpose,
+        email: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        one_time_tokens::find_live_by_email(&database(self.env)?, purpose, email, now).await
+    }
+
+    async fn record_failed_code(
+        &self,
+        token_id: &str,
+        max_attempts: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        one_time_tokens::record_failed_code(&database(self.env)?, token_id, max_attempts, now).await
+    }
+
+    async fn spend_token(
+        &self,
+        token: &IssuedToken,
+        effect: TokenEffect<'_>,
+        spend_id: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        one_time_tokens::spend(&database(self.env)?, token, effect, spend_id, now).await
+    }
+
+    async fn equivalent_work(&self, now: i64) -> Result<(), StoreError> {
+        one_time_tokens::equivalent_work(&database(self.env)?, now).await
+    }
+}
+
+impl LoginFailureStore for D1Backend<'_> {
+    async fn load_failures(&self, digest: &str) -> Result<FailureState, StoreError> {
+        login_failures::load(self.env, digest).await
+    }
+
+    async fn save_failures(
+        &self,
+        digest: &str,
+        state: &FailureState,
+        forget_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        login_failures::save(self.env, digest, state, forget_at, now).await
+    }
+
+    async fn clear_failures(&self, digest: &str) -> Result<(), StoreError> {
+        login_failures::clear(self.env, digest).await
+    }
+}
+
+impl RefreshRotation for D1Backend<'_> {
+    async fn rotate(
+        &self,
+        session_id: &str,
+        presented_hash: &str,
+        origin: Origin,
+        budget: RateLimit,
+    ) -> Result<RotateReply, StoreError> {
+        session_guard::rotate(self.env, session_id, presented_hash, origin, budget).await
+    }
+}
+
+impl RateLimitStore for D1Backend<'_> {
+    async fn check_rate(&self, key: &str, budget: RateLimit) -> Result<Decision, StoreError> {
+        rate_limit::check(self.env, key, budget).await
+    }
+}
+
+impl OutboxStore for D1Backend<'_> {
+    async fn store_message(
+        &self,
+        id: &str,
+        message: &Message,
+        token: Option<&str>,
+        code: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        outbox::store(&database(self.env)?, id, message, token, code, now).await
+    }
+
+    async fn messages_to(&self, to: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        outbox::list(&database(self.env)?, to).await
+    }
+}

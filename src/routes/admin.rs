@@ -13,14 +13,13 @@ use crate::domain::query::{parse_instant, prefix_range, QueryParams};
 use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
-use crate::http::body::read_json;
+use crate::http::body::read_body;
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::routes::openapi::{
-    schemas, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed,
-};
-use crate::routes::users::read_username_and_email;
+use crate::routes::openapi::{Conflict, Forbidden, NotFound, Unavailable, ValidationFailed};
+use crate::routes::requests::{AdminUserUpdate, BanRequest, RoleGrant};
+use crate::routes::users::check_username_and_email;
 use crate::routes::views::{
     self, AdminUser, AdminUserPage, AuditPage, Role, RoleList, Session, SessionList,
     SessionsRevoked,
@@ -97,15 +96,13 @@ pub async fn get_user(ctx: &Ctx<'_>) -> ApiResult {
     json(200, &AdminUser::new(&user, now_seconds()))
 }
 
-const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
-
 #[utoipa::path(
     patch,
     path = "/api/v1/admin/users/{id}",
     tag = "admin",
     summary = "Change an account (users:write)",
     params(("id" = String, Path, description = "User id")),
-    request_body = schemas::AdminUserUpdate,
+    request_body = AdminUserUpdate,
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = views::AdminUser),
@@ -120,11 +117,10 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
 /// `email_verified` says otherwise.
 pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&UPDATE_FIELDS);
-    let (username, email) = read_username_and_email(&mut fields);
-    let email_verified = fields.optional_bool("email_verified");
-    fields.finish()?;
+    let (body, mut problems) = read_body::<AdminUserUpdate>(req, ctx.config.max_body_bytes).await?;
+    let (username, email) = check_username_and_email(&mut problems, body.username, body.email);
+    let email_verified = body.email_verified;
+    problems.finish()?;
     let now = now_seconds();
     let change = ProfileChange {
         username: username.as_deref(),
@@ -208,7 +204,7 @@ pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
     tag = "admin",
     summary = "Grant a role (roles:assign)",
     params(("id" = String, Path, description = "User id")),
-    request_body = schemas::RoleGrant,
+    request_body = RoleGrant,
     security(("bearerAuth" = [])),
     responses(
         (status = 201, description = "Granted", body = views::AdminUser),
@@ -222,16 +218,14 @@ pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
 /// account's tokens at their next refresh or login.
 pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&["role"]);
-    let role = fields.required_string("role");
-    fields.finish()?;
+    let (body, problems) = read_body::<RoleGrant>(req, ctx.config.max_body_bytes).await?;
+    problems.finish()?;
     let now = now_seconds();
     let (granted, updated) = service::accounts::grant_role(
         &D1Backend::new(ctx.env),
         &caller.user.id,
         &user,
-        &role.unwrap_or_default(),
+        &body.role,
         &ctx.origin(),
         now,
     )
@@ -280,7 +274,7 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     tag = "admin",
     summary = "Ban an account; its sessions end at once (users:ban)",
     params(("id" = String, Path, description = "User id")),
-    request_body = schemas::BanRequest,
+    request_body = BanRequest,
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Banned", body = views::AdminUser),
@@ -296,17 +290,16 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
     let now = now_seconds();
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&["until", "reason"]);
-    let until = fields
-        .optional_string("until")
-        .and_then(|raw| fields.check(parse_instant("until", &raw)));
-    let until_ok = fields.check(check_ban_end(until, now));
-    let reason = fields
-        .optional_string("reason")
-        .and_then(|raw| fields.check(check_reason(&raw)))
+    let (body, mut problems) = read_body::<BanRequest>(req, ctx.config.max_body_bytes).await?;
+    let until = body
+        .until
+        .and_then(|raw| problems.check(parse_instant("until", &raw)));
+    let until_ok = problems.check(check_ban_end(until, now));
+    let reason = body
+        .reason
+        .and_then(|raw| problems.check(check_reason(&raw)))
         .flatten();
-    fields.finish()?;
+    problems.finish()?;
     let until = until_ok.flatten();
     let (updated, revoked) = service::accounts::ban(
         &D1Backend::new(ctx.env),

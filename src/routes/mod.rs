@@ -18,6 +18,7 @@ pub mod meta;
 pub mod openapi;
 pub mod pages;
 pub mod password_checks;
+pub mod requests;
 pub mod scrape;
 pub mod sessions;
 pub mod users;

@@ -11,7 +11,7 @@ use crate::http::body::read_form;
 use crate::http::context::Ctx;
 use crate::http::response::{with_body, ApiResult};
 use crate::routes::email::{self as flows, Proof};
-use crate::routes::openapi::schemas;
+use crate::routes::requests::PageForm;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -123,19 +123,13 @@ fn show(route: EmailPage, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 async fn submit(route: EmailPage, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;
-    let fields = read_form(req, ctx.config.max_body_bytes).await?;
-    let value = |name: &str| {
-        fields
-            .iter()
-            .find(|(field, _)| field == name)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_default()
-    };
-    let token = value("token");
+    let posted = PageForm::from_pairs(&read_form(req, ctx.config.max_body_bytes).await?);
+    let token = posted.token;
     let proof = Proof::Token(token.clone());
     let outcome = match route {
         EmailPage::ResetPassword => {
-            flows::reset_password(ctx, &proof, &value("new_password")).await
+            let new_password = posted.new_password.unwrap_or_default();
+            flows::reset_password(ctx, &proof, &new_password).await
         }
         EmailPage::ConfirmEmail => flows::confirm_email_change(ctx, &proof).await,
         EmailPage::VerifyEmail => flows::verify_email(ctx, &proof).await,
@@ -191,7 +185,7 @@ macro_rules! email_page {
             path = $path,
             tag = "pages",
             summary = $submit_summary,
-            request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
+            request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
             responses(
                 (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
                 (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),

@@ -1,0 +1,176 @@
+//! The request bodies the handlers read, as types. Each is read by `http::body::read_body`,
+//! which checks the body against the schema the type derives and collects every field's
+//! problem into one 422 before the type is built; the same schema is the OpenAPI document's,
+//! so what is accepted and what is documented cannot part. The handler's own checks (names,
+//! addresses, the password policy) add to the same answer.
+//!
+//! A type that refuses members it does not name (`deny_unknown_fields`) does so because a
+//! silently ignored member would let a client believe it changed something it did not (a
+//! role, a password). Partial updates use [`Patch`] where `null` removes a value.
+
+use crate::domain::input::Patch;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// `POST /api/v1/auth/signup`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "ada_lovelace", "email": "ada@example.com", "password": "correct horse battery staple"}))]
+pub struct SignupRequest {
+    /// 3–42 letters, digits or underscores; stored lower-case.
+    #[schema(min_length = 3, max_length = 42, pattern = "^[A-Za-z0-9_]+$")]
+    pub username: String,
+    /// Optional; unique case-insensitively. Required when `REQUIRE_EMAIL_VERIFICATION=true`.
+    #[schema(format = "email")]
+    pub email: Option<String>,
+    /// `PASSWORD_MIN_LENGTH` (default 8) to `PASSWORD_MAX_LENGTH` (default 128) characters; not a common
+    /// password and not close to the username or email.
+    #[schema(min_length = 1, max_length = 128, format = "password")]
+    pub password: String,
+}
+
+/// `POST /api/v1/auth/login`: `username` may also hold an email address.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "ada_lovelace", "password": "correct horse battery staple"}))]
+pub struct LoginRequest {
+    pub username: Option<String>,
+    #[schema(format = "email")]
+    pub email: Option<String>,
+    #[schema(format = "password")]
+    pub password: String,
+}
+
+/// `POST /api/v1/auth/refresh`.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"refresh_token": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d.hJ5f0Xq3cU1vVb0nXr9sWm8Kx2pQe7Tg"}))]
+pub struct RefreshRequest {
+    /// `<session id>.<secret>`, from the last token response; single use.
+    pub refresh_token: String,
+}
+
+/// `POST /api/v1/auth/password/change`.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChangeRequest {
+    #[schema(format = "password")]
+    pub current_password: String,
+    /// Same policy as at signup; must differ from the current one.
+    #[schema(format = "password")]
+    pub new_password: String,
+}
+
+/// `PATCH /api/v1/users/me`: only the members sent change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "ada_king"}))]
+pub struct ProfileUpdate {
+    #[schema(min_length = 3, max_length = 42, pattern = "^[A-Za-z0-9_]+$")]
+    pub username: Option<String>,
+    /// A new address takes effect once confirmed through the link sent to it (needs
+    /// `current_password`); `null` removes the address.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = "email")]
+    pub email: Patch<String>,
+    #[schema(format = "password")]
+    pub current_password: Option<String>,
+}
+
+/// `DELETE /api/v1/users/me`: the password, so a stolen token alone cannot delete.
+#[derive(Deserialize, ToSchema)]
+pub struct AccountDeletion {
+    #[schema(format = "password")]
+    pub password: String,
+}
+
+/// A token or a code from an email: `{token}`, or `{email, code}`.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailProof {
+    /// The token in the email's link.
+    pub token: Option<String>,
+    #[schema(format = "email")]
+    pub email: Option<String>,
+    /// The short code in the email, with `email`.
+    pub code: Option<String>,
+}
+
+/// `POST /api/v1/auth/verify-email/resend`.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailAddress {
+    #[schema(format = "email")]
+    pub email: String,
+}
+
+/// `POST /api/v1/auth/password/reset`: `{email}` or `{username}`.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetRequest {
+    #[schema(format = "email")]
+    pub email: Option<String>,
+    pub username: Option<String>,
+}
+
+/// `POST /api/v1/auth/password/reset/confirm`: the email's proof and the new password.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetConfirmation {
+    pub token: Option<String>,
+    #[schema(format = "email")]
+    pub email: Option<String>,
+    pub code: Option<String>,
+    #[schema(format = "password")]
+    pub new_password: String,
+}
+
+/// `PATCH /api/v1/admin/users/{id}`: only the members sent change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUserUpdate {
+    pub username: Option<String>,
+    /// `null` removes the address; a changed address is unverified unless
+    /// `email_verified` says otherwise.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = "email")]
+    pub email: Patch<String>,
+    pub email_verified: Option<bool>,
+}
+
+/// `POST /api/v1/admin/users/{id}/roles`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "admin"}))]
+pub struct RoleGrant {
+    pub role: String,
+}
+
+/// `POST /api/v1/admin/users/{id}/ban`: without `until`, indefinitely.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    /// RFC 3339, in the future.
+    #[schema(format = "date-time")]
+    pub until: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A form post from an email link's page.
+// `application/x-www-form-urlencoded`, so read from its pairs rather than by the JSON reader.
+#[derive(ToSchema)]
+pub struct PageForm {
+    pub token: String,
+    /// On the reset page only.
+    #[schema(format = "password")]
+    pub new_password: Option<String>,
+}
+
+impl PageForm {
+    /// The form from its decoded pairs: the first of a repeated name counts, a missing token
+    /// is empty (and then refused as invalid by the flow).
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(field, _)| field == name)
+                .map(|(_, value)| value.clone())
+        };
+        PageForm {
+            token: value("token").unwrap_or_default(),
+            new_password: value("new_password"),
+        }
+    }
+}

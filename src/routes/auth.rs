@@ -20,7 +20,7 @@ use crate::routes::email::{self as email_flows, PreparedToken};
 use crate::routes::openapi::{Conflict, Forbidden, RateLimited, Unauthorized, Unavailable};
 use crate::routes::password_checks::{confirm_password, lockout_fail_open, reject_breached};
 use crate::routes::requests::{LoginRequest, PasswordChangeRequest, RefreshRequest, SignupRequest};
-use crate::routes::views::{self, user_json, PasswordChanged, TokenResponse};
+use crate::routes::views::{self, PasswordChanged, Signup, TokenResponse, VerificationRequired};
 use crate::runtime::{now_seconds, random_bytes};
 use crate::service;
 use crate::store::d1_backend::D1Backend;
@@ -61,15 +61,14 @@ fn new_session<'a>(
     }
 }
 
-/// The token response shared by signup, login and refresh.
-fn token_response(
+/// The tokens of a session, as signup, login and refresh answer them.
+fn tokens(
     ctx: &Ctx<'_>,
-    status: u16,
     user: &User,
     session_id: &str,
     refresh_token: &str,
     now: i64,
-) -> ApiResult {
+) -> Result<TokenResponse, ApiError> {
     let claims = AccessClaims {
         iss: ctx.config.tokens.issuer.clone(),
         aud: ctx.config.tokens.audience.clone(),
@@ -81,16 +80,25 @@ fn token_response(
     };
     let access_token = sign(&ctx.config.keys, &ctx.config.tokens, claims, now)
         .map_err(|error| ApiError::internal("token signing", error))?;
-    json(
-        status,
-        &TokenResponse {
-            access_token,
-            refresh_token: refresh_token.to_owned(),
-            token_type: "bearer".into(),
-            expires_in: u64::try_from(ctx.config.tokens.ttl_seconds).unwrap_or(0),
-            user: views::User::from(user),
-        },
-    )
+    Ok(TokenResponse {
+        access_token,
+        refresh_token: refresh_token.to_owned(),
+        token_type: "bearer".into(),
+        expires_in: u64::try_from(ctx.config.tokens.ttl_seconds).unwrap_or(0),
+        user: views::User::from(user),
+    })
+}
+
+/// The token response of login and refresh.
+fn token_response(
+    ctx: &Ctx<'_>,
+    status: u16,
+    user: &User,
+    session_id: &str,
+    refresh_token: &str,
+    now: i64,
+) -> ApiResult {
+    json(status, &tokens(ctx, user, session_id, refresh_token, now)?)
 }
 
 #[utoipa::path(
@@ -100,7 +108,7 @@ fn token_response(
     summary = "Create an account and sign in",
     request_body = SignupRequest,
     responses(
-        (status = 201, description = "Signed up; the tokens of its first session", body = views::TokenResponse),
+        (status = 201, description = "Signed up: the tokens of its first session or, when the address must be verified first, no session yet", body = views::Signup),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -226,17 +234,20 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     if require_verification {
         return verification_required(&user);
     }
-    token_response(ctx, 201, &user, &session_id, &refresh_token, now)
+    json(
+        201,
+        &Signup::Tokens(tokens(ctx, &user, &session_id, &refresh_token, now)?),
+    )
 }
 
 /// The signup answer when the address must be verified before the first login.
 fn verification_required(user: &User) -> ApiResult {
     json(
         201,
-        &json!({
-            "verification_required": true,
-            "detail": "Check your email to verify your address, then sign in",
-            "user": user_json(user),
+        &Signup::VerificationRequired(VerificationRequired {
+            verification_required: true,
+            detail: "Check your email to verify your address, then sign in".into(),
+            user: views::User::from(user),
         }),
     )
 }

@@ -14,7 +14,6 @@ use jwt_compact::alg::Ed25519;
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sha2::Sha256;
 
 /// The service's own claims, beside `exp`, `nbf` and `iat` that `jwt-compact` manages.
@@ -162,23 +161,18 @@ impl KeySet {
         &self.signing_kid
     }
 
-    /// The RFC 7517 key set served at `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> = self
-            .published
+    /// Every published key as `(kid, x)`, `x` being the public key in base64url (RFC 8037),
+    /// signing key first: what `/.well-known/jwks.json` lists. Never a private part.
+    pub fn public_keys(&self) -> Vec<(&str, String)> {
+        self.published
             .iter()
             .map(|key| {
-                json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": URL_SAFE_NO_PAD.encode(key.public.as_ref()),
-                    "kid": key.kid,
-                    "use": "sig",
-                    "alg": "EdDSA",
-                })
+                (
+                    key.kid.as_str(),
+                    URL_SAFE_NO_PAD.encode(key.public.as_ref()),
+                )
             })
-            .collect();
-        json!({ "keys": keys })
+            .collect()
     }
 
     /// The raw 32-byte public key for a `kid` (for a platform verifier such as WebCrypto).
@@ -334,6 +328,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
     const OTHER_SEED: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
@@ -462,9 +457,7 @@ mod tests {
         // The classic confusion: an attacker MACs a token with the (public) verification key.
         use jwt_compact::alg::{Hs256, Hs256Key};
         let keys = keys();
-        let public_bytes = URL_SAFE_NO_PAD
-            .decode(keys.jwks()["keys"][0]["x"].as_str().unwrap())
-            .unwrap();
+        let public_bytes = URL_SAFE_NO_PAD.decode(&keys.public_keys()[0].1).unwrap();
         let header = Header::empty().with_key_id(keys.signing_kid().to_owned());
         let mut full = Claims::new(claims());
         full.expiration = Some(at(NOW + 900));
@@ -518,14 +511,14 @@ mod tests {
     #[test]
     fn previous_keys_still_verify_and_are_published() {
         let old = KeySet::from_config(OTHER_SEED, &[]).unwrap();
-        let old_public = old.jwks()["keys"][0]["x"].as_str().unwrap().to_owned();
+        let old_public = old.public_keys()[0].1.clone();
         let rotated = KeySet::from_config(SEED, &[old_public.as_str()]).unwrap();
         let old_token = sign(&old, &settings(), claims(), NOW).unwrap();
         assert!(verify(&rotated, &settings(), &old_token, NOW).is_ok());
-        let jwks = rotated.jwks();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-        assert_eq!(jwks["keys"][0]["kid"], rotated.signing_kid());
-        assert_eq!(jwks["keys"][1]["kid"], old.signing_kid());
+        let published = rotated.public_keys();
+        assert_eq!(published.len(), 2);
+        assert_eq!(published[0].0, rotated.signing_kid());
+        assert_eq!(published[1].0, old.signing_kid());
     }
 
     #[test]
@@ -553,23 +546,10 @@ mod tests {
     }
 
     #[test]
-    fn jwks_entries_follow_rfc_8037() {
-        let jwks = keys().jwks();
-        let key = &jwks["keys"][0];
-        assert_eq!(key["kty"], "OKP");
-        assert_eq!(key["crv"], "Ed25519");
-        assert_eq!(key["alg"], "EdDSA");
-        assert_eq!(key["use"], "sig");
-        assert_eq!(
-            URL_SAFE_NO_PAD
-                .decode(key["x"].as_str().unwrap())
-                .unwrap()
-                .len(),
-            32
-        );
-        assert!(
-            key.get("d").is_none(),
-            "private part must never be published"
-        );
+    fn published_keys_are_32_byte_public_keys() {
+        let keys = keys();
+        let published = keys.public_keys();
+        assert_eq!(published[0].0, keys.signing_kid());
+        assert_eq!(URL_SAFE_NO_PAD.decode(&published[0].1).unwrap().len(), 32);
     }
 }

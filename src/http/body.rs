@@ -1,12 +1,15 @@
-//! Reading JSON request bodies within limits.
+//! Reading request bodies within limits; what a JSON body must contain is its request type's
+//! business (`domain::input::conform`).
 //!
 //! The order matters: content type first (415), then the declared length (413 without
 //! reading a byte), then the body itself, read in chunks and abandoned as soon as it passes
 //! the limit (413 for a chunked body that lies about nothing because it declares nothing).
 
-use crate::domain::input::{parse_object, Fields};
+use crate::domain::input::{conform, parse_object, Problems};
 use crate::error::ApiError;
 use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use utoipa::PartialSchema;
 use worker::Request;
 
 /// The media type of a `Content-Type` value, lower-cased, without parameters.
@@ -63,22 +66,26 @@ async fn read_limited(req: &mut Request, max_bytes: usize) -> Result<Vec<u8>, Ap
     Ok(body)
 }
 
-/// Read the body of a JSON route into [`Fields`].
-pub async fn read_json(req: &mut Request, max_bytes: usize) -> Result<Fields, ApiError> {
+/// Read the body of a JSON route as its request type `T`, with every problem the type finds
+/// (see [`conform`]); the handler adds its own checks and then calls [`Problems::finish`].
+pub async fn read_body<T: DeserializeOwned + PartialSchema>(
+    req: &mut Request,
+    max_bytes: usize,
+) -> Result<(T, Problems), ApiError> {
     if !is_json_content_type(&content_type(req)) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let body = read_limited(req, max_bytes).await?;
-    parse_object(&body).map(Fields::new)
+    conform(parse_object(&body)?)
 }
 
 /// Read the body of a route where a JSON body is optional: `None` when the request carries
 /// none (or only whitespace), whatever its headers say, so a client that sends a bare
-/// `DELETE` with a JSON content type is not refused; otherwise as [`read_json`].
-pub async fn read_optional_json(
+/// `DELETE` with a JSON content type is not refused; otherwise as [`read_body`].
+pub async fn read_optional_body<T: DeserializeOwned + PartialSchema>(
     req: &mut Request,
     max_bytes: usize,
-) -> Result<Option<Fields>, ApiError> {
+) -> Result<Option<(T, Problems)>, ApiError> {
     let body = read_limited(req, max_bytes).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -86,7 +93,7 @@ pub async fn read_optional_json(
     if !is_json_content_type(&content_type(req)) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    parse_object(&body).map(|map| Some(Fields::new(map)))
+    conform(parse_object(&body)?).map(Some)
 }
 
 /// Read an HTML form body (`application/x-www-form-urlencoded`) into name/value pairs.

@@ -13,28 +13,26 @@ use crate::domain::query::{parse_instant, prefix_range, QueryParams};
 use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::http::auth::Authenticated;
-use crate::http::body::read_json;
+use crate::http::body::read_body;
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::routes::openapi::{
-    schemas, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed,
-};
-use crate::routes::users::read_username_and_email;
+use crate::routes::openapi::{Conflict, Forbidden, NotFound, Unavailable, ValidationFailed};
+use crate::routes::requests::{AdminUserUpdate, BanRequest, RoleGrant};
+use crate::routes::users::check_username_and_email;
 use crate::routes::views::{
     self, AdminUser, AdminUserPage, AuditPage, Role, RoleList, Session, SessionList,
     SessionsRevoked,
 };
 use crate::runtime::now_seconds;
 use crate::service;
-use crate::store::d1::backend::D1Backend;
 use crate::store::traits::ProfileChange;
 use serde_json::json;
 use worker::Request;
 
 /// The account a `/users/{id}...` path names, or 404.
 async fn target(ctx: &Ctx<'_>) -> Result<User, ApiError> {
-    service::accounts::find(&D1Backend::new(ctx.env), ctx.param("id")?).await
+    service::accounts::find(ctx.store(), ctx.param("id")?).await
 }
 
 /// The query string's `(name, value)` pairs, decoded.
@@ -72,8 +70,7 @@ pub async fn list_users(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         None => None,
     };
     query.finish()?;
-    let (rows, total) =
-        service::accounts::list(&D1Backend::new(ctx.env), search.as_ref(), page).await?;
+    let (rows, total) = service::accounts::list(ctx.store(), search.as_ref(), page).await?;
     json(200, &AdminUserPage::new(&rows, page, total, now_seconds()))
 }
 
@@ -97,15 +94,13 @@ pub async fn get_user(ctx: &Ctx<'_>) -> ApiResult {
     json(200, &AdminUser::new(&user, now_seconds()))
 }
 
-const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
-
 #[utoipa::path(
     patch,
     path = "/api/v1/admin/users/{id}",
     tag = "admin",
     summary = "Change an account (users:write)",
     params(("id" = String, Path, description = "User id")),
-    request_body = schemas::AdminUserUpdate,
+    request_body = AdminUserUpdate,
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = views::AdminUser),
@@ -120,11 +115,10 @@ const UPDATE_FIELDS: [&str; 3] = ["username", "email", "email_verified"];
 /// `email_verified` says otherwise.
 pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&UPDATE_FIELDS);
-    let (username, email) = read_username_and_email(&mut fields);
-    let email_verified = fields.optional_bool("email_verified");
-    fields.finish()?;
+    let (body, mut problems) = read_body::<AdminUserUpdate>(req, ctx.config.max_body_bytes).await?;
+    let (username, email) = check_username_and_email(&mut problems, body.username, body.email);
+    let email_verified = body.email_verified;
+    problems.finish()?;
     let now = now_seconds();
     let change = ProfileChange {
         username: username.as_deref(),
@@ -132,7 +126,7 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated
         email_verified,
     };
     let updated = service::accounts::update(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.user.id,
         &user,
         &change,
@@ -162,9 +156,9 @@ pub async fn update_user(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated
 /// delete their own account here (that is `DELETE /api/v1/users/me`, with the password).
 pub async fn delete_user(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
-    let backend = D1Backend::new(ctx.env);
+    let backend = ctx.store();
     service::accounts::delete(
-        &backend,
+        backend,
         &caller.user.id,
         &user,
         &ctx.origin(),
@@ -193,7 +187,7 @@ pub async fn delete_user(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 )]
 /// `GET /api/v1/admin/roles`: every role with its permissions.
 pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
-    let rows = service::accounts::roles(&D1Backend::new(ctx.env)).await?;
+    let rows = service::accounts::roles(ctx.store()).await?;
     json(
         200,
         &RoleList {
@@ -208,7 +202,7 @@ pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
     tag = "admin",
     summary = "Grant a role (roles:assign)",
     params(("id" = String, Path, description = "User id")),
-    request_body = schemas::RoleGrant,
+    request_body = RoleGrant,
     security(("bearerAuth" = [])),
     responses(
         (status = 201, description = "Granted", body = views::AdminUser),
@@ -222,16 +216,14 @@ pub async fn list_roles(ctx: &Ctx<'_>) -> ApiResult {
 /// account's tokens at their next refresh or login.
 pub async fn grant_role(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&["role"]);
-    let role = fields.required_string("role");
-    fields.finish()?;
+    let (body, problems) = read_body::<RoleGrant>(req, ctx.config.max_body_bytes).await?;
+    problems.finish()?;
     let now = now_seconds();
     let (granted, updated) = service::accounts::grant_role(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.user.id,
         &user,
-        &role.unwrap_or_default(),
+        &body.role,
         &ctx.origin(),
         now,
     )
@@ -263,7 +255,7 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
     let now = now_seconds();
     let updated = service::accounts::remove_role(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.user.id,
         &user,
         ctx.param("role")?,
@@ -280,7 +272,7 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     tag = "admin",
     summary = "Ban an account; its sessions end at once (users:ban)",
     params(("id" = String, Path, description = "User id")),
-    request_body = schemas::BanRequest,
+    request_body = BanRequest,
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Banned", body = views::AdminUser),
@@ -296,20 +288,19 @@ pub async fn remove_role(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
     let now = now_seconds();
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&["until", "reason"]);
-    let until = fields
-        .optional_string("until")
-        .and_then(|raw| fields.check(parse_instant("until", &raw)));
-    let until_ok = fields.check(check_ban_end(until, now));
-    let reason = fields
-        .optional_string("reason")
-        .and_then(|raw| fields.check(check_reason(&raw)))
+    let (body, mut problems) = read_body::<BanRequest>(req, ctx.config.max_body_bytes).await?;
+    let until = body
+        .until
+        .and_then(|raw| problems.check(parse_instant("until", &raw)));
+    let until_ok = problems.check(check_ban_end(until, now));
+    let reason = body
+        .reason
+        .and_then(|raw| problems.check(check_reason(&raw)))
         .flatten();
-    fields.finish()?;
+    problems.finish()?;
     let until = until_ok.flatten();
     let (updated, revoked) = service::accounts::ban(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.user.id,
         &user,
         until,
@@ -347,14 +338,8 @@ pub async fn ban(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> Api
 pub async fn unban(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let user = target(ctx).await?;
     let now = now_seconds();
-    let updated = service::accounts::unban(
-        &D1Backend::new(ctx.env),
-        &caller.user.id,
-        &user,
-        &ctx.origin(),
-        now,
-    )
-    .await?;
+    let updated =
+        service::accounts::unban(ctx.store(), &caller.user.id, &user, &ctx.origin(), now).await?;
     json(200, &AdminUser::new(&updated, now))
 }
 
@@ -375,9 +360,9 @@ pub async fn unban(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 )]
 /// `GET /api/v1/admin/users/{id}/sessions`: the account's live sessions.
 pub async fn list_sessions(ctx: &Ctx<'_>) -> ApiResult {
-    let backend = D1Backend::new(ctx.env);
+    let backend = ctx.store();
     let listed =
-        service::sessions::list_for_admin(&backend, ctx.param("id")?, now_seconds()).await?;
+        service::sessions::list_for_admin(backend, ctx.param("id")?, now_seconds()).await?;
     json(
         200,
         &SessionList {
@@ -408,7 +393,7 @@ pub async fn list_sessions(ctx: &Ctx<'_>) -> ApiResult {
 /// every access token issued before now.
 pub async fn revoke_sessions(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     let revoked = service::sessions::end_all_for_admin(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.user.id,
         ctx.param("id")?,
         &ctx.origin(),
@@ -442,7 +427,7 @@ pub async fn revoke_sessions(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult 
 /// when the account has no such live session.
 pub async fn revoke_session(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     service::sessions::end_one_for_admin(
-        &D1Backend::new(ctx.env),
+        ctx.store(),
         &caller.user.id,
         ctx.param("id")?,
         ctx.param("sid")?,
@@ -471,7 +456,6 @@ pub async fn revoke_session(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 /// first. `user` matches the actor or the target; `since` is inclusive, `until` exclusive.
 pub async fn list_audit(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     let (filter, page) = AuditFilter::parse(QueryParams::new(query_pairs(req)?, &AUDIT_QUERY))?;
-    let (rows, total) =
-        service::accounts::audit_log(&D1Backend::new(ctx.env), &filter, page).await?;
+    let (rows, total) = service::accounts::audit_log(ctx.store(), &filter, page).await?;
     json(200, &AuditPage::new(&rows, page, total))
 }

@@ -3,32 +3,28 @@
 use crate::domain::user::{normalize_email, normalize_username, User};
 use crate::error::{ApiError, FieldError};
 use crate::http::auth::Authenticated;
-use crate::http::body::read_json;
+use crate::http::body::read_body;
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::routes::openapi::{
-    schemas, Conflict, Forbidden, RateLimited, Unauthorized, Unavailable,
-};
-use crate::routes::views::{self, user_json, PasswordChanged, TokenResponse};
+use crate::routes::openapi::{Conflict, Forbidden, RateLimited, Unauthorized, Unavailable};
+use crate::routes::requests::{LoginRequest, PasswordChangeRequest, RefreshRequest, SignupRequest};
+use crate::routes::views::{self, PasswordChanged, Signup, TokenResponse, VerificationRequired};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::service::auth::{SignedIn, SignupInput, SignupOutcome};
 use serde_json::json;
 use worker::Request;
 
-/// The token response shared by signup, login and refresh.
-fn token_response(status: u16, signed_in: SignedIn) -> ApiResult {
-    json(
-        status,
-        &TokenResponse {
-            access_token: signed_in.access_token,
-            refresh_token: signed_in.refresh_token,
-            token_type: "bearer".into(),
-            expires_in: signed_in.expires_in,
-            user: views::User::from(&signed_in.user),
-        },
-    )
+/// The tokens of a session, as signup, login and refresh answer them.
+fn tokens(signed_in: SignedIn) -> TokenResponse {
+    TokenResponse {
+        access_token: signed_in.access_token,
+        refresh_token: signed_in.refresh_token,
+        token_type: "bearer".into(),
+        expires_in: signed_in.expires_in,
+        user: views::User::from(&signed_in.user),
+    }
 }
 
 #[utoipa::path(
@@ -36,9 +32,9 @@ fn token_response(status: u16, signed_in: SignedIn) -> ApiResult {
     path = "/api/v1/auth/signup",
     tag = "auth",
     summary = "Create an account and sign in",
-    request_body = schemas::SignupRequest,
+    request_body = SignupRequest,
     responses(
-        (status = 201, description = "Signed up; the tokens of its first session", body = views::TokenResponse),
+        (status = 201, description = "Signed up: the tokens of its first session or, when the address must be verified first, no session yet", body = views::Signup),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -48,48 +44,46 @@ fn token_response(status: u16, signed_in: SignedIn) -> ApiResult {
 pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("signup", ctx.config.signup_rate_limit)
         .await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let raw_username = fields.required_string("username");
-    let username = raw_username
+    let (body, mut problems) = read_body::<SignupRequest>(req, ctx.config.max_body_bytes).await?;
+    let username = problems
+        .valid("username", body.username.as_str())
+        .and_then(|raw| problems.check(normalize_username(raw)));
+    let email = body
+        .email
         .as_deref()
-        .and_then(|raw| fields.check(normalize_username(raw)));
-    let raw_email = fields.optional_string("email");
-    let email = raw_email
-        .as_deref()
-        .and_then(|raw| fields.check(normalize_email(raw)));
-    let password = fields.required_string("password");
+        .and_then(|raw| problems.check(normalize_email(raw)));
     // Checked whatever the other fields' fate, so every field's problem comes back at once;
-    // an invalid username or email is still compared as sent.
-    if let Some(password) = &password {
-        let username = username.as_deref().or(raw_username.as_deref());
-        fields.check(ctx.config.password_policy.check(
+    // an invalid username or email is still compared as sent (a mistyped one as empty).
+    if let Some(password) = problems.valid("password", body.password.as_str()) {
+        problems.check(ctx.config.password_policy.check(
             "password",
             password,
-            username.unwrap_or_default(),
-            email.as_deref().or(raw_email.as_deref()),
+            username.as_deref().unwrap_or(&body.username),
+            email.as_deref().or(body.email.as_deref()),
         ));
     }
     let require_verification = ctx.config.email.require_verification;
-    if require_verification && email.is_none() && !fields.has_errors_for("email") {
-        fields.reject(FieldError::new(
+    if require_verification && email.is_none() && !problems.has_errors_for("email") {
+        problems.reject(FieldError::new(
             "email",
             "is required: accounts must verify an email address",
         ));
     }
-    fields.finish()?;
-    let (Some(username), Some(password)) = (username, password) else {
+    problems.finish()?;
+    let Some(username) = username else {
         return Err(ApiError::internal(
             "validated field",
             "missing after validation",
         ));
     };
+    let password = body.password;
     let input = SignupInput {
         username,
         email,
         password,
     };
     match service::auth::signup(&ctx.deps(), input, now_seconds()).await? {
-        SignupOutcome::SignedIn(signed_in) => token_response(201, signed_in),
+        SignupOutcome::SignedIn(signed_in) => json(201, &Signup::Tokens(tokens(signed_in))),
         SignupOutcome::VerificationRequired(user) => verification_required(&user),
     }
 }
@@ -98,10 +92,10 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 fn verification_required(user: &User) -> ApiResult {
     json(
         201,
-        &json!({
-            "verification_required": true,
-            "detail": "Check your email to verify your address, then sign in",
-            "user": user_json(user),
+        &Signup::VerificationRequired(VerificationRequired {
+            verification_required: true,
+            detail: "Check your email to verify your address, then sign in".into(),
+            user: views::User::from(user),
         }),
     )
 }
@@ -111,7 +105,7 @@ fn verification_required(user: &User) -> ApiResult {
     path = "/api/v1/auth/login",
     tag = "auth",
     summary = "Sign in with a username or email and a password",
-    request_body = schemas::LoginRequest,
+    request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; a new session", body = views::TokenResponse),
         (status = 401, response = Unauthorized),
@@ -129,25 +123,26 @@ fn verification_required(user: &User) -> ApiResult {
 /// identifier is locked (429) before any password is checked.
 pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("login", ctx.config.login_rate_limit).await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let username = fields.optional_string("username");
-    let email = fields.optional_string("email");
-    let password = fields.required_string("password");
+    let (body, mut problems) = read_body::<LoginRequest>(req, ctx.config.max_body_bytes).await?;
     // An empty `email` must not hide a `username` sent beside it.
-    let identifier = email.filter(|email| !email.trim().is_empty()).or(username);
+    let identifier = body
+        .email
+        .filter(|email| !email.trim().is_empty())
+        .or(body.username);
     if identifier.is_none() {
-        fields.reject(FieldError::new("username", "username or email is required"));
+        problems.reject(FieldError::new("username", "username or email is required"));
     }
-    fields.finish()?;
-    let (Some(identifier), Some(password)) = (identifier, password) else {
+    problems.finish()?;
+    let Some(identifier) = identifier else {
         return Err(ApiError::internal(
             "validated field",
             "missing after validation",
         ));
     };
+    let password = body.password;
     let signed_in =
         service::auth::login(&ctx.deps(), &identifier, &password, now_seconds()).await?;
-    token_response(200, signed_in)
+    json(200, &tokens(signed_in))
 }
 
 #[utoipa::path(
@@ -155,7 +150,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     path = "/api/v1/auth/refresh",
     tag = "auth",
     summary = "Rotate a refresh token for a new token pair",
-    request_body = schemas::RefreshRequest,
+    request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new access token and the refresh token's successor", body = views::TokenResponse),
         (status = 401, response = Unauthorized),
@@ -168,12 +163,11 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
 /// refreshes with one token all get the same successor (within the grace window) and a
 /// token reused after that window ends the session.
 pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let presented = fields.required_string("refresh_token");
-    fields.finish()?;
-    let presented = presented.unwrap_or_default();
+    let (body, problems) = read_body::<RefreshRequest>(req, ctx.config.max_body_bytes).await?;
+    problems.finish()?;
+    let presented = body.refresh_token;
     let signed_in = service::auth::refresh(&ctx.deps(), &presented, now_seconds()).await?;
-    token_response(200, signed_in)
+    json(200, &tokens(signed_in))
 }
 
 #[utoipa::path(
@@ -233,7 +227,7 @@ pub async fn logout_all(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     path = "/api/v1/auth/password/change",
     tag = "auth",
     summary = "Change the password; other sessions end",
-    request_body = schemas::PasswordChangeRequest,
+    request_body = PasswordChangeRequest,
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Changed", body = views::PasswordChanged),
@@ -244,30 +238,27 @@ pub async fn logout_all(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
 /// `POST /api/v1/auth/password/change` `{current_password, new_password}`: every other
 /// session of the account is revoked; this one stays signed in.
 pub async fn change_password(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let current = fields.required_string("current_password");
-    let new = fields.required_string("new_password");
-    if let Some(new) = &new {
-        fields.check(ctx.config.password_policy.check(
+    let (body, mut problems) =
+        read_body::<PasswordChangeRequest>(req, ctx.config.max_body_bytes).await?;
+    if let Some(new) = problems.valid("new_password", body.new_password.as_str()) {
+        problems.check(ctx.config.password_policy.check(
             "new_password",
             new,
             &caller.user.username,
             caller.user.email.as_deref(),
         ));
-        if current.as_deref() == Some(new.as_str()) {
-            fields.reject(FieldError::new(
+        if problems.valid("current_password", body.current_password.as_str()) == Some(new) {
+            problems.reject(FieldError::new(
                 "new_password",
                 "must differ from the current password",
             ));
         }
     }
-    fields.finish()?;
-    let (Some(current), Some(new)) = (current, new) else {
-        return Err(ApiError::internal(
-            "validated field",
-            "missing after validation",
-        ));
-    };
+    problems.finish()?;
+    let PasswordChangeRequest {
+        current_password: current,
+        new_password: new,
+    } = body;
     let revoked = service::auth::change_password(
         &ctx.deps(),
         &caller.user,

@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::http::context::Ctx;
 use crate::http::request::is_loopback_host;
 use crate::http::response::{json, ApiResult};
-use crate::routes::openapi::{schemas, NotFound, Unavailable, ValidationFailed};
+use crate::routes::openapi::{NotFound, Unavailable, ValidationFailed};
+use crate::routes::views::{HashParameters, IsolateMemory, OutboxMessage};
 use crate::runtime::random_bytes;
 use crate::store::traits::OutboxStore;
 use worker::Request;
@@ -27,7 +28,7 @@ fn ensure_development(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     summary = "Emails the outbox provider stored for an address (development only)",
     params(("to" = String, Query, description = "The recipient address")),
     responses(
-        (status = 200, description = "Newest first", body = Vec<schemas::OutboxMessage>),
+        (status = 200, description = "Newest first", body = Vec<OutboxMessage>),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
@@ -44,23 +45,12 @@ pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
         .map(|(_, value)| value.trim().to_lowercase())
         .filter(|to| !to.is_empty())
         .ok_or_else(|| ApiError::invalid("to", "is required"))?;
-    let messages: Vec<_> = ctx
+    let messages: Vec<OutboxMessage> = ctx
         .store()
         .messages_to(&to)
         .await?
         .into_iter()
-        .map(|row| {
-            serde_json::json!({
-                "to": row.to,
-                "subject": row.subject,
-                "text": row.text,
-                "html": row.html,
-                "purpose": row.purpose,
-                "token": row.token,
-                "code": row.code,
-                "created_at": crate::domain::time::rfc3339_seconds(row.created_at),
-            })
-        })
+        .map(OutboxMessage::from)
         .collect();
     json(200, &messages)
 }
@@ -71,7 +61,7 @@ pub async fn outbox(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     tag = "dev",
     summary = "Hash one password with the configured argon2id parameters (development only)",
     responses(
-        (status = 200, description = "Hashed; the parameters used", body = schemas::HashParameters),
+        (status = 200, description = "Hashed; the parameters used", body = HashParameters),
         (status = 404, response = NotFound),
     )
 )]
@@ -88,12 +78,12 @@ pub async fn argon2(ctx: &Ctx<'_>) -> ApiResult {
     let params = ctx.config.hasher.params();
     json(
         200,
-        &serde_json::json!({
-            "algorithm": "argon2id",
-            "memory_kib": params.memory_kib,
-            "iterations": params.iterations,
-            "parallelism": params.parallelism,
-        }),
+        &HashParameters {
+            algorithm: "argon2id".into(),
+            memory_kib: params.memory_kib,
+            iterations: params.iterations,
+            parallelism: params.parallelism,
+        },
     )
 }
 
@@ -103,7 +93,7 @@ pub async fn argon2(ctx: &Ctx<'_>) -> ApiResult {
     tag = "dev",
     summary = "This isolate's wasm linear memory (development only)",
     responses(
-        (status = 200, description = "The size of the Rust heap's memory", body = schemas::IsolateMemory),
+        (status = 200, description = "The size of the Rust heap's memory", body = IsolateMemory),
         (status = 404, response = NotFound),
     )
 )]
@@ -114,7 +104,9 @@ pub async fn memory(ctx: &Ctx<'_>) -> ApiResult {
     ensure_development(ctx)?;
     json(
         200,
-        &serde_json::json!({ "wasm_memory_bytes": linear_memory_bytes() }),
+        &IsolateMemory {
+            wasm_memory_bytes: linear_memory_bytes(),
+        },
     )
 }
 

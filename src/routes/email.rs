@@ -5,32 +5,38 @@
 //! Requests that name an address (`resend`, `password/reset`) always answer 202 with the same
 //! body, and do the same amount of database work, whether or not an account matches.
 
-use crate::domain::input::Fields;
+use crate::domain::input::Problems;
 use crate::domain::user::normalize_email;
-use crate::error::ApiError;
-use crate::http::body::read_json;
+use crate::error::{ApiError, FieldError};
+use crate::http::body::read_body;
 use crate::http::context::Ctx;
 use crate::http::response::{json, ApiResult};
-use crate::routes::openapi::{schemas, Conflict, RateLimited, Unavailable};
+use crate::routes::openapi::{Conflict, RateLimited, Unavailable};
+use crate::routes::requests::{
+    EmailAddress, EmailProof, PasswordResetConfirmation, PasswordResetRequest,
+};
 use crate::routes::views::{self, Message, Redeemed};
 use crate::runtime::now_seconds;
 use crate::service;
 use crate::service::email::Proof;
 use worker::Request;
 
-/// Read `{token}` or `{email, code}` from a body.
-pub fn read_proof(fields: &mut Fields) -> Option<Proof> {
-    let token = fields.optional_string("token");
-    let email = fields.optional_string("email");
-    let code = fields.optional_string("code");
+/// The proof in a body's `token`, or its `email` and `code`; when neither is there, the
+/// problem follows those of the three fields.
+pub fn read_proof(
+    problems: &mut Problems,
+    token: Option<String>,
+    email: Option<String>,
+    code: Option<String>,
+) -> Option<Proof> {
     match (token, email, code) {
         (Some(token), _, _) => Some(Proof::Token(token)),
         (None, Some(email), Some(code)) => Some(Proof::Code { email, code }),
         _ => {
-            fields.reject(crate::error::FieldError::new(
-                "token",
-                "token, or email and code, is required",
-            ));
+            problems.reject_after(
+                "code",
+                FieldError::new("token", "token, or email and code, is required"),
+            );
             None
         }
     }
@@ -48,9 +54,9 @@ pub enum Redeem {
 pub async fn redeem_api(req: &mut Request, ctx: &Ctx<'_>, flow: Redeem) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let proof = read_proof(&mut fields);
-    fields.finish()?;
+    let (body, mut problems) = read_body::<EmailProof>(req, ctx.config.max_body_bytes).await?;
+    let proof = read_proof(&mut problems, body.token, body.email, body.code);
+    problems.finish()?;
     let proof =
         proof.ok_or_else(|| ApiError::internal("validated field", "missing after validation"))?;
     let deps = ctx.deps();
@@ -89,7 +95,7 @@ const RESET_ACCEPTED: &str =
     tag = "auth",
     operation_id = "verify_email",
     summary = "Verify the account's address with the emailed token or code",
-    request_body = schemas::EmailProof,
+    request_body = EmailProof,
     responses(
         (status = 200, description = "Verified", body = views::Redeemed),
         (status = 429, response = RateLimited),
@@ -107,7 +113,7 @@ pub async fn verify_email_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     tag = "auth",
     operation_id = "confirm_email_change",
     summary = "Confirm a new address with the token or code sent to it",
-    request_body = schemas::EmailProof,
+    request_body = EmailProof,
     responses(
         (status = 200, description = "The new address is the account's", body = views::Redeemed),
         (status = 409, response = Conflict),
@@ -125,7 +131,7 @@ pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiRe
     path = "/api/v1/auth/verify-email/resend",
     tag = "auth",
     summary = "Send the address verification email again",
-    request_body = schemas::EmailAddress,
+    request_body = EmailAddress,
     responses(
         (status = 202, description = "Always, whether or not the address has an account", body = views::Message),
         (status = 429, response = RateLimited),
@@ -135,11 +141,11 @@ pub async fn confirm_email_change_api(req: &mut Request, ctx: &Ctx<'_>) -> ApiRe
 /// `POST /api/v1/auth/verify-email/resend` `{email}`: always 202.
 pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("email", ctx.config.email_rate_limit).await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let email = fields
-        .required_string("email")
-        .and_then(|raw| fields.check(normalize_email(&raw)));
-    fields.finish()?;
+    let (body, mut problems) = read_body::<EmailAddress>(req, ctx.config.max_body_bytes).await?;
+    let email = problems
+        .valid("email", body.email.as_str())
+        .and_then(|raw| problems.check(normalize_email(raw)));
+    problems.finish()?;
     let email =
         email.ok_or_else(|| ApiError::internal("validated field", "missing after validation"))?;
     service::email::resend_verification(&ctx.deps(), &email, now_seconds()).await?;
@@ -151,7 +157,7 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
     path = "/api/v1/auth/password/reset",
     tag = "auth",
     summary = "Email a password reset link and code",
-    request_body = schemas::PasswordResetRequest,
+    request_body = PasswordResetRequest,
     responses(
         (status = 202, description = "Always, whether or not an account matched", body = views::Message),
         (status = 429, response = RateLimited),
@@ -162,17 +168,13 @@ pub async fn resend_verification(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult 
 pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("password_reset", ctx.config.email_rate_limit)
         .await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let identifier = fields
-        .optional_string("email")
-        .or_else(|| fields.optional_string("username"));
+    let (body, mut problems) =
+        read_body::<PasswordResetRequest>(req, ctx.config.max_body_bytes).await?;
+    let identifier = body.email.or(body.username);
     if identifier.is_none() {
-        fields.reject(crate::error::FieldError::new(
-            "email",
-            "email or username is required",
-        ));
+        problems.reject(FieldError::new("email", "email or username is required"));
     }
-    fields.finish()?;
+    problems.finish()?;
     let identifier = identifier.unwrap_or_default();
     service::email::request_password_reset(&ctx.deps(), &identifier, now_seconds()).await?;
     accepted(RESET_ACCEPTED)
@@ -183,7 +185,7 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
     path = "/api/v1/auth/password/reset/confirm",
     tag = "auth",
     summary = "Set a new password with a reset token or code",
-    request_body = schemas::PasswordResetConfirmation,
+    request_body = PasswordResetConfirmation,
     responses(
         (status = 200, description = "Reset; every session ended", body = views::Message),
         (status = 429, response = RateLimited),
@@ -194,16 +196,13 @@ pub async fn request_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResu
 pub async fn confirm_password_reset(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    let proof = read_proof(&mut fields);
-    let new_password = fields.required_string("new_password");
-    fields.finish()?;
-    let (Some(proof), Some(new_password)) = (proof, new_password) else {
-        return Err(ApiError::internal(
-            "validated field",
-            "missing after validation",
-        ));
-    };
+    let (body, mut problems) =
+        read_body::<PasswordResetConfirmation>(req, ctx.config.max_body_bytes).await?;
+    let proof = read_proof(&mut problems, body.token, body.email, body.code);
+    problems.finish()?;
+    let proof =
+        proof.ok_or_else(|| ApiError::internal("validated field", "missing after validation"))?;
+    let new_password = body.new_password;
     service::email::reset_password(&ctx.deps(), &proof, &new_password, now_seconds()).await?;
     json(
         200,

@@ -5,7 +5,6 @@ use crate::error::ApiError;
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, with_body, ApiResult};
-use crate::routes::openapi::schemas;
 use crate::routes::views::{self, Health, Ping};
 use crate::runtime::now_seconds;
 use crate::store::traits::HealthStore;
@@ -69,13 +68,13 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
     tag = "meta",
     summary = "The public keys access tokens are verified with",
     responses(
-        (status = 200, description = "A JWK set of Ed25519 keys (RFC 8037)", body = schemas::Jwks),
+        (status = 200, description = "A JWK set of Ed25519 keys (RFC 8037)", body = views::Jwks),
     )
 )]
 /// `GET /.well-known/jwks.json`: the public keys tokens are verified with. Public data, so
 /// caches may keep it briefly; rotation publishes the next key before it signs.
 pub async fn jwks(ctx: &Ctx<'_>) -> ApiResult {
-    let response = json(200, &ctx.config.keys.jwks())?;
+    let response = json(200, &views::Jwks::new(&ctx.config.keys))?;
     response
         .headers()
         .set("cache-control", "public, max-age=300")

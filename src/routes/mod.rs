@@ -17,6 +17,7 @@ pub mod email;
 pub mod meta;
 pub mod openapi;
 pub mod pages;
+pub mod requests;
 pub mod scrape;
 pub mod sessions;
 pub mod users;

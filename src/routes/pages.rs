@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::http::body::read_form;
 use crate::http::context::Ctx;
 use crate::http::response::{with_body, ApiResult};
-use crate::routes::openapi::schemas;
+use crate::routes::requests::PageForm;
 use crate::runtime::now_seconds;
 use crate::service::email::{self as flows, Proof};
 use base64::engine::general_purpose::STANDARD;
@@ -124,20 +124,14 @@ fn show(route: EmailPage, req: &Request, ctx: &Ctx<'_>) -> ApiResult {
 async fn submit(route: EmailPage, req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("verify", ctx.config.verify_rate_limit)
         .await?;
-    let fields = read_form(req, ctx.config.max_body_bytes).await?;
-    let value = |name: &str| {
-        fields
-            .iter()
-            .find(|(field, _)| field == name)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_default()
-    };
-    let token = value("token");
+    let posted = PageForm::from_pairs(&read_form(req, ctx.config.max_body_bytes).await?);
+    let token = posted.token;
     let proof = Proof::Token(token.clone());
     let (deps, now) = (ctx.deps(), now_seconds());
     let outcome = match route {
         EmailPage::ResetPassword => {
-            flows::reset_password(&deps, &proof, &value("new_password"), now).await
+            let new_password = posted.new_password.unwrap_or_default();
+            flows::reset_password(&deps, &proof, &new_password, now).await
         }
         EmailPage::ConfirmEmail => flows::confirm_email_change(&deps, &proof, now).await,
         EmailPage::VerifyEmail => flows::verify_email(&deps, &proof, now).await,
@@ -192,7 +186,7 @@ macro_rules! email_page {
             path = $path,
             tag = "pages",
             summary = $submit_summary,
-            request_body(content = schemas::PageForm, content_type = "application/x-www-form-urlencoded"),
+            request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
             responses(
                 (status = 200, description = "An HTML page with the outcome", content_type = "text/html"),
                 (status = 422, description = "An HTML page saying why it failed", content_type = "text/html"),

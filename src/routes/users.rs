@@ -1,13 +1,14 @@
 //! `/api/v1/users/me`: the signed-in account's profile.
 
-use crate::domain::input::Fields;
+use crate::domain::input::{Patch, Problems};
 use crate::domain::user::{normalize_email, normalize_username};
 use crate::http::auth::Authenticated;
-use crate::http::body::{read_json, read_optional_json};
+use crate::http::body::{read_body, read_optional_body};
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
-use crate::routes::openapi::{schemas, Conflict, Forbidden, RateLimited, Unavailable};
+use crate::routes::openapi::{Conflict, Forbidden, RateLimited, Unavailable};
+use crate::routes::requests::{AccountDeletion, ProfileUpdate};
 use crate::routes::views::{self, UpdatedUser};
 use crate::runtime::now_seconds;
 use crate::service;
@@ -33,21 +34,18 @@ pub async fn get_me(caller: Authenticated) -> ApiResult {
     json(200, &views::User::from(&caller.user))
 }
 
-const PROFILE_FIELDS: [&str; 3] = ["username", "email", "current_password"];
-
 /// The optional `username` and `email` of a profile change, checked and canonical;
 /// `email: null` is `Some(None)` (remove the address).
-pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<Option<String>>) {
-    let username = fields
-        .optional_string("username")
-        .and_then(|raw| fields.check(normalize_username(&raw)));
-    let email = if fields.is_null("email") {
-        Some(None)
-    } else {
-        fields
-            .optional_string("email")
-            .and_then(|raw| fields.check(normalize_email(&raw)))
-            .map(Some)
+pub fn check_username_and_email(
+    problems: &mut Problems,
+    username: Option<String>,
+    email: Patch<String>,
+) -> (Option<String>, Option<Option<String>>) {
+    let username = username.and_then(|raw| problems.check(normalize_username(&raw)));
+    let email = match email {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(raw) => problems.check(normalize_email(&raw)).map(Some),
     };
     (username, email)
 }
@@ -57,7 +55,7 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
     path = "/api/v1/users/me",
     tag = "users",
     summary = "Change the username or email",
-    request_body = schemas::ProfileUpdate,
+    request_body = ProfileUpdate,
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = views::UpdatedUser),
@@ -71,20 +69,18 @@ pub fn read_username_and_email(fields: &mut Fields) -> (Option<String>, Option<O
 /// confirms — a confirmation goes to the new address and a notice to the old one. A
 /// `current_password` that is sent is always checked, so a wrong one never passes silently.
 pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let mut fields = read_json(req, ctx.config.max_body_bytes).await?;
-    fields.reject_unknown(&PROFILE_FIELDS);
-    let (username, email) = read_username_and_email(&mut fields);
-    let current_password = fields.optional_string("current_password");
+    let (body, mut problems) = read_body::<ProfileUpdate>(req, ctx.config.max_body_bytes).await?;
+    let (username, email) = check_username_and_email(&mut problems, body.username, body.email);
     let request = ProfileRequest {
         username,
         email,
-        current_password,
+        current_password: body.current_password,
     };
     let require_verification = ctx.config.email.require_verification;
     for error in profile::rule_errors(&caller.user, &request, require_verification) {
-        fields.reject(error);
+        problems.reject(error);
     }
-    fields.finish()?;
+    problems.finish()?;
     let updated = profile::update(&ctx.deps(), &caller.user, request, now_seconds()).await?;
     json(200, &UpdatedUser::new(&updated.user, updated.pending_email))
 }
@@ -98,7 +94,7 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
         with a password within `REAUTH_SECONDS` (default 300), else 403 \
         `reauthentication_required`; with `{\"password\"}`, the password decides (422 when \
         wrong). The last active administrator cannot delete their account (409 `last_admin`).",
-    request_body(content = Option<schemas::AccountDeletion>, description = "Optional: the account's password"),
+    request_body(content = Option<AccountDeletion>, description = "Optional: the account's password"),
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Deleted; every session ended"),
@@ -111,12 +107,10 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
 /// `DELETE /api/v1/users/me`: a stolen access token alone cannot delete an account once its
 /// sign-in is older than `REAUTH_SECONDS`; then the password must come with the request.
 pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let proof = match read_optional_json(req, ctx.config.max_body_bytes).await? {
-        Some(mut fields) => {
-            let password = fields.required_string("password");
-            fields.finish()?;
-            let password = password.unwrap_or_default();
-            passwords::confirm(&ctx.deps(), &caller.user, "password", &password).await?;
+    let proof = match read_optional_body::<AccountDeletion>(req, ctx.config.max_body_bytes).await? {
+        Some((body, problems)) => {
+            problems.finish()?;
+            passwords::confirm(&ctx.deps(), &caller.user, "password", &body.password).await?;
             Reauthentication::Password
         }
         None => Reauthentication::SessionOnly,

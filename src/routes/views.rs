@@ -1,14 +1,16 @@
 //! The response bodies the handlers send (accounts, tokens, sessions, roles, the audit log,
-//! short answers), as typed views built from domain types. The same types
-//! are the OpenAPI document's schemas, so what is sent and what is documented cannot part.
-//! Never a password hash.
+//! keys, short answers, the development helpers' answers), as typed views built from domain
+//! types. The same types are the OpenAPI document's schemas, so what is sent and what is
+//! documented cannot part. Never a password hash.
 
 use crate::domain::access::Role as DomainRole;
 use crate::domain::audit::AuditRecord;
 use crate::domain::query::Page;
 use crate::domain::session::Session as DomainSession;
 use crate::domain::time::rfc3339_seconds;
+use crate::domain::token::KeySet;
 use crate::domain::user::User as Account;
+use crate::store::traits::StoredMessage;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -186,6 +188,80 @@ pub struct TokenResponse {
     pub user: User,
 }
 
+/// The signup answer when the address must be verified before the first sign-in: no
+/// session yet.
+#[derive(Serialize, ToSchema)]
+pub struct VerificationRequired {
+    /// Always `true`.
+    pub verification_required: bool,
+    pub detail: String,
+    pub user: User,
+}
+
+/// What a signup answers: the tokens of its first session or, when accounts must verify
+/// their address first, a notice that there is no session yet.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Signup {
+    Tokens(TokenResponse),
+    VerificationRequired(VerificationRequired),
+}
+
+/// One public key (RFC 8037).
+#[derive(Serialize, ToSchema)]
+pub struct Jwk {
+    #[schema(example = "OKP")]
+    pub kty: String,
+    #[schema(example = "Ed25519")]
+    pub crv: String,
+    /// The public key, base64url.
+    pub x: String,
+    pub kid: String,
+    #[serde(rename = "use")]
+    #[schema(example = "sig")]
+    pub key_use: String,
+    #[schema(example = "EdDSA")]
+    pub alg: String,
+}
+
+/// The public keys access tokens are verified with.
+#[derive(Serialize, ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// A message the `outbox` email provider stored (development only).
+#[derive(Serialize, ToSchema)]
+pub struct OutboxMessage {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub purpose: String,
+    #[schema(required = true)]
+    pub token: Option<String>,
+    #[schema(required = true)]
+    pub code: Option<String>,
+    #[schema(format = "date-time")]
+    pub created_at: String,
+}
+
+/// The argon2id parameters a development hash used.
+#[derive(Serialize, ToSchema)]
+pub struct HashParameters {
+    #[schema(example = "argon2id")]
+    pub algorithm: String,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// The size of an isolate's wasm linear memory.
+#[derive(Serialize, ToSchema)]
+pub struct IsolateMemory {
+    pub wasm_memory_bytes: u64,
+}
+
 /// A short answer in words.
 #[derive(Serialize, ToSchema)]
 pub struct Message {
@@ -330,11 +406,6 @@ impl AuditPage {
     }
 }
 
-/// The public view of an account as JSON, for bodies that embed it.
-pub fn user_json(user: &Account) -> Value {
-    serde_json::to_value(User::from(user)).unwrap_or(Value::Null)
-}
-
 impl UpdatedUser {
     /// The account after a profile change, with the address awaiting confirmation, if any.
     pub fn new(user: &Account, pending_email: Option<String>) -> Self {
@@ -357,5 +428,62 @@ impl Message {
         Message {
             detail: detail.into(),
         }
+    }
+}
+
+impl Jwks {
+    /// Every key tokens may be verified with, as Ed25519 JWKs (RFC 8037) for EdDSA signatures.
+    pub fn new(keys: &KeySet) -> Self {
+        Jwks {
+            keys: keys
+                .public_keys()
+                .into_iter()
+                .map(|(kid, x)| Jwk {
+                    kty: "OKP".into(),
+                    crv: "Ed25519".into(),
+                    x,
+                    kid: kid.to_owned(),
+                    key_use: "sig".into(),
+                    alg: "EdDSA".into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<StoredMessage> for OutboxMessage {
+    fn from(row: StoredMessage) -> Self {
+        OutboxMessage {
+            to: row.to,
+            subject: row.subject,
+            text: row.text,
+            html: row.html,
+            purpose: row.purpose,
+            token: row.token,
+            code: row.code,
+            created_at: rfc3339_seconds(row.created_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_entries_follow_rfc_8037() {
+        let keys = KeySet::from_config("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", &[]).unwrap();
+        let jwks = serde_json::to_value(Jwks::new(&keys)).unwrap();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "OKP");
+        assert_eq!(key["crv"], "Ed25519");
+        assert_eq!(key["alg"], "EdDSA");
+        assert_eq!(key["use"], "sig");
+        assert_eq!(key["kid"], keys.signing_kid());
+        assert_eq!(key["x"], keys.public_keys()[0].1);
+        assert!(
+            key.get("d").is_none(),
+            "private part must never be published"
+        );
     }
 }

@@ -1,15 +1,14 @@
 //! The OpenAPI 3.1 document of the service, generated from the code.
 //!
 //! Each handler carries its operation (`#[utoipa::path]`) beside its code, and the route
-//! table (`routes::TablePaths`) collects them; [`document`] adds what operations share: the
-//! body schemas of [`schemas`], the problem-details responses below, the security schemes,
-//! and the answers every JSON or bearer operation has. Two checks keep it honest: a unit
+//! table (`routes::TablePaths`) collects them with the schemas of the request and response
+//! types they name (`routes::requests`, `routes::views`: the types the handlers read and
+//! send); [`document`] adds what operations share: the problem-details responses below, the
+//! security schemes, and the answers every JSON or bearer operation has. Two checks keep it honest: a unit
 //! test in `routes` that the table's routes and methods are exactly the document's, and
 //! `tests/openapi.test.mjs`, which validates the Worker's real answers against it.
 //!
 //! Nothing here imports a handler, so handlers can import these components.
-
-pub mod schemas;
 
 use crate::error::{FieldError, ProblemDetails};
 use utoipa::openapi::response::{Response, ResponseBuilder};

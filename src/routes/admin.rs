@@ -18,8 +18,8 @@ use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
 use crate::routes::openapi::{Conflict, Forbidden, NotFound, Unavailable, ValidationFailed};
+use crate::routes::requests::check_username_and_email;
 use crate::routes::requests::{AdminUserUpdate, BanRequest, RoleGrant};
-use crate::routes::users::check_username_and_email;
 use crate::routes::views::{
     self, AdminUser, AdminUserPage, AuditPage, Role, RoleList, Session, SessionList,
     SessionsRevoked,

@@ -8,7 +8,8 @@
 //! silently ignored member would let a client believe it changed something it did not (a
 //! role, a password). Partial updates use [`Patch`] where `null` removes a value.
 
-use crate::domain::input::Patch;
+use crate::domain::input::{Patch, Problems};
+use crate::domain::user::{normalize_email, normalize_username};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -173,4 +174,20 @@ impl PageForm {
             new_password: value("new_password"),
         }
     }
+}
+
+/// The optional `username` and `email` of a profile change, checked and canonical;
+/// `email: null` is `Some(None)` (remove the address).
+pub fn check_username_and_email(
+    problems: &mut Problems,
+    username: Option<String>,
+    email: Patch<String>,
+) -> (Option<String>, Option<Option<String>>) {
+    let username = username.and_then(|raw| problems.check(normalize_username(&raw)));
+    let email = match email {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(raw) => problems.check(normalize_email(&raw)).map(Some),
+    };
+    (username, email)
 }

@@ -1,14 +1,12 @@
 //! `/api/v1/users/me`: the signed-in account's profile.
 
-use crate::domain::input::{Patch, Problems};
-use crate::domain::user::{normalize_email, normalize_username};
 use crate::http::auth::Authenticated;
 use crate::http::body::{read_body, read_optional_body};
 use crate::http::context::Ctx;
 use crate::http::log;
 use crate::http::response::{json, no_content, ApiResult};
 use crate::routes::openapi::{Conflict, Forbidden, RateLimited, Unavailable};
-use crate::routes::requests::{AccountDeletion, ProfileUpdate};
+use crate::routes::requests::{check_username_and_email, AccountDeletion, ProfileUpdate};
 use crate::routes::views::{self, UpdatedUser};
 use crate::runtime::now_seconds;
 use crate::service;
@@ -32,22 +30,6 @@ use worker::Request;
 /// `GET /api/v1/users/me`.
 pub async fn get_me(caller: Authenticated) -> ApiResult {
     json(200, &views::User::from(&caller.user))
-}
-
-/// The optional `username` and `email` of a profile change, checked and canonical;
-/// `email: null` is `Some(None)` (remove the address).
-pub fn check_username_and_email(
-    problems: &mut Problems,
-    username: Option<String>,
-    email: Patch<String>,
-) -> (Option<String>, Option<Option<String>>) {
-    let username = username.and_then(|raw| problems.check(normalize_username(&raw)));
-    let email = match email {
-        Patch::Absent => None,
-        Patch::Null => Some(None),
-        Patch::Value(raw) => problems.check(normalize_email(&raw)).map(Some),
-    };
-    (username, email)
 }
 
 #[utoipa::path(

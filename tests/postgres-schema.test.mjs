@@ -307,6 +307,24 @@ describe("the last active admin", () => {
     sole = banned;
   });
 
+  test("removing an admin under REPEATABLE READ, where the rule could not hold, is refused", async () => {
+    const second = await account(db, { admin: true });
+    await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    await assert.rejects(db.query("DELETE FROM user_roles WHERE user_id = $1 AND role = 'admin'", [second]), {
+      code: "0A000",
+    });
+    await db.query("ROLLBACK");
+    // Other accounts are not concerned.
+    const someone = await account(db);
+    await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    await db.query("DELETE FROM users WHERE id = $1", [someone]);
+    await db.query("COMMIT");
+    // SERIALIZABLE is fine: there a concurrent removal fails with 40001 instead.
+    await db.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+    await db.query("DELETE FROM users WHERE id = $1", [second]);
+    await db.query("COMMIT");
+  });
+
   test("one statement removing every admin is refused whole", async () => {
     const second = await account(db, { admin: true });
     await refusedAsLastAdmin(db.query("DELETE FROM user_roles WHERE role = 'admin'"));

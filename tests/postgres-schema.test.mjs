@@ -85,7 +85,7 @@ async function activeAdmins(client) {
 async function refusedAsLastAdmin(promise) {
   await assert.rejects(promise, (error) => {
     assert.equal(error.message, "edge_auth:last_admin");
-    assert.equal(error.code, "P0001");
+    assert.equal(error.code, "EA001");
     return true;
   });
 }

@@ -36,6 +36,8 @@ CREATE TABLE outbox (
     purpose     text NOT NULL,
     token       text,
     code        text,
-    created_at  bigint NOT NULL
+    created_at  bigint NOT NULL,
+    -- Insertion order, to list messages stored in the same second newest first (D1's rowid).
+    seq         bigint GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX outbox_by_recipient ON outbox (to_address, created_at);

@@ -3,8 +3,8 @@
 -- banning it, or taking its admin role. The rule lives in the database so that it holds
 -- atomically under concurrency (two admins deleting each other at once) and for every
 -- writer, the command line included. A violation raises an exception whose message is
--- `edge_auth:last_admin` (SQLSTATE P0001), which the store maps to a 409; the whole
--- transaction is then aborted.
+-- `edge_auth:last_admin` with its own SQLSTATE, EA001, by which the store maps it to a 409
+-- (never by the message); the whole transaction is then aborted.
 
 -- Accounts that hold `admin` and are not banned now: no ban, or one whose end has passed
 -- (the rule of `BanState::at`). Evaluated when read, so an ending ban needs no job. "Now" is
@@ -54,7 +54,7 @@ BEGIN
     IF leaving IN (SELECT user_id FROM active_admins)
        AND NOT EXISTS (SELECT 1 FROM active_admins WHERE user_id <> leaving) THEN
         RAISE EXCEPTION 'edge_auth:last_admin'
-            USING DETAIL = 'The last active administrator cannot be deleted, banned or demoted.';
+            USING ERRCODE = 'EA001', DETAIL = 'The last active administrator cannot be deleted, banned or demoted.';
     END IF;
 END;
 $$;

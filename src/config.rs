@@ -175,9 +175,33 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// `DATABASE`: where the tables live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// D1, the binding `DB` (the default).
+    D1,
+    /// PostgreSQL through the Hyperdrive binding [`HYPERDRIVE_BINDING`].
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// The name `/api/health` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::D1 => "d1",
+            DatabaseKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// The Hyperdrive binding's name in `wrangler.toml` when `DATABASE=postgres`.
+pub const HYPERDRIVE_BINDING: &str = "HYPERDRIVE";
+
 /// All settings of the service.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `DATABASE`: `d1` (default) or `postgres`.
+    pub database: DatabaseKind,
     /// `ENVIRONMENT`: `development` or `production` (default).
     pub environment: String,
     /// Token issuer, audience, lifetime and leeway.
@@ -561,6 +585,14 @@ impl Config {
             },
         );
         let email = reader.email(&environment);
+        let database = match reader.optional("DATABASE").to_ascii_lowercase().as_str() {
+            "" | "d1" => DatabaseKind::D1,
+            "postgres" => DatabaseKind::Postgres,
+            _ => {
+                reader.errors.push("DATABASE must be d1 or postgres".into());
+                DatabaseKind::D1
+            }
+        };
 
         let signing_key = reader.required("JWT_SIGNING_KEY");
         let verify_keys = reader.optional("JWT_VERIFY_KEYS");
@@ -582,6 +614,7 @@ impl Config {
 
         match (keys, hasher) {
             (Some(keys), Some(hasher)) if reader.errors.is_empty() => Ok(Config {
+                database,
                 environment,
                 tokens: TokenSettings {
                     issuer,
@@ -706,6 +739,23 @@ mod tests {
         );
         assert!(!format!("{config:?}").contains("ICEiIyQl"));
         assert_eq!(config.reauth_seconds, 300);
+    }
+
+    #[test]
+    fn the_database_is_d1_unless_postgres_is_chosen_and_nothing_else_is_accepted() {
+        let config = Config::from_source(&Map(minimal())).unwrap();
+        assert_eq!(config.database, DatabaseKind::D1);
+        let mut settings = minimal();
+        settings.insert("DATABASE", "Postgres");
+        let config = Config::from_source(&Map(settings.clone())).unwrap();
+        assert_eq!(config.database, DatabaseKind::Postgres);
+        assert_eq!(config.database.as_str(), "postgres");
+        settings.insert("DATABASE", "mysql");
+        let error = Config::from_source(&Map(settings)).unwrap_err();
+        assert!(
+            error.0.contains("DATABASE must be d1 or postgres"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! do not change while it lives. A failed parse is not cached, so fixing a secret takes
 //! effect on the next request.
 
-use crate::config::{Config, ConfigError, SettingSource};
+use crate::config::{Config, ConfigError, DatabaseKind, SettingSource, HYPERDRIVE_BINDING};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::Env;
@@ -30,7 +30,15 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ConfigError> {
     if let Some(config) = CONFIG.with(|cell| cell.borrow().clone()) {
         return Ok(config);
     }
-    let config = Rc::new(Config::from_source(&EnvSource(env))?);
+    let config = Config::from_source(&EnvSource(env))?;
+    // Fail closed: a database choice without its binding is a configuration error, not an
+    // outage to retry.
+    if config.database == DatabaseKind::Postgres && env.hyperdrive(HYPERDRIVE_BINDING).is_err() {
+        return Err(ConfigError(format!(
+            "DATABASE=postgres needs the Hyperdrive binding {HYPERDRIVE_BINDING}"
+        )));
+    }
+    let config = Rc::new(config);
     CONFIG.with(|cell| *cell.borrow_mut() = Some(config.clone()));
     Ok(config)
 }

@@ -9,7 +9,7 @@
 use crate::domain::audit::retention_cutoff;
 use crate::domain::time::rfc3339_seconds;
 use crate::env;
-use crate::store::d1::backend::D1Backend;
+use crate::store::backend::Backend;
 use crate::store::traits::MaintenanceStore;
 use serde_json::json;
 use worker::{console_error, console_log, Env};
@@ -29,7 +29,9 @@ pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
         }
     };
     let audit_cutoff = retention_cutoff(now, config.audit_retention_days);
-    let outcome = D1Backend::new(env).prune(now, audit_cutoff).await;
+    let outcome = Backend::new(env, config.database)
+        .prune(now, audit_cutoff)
+        .await;
     match outcome {
         Ok(pruned) => console_log!(
             "{}",

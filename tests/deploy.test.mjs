@@ -15,6 +15,7 @@ import {
   withoutBuild,
   DEFAULT_MAX_GZIP_BYTES,
   REQUIRED_BINDINGS,
+  DATABASE_BINDINGS,
   ROOT,
 } from "../scripts/check-deploy.mjs";
 import { runCommand } from "./helpers.mjs";
@@ -57,7 +58,7 @@ describe("deploy check", () => {
     assert.match(output, /ok {4}ENVIRONMENT is "production"/);
     assert.match(output, /ok {4}EMAIL_PROVIDER is /);
     assert.match(output, /ok {4}bindings DB, KV, RATE_LIMITER, SESSION_GUARD, METRICS, ASSETS/);
-    assert.match(output, /ok {4}upload [\d.]+ KiB, gzip [\d.]+ KiB \(budget 1024\.0 KiB gzip\)/);
+    assert.match(output, /ok {4}upload [\d.]+ KiB, gzip [\d.]+ KiB \(budget 1280\.0 KiB gzip\)/);
     assert.match(output, /deploy check passed/);
   });
 
@@ -115,9 +116,10 @@ describe("deploy check", () => {
     });
 
     test("refuses a missing binding and a Durable Object of the wrong class", () => {
-      for (const name of Object.keys(REQUIRED_BINDINGS)) {
+      const required = { ...DATABASE_BINDINGS.d1, ...REQUIRED_BINDINGS };
+      for (const name of Object.keys(required)) {
         const { failures } = checkUpload(withBindings((all) => all.filter((b) => b.name !== name)));
-        assert.deepEqual(failures, [`binding ${name} (${REQUIRED_BINDINGS[name].type}) is missing`]);
+        assert.deepEqual(failures, [`binding ${name} (${required[name].type}) is missing`]);
       }
       const swapped = withBindings((all) =>
         all.map((b) => (b.name === "METRICS" ? { ...b, class_name: "RateLimiter" } : b)),
@@ -125,6 +127,23 @@ describe("deploy check", () => {
       assert.deepEqual(checkUpload(swapped).failures, [
         "binding METRICS uses class RateLimiter, expected MetricsAggregator",
       ]);
+    });
+
+    test("DATABASE=postgres needs the Hyperdrive binding instead of D1; another value is refused", () => {
+      const postgres = (extra) =>
+        withBindings((all) => [
+          ...all.filter((b) => b.name !== "DB"),
+          { name: "DATABASE", type: "plain_text", text: "postgres" },
+          ...extra,
+        ]);
+      assert.deepEqual(checkUpload(postgres([])).failures, [
+        "binding HYPERDRIVE (hyperdrive) is missing",
+      ]);
+      const served = checkUpload(postgres([{ name: "HYPERDRIVE", type: "hyperdrive", id: "x" }]));
+      assert.deepEqual(served.failures, []);
+      assert.ok(served.passed.some((line) => line.startsWith("bindings HYPERDRIVE, KV")), served.passed);
+      const unknown = withBindings((all) => [...all, { name: "DATABASE", type: "plain_text", text: "mysql" }]);
+      assert.deepEqual(checkUpload(unknown).failures, ['DATABASE is "mysql": it must be d1 or postgres']);
     });
 
     test("refuses an upload over the gzip budget", () => {

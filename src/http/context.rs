@@ -11,7 +11,7 @@ use crate::http::log;
 use crate::http::request::RequestMeta;
 use crate::mail::{self, Outgoing};
 use crate::service::ports::{Deps, Device, Edge, Mail};
-use crate::store::d1::backend::D1Backend;
+use crate::store::backend::Backend;
 use crate::store::hibp;
 use crate::store::metrics_batch as isolate_metrics;
 use crate::store::traits::RateLimitStore;
@@ -28,7 +28,7 @@ pub struct Ctx<'a> {
     pub worker: &'a Context,
     pub meta: &'a RequestMeta,
     /// Storage on this request's bindings.
-    store: D1Backend<'a>,
+    store: Backend<'a>,
     /// The path parameters the route table matched (`id`, `role`, `sid`, `file`).
     params: Vec<(String, String)>,
     user_id: RefCell<Option<String>>,
@@ -49,7 +49,7 @@ impl<'a> Ctx<'a> {
             config,
             worker,
             meta,
-            store: D1Backend::new(env),
+            store: Backend::new(env, config.database),
             params,
             user_id: RefCell::new(None),
             rate_limit: RefCell::new(None),
@@ -67,12 +67,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// Storage on this request's bindings.
-    pub fn store(&self) -> &D1Backend<'a> {
+    pub fn store(&self) -> &Backend<'a> {
         &self.store
     }
 
     /// What the service's flows run with for this request.
-    pub fn deps(&self) -> Deps<'_, D1Backend<'a>, Self> {
+    pub fn deps(&self) -> Deps<'_, Backend<'a>, Self> {
         Deps {
             store: &self.store,
             edge: self,

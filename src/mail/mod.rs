@@ -16,7 +16,7 @@ use crate::domain::user::mask_email;
 use crate::error::ApiError;
 use crate::mail::headers::{rfc2822_now, sender_domain};
 use crate::runtime::now_seconds;
-use crate::store::d1::backend::D1Backend;
+use crate::store::backend::Backend;
 use crate::store::metrics_batch;
 use crate::store::traits::OutboxStore;
 use serde_json::json;
@@ -72,7 +72,7 @@ pub async fn deliver(
             Ok(())
         }
         EmailProvider::Outbox => {
-            D1Backend::new(env)
+            Backend::new(env, config.database)
                 .store_message(
                     &Uuid::new_v4().to_string(),
                     &outgoing.message,

@@ -18,10 +18,9 @@ use crate::env;
 use crate::error::ApiError;
 use crate::objects::budget::StoredBudget;
 use crate::runtime::{now_seconds, random_bytes};
-use crate::store::d1;
-use crate::store::d1::sessions::{self, Rotation};
+use crate::store::backend::Backend;
 use crate::store::session_guard::RotateRequest;
-use crate::store::traits::{RotateOutcome, RotateReply};
+use crate::store::traits::{RefreshTokenStore, RotateOutcome, RotateReply, Rotation, SessionStore};
 use futures_util::lock::Mutex;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
@@ -47,7 +46,7 @@ impl SessionGuard {
     async fn rotate(&self, request: RotateRequest) -> std::result::Result<RotateOutcome, ApiError> {
         let config = env::config(&self.env).map_err(|_| ApiError::Misconfigured)?;
         let policy = config.sessions;
-        let db = d1::database(&self.env)?;
+        let store = Backend::new(&self.env, config.database);
         let mut last = self.last.lock().await;
         let now = now_seconds();
 
@@ -56,7 +55,7 @@ impl SessionGuard {
                 && policy.classify_spent(previous.rotated_at, now) == SpentToken::WithinGrace
             {
                 // The session may have been revoked since (logout everywhere, password change).
-                if !sessions::is_live(&db, &request.session_id, now).await? {
+                if !store.session_is_live(&request.session_id, now).await? {
                     return Ok(RotateOutcome::Invalid);
                 }
                 return Ok(RotateOutcome::Replayed {
@@ -68,17 +67,15 @@ impl SessionGuard {
 
         let successor = encode_refresh_token(&request.session_id, &random_bytes::<32>()?);
         let successor_hash = hash_opaque_token(&successor);
-        let rotated = sessions::rotate_refresh_token(
-            &db,
-            &Rotation {
+        let rotated = store
+            .rotate_refresh_token(&Rotation {
                 session_id: &request.session_id,
                 presented_hash: &request.presented_hash,
                 successor_hash: &successor_hash,
                 now,
                 idle_ttl_seconds: policy.idle_ttl_seconds,
-            },
-        )
-        .await?;
+            })
+            .await?;
         if let Some(user) = rotated {
             *last = Some(LastRotation {
                 presented_hash: request.presented_hash,
@@ -92,18 +89,21 @@ impl SessionGuard {
             });
         }
 
-        let spent_at =
-            sessions::token_spent_at(&db, &request.session_id, &request.presented_hash).await?;
+        let spent_at = store
+            .refresh_token_spent_at(&request.session_id, &request.presented_hash)
+            .await?;
         match spent_at {
             Some(Some(used_at)) if policy.classify_spent(used_at, now) == SpentToken::Reused => {
-                let owner = sessions::owner(&db, &request.session_id).await?;
+                let owner = store.session_owner(&request.session_id).await?;
                 if let Some(owner) = &owner {
                     let reason = "refresh_token_reuse";
                     let entry = AuditEntry::new(AuditAction::SessionRevoked, request.origin, now)
                         .on(owner)
                         .with("session_id", request.session_id.as_str())
                         .with("reason", reason);
-                    sessions::revoke(&db, &request.session_id, owner, reason, now, &entry).await?;
+                    store
+                        .revoke_session(&request.session_id, owner, reason, now, &entry)
+                        .await?;
                 }
                 *last = None;
                 Ok(RotateOutcome::Reused { user_id: owner })

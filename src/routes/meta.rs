@@ -55,6 +55,7 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
         &Health {
             status: state.into(),
             database: database.into(),
+            backend: ctx.store().kind().as_str().into(),
             version: env!("CARGO_PKG_VERSION").into(),
             environment: ctx.config.environment.clone(),
             timestamp: rfc3339_seconds(now_seconds()),

@@ -297,6 +297,9 @@ pub struct Health {
     pub status: String,
     /// `connected` or `disconnected`.
     pub database: String,
+    /// The database backend that serves: `d1` or `postgres`.
+    #[schema(example = "d1")]
+    pub backend: String,
     pub version: String,
     pub environment: String,
     #[schema(format = "date-time")]

@@ -3,6 +3,8 @@
 //! and the Durable Object clients beside it), an in-memory one for native tests, and the
 //! one outside HTTP API (Have I Been Pwned). The only place that writes SQL.
 
+pub mod backend;
+pub mod bindings;
 pub mod d1;
 pub mod error;
 pub mod hibp;
@@ -11,6 +13,7 @@ pub mod login_failures;
 pub mod memory;
 pub mod metrics_aggregator;
 pub mod metrics_batch;
+pub mod postgres;
 pub mod rate_limit;
 pub mod revocation;
 pub mod session_guard;

@@ -374,6 +374,41 @@ pub struct RotateReply {
     pub outcome: Option<RotateOutcome>,
 }
 
+/// One step of a session's refresh chain.
+pub struct Rotation<'a> {
+    pub session_id: &'a str,
+    pub presented_hash: &'a str,
+    pub successor_hash: &'a str,
+    pub now: i64,
+    pub idle_ttl_seconds: i64,
+}
+
+/// The refresh tokens behind a session's rotation, as the session's Durable Object (the
+/// single writer of its chain) reads and writes them.
+pub trait RefreshTokenStore {
+    /// Exchange a refresh token (by digest) for its successor and slide the session's idle
+    /// expiry (never past its absolute expiry), in one transaction; the account, or `None`
+    /// when the token is unknown, spent or expired, or its session is not live.
+    async fn rotate_refresh_token(
+        &self,
+        rotation: &Rotation<'_>,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// When a refresh token of this session was spent: `None` if the session never issued
+    /// it, `Some(None)` if it is unspent, `Some(Some(t))` if it was spent at `t`.
+    async fn refresh_token_spent_at(
+        &self,
+        session_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<Option<i64>>, StoreError>;
+
+    /// Whether a session is live now (not revoked, not expired, its account not banned).
+    async fn session_is_live(&self, session_id: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// The account a session belongs to.
+    async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StoreError>;
+}
+
 /// Refresh token rotation, serialised per session (a Durable Object in the Worker).
 pub trait RefreshRotation {
     /// Rotate the token with this digest of `session_id`, counting the refresh against the

@@ -1,16 +1,12 @@
-//! The storage traits on Cloudflare's bindings: D1 for the tables, KV for the revocation
-//! list and the login failure counters, Durable Objects for refresh rotation and rate
-//! limits. The queries themselves live in this module's siblings (`sessions`, `users`,
-//! ...) and the KV and Durable Object clients in the store's (`revocation`, ...).
+//! The storage traits of the tables on D1. The queries themselves live in this module's
+//! siblings (`sessions`, `users`, ...); what lives in KV and Durable Objects is
+//! `store::bindings`, whichever database holds the tables.
 
-use crate::config::RateLimit;
 use crate::domain::access::Role;
-use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
+use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::domain::email::{Message, Purpose};
-use crate::domain::lockout::FailureState;
 use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
-use crate::domain::rate_limit::Decision;
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::d1::{
@@ -18,12 +14,10 @@ use crate::store::d1::{
 };
 use crate::store::error::StoreError;
 use crate::store::traits::{
-    AuditStore, Ban, HealthStore, LoginFailureStore, MaintenanceStore, NewSession, NewToken,
-    NewUser, OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RateLimitStore,
-    RefreshRotation, RevocationStore, RoleStore, RotateReply, SessionStore, StoredMessage,
-    TokenEffect, UserStore,
+    AuditStore, Ban, HealthStore, MaintenanceStore, NewSession, NewToken, NewUser,
+    OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation,
+    SessionStore, StoredMessage, TokenEffect, UserStore,
 };
-use crate::store::{login_failures, rate_limit, revocation, session_guard};
 use worker::Env;
 
 /// The bindings of one request.
@@ -223,16 +217,6 @@ impl SessionStore for D1Backend<'_> {
     }
 }
 
-impl RevocationStore for D1Backend<'_> {
-    async fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
-        revocation::revoke(self.env, jti, expires_at, now).await
-    }
-
-    async fn is_revoked(&self, jti: &str, cache_seconds: u64) -> Result<bool, StoreError> {
-        revocation::is_revoked(self.env, jti, cache_seconds).await
-    }
-}
-
 impl MaintenanceStore for D1Backend<'_> {
     async fn prune(&self, now: i64, audit_cutoff: Option<i64>) -> Result<Pruned, StoreError> {
         maintenance::prune(&database(self.env)?, now, audit_cutoff).await
@@ -292,44 +276,6 @@ impl OneTimeTokenStore for D1Backend<'_> {
     }
 }
 
-impl LoginFailureStore for D1Backend<'_> {
-    async fn load_failures(&self, digest: &str) -> Result<FailureState, StoreError> {
-        login_failures::load(self.env, digest).await
-    }
-
-    async fn save_failures(
-        &self,
-        digest: &str,
-        state: &FailureState,
-        forget_at: i64,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        login_failures::save(self.env, digest, state, forget_at, now).await
-    }
-
-    async fn clear_failures(&self, digest: &str) -> Result<(), StoreError> {
-        login_failures::clear(self.env, digest).await
-    }
-}
-
-impl RefreshRotation for D1Backend<'_> {
-    async fn rotate(
-        &self,
-        session_id: &str,
-        presented_hash: &str,
-        origin: Origin,
-        budget: RateLimit,
-    ) -> Result<RotateReply, StoreError> {
-        session_guard::rotate(self.env, session_id, presented_hash, origin, budget).await
-    }
-}
-
-impl RateLimitStore for D1Backend<'_> {
-    async fn check_rate(&self, key: &str, budget: RateLimit) -> Result<Decision, StoreError> {
-        rate_limit::check(self.env, key, budget).await
-    }
-}
-
 impl OutboxStore for D1Backend<'_> {
     async fn store_message(
         &self,
@@ -344,5 +290,30 @@ impl OutboxStore for D1Backend<'_> {
 
     async fn messages_to(&self, to: &str) -> Result<Vec<StoredMessage>, StoreError> {
         outbox::list(&database(self.env)?, to).await
+    }
+}
+
+impl RefreshTokenStore for D1Backend<'_> {
+    async fn rotate_refresh_token(
+        &self,
+        rotation: &Rotation<'_>,
+    ) -> Result<Option<User>, StoreError> {
+        sessions::rotate_refresh_token(&database(self.env)?, rotation).await
+    }
+
+    async fn refresh_token_spent_at(
+        &self,
+        session_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        sessions::token_spent_at(&database(self.env)?, session_id, token_hash).await
+    }
+
+    async fn session_is_live(&self, session_id: &str, now: i64) -> Result<bool, StoreError> {
+        sessions::is_live(&database(self.env)?, session_id, now).await
+    }
+
+    async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        sessions::owner(&database(self.env)?, session_id).await
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{NewSession, NewToken, NewUser};
+use crate::store::traits::{NewSession, NewToken, NewUser, Rotation};
 use serde::Deserialize;
 use worker::D1PreparedStatement;
 
@@ -93,15 +93,6 @@ pub async fn create_session(
     statements.push(audit::insert_statement(db, entry, When::Always)?);
     db.batch(statements).await.map_err(map_d1_error)?;
     Ok(())
-}
-
-/// One step of a session's refresh chain.
-pub struct Rotation<'a> {
-    pub session_id: &'a str,
-    pub presented_hash: &'a str,
-    pub successor_hash: &'a str,
-    pub now: i64,
-    pub idle_ttl_seconds: i64,
 }
 
 /// SQL condition: session `?2` is live at `?1` and its account is not banned. (A ban

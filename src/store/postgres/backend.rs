@@ -1,0 +1,1354 @@
+//! The storage traits of the tables on PostgreSQL (through Hyperdrive); what lives in KV and
+//! Durable Objects is `store::bindings`, whichever database holds the tables.
+//!
+//! Ids are `uuid` columns. An id that is not a canonical UUID names no record, so it is
+//! answered here without a query (as D1 compares text), and never reaches a cast that would
+//! fail. Each write of several statements is one transaction; the checks a D1 batch writes
+//! as `WHERE EXISTS` conditions are plain reads inside it.
+
+use super::{Connection, Param, Transaction};
+use crate::domain::access::Role;
+use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
+use crate::domain::email::{Message, Purpose};
+use crate::domain::one_time::IssuedToken;
+use crate::domain::query::{Page, PrefixRange};
+use crate::domain::session::{is_uuid, Session};
+use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
+use crate::store::error::StoreError;
+use crate::store::traits::{
+    AuditStore, Ban, HealthStore, MaintenanceStore, NewSession, NewToken, NewUser,
+    OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation,
+    SessionStore, StoredMessage, TokenEffect, UserStore,
+};
+use serde_json::Value;
+use tokio_postgres::types::Type;
+use tokio_postgres::Row;
+use worker::Env;
+
+/// The columns of an account, with its role names in order.
+const USER_SELECT: &str = "SELECT u.id::text AS id, u.username, u.email, u.password_hash, \
+       u.email_verified, u.created_at, u.updated_at, u.banned_at, u.banned_until, \
+       u.ban_reason, \
+       ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) AS roles \
+     FROM users u";
+
+/// SQL: account `u` is not banned at the time in parameter `now` (the rule of `BanState`).
+fn not_banned(now: &str) -> String {
+    format!("(u.banned_at IS NULL OR (u.banned_until IS NOT NULL AND u.banned_until <= {now}))")
+}
+
+fn read_error(error: tokio_postgres::Error) -> StoreError {
+    StoreError::unavailable("Database", error)
+}
+
+fn user_from(row: &Row) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").map_err(read_error)?,
+        username: row.try_get("username").map_err(read_error)?,
+        email: row.try_get("email").map_err(read_error)?,
+        email_verified: row.try_get("email_verified").map_err(read_error)?,
+        roles: row.try_get("roles").map_err(read_error)?,
+        created_at: row.try_get("created_at").map_err(read_error)?,
+        updated_at: row.try_get("updated_at").map_err(read_error)?,
+        banned_at: row.try_get("banned_at").map_err(read_error)?,
+        banned_until: row.try_get("banned_until").map_err(read_error)?,
+        ban_reason: row.try_get("ban_reason").map_err(read_error)?,
+        password_hash: row.try_get("password_hash").map_err(read_error)?,
+        session_signed_in_at: row
+            .try_get::<_, Option<i64>>("session_signed_in_at")
+            .ok()
+            .flatten(),
+    })
+}
+
+fn first_user(rows: &[Row]) -> Result<Option<User>, StoreError> {
+    rows.first().map(user_from).transpose()
+}
+
+fn count_of(rows: &[Row]) -> Result<u64, StoreError> {
+    match rows.first() {
+        Some(row) => Ok(u64::try_from(row.try_get::<_, i64>(0).map_err(read_error)?).unwrap_or(0)),
+        None => Ok(0),
+    }
+}
+
+fn changed(count: u64) -> usize {
+    usize::try_from(count).unwrap_or(usize::MAX)
+}
+
+/// The tables of one request, on its PostgreSQL connection (opened on first use).
+pub struct PgBackend<'a> {
+    db: Connection<'a>,
+}
+
+impl<'a> PgBackend<'a> {
+    pub fn new(env: &'a Env) -> Self {
+        Self {
+            db: Connection::new(env),
+        }
+    }
+
+    async fn user_by(&self, condition: &str, value: &str) -> Result<Option<User>, StoreError> {
+        let rows = self
+            .db
+            .read(
+                &format!("{USER_SELECT} WHERE {condition}"),
+                &[(&value, Type::TEXT)],
+            )
+            .await?;
+        first_user(&rows)
+    }
+}
+
+/// An account read inside a transaction.
+async fn user_in(tx: &Transaction, user_id: &str) -> Result<Option<User>, StoreError> {
+    let rows = tx
+        .query(
+            &format!("{USER_SELECT} WHERE u.id = $1::uuid"),
+            &[(&user_id, Type::TEXT)],
+        )
+        .await?;
+    first_user(&rows)
+}
+
+/// Insert an audit entry inside a transaction.
+async fn insert_audit(tx: &Transaction, entry: &AuditEntry) -> Result<(), StoreError> {
+    let details = entry.details.to_string();
+    let action = entry.action.as_str();
+    tx.execute(
+        "INSERT INTO audit_log (occurred_at, action, actor_id, target_id, request_id, ip, \
+           colo, details) VALUES ($1, $2, $3::uuid, $4::uuid, $5, $6, $7, $8)",
+        &[
+            (&entry.occurred_at, Type::INT8),
+            (&action, Type::TEXT),
+            (&entry.actor_id, Type::TEXT),
+            (&entry.target_id, Type::TEXT),
+            (&entry.origin.request_id, Type::TEXT),
+            (&entry.origin.ip, Type::TEXT),
+            (&entry.origin.colo, Type::TEXT),
+            (&details, Type::TEXT),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Insert a session with its first refresh token inside a transaction.
+async fn insert_session(tx: &Transaction, session: &NewSession<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
+           absolute_expires_at, user_agent, colo, country) \
+         VALUES ($1::uuid, $2::uuid, $3, $3, $4, $5, $6, $7, $8)",
+        &[
+            (&session.id, Type::TEXT),
+            (&session.user_id, Type::TEXT),
+            (&session.now, Type::INT8),
+            (&session.expiry.idle_expires_at, Type::INT8),
+            (&session.expiry.absolute_expires_at, Type::INT8),
+            (&session.user_agent, Type::TEXT),
+            (&session.colo, Type::TEXT),
+            (&session.country, Type::TEXT),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+         VALUES ($1, $2::uuid, $3, $4)",
+        &[
+            (&session.refresh_token_hash, Type::TEXT),
+            (&session.id, Type::TEXT),
+            (&session.now, Type::INT8),
+            (&session.expiry.idle_expires_at, Type::INT8),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Issue a one-time token inside a transaction: the account's older live tokens of the
+/// purpose are spent first, so only the newest message works.
+async fn insert_token(tx: &Transaction, token: &NewToken<'_>) -> Result<(), StoreError> {
+    let purpose = token.purpose.as_str();
+    tx.execute(
+        "UPDATE one_time_tokens SET used_at = $3, used_by = 'superseded' \
+         WHERE user_id = $1::uuid AND purpose = $2 AND used_at IS NULL",
+        &[
+            (&token.user_id, Type::TEXT),
+            (&purpose, Type::TEXT),
+            (&token.now, Type::INT8),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, code_hash, email, \
+           created_at, expires_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8)",
+        &[
+            (&token.id, Type::TEXT),
+            (&token.user_id, Type::TEXT),
+            (&purpose, Type::TEXT),
+            (&token.token_hash, Type::TEXT),
+            (&token.code_hash, Type::TEXT),
+            (&token.email, Type::TEXT),
+            (&token.now, Type::INT8),
+            (&token.expires_at, Type::INT8),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether the account exists, read inside a transaction (and locked against a concurrent
+/// delete until it ends).
+async fn user_exists(tx: &Transaction, user_id: &str) -> Result<bool, StoreError> {
+    Ok(!tx
+        .query(
+            "SELECT 1 FROM users WHERE id = $1::uuid FOR UPDATE",
+            &[(&user_id, Type::TEXT)],
+        )
+        .await?
+        .is_empty())
+}
+
+impl UserStore for PgBackend<'_> {
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(None);
+        }
+        self.user_by("u.id = $1::uuid", user_id).await
+    }
+
+    async fn find_by_live_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        issued_at: i64,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        if !is_uuid(user_id) || !is_uuid(session_id) {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT u.id::text AS id, u.username, u.email, u.password_hash, u.email_verified, \
+               u.created_at, u.updated_at, u.banned_at, u.banned_until, u.ban_reason, \
+               ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) \
+                 AS roles, \
+               s.created_at AS session_signed_in_at \
+             FROM users u JOIN sessions s ON s.user_id = u.id \
+             WHERE u.id = $1::uuid AND s.id = $2::uuid AND s.revoked_at IS NULL \
+               AND s.idle_expires_at > $3 AND s.absolute_expires_at > $3 \
+               AND u.tokens_valid_after <= $4 AND {}",
+            not_banned("$3")
+        );
+        let rows = self
+            .db
+            .read(
+                &sql,
+                &[
+                    (&user_id, Type::TEXT),
+                    (&session_id, Type::TEXT),
+                    (&now, Type::INT8),
+                    (&issued_at, Type::INT8),
+                ],
+            )
+            .await?;
+        first_user(&rows)
+    }
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.user_by("u.email = $1", email).await
+    }
+
+    async fn find_by_identifier(&self, identifier: &str) -> Result<Option<User>, StoreError> {
+        let identifier = identifier.trim();
+        if looks_like_email(identifier) {
+            match normalize_email(identifier) {
+                Ok(email) => self.find_by_email(&email).await,
+                Err(_) => Ok(None),
+            }
+        } else {
+            match normalize_username(identifier) {
+                Ok(username) => self.user_by("u.username = $1", &username).await,
+                Err(_) => Ok(None),
+            }
+        }
+    }
+
+    async fn create_user(
+        &self,
+        user: &NewUser<'_>,
+        session: Option<&NewSession<'_>>,
+        entry: &AuditEntry,
+        verification: Option<&NewToken<'_>>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .transaction(async |tx| {
+                // A taken username is reported whatever the email, so the answer never
+                // depends on whether an address has an account (see the D1 backend).
+                let taken = tx
+                    .query(
+                        "SELECT 1 FROM users WHERE username = $1",
+                        &[(&user.username, Type::TEXT)],
+                    )
+                    .await?;
+                if !taken.is_empty() {
+                    return Err(StoreError::Taken(crate::store::error::Unique::Username));
+                }
+                tx.execute(
+                    "INSERT INTO users (id, username, email, password_hash, email_verified, \
+                       created_at, updated_at) VALUES ($1::uuid, $2, $3, $4, false, $5, $5)",
+                    &[
+                        (&user.id, Type::TEXT),
+                        (&user.username, Type::TEXT),
+                        (&user.email, Type::TEXT),
+                        (&user.password_hash, Type::TEXT),
+                        (&user.now, Type::INT8),
+                    ],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO user_roles (user_id, role, granted_at) \
+                     VALUES ($1::uuid, 'user', $2)",
+                    &[(&user.id, Type::TEXT), (&user.now, Type::INT8)],
+                )
+                .await?;
+                if let Some(session) = session {
+                    insert_session(tx, session).await?;
+                }
+                insert_audit(tx, entry).await?;
+                if let Some(token) = verification {
+                    insert_token(tx, token).await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(0);
+        }
+        self.db
+            .transaction(async |tx| {
+                let updated = tx
+                    .execute(
+                        "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1::uuid",
+                        &[
+                            (&user_id, Type::TEXT),
+                            (&password_hash, Type::TEXT),
+                            (&now, Type::INT8),
+                        ],
+                    )
+                    .await?;
+                if updated == 0 {
+                    return Ok(0);
+                }
+                insert_audit(tx, entry).await?;
+                let Some(keep) = keep_session.filter(|keep| is_uuid(keep)) else {
+                    return Ok(0);
+                };
+                let revoked = tx
+                    .execute(
+                        "UPDATE sessions SET revoked_at = $3, revoked_reason = 'password_change' \
+                         WHERE user_id = $1::uuid AND id <> $2::uuid AND revoked_at IS NULL",
+                        &[
+                            (&user_id, Type::TEXT),
+                            (&keep, Type::TEXT),
+                            (&now, Type::INT8),
+                        ],
+                    )
+                    .await?;
+                Ok(changed(revoked))
+            })
+            .await
+    }
+
+    async fn list_users(
+        &self,
+        search: Option<&PrefixRange>,
+        page: Page,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        // Byte order (`COLLATE "C"`), as the prefix range is computed; D1 compares so too.
+        let (condition, lower, upper) = match search {
+            Some(range) => (
+                "((u.username COLLATE \"C\" >= $1 AND u.username COLLATE \"C\" < $2) \
+                  OR (u.email COLLATE \"C\" >= $1 AND u.email COLLATE \"C\" < $2))",
+                range.lower.as_str(),
+                range.upper.as_str(),
+            ),
+            None => ("($1::text IS NULL AND $2::text IS NULL)", "", ""),
+        };
+        let (lower, upper): (Option<&str>, Option<&str>) = match search {
+            Some(_) => (Some(lower), Some(upper)),
+            None => (None, None),
+        };
+        let bounds: [Param<'_>; 2] = [(&lower, Type::TEXT), (&upper, Type::TEXT)];
+        let total = count_of(
+            &self
+                .db
+                .read(
+                    &format!("SELECT COUNT(*) FROM users u WHERE {condition}"),
+                    &bounds,
+                )
+                .await?,
+        )?;
+        let limit = i64::from(page.per_page);
+        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+        let rows = self
+            .db
+            .read(
+                &format!(
+                    "{USER_SELECT} WHERE {condition} \
+                     ORDER BY u.created_at DESC, u.id ASC LIMIT $3 OFFSET $4"
+                ),
+                &[
+                    (&lower, Type::TEXT),
+                    (&upper, Type::TEXT),
+                    (&limit, Type::INT8),
+                    (&offset, Type::INT8),
+                ],
+            )
+            .await?;
+        let users = rows.iter().map(user_from).collect::<Result<_, _>>()?;
+        Ok((users, total))
+    }
+
+    async fn update_profile(
+        &self,
+        user_id: &str,
+        change: &ProfileChange<'_>,
+        now: i64,
+        entry: Option<&AuditEntry>,
+    ) -> Result<Option<User>, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(None);
+        }
+        self.db
+            .transaction(async |tx| {
+                let rows = tx
+                    .query(
+                        &format!("{USER_SELECT} WHERE u.id = $1::uuid FOR UPDATE OF u"),
+                        &[(&user_id, Type::TEXT)],
+                    )
+                    .await?;
+                let Some(before) = first_user(&rows)? else {
+                    return Ok(None);
+                };
+                let username = change.username.unwrap_or(&before.username).to_owned();
+                let email = match change.email {
+                    Some(email) => email.map(str::to_owned),
+                    None => before.email.clone(),
+                };
+                let email_verified = match change.email_verified {
+                    Some(verified) => verified,
+                    None if email != before.email => false,
+                    None => before.email_verified,
+                };
+                let differs = username != before.username
+                    || email != before.email
+                    || email_verified != before.email_verified;
+                if differs {
+                    tx.execute(
+                        "UPDATE users SET username = $2, email = $3, email_verified = $4, \
+                           updated_at = $5 WHERE id = $1::uuid",
+                        &[
+                            (&user_id, Type::TEXT),
+                            (&username, Type::TEXT),
+                            (&email, Type::TEXT),
+                            (&email_verified, Type::BOOL),
+                            (&now, Type::INT8),
+                        ],
+                    )
+                    .await?;
+                }
+                if let Some(entry) = entry {
+                    insert_audit(tx, entry).await?;
+                }
+                user_in(tx, user_id).await
+            })
+            .await
+    }
+
+    async fn delete_user(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(false);
+        }
+        self.db
+            .transaction(async |tx| {
+                if !user_exists(tx, user_id).await? {
+                    return Ok(false);
+                }
+                insert_audit(tx, entry).await?;
+                for sql in [
+                    "DELETE FROM refresh_tokens WHERE session_id IN \
+                       (SELECT id FROM sessions WHERE user_id = $1::uuid)",
+                    "DELETE FROM sessions WHERE user_id = $1::uuid",
+                    "DELETE FROM one_time_tokens WHERE user_id = $1::uuid",
+                    "DELETE FROM user_roles WHERE user_id = $1::uuid",
+                    "DELETE FROM users WHERE id = $1::uuid",
+                ] {
+                    tx.execute(sql, &[(&user_id, Type::TEXT)]).await?;
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn ban_user(
+        &self,
+        user_id: &str,
+        ban: &Ban<'_>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(Option<User>, usize), StoreError> {
+        if !is_uuid(user_id) {
+            return Ok((None, 0));
+        }
+        self.db
+            .transaction(async |tx| {
+                if !user_exists(tx, user_id).await? {
+                    return Ok((None, 0));
+                }
+                tx.execute(
+                    "UPDATE users SET banned_at = $2, banned_until = $3, ban_reason = $4, \
+                       tokens_valid_after = $2, updated_at = $2 WHERE id = $1::uuid",
+                    &[
+                        (&user_id, Type::TEXT),
+                        (&now, Type::INT8),
+                        (&ban.until, Type::INT8),
+                        (&ban.reason, Type::TEXT),
+                    ],
+                )
+                .await?;
+                let revoked = tx
+                    .execute(
+                        "UPDATE sessions SET revoked_at = $2, revoked_reason = 'banned' \
+                         WHERE user_id = $1::uuid AND revoked_at IS NULL",
+                        &[(&user_id, Type::TEXT), (&now, Type::INT8)],
+                    )
+                    .await?;
+                insert_audit(tx, entry).await?;
+                Ok((user_in(tx, user_id).await?, changed(revoked)))
+            })
+            .await
+    }
+
+    async fn unban_user(
+        &self,
+        user_id: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<Option<User>, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(None);
+        }
+        self.db
+            .transaction(async |tx| {
+                let lifted = tx
+                    .execute(
+                        "UPDATE users SET banned_at = NULL, banned_until = NULL, \
+                           ban_reason = NULL, updated_at = $2 \
+                         WHERE id = $1::uuid AND banned_at IS NOT NULL",
+                        &[(&user_id, Type::TEXT), (&now, Type::INT8)],
+                    )
+                    .await?;
+                if lifted > 0 {
+                    insert_audit(tx, entry).await?;
+                }
+                user_in(tx, user_id).await
+            })
+            .await
+    }
+}
+
+impl RoleStore for PgBackend<'_> {
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        let rows = self
+            .db
+            .read(
+                "SELECT r.name, r.description, \
+                   ARRAY(SELECT p.permission FROM role_permissions p WHERE p.role = r.name \
+                         ORDER BY p.permission) AS permissions \
+                 FROM roles r ORDER BY r.name",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Role {
+                    name: row.try_get("name").map_err(read_error)?,
+                    description: row.try_get("description").map_err(read_error)?,
+                    permissions: row.try_get("permissions").map_err(read_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn roles_granting(&self, permission: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .db
+            .read(
+                "SELECT role FROM role_permissions WHERE permission = $1",
+                &[(&permission, Type::TEXT)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get("role").map_err(read_error))
+            .collect()
+    }
+
+    async fn role_exists(&self, role: &str) -> Result<bool, StoreError> {
+        let rows = self
+            .db
+            .read(
+                "SELECT 1 FROM roles WHERE name = $1",
+                &[(&role, Type::TEXT)],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn grant_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        if !is_uuid(user_id) {
+            return Ok((false, None));
+        }
+        self.db
+            .transaction(async |tx| {
+                if !user_exists(tx, user_id).await? {
+                    return Ok((false, None));
+                }
+                let granted = tx
+                    .execute(
+                        "INSERT INTO user_roles (user_id, role, granted_at) \
+                         VALUES ($1::uuid, $2, $3) ON CONFLICT DO NOTHING",
+                        &[
+                            (&user_id, Type::TEXT),
+                            (&role, Type::TEXT),
+                            (&now, Type::INT8),
+                        ],
+                    )
+                    .await?
+                    > 0;
+                if granted {
+                    insert_audit(tx, entry).await?;
+                }
+                Ok((granted, user_in(tx, user_id).await?))
+            })
+            .await
+    }
+
+    async fn remove_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        entry: &AuditEntry,
+    ) -> Result<(bool, Option<User>), StoreError> {
+        if !is_uuid(user_id) {
+            return Ok((false, None));
+        }
+        self.db
+            .transaction(async |tx| {
+                let removed = tx
+                    .execute(
+                        "DELETE FROM user_roles WHERE user_id = $1::uuid AND role = $2",
+                        &[(&user_id, Type::TEXT), (&role, Type::TEXT)],
+                    )
+                    .await?
+                    > 0;
+                if removed {
+                    insert_audit(tx, entry).await?;
+                }
+                Ok((removed, user_in(tx, user_id).await?))
+            })
+            .await
+    }
+}
+
+fn session_from(row: &Row) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: row.try_get("id").map_err(read_error)?,
+        created_at: row.try_get("created_at").map_err(read_error)?,
+        last_used_at: row.try_get("last_used_at").map_err(read_error)?,
+        idle_expires_at: row.try_get("idle_expires_at").map_err(read_error)?,
+        absolute_expires_at: row.try_get("absolute_expires_at").map_err(read_error)?,
+        user_agent: row.try_get("user_agent").map_err(read_error)?,
+        colo: row.try_get("colo").map_err(read_error)?,
+        country: row.try_get("country").map_err(read_error)?,
+    })
+}
+
+impl SessionStore for PgBackend<'_> {
+    async fn create_session(
+        &self,
+        session: &NewSession<'_>,
+        rehashed_password: Option<&str>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.db
+            .transaction(async |tx| {
+                insert_session(tx, session).await?;
+                if let Some(hash) = rehashed_password {
+                    tx.execute(
+                        "UPDATE users SET password_hash = $2 WHERE id = $1::uuid",
+                        &[(&session.user_id, Type::TEXT), (&hash, Type::TEXT)],
+                    )
+                    .await?;
+                }
+                insert_audit(tx, entry).await
+            })
+            .await
+    }
+
+    async fn live_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .db
+            .read(
+                "SELECT id::text AS id, created_at, last_used_at, idle_expires_at, \
+                   absolute_expires_at, user_agent, colo, country \
+                 FROM sessions WHERE user_id = $1::uuid AND revoked_at IS NULL \
+                   AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+                 ORDER BY last_used_at DESC, created_at DESC LIMIT 100",
+                &[(&user_id, Type::TEXT), (&now, Type::INT8)],
+            )
+            .await?;
+        rows.iter().map(session_from).collect()
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        if !is_uuid(session_id) || !is_uuid(user_id) {
+            return Ok(false);
+        }
+        self.db
+            .transaction(async |tx| {
+                let revoked = tx
+                    .execute(
+                        "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
+                         WHERE id = $1::uuid AND user_id = $2::uuid AND revoked_at IS NULL",
+                        &[
+                            (&session_id, Type::TEXT),
+                            (&user_id, Type::TEXT),
+                            (&now, Type::INT8),
+                            (&reason, Type::TEXT),
+                        ],
+                    )
+                    .await?
+                    > 0;
+                if revoked {
+                    insert_audit(tx, entry).await?;
+                }
+                Ok(revoked)
+            })
+            .await
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(0);
+        }
+        self.db
+            .transaction(async |tx| {
+                if !user_exists(tx, user_id).await? {
+                    return Ok(0);
+                }
+                insert_audit(tx, entry).await?;
+                let revoked = tx
+                    .execute(
+                        "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                         WHERE user_id = $1::uuid AND revoked_at IS NULL",
+                        &[
+                            (&user_id, Type::TEXT),
+                            (&now, Type::INT8),
+                            (&reason, Type::TEXT),
+                        ],
+                    )
+                    .await?;
+                tx.execute(
+                    "UPDATE users SET tokens_valid_after = $2 WHERE id = $1::uuid",
+                    &[(&user_id, Type::TEXT), (&now, Type::INT8)],
+                )
+                .await?;
+                Ok(changed(revoked))
+            })
+            .await
+    }
+}
+
+impl AuditStore for PgBackend<'_> {
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.db
+            .transaction(async |tx| insert_audit(tx, entry).await)
+            .await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+        // An account filter that is no UUID matches nothing (no entry names such an id).
+        if filter.user_id.as_deref().is_some_and(|id| !is_uuid(id)) {
+            return Ok((Vec::new(), 0));
+        }
+        // Every filter is always bound; a NULL one matches everything.
+        let user_id = filter.user_id.as_deref();
+        let action = filter.action.map(|action| action.as_str());
+        let condition = "($1::uuid IS NULL OR actor_id = $1::uuid OR target_id = $1::uuid) \
+             AND ($2::text IS NULL OR action = $2) \
+             AND ($3::int8 IS NULL OR occurred_at >= $3) \
+             AND ($4::int8 IS NULL OR occurred_at < $4)";
+        let filters: [Param<'_>; 4] = [
+            (&user_id, Type::TEXT),
+            (&action, Type::TEXT),
+            (&filter.since, Type::INT8),
+            (&filter.until, Type::INT8),
+        ];
+        let total = count_of(
+            &self
+                .db
+                .read(
+                    &format!("SELECT COUNT(*) FROM audit_log WHERE {condition}"),
+                    &filters,
+                )
+                .await?,
+        )?;
+        let limit = i64::from(page.per_page);
+        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+        let rows = self
+            .db
+            .read(
+                &format!(
+                    "SELECT id, occurred_at, action, actor_id::text AS actor_id, \
+                       target_id::text AS target_id, request_id, ip, colo, \
+                       details \
+                     FROM audit_log WHERE {condition} ORDER BY id DESC LIMIT $5 OFFSET $6"
+                ),
+                &[
+                    (&user_id, Type::TEXT),
+                    (&action, Type::TEXT),
+                    (&filter.since, Type::INT8),
+                    (&filter.until, Type::INT8),
+                    (&limit, Type::INT8),
+                    (&offset, Type::INT8),
+                ],
+            )
+            .await?;
+        let records = rows
+            .iter()
+            .map(|row| {
+                let details: String = row.try_get("details").map_err(read_error)?;
+                Ok(AuditRecord {
+                    id: row.try_get("id").map_err(read_error)?,
+                    occurred_at: row.try_get("occurred_at").map_err(read_error)?,
+                    action: row.try_get("action").map_err(read_error)?,
+                    actor_id: row.try_get("actor_id").map_err(read_error)?,
+                    target_id: row.try_get("target_id").map_err(read_error)?,
+                    request_id: row.try_get("request_id").map_err(read_error)?,
+                    ip: row.try_get("ip").map_err(read_error)?,
+                    colo: row.try_get("colo").map_err(read_error)?,
+                    details: serde_json::from_str(&details)
+                        .unwrap_or_else(|_| Value::Object(Default::default())),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((records, total))
+    }
+}
+
+fn token_from(row: &Row) -> Result<IssuedToken, StoreError> {
+    Ok(IssuedToken {
+        id: row.try_get("id").map_err(read_error)?,
+        user_id: row.try_get("user_id").map_err(read_error)?,
+        email: row.try_get("email").map_err(read_error)?,
+        code_hash: row.try_get("code_hash").map_err(read_error)?,
+        attempts: row
+            .try_get::<_, i32>("attempts")
+            .map_err(read_error)?
+            .into(),
+    })
+}
+
+const TOKEN_SELECT: &str = "SELECT id::text AS id, user_id::text AS user_id, email, code_hash, \
+       attempts FROM one_time_tokens";
+
+impl OneTimeTokenStore for PgBackend<'_> {
+    async fn issue_token(&self, token: &NewToken<'_>) -> Result<(), StoreError> {
+        self.db
+            .transaction(async |tx| insert_token(tx, token).await)
+            .await
+    }
+
+    async fn find_token_by_hash(
+        &self,
+        purpose: Purpose,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        let purpose = purpose.as_str();
+        let rows = self
+            .db
+            .read(
+                &format!(
+                    "{TOKEN_SELECT} WHERE token_hash = $1 AND purpose = $2 \
+                       AND used_at IS NULL AND expires_at > $3"
+                ),
+                &[
+                    (&token_hash, Type::TEXT),
+                    (&purpose, Type::TEXT),
+                    (&now, Type::INT8),
+                ],
+            )
+            .await?;
+        rows.first().map(token_from).transpose()
+    }
+
+    async fn find_token_by_email(
+        &self,
+        purpose: Purpose,
+        email: &str,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        let purpose = purpose.as_str();
+        let rows = self
+            .db
+            .read(
+                &format!(
+                    "{TOKEN_SELECT} WHERE email = $1 AND purpose = $2 AND used_at IS NULL \
+                       AND expires_at > $3 ORDER BY created_at DESC LIMIT 1"
+                ),
+                &[
+                    (&email, Type::TEXT),
+                    (&purpose, Type::TEXT),
+                    (&now, Type::INT8),
+                ],
+            )
+            .await?;
+        rows.first().map(token_from).transpose()
+    }
+
+    async fn record_failed_code(
+        &self,
+        token_id: &str,
+        max_attempts: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if !is_uuid(token_id) {
+            return Ok(());
+        }
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "UPDATE one_time_tokens SET attempts = attempts + 1, \
+                       used_at = CASE WHEN attempts + 1 >= $2 THEN $3 ELSE used_at END, \
+                       used_by = CASE WHEN attempts + 1 >= $2 THEN 'too_many_attempts' \
+                                 ELSE used_by END \
+                     WHERE id = $1::uuid AND used_at IS NULL",
+                    &[
+                        (&token_id, Type::TEXT),
+                        (&max_attempts, Type::INT8),
+                        (&now, Type::INT8),
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn spend_token(
+        &self,
+        token: &IssuedToken,
+        effect: TokenEffect<'_>,
+        spend_id: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        if !is_uuid(&token.id) || !is_uuid(&token.user_id) {
+            return Ok(None);
+        }
+        let (id, user_id, email) = (&token.id, &token.user_id, &token.email);
+        self.db
+            .transaction(async |tx| {
+                let spent = tx
+                    .execute(
+                        "UPDATE one_time_tokens SET used_at = $3, used_by = $2 \
+                         WHERE id = $1::uuid AND used_at IS NULL AND expires_at > $3",
+                        &[
+                            (id, Type::TEXT),
+                            (&spend_id, Type::TEXT),
+                            (&now, Type::INT8),
+                        ],
+                    )
+                    .await?;
+                if spent == 0 {
+                    return Ok(None);
+                }
+                match effect {
+                    TokenEffect::VerifyEmail => {
+                        tx.execute(
+                            "UPDATE users SET email_verified = true, updated_at = $3 \
+                             WHERE id = $1::uuid AND email = $2",
+                            &[
+                                (user_id, Type::TEXT),
+                                (email, Type::TEXT),
+                                (&now, Type::INT8),
+                            ],
+                        )
+                        .await?;
+                    }
+                    TokenEffect::ResetPassword { password_hash } => {
+                        tx.execute(
+                            "UPDATE users SET password_hash = $3, tokens_valid_after = $4, \
+                               updated_at = $4, \
+                               email_verified = CASE WHEN email = $2 THEN true \
+                                                ELSE email_verified END \
+                             WHERE id = $1::uuid",
+                            &[
+                                (user_id, Type::TEXT),
+                                (email, Type::TEXT),
+                                (&password_hash, Type::TEXT),
+                                (&now, Type::INT8),
+                            ],
+                        )
+                        .await?;
+                        tx.execute(
+                            "UPDATE sessions SET revoked_at = $2, \
+                               revoked_reason = 'password_reset' \
+                             WHERE user_id = $1::uuid AND revoked_at IS NULL",
+                            &[(user_id, Type::TEXT), (&now, Type::INT8)],
+                        )
+                        .await?;
+                        tx.execute(
+                            "UPDATE one_time_tokens SET used_at = $2, used_by = 'superseded' \
+                             WHERE user_id = $1::uuid AND purpose = 'reset_password' \
+                               AND used_at IS NULL",
+                            &[(user_id, Type::TEXT), (&now, Type::INT8)],
+                        )
+                        .await?;
+                    }
+                    TokenEffect::ChangeEmail => {
+                        tx.execute(
+                            "UPDATE users SET email = $2, email_verified = true, \
+                               updated_at = $3 WHERE id = $1::uuid",
+                            &[
+                                (user_id, Type::TEXT),
+                                (email, Type::TEXT),
+                                (&now, Type::INT8),
+                            ],
+                        )
+                        .await?;
+                    }
+                }
+                user_in(tx, user_id).await
+            })
+            .await
+    }
+
+    async fn equivalent_work(&self, now: i64) -> Result<(), StoreError> {
+        let week_ago = now - 7 * 86_400;
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "DELETE FROM one_time_tokens WHERE id IN (SELECT id FROM one_time_tokens \
+                       WHERE expires_at < $1 AND used_at IS NOT NULL LIMIT 10)",
+                    &[(&week_ago, Type::INT8)],
+                )
+                .await?;
+                tx.query(
+                    "SELECT COUNT(*) FROM one_time_tokens WHERE expires_at > $1",
+                    &[(&now, Type::INT8)],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+impl OutboxStore for PgBackend<'_> {
+    async fn store_message(
+        &self,
+        id: &str,
+        message: &Message,
+        token: Option<&str>,
+        code: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let purpose = message.purpose.as_str();
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "INSERT INTO outbox (id, to_address, subject, text_body, html_body, purpose, \
+                       token, code, created_at) \
+                     VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        (&id, Type::TEXT),
+                        (&message.to, Type::TEXT),
+                        (&message.subject, Type::TEXT),
+                        (&message.text, Type::TEXT),
+                        (&message.html, Type::TEXT),
+                        (&purpose, Type::TEXT),
+                        (&token, Type::TEXT),
+                        (&code, Type::TEXT),
+                        (&now, Type::INT8),
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn messages_to(&self, to: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows = self
+            .db
+            .read(
+                "SELECT to_address, subject, text_body, html_body, purpose, token, code, \
+                   created_at FROM outbox WHERE to_address = $1 \
+                 ORDER BY created_at DESC, seq DESC LIMIT 100",
+                &[(&to, Type::TEXT)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredMessage {
+                    to: row.try_get("to_address").map_err(read_error)?,
+                    subject: row.try_get("subject").map_err(read_error)?,
+                    text: row.try_get("text_body").map_err(read_error)?,
+                    html: row.try_get("html_body").map_err(read_error)?,
+                    purpose: row.try_get("purpose").map_err(read_error)?,
+                    token: row.try_get("token").map_err(read_error)?,
+                    code: row.try_get("code").map_err(read_error)?,
+                    created_at: row.try_get("created_at").map_err(read_error)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Rows one statement of the housekeeping deletes at most, and rounds one run goes through.
+const CHUNK: i64 = 1_000;
+const MAX_ROUNDS: usize = 50;
+
+impl MaintenanceStore for PgBackend<'_> {
+    async fn prune(&self, now: i64, audit_cutoff: Option<i64>) -> Result<Pruned, StoreError> {
+        let ended = "s.revoked_at IS NOT NULL OR s.idle_expires_at <= $1 \
+                     OR s.absolute_expires_at <= $1";
+        let mut pruned = Pruned::default();
+        for _ in 0..MAX_ROUNDS {
+            let round = self
+                .db
+                .transaction(async |tx| {
+                    let refresh_tokens = tx
+                        .execute(
+                            &format!(
+                                "DELETE FROM refresh_tokens WHERE token_hash IN \
+                                   (SELECT rt.token_hash FROM refresh_tokens rt \
+                                    JOIN sessions s ON s.id = rt.session_id \
+                                    WHERE {ended} LIMIT $2)"
+                            ),
+                            &[(&now, Type::INT8), (&CHUNK, Type::INT8)],
+                        )
+                        .await?;
+                    let sessions = tx
+                        .execute(
+                            &format!(
+                                "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s \
+                                   WHERE ({ended}) AND NOT EXISTS \
+                                   (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id) \
+                                   LIMIT $2)"
+                            ),
+                            &[(&now, Type::INT8), (&CHUNK, Type::INT8)],
+                        )
+                        .await?;
+                    let one_time_tokens = tx
+                        .execute(
+                            "DELETE FROM one_time_tokens WHERE id IN (SELECT id FROM \
+                               one_time_tokens WHERE expires_at <= $1 LIMIT $2)",
+                            &[(&now, Type::INT8), (&CHUNK, Type::INT8)],
+                        )
+                        .await?;
+                    let audit_entries = match audit_cutoff {
+                        Some(cutoff) => {
+                            tx.execute(
+                                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+                                   WHERE occurred_at < $1 ORDER BY id LIMIT $2)",
+                                &[(&cutoff, Type::INT8), (&CHUNK, Type::INT8)],
+                            )
+                            .await?
+                        }
+                        None => 0,
+                    };
+                    Ok([refresh_tokens, sessions, one_time_tokens, audit_entries])
+                })
+                .await?;
+            pruned.refresh_tokens += changed(round[0]);
+            pruned.sessions += changed(round[1]);
+            pruned.one_time_tokens += changed(round[2]);
+            pruned.audit_entries += changed(round[3]);
+            pruned.incomplete = round.iter().any(|count| *count >= CHUNK as u64);
+            if !pruned.incomplete {
+                break;
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+impl HealthStore for PgBackend<'_> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.read("SELECT 1", &[]).await.map(|_| ())
+    }
+}
+
+/// SQL: session `$2` is live at `$1` and its account is not banned.
+fn live_session() -> String {
+    format!(
+        "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $2::uuid AND s.revoked_at IS NULL \
+           AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1 AND {}",
+        not_banned("$1")
+    )
+}
+
+impl RefreshTokenStore for PgBackend<'_> {
+    async fn rotate_refresh_token(
+        &self,
+        rotation: &Rotation<'_>,
+    ) -> Result<Option<User>, StoreError> {
+        if !is_uuid(rotation.session_id) {
+            return Ok(None);
+        }
+        let (now, session) = (&rotation.now, &rotation.session_id);
+        self.db
+            .transaction(async |tx| {
+                // Row locks make two uses of one token exclusive: the second waits, then
+                // finds it spent.
+                let consumed = tx
+                    .execute(
+                        &format!(
+                            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $4 \
+                             WHERE token_hash = $3 AND session_id = $2::uuid \
+                               AND used_at IS NULL AND expires_at > $1 AND EXISTS ({})",
+                            live_session()
+                        ),
+                        &[
+                            (now, Type::INT8),
+                            (session, Type::TEXT),
+                            (&rotation.presented_hash, Type::TEXT),
+                            (&rotation.successor_hash, Type::TEXT),
+                        ],
+                    )
+                    .await?;
+                if consumed == 0 {
+                    return Ok(None);
+                }
+                tx.execute(
+                    "UPDATE sessions SET last_used_at = $1, \
+                       idle_expires_at = LEAST($1 + $3, absolute_expires_at) \
+                     WHERE id = $2::uuid",
+                    &[
+                        (now, Type::INT8),
+                        (session, Type::TEXT),
+                        (&rotation.idle_ttl_seconds, Type::INT8),
+                    ],
+                )
+                .await?;
+                let owners = tx
+                    .query(
+                        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, \
+                           expires_at) \
+                         SELECT $3, s.id, $1, s.idle_expires_at FROM sessions s \
+                         WHERE s.id = $2::uuid RETURNING (SELECT user_id::text FROM sessions \
+                           WHERE id = $2::uuid) AS user_id",
+                        &[
+                            (now, Type::INT8),
+                            (session, Type::TEXT),
+                            (&rotation.successor_hash, Type::TEXT),
+                        ],
+                    )
+                    .await?;
+                let Some(owner) = owners.first() else {
+                    return Ok(None);
+                };
+                let user_id: String = owner.try_get("user_id").map_err(read_error)?;
+                user_in(tx, &user_id).await
+            })
+            .await
+    }
+
+    async fn refresh_token_spent_at(
+        &self,
+        session_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        if !is_uuid(session_id) {
+            return Ok(None);
+        }
+        let row = self
+            .db
+            .read_one(
+                "SELECT used_at FROM refresh_tokens \
+                 WHERE token_hash = $1 AND session_id = $2::uuid",
+                &[(&token_hash, Type::TEXT), (&session_id, Type::TEXT)],
+            )
+            .await?;
+        row.map(|row| row.try_get("used_at").map_err(read_error))
+            .transpose()
+    }
+
+    async fn session_is_live(&self, session_id: &str, now: i64) -> Result<bool, StoreError> {
+        if !is_uuid(session_id) {
+            return Ok(false);
+        }
+        let rows = self
+            .db
+            .read(
+                &live_session(),
+                &[(&now, Type::INT8), (&session_id, Type::TEXT)],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        if !is_uuid(session_id) {
+            return Ok(None);
+        }
+        let row = self
+            .db
+            .read_one(
+                "SELECT user_id::text AS user_id FROM sessions WHERE id = $1::uuid",
+                &[(&session_id, Type::TEXT)],
+            )
+            .await?;
+        row.map(|row| row.try_get("user_id").map_err(read_error))
+            .transpose()
+    }
+}

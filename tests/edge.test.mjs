@@ -156,7 +156,7 @@ describe("failing closed", () => {
     }
   });
 
-  test("health is 503 and writes fail with 503 when D1 is unreachable", async () => {
+  test("health is 503 and writes fail with 503 when the database is unreachable", async () => {
     const worker = await startWorker({ d1: false });
     try {
       const health = await worker.request("GET", "/api/health");

@@ -1,5 +1,7 @@
 // Test harness: runs the built Worker (build/) in workerd through Miniflare with real D1,
-// KV and Durable Objects, fresh for each suite, with the D1 migrations applied.
+// KV and Durable Objects, fresh for each suite, with the D1 migrations applied. Suites read
+// and write the database directly only through `worker.db`, the dialect-neutral helper of
+// tests/database.mjs, in SQL that PostgreSQL accepts too.
 import { Miniflare } from "miniflare";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -9,6 +11,7 @@ import { createServer } from "node:http";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { d1Database } from "./database.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ORIGIN = "http://localhost";
@@ -51,7 +54,7 @@ export function migrationStatements() {
  * Start the Worker. `vars` override the defaults below (set a var to undefined to remove it);
  * `d1: false` starts it without its database binding; `d1Id` names the database (wrangler
  * keys its local state by the `database_id`); `options` are extra Miniflare options.
- * Returns helpers bound to it.
+ * Returns helpers bound to it; `worker.db` is the dialect-neutral helper on its database.
  */
 export async function startWorker({
   vars = {},
@@ -122,16 +125,18 @@ export async function startWorker({
   await mf.ready;
   let db;
   if (d1) {
-    db = await mf.getD1Database("DB");
-    if (!d1Persist || !(await tableExists(db, "users"))) {
-      await db.batch(migrationStatements().map((sql) => db.prepare(sql)));
+    const binding = await mf.getD1Database("DB");
+    if (!d1Persist || !(await d1TableExists(binding, "users"))) {
+      await binding.batch(migrationStatements().map((sql) => binding.prepare(sql)));
     }
+    db = d1Database(binding);
   }
   return new WorkerHandle(mf, db, seed, logs);
 }
 
-async function tableExists(db, name) {
-  const row = await db
+/** Whether a persisted D1 database already has the schema (SQLite's catalogue: D1 only). */
+async function d1TableExists(binding, name) {
+  const row = await binding
     .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1")
     .bind(name)
     .first();
@@ -236,9 +241,15 @@ export async function startHttpProvider() {
 export class WorkerHandle {
   constructor(mf, db, seed, logs) {
     this.mf = mf;
+    /** The Worker's database through tests/database.mjs (undefined when started without one). */
     this.db = db;
     this.seed = seed;
     this.logs = logs;
+    // Once only: a suite may dispose of a Worker in a test and again in its `after`.
+    this.release = async () => {
+      this.release = async () => {};
+      await db?.close();
+    };
   }
 
   /** Raw request: `path` relative to the Worker, `init` as for fetch. */
@@ -284,12 +295,13 @@ export class WorkerHandle {
     return response.json;
   }
 
-  /** Give an account a role directly in D1 (as `npm run admin -- grant` does). */
+  /** Give an account a role directly in the database (as `npm run admin -- grant` does). */
   async grantRole(userId, role = "admin") {
-    await this.db
-      .prepare("INSERT OR IGNORE INTO user_roles (user_id, role, granted_at) VALUES (?1, ?2, 0)")
-      .bind(userId, role)
-      .run();
+    await this.db.run(
+      "INSERT INTO user_roles (user_id, role, granted_at) VALUES (?1, ?2, 0) ON CONFLICT (user_id, role) DO NOTHING",
+      userId,
+      role,
+    );
   }
 
   /** A fresh account holding the admin role, logged in after the grant (so its token says so). */
@@ -333,28 +345,38 @@ export class WorkerHandle {
     return message;
   }
 
-  /** The number `n` from a `SELECT COUNT(*) AS n ...` query on D1. */
+  /** The number `n` from a `SELECT COUNT(*) AS n ...` query on the database. */
   async count(sql, ...params) {
-    return (await this.db.prepare(sql).bind(...params).first()).n;
+    return (await this.db.first(sql, ...params)).n;
   }
 
-  /** The users row as stored, or null. */
+  /** The users row as stored (`email_verified` a boolean on both backends), or null. */
   userRow(id) {
-    return this.db.prepare("SELECT * FROM users WHERE id = ?1").bind(id).first();
+    return this.db.first("SELECT * FROM users WHERE id = ?1", id);
   }
 
   /** The sessions row as stored, or null. */
   sessionRow(id) {
-    return this.db.prepare("SELECT * FROM sessions WHERE id = ?1").bind(id).first();
+    return this.db.first("SELECT * FROM sessions WHERE id = ?1", id);
   }
 
-  /** The roles an account holds in D1, sorted. */
+  /** The roles an account holds, sorted. */
   async rolesOf(id) {
-    const rows = await this.db
-      .prepare("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role")
-      .bind(id)
-      .all();
-    return rows.results.map((row) => row.role);
+    const rows = await this.db.query("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role", id);
+    return rows.map((row) => row.role);
+  }
+
+  /** The column names of `table`, from the backend's own catalogue. */
+  async columnsOf(table) {
+    const rows =
+      this.db.dialect === "postgres"
+        ? await this.db.query(
+            "SELECT column_name AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
+            table,
+          )
+        : await this.db.query("SELECT name FROM pragma_table_info(?1) ORDER BY cid", table);
+    return rows.map((row) => row.name);
   }
 
   /** The Worker's log lines that are JSON objects, parsed (other lines left out). */
@@ -369,8 +391,13 @@ export class WorkerHandle {
     });
   }
 
+  /** Stop the Worker, then close this side's connections to its database. */
   async dispose() {
-    await this.mf.dispose();
+    try {
+      await this.mf.dispose();
+    } finally {
+      await this.release();
+    }
   }
 }
 

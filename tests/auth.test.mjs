@@ -709,7 +709,7 @@ describe("password rehash when the argon2 parameters change", () => {
 
   test("a hash made with m=1024,t=1 is replaced by the default parameters on the next login", async () => {
     const cheap = await startWorker({
-      d1Persist: dir,
+      persist: dir,
       vars: { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" },
     });
     workers.push(cheap);
@@ -718,7 +718,7 @@ describe("password rehash when the argon2 parameters change", () => {
     assert.match(original, /^\$argon2id\$v=19\$m=1024,t=1,p=1\$/);
     await cheap.dispose();
 
-    const current = await startWorker({ d1Persist: dir, signingKey: cheap.seed });
+    const current = await startWorker({ persist: dir, signingKey: cheap.seed });
     workers.push(current);
     // Same database: the account is there with its old hash.
     assert.equal((await current.userRow(account.user.id)).password_hash, original);

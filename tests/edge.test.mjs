@@ -157,7 +157,7 @@ describe("failing closed", () => {
   });
 
   test("health is 503 and writes fail with 503 when the database is unreachable", async () => {
-    const worker = await startWorker({ d1: false });
+    const worker = await startWorker({ database: false });
     try {
       const health = await worker.request("GET", "/api/health");
       assert.equal(health.status, 503);

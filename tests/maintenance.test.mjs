@@ -216,7 +216,7 @@ describe("scheduled maintenance with AUDIT_RETENTION_DAYS=0", () => {
 describe("scheduled maintenance without a database", () => {
   let worker;
   before(async () => {
-    worker = await startWorker({ d1: false });
+    worker = await startWorker({ database: false });
   });
   after(() => worker.dispose());
 

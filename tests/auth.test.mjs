@@ -1,7 +1,8 @@
 // The authentication API (`/api/v1/auth/*`): signup, login, refresh-token rotation and
-// password change, against the built Worker with real D1 and the rate-limiter Durable Object.
-// Tokens are checked with an independent JOSE library (`jose`) and the stored rows are read
-// straight from D1, so a test fails if the Worker's answer and its database disagree.
+// password change, against the built Worker with a real database (D1 or PostgreSQL, see
+// tests/helpers.mjs) and the rate-limiter Durable Object. Tokens are checked with an
+// independent JOSE library (`jose`) and the stored rows are read straight from the database,
+// so a test fails if the Worker's answer and its database disagree.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -134,7 +135,7 @@ describe("POST /api/v1/auth/signup", () => {
     const row = await worker.userRow(body.user.id);
     assert.equal(row.username, name.toLowerCase());
     assert.equal(row.email, `${emailLocal.toLowerCase()}@example.com`);
-    assert.equal(row.email_verified, 0);
+    assert.equal(row.email_verified, false);
     assert.match(row.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     assert.ok(!row.password_hash.includes(STRONG_PASSWORD));
     assert.equal(body.user.created_at, new Date(row.created_at * 1000).toISOString().replace(".000", ""));
@@ -144,10 +145,10 @@ describe("POST /api/v1/auth/signup", () => {
     for (const table of Object.keys(before)) {
       assert.equal(afterCounts[table], before[table] + 1, table);
     }
-    const stored = await worker.db
-      .prepare("SELECT rt.*, s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = ?1")
-      .bind(digest(body.refresh_token))
-      .first();
+    const stored = await worker.db.first(
+      "SELECT rt.*, s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = ?1",
+      digest(body.refresh_token),
+    );
     assert.ok(stored, "the refresh token's digest is stored");
     assert.equal(stored.user_id, body.user.id);
     assert.equal(stored.used_at, null);
@@ -414,7 +415,7 @@ describe("POST /api/v1/auth/signup", () => {
     assert.notEqual(body.user.id, "00000000-0000-4000-8000-000000000000");
     assert.deepEqual(decodeJwt(body.access_token).roles, ["user"]);
     assert.deepEqual(await worker.rolesOf(body.user.id), ["user"]);
-    assert.equal((await worker.userRow(body.user.id)).email_verified, 0);
+    assert.equal((await worker.userRow(body.user.id)).email_verified, false);
   });
 
   test("a JSON array body is a 422 naming body and writes nothing", async () => {
@@ -535,8 +536,8 @@ describe("POST /api/v1/auth/signup", () => {
         assert.equal(assertProblem(assert, response, 409).detail, "Username is already taken");
       }
       const winner = responses.find((r) => r.status === 201).json;
-      const rows = await worker.db.prepare("SELECT id FROM users WHERE username = ?1").bind(username).all();
-      assert.deepEqual(rows.results.map((row) => row.id), [winner.user.id]);
+      const rows = await worker.db.query("SELECT id FROM users WHERE username = ?1", username);
+      assert.deepEqual(rows.map((row) => row.id), [winner.user.id]);
       const afterCounts = await tableCounts(worker);
       for (const table of Object.keys(before)) {
         assert.equal(afterCounts[table], before[table] + 1, `${table}: only the winner's rows`);
@@ -708,7 +709,7 @@ describe("password rehash when the argon2 parameters change", () => {
 
   test("a hash made with m=1024,t=1 is replaced by the default parameters on the next login", async () => {
     const cheap = await startWorker({
-      d1Persist: dir,
+      persist: dir,
       vars: { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" },
     });
     workers.push(cheap);
@@ -717,7 +718,7 @@ describe("password rehash when the argon2 parameters change", () => {
     assert.match(original, /^\$argon2id\$v=19\$m=1024,t=1,p=1\$/);
     await cheap.dispose();
 
-    const current = await startWorker({ d1Persist: dir, signingKey: cheap.seed });
+    const current = await startWorker({ persist: dir, signingKey: cheap.seed });
     workers.push(current);
     // Same database: the account is there with its old hash.
     assert.equal((await current.userRow(account.user.id)).password_hash, original);
@@ -842,16 +843,16 @@ describe("POST /api/v1/auth/refresh", () => {
     assert.equal(me.status, 200, me.text);
     assert.equal(me.json.id, account.user.id);
 
-    const spent = await worker.db
-      .prepare("SELECT * FROM refresh_tokens WHERE token_hash = ?1")
-      .bind(digest(account.refresh_token))
-      .first();
+    const spent = await worker.db.first(
+      "SELECT * FROM refresh_tokens WHERE token_hash = ?1",
+      digest(account.refresh_token),
+    );
     assert.ok(spent.used_at >= nowSeconds() - 5, "used_at is set");
     assert.equal(spent.replaced_by, digest(body.refresh_token));
-    const successor = await worker.db
-      .prepare("SELECT * FROM refresh_tokens WHERE token_hash = ?1")
-      .bind(digest(body.refresh_token))
-      .first();
+    const successor = await worker.db.first(
+      "SELECT * FROM refresh_tokens WHERE token_hash = ?1",
+      digest(body.refresh_token),
+    );
     assert.equal(successor.session_id, before.sid);
     assert.equal(successor.used_at, null);
   });
@@ -878,15 +879,16 @@ describe("POST /api/v1/auth/refresh", () => {
 
   test("an expired refresh token is a 401", async () => {
     const account = await worker.signup();
-    await worker.db
-      .prepare("UPDATE refresh_tokens SET expires_at = ?2 WHERE token_hash = ?1")
-      .bind(digest(account.refresh_token), nowSeconds() - 1)
-      .run();
+    await worker.db.run(
+      "UPDATE refresh_tokens SET expires_at = ?2 WHERE token_hash = ?1",
+      digest(account.refresh_token),
+      nowSeconds() - 1,
+    );
     assertUnauthorized(assert, await worker.refresh(account.refresh_token), INVALID_REFRESH);
-    const row = await worker.db
-      .prepare("SELECT used_at FROM refresh_tokens WHERE token_hash = ?1")
-      .bind(digest(account.refresh_token))
-      .first();
+    const row = await worker.db.first(
+      "SELECT used_at FROM refresh_tokens WHERE token_hash = ?1",
+      digest(account.refresh_token),
+    );
     assert.equal(row.used_at, null, "a refused token is not consumed");
   });
 
@@ -894,20 +896,22 @@ describe("POST /api/v1/auth/refresh", () => {
     const account = await worker.signup();
     // Control: the session works before it is revoked.
     assert.equal((await worker.me(account.access_token)).status, 200);
-    await worker.db
-      .prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1")
-      .bind(decodeJwt(account.access_token).sid, nowSeconds())
-      .run();
+    await worker.db.run(
+      "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1",
+      decodeJwt(account.access_token).sid,
+      nowSeconds(),
+    );
     assertUnauthorized(assert, await worker.refresh(account.refresh_token), INVALID_REFRESH);
     assertUnauthorized(assert, await worker.me(account.access_token), SESSION_GONE);
   });
 
   test("a refresh token whose session has expired is a 401", async () => {
     const account = await worker.signup();
-    await worker.db
-      .prepare("UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1")
-      .bind(decodeJwt(account.access_token).sid, nowSeconds() - 1)
-      .run();
+    await worker.db.run(
+      "UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1",
+      decodeJwt(account.access_token).sid,
+      nowSeconds() - 1,
+    );
     assertUnauthorized(assert, await worker.refresh(account.refresh_token), INVALID_REFRESH);
   });
 });
@@ -985,11 +989,8 @@ describe("POST /api/v1/auth/password/change", () => {
     const row = await worker.userRow(account.user.id);
     assert.notEqual(row.password_hash, oldHash);
     assert.match(row.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
-    const sessions = await worker.db
-      .prepare("SELECT id, revoked_at FROM sessions WHERE user_id = ?1")
-      .bind(account.user.id)
-      .all();
-    const revoked = Object.fromEntries(sessions.results.map((s) => [s.id, s.revoked_at !== null]));
+    const sessions = await worker.db.query("SELECT id, revoked_at FROM sessions WHERE user_id = ?1", account.user.id);
+    const revoked = Object.fromEntries(sessions.map((s) => [s.id, s.revoked_at !== null]));
     assert.deepEqual(revoked, {
       [decodeJwt(account.access_token).sid]: false,
       [decodeJwt(other.access_token).sid]: true,

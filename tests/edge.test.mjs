@@ -156,8 +156,8 @@ describe("failing closed", () => {
     }
   });
 
-  test("health is 503 and writes fail with 503 when D1 is unreachable", async () => {
-    const worker = await startWorker({ d1: false });
+  test("health is 503 and writes fail with 503 when the database is unreachable", async () => {
+    const worker = await startWorker({ database: false });
     try {
       const health = await worker.request("GET", "/api/health");
       assert.equal(health.status, 503);

@@ -43,10 +43,10 @@ describe("email verification", () => {
     assert.ok(message.text.includes(message.code));
     assert.ok(message.html.includes(message.code));
     assert.ok(message.html.includes(`href="https://auth.acme.test/verify-email?token=${message.token}"`));
-    const stored = await worker.db
-      .prepare("SELECT token_hash, code_hash FROM one_time_tokens WHERE user_id = ?1")
-      .bind(account.user.id)
-      .first();
+    const stored = await worker.db.first(
+      "SELECT token_hash, code_hash FROM one_time_tokens WHERE user_id = ?1",
+      account.user.id,
+    );
     assert.notEqual(stored.token_hash, message.token, "only digests are stored");
     assert.notEqual(stored.code_hash, message.code);
   });
@@ -159,10 +159,11 @@ describe("email verification", () => {
       body: { token, new_password: NEW_PASSWORD },
     });
     assertProblem(assert, reset, 422);
-    await worker.db
-      .prepare("UPDATE one_time_tokens SET expires_at = ?2 WHERE user_id = ?1")
-      .bind(account.user.id, nowSeconds() - 1)
-      .run();
+    await worker.db.run(
+      "UPDATE one_time_tokens SET expires_at = ?2 WHERE user_id = ?1",
+      account.user.id,
+      nowSeconds() - 1,
+    );
     assertProblem(
       assert,
       await worker.request("POST", "/api/v1/auth/verify-email", { body: { token } }),

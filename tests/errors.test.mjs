@@ -46,7 +46,7 @@ describe("conflict codes", () => {
 describe("internal causes", () => {
   let worker;
   before(async () => {
-    worker = await startWorker({ d1: false });
+    worker = await startWorker({ database: false });
   });
   after(() => worker.dispose());
 

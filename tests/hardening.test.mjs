@@ -27,14 +27,12 @@ function assertLastAdmin(response) {
 
 /** Accounts that hold `admin` and are not banned now, read from the tables themselves. */
 async function activeAdmins(worker) {
-  const { results } = await worker.db
-    .prepare(
-      "SELECT u.id FROM users u JOIN user_roles r ON r.user_id = u.id AND r.role = 'admin' " +
-        "WHERE u.banned_at IS NULL OR (u.banned_until IS NOT NULL AND u.banned_until <= ?1) ORDER BY u.id",
-    )
-    .bind(nowSeconds())
-    .all();
-  return results.map((row) => row.id);
+  const rows = await worker.db.query(
+    "SELECT u.id FROM users u JOIN user_roles r ON r.user_id = u.id AND r.role = 'admin' " +
+      "WHERE u.banned_at IS NULL OR (u.banned_until IS NOT NULL AND u.banned_until <= ?1) ORDER BY u.id",
+    nowSeconds(),
+  );
+  return rows.map((row) => row.id);
 }
 
 describe("methods the router does not serve", () => {
@@ -74,7 +72,7 @@ describe("methods the router does not serve", () => {
     });
     assertProblem(assert, response, 405);
     assert.equal(response.headers.get("allow"), "POST, OPTIONS");
-    const row = await worker.db.prepare("SELECT id FROM users WHERE username = ?1").bind(username).first();
+    const row = await worker.db.first("SELECT id FROM users WHERE username = ?1", username);
     assert.equal(row, null);
   });
 
@@ -106,11 +104,8 @@ describe("JSON with a duplicate member name", () => {
     const raw = `{"username":"${first}","password":"${STRONG_PASSWORD}","username":"${second}"}`;
     const response = await worker.request("POST", "/api/v1/auth/signup", { body: raw });
     assertDuplicate(response, "username");
-    const { results } = await worker.db
-      .prepare("SELECT username FROM users WHERE username IN (?1, ?2)")
-      .bind(first, second)
-      .all();
-    assert.deepEqual(results, []);
+    const rows = await worker.db.query("SELECT username FROM users WHERE username IN (?1, ?2)", first, second);
+    assert.deepEqual(rows, []);
   });
 
   test("a duplicate deep inside the body is found too, and escapes do not hide it", async () => {
@@ -147,7 +142,7 @@ describe("JSON with a duplicate member name", () => {
     const me = await worker.request("GET", "/api/v1/users/me", { token: account.access_token });
     assert.equal(me.status, 200, "the account is untouched");
     assert.equal(me.json.email, account.user.email);
-    const row = await worker.db.prepare("SELECT banned_at FROM users WHERE id = ?1").bind(user).first();
+    const row = await worker.db.first("SELECT banned_at FROM users WHERE id = ?1", user);
     assert.equal(row.banned_at, null);
   });
 
@@ -214,7 +209,10 @@ describe("the last active admin stays, whoever asks and however", () => {
       );
       assert.equal(trace, 0, `round ${round}: the survivor has no deletion, ban or demotion recorded`);
       // Start the next round with exactly one active admin: drop the loser's leftovers.
-      await worker.db.prepare("DELETE FROM users WHERE id != ?1 AND id IN (SELECT user_id FROM user_roles WHERE role = 'admin')").bind(remaining[0]).run();
+      await worker.db.run(
+        "DELETE FROM users WHERE id != ?1 AND id IN (SELECT user_id FROM user_roles WHERE role = 'admin')",
+        remaining[0],
+      );
     }
     // Most losers find their token or permission already gone; the rule itself must have
     // decided some rounds, or this test did not test it.
@@ -249,12 +247,9 @@ describe("the last active admin stays, whoever asks and however", () => {
     const isolated = await startWorker();
     try {
       const sole = await isolated.admin();
-      await isolated.db.prepare("INSERT INTO roles (name, description) VALUES ('moderator', 'x')").run();
+      await isolated.db.run("INSERT INTO roles (name, description) VALUES ('moderator', 'x')");
       for (const permission of ["users:ban", "users:delete", "roles:assign"]) {
-        await isolated.db
-          .prepare("INSERT INTO role_permissions (role, permission) VALUES ('moderator', ?1)")
-          .bind(permission)
-          .run();
+        await isolated.db.run("INSERT INTO role_permissions (role, permission) VALUES ('moderator', ?1)", permission);
       }
       const moderator = await isolated.signup();
       await isolated.grantRole(moderator.user.id, "moderator");
@@ -269,7 +264,7 @@ describe("the last active admin stays, whoever asks and however", () => {
       );
       assertLastAdmin(await isolated.request("DELETE", target, { token }));
       assertLastAdmin(await isolated.request("DELETE", `${target}/roles/admin`, { token }));
-      const row = await isolated.db.prepare("SELECT banned_at FROM users WHERE id = ?1").bind(sole.user.id).first();
+      const row = await isolated.db.first("SELECT banned_at FROM users WHERE id = ?1", sole.user.id);
       assert.equal(row.banned_at, null);
       assert.deepEqual(await activeAdmins(isolated), [sole.user.id]);
       const sessions = await isolated.count(
@@ -285,10 +280,10 @@ describe("the last active admin stays, whoever asks and however", () => {
       assert.equal(audit, 0, "nothing refused is audited");
       // A banned admin is no admin: with another admin banned, the sole active one stays too.
       const banned = await isolated.admin();
-      await isolated.db.prepare("UPDATE users SET banned_at = ?2 WHERE id = ?1").bind(banned.user.id, nowSeconds()).run();
+      await isolated.db.run("UPDATE users SET banned_at = ?2 WHERE id = ?1", banned.user.id, nowSeconds());
       assertLastAdmin(await isolated.request("DELETE", target, { token }));
       // Once the other admin's ban is lifted, the rule no longer applies to this one.
-      await isolated.db.prepare("UPDATE users SET banned_at = NULL WHERE id = ?1").bind(banned.user.id).run();
+      await isolated.db.run("UPDATE users SET banned_at = NULL WHERE id = ?1", banned.user.id);
       const ban = await isolated.request("POST", `${target}/ban`, { token, body: {} });
       assert.equal(ban.status, 200, ban.text);
       assert.deepEqual(await activeAdmins(isolated), [banned.user.id]);
@@ -302,11 +297,11 @@ describe("the last active admin stays, whoever asks and however", () => {
     try {
       const sole = await isolated.admin();
       await assert.rejects(
-        isolated.db.prepare("DELETE FROM user_roles WHERE user_id = ?1 AND role = 'admin'").bind(sole.user.id).run(),
+        isolated.db.run("DELETE FROM user_roles WHERE user_id = ?1 AND role = 'admin'", sole.user.id),
         /last_admin/,
       );
       await assert.rejects(
-        isolated.db.prepare("UPDATE users SET banned_at = 1 WHERE id = ?1").bind(sole.user.id).run(),
+        isolated.db.run("UPDATE users SET banned_at = 1 WHERE id = ?1", sole.user.id),
         /last_admin/,
       );
       assert.deepEqual(await activeAdmins(isolated), [sole.user.id]);

@@ -1,19 +1,68 @@
-// Test harness: runs the built Worker (build/) in workerd through Miniflare with real D1,
-// KV and Durable Objects, fresh for each suite, with the D1 migrations applied.
+// Test harness: runs the built Worker (build/) in workerd through Miniflare with KV and
+// Durable Objects and a fresh, migrated database for each suite, on the backend named by
+// TEST_DATABASE: `d1` (the default: Miniflare's D1) or `postgres` (a throw-away PostgreSQL
+// reached through the Worker's Hyperdrive binding). Suites read and write that database
+// directly only through `worker.db`, the dialect-neutral helper of tests/database.mjs, so
+// one suite runs on both.
 import { Miniflare } from "miniflare";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:http";
-import { join, dirname } from "node:path";
+import { join, dirname, resolve } from "node:path";
+import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { d1Database, postgresDatabase } from "./database.mjs";
+import { startPostgres, createDatabase } from "../scripts/postgres.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ORIGIN = "http://localhost";
 export const ISSUER = "https://auth.test";
 export const AUDIENCE = "test-app";
+
+/** The backend every Worker of this run stores its data in: TEST_DATABASE, `d1` by default. */
+export const TEST_DATABASE = process.env.TEST_DATABASE || "d1";
+if (!["d1", "postgres"].includes(TEST_DATABASE)) {
+  throw new Error(`TEST_DATABASE must be "d1" or "postgres", not ${JSON.stringify(TEST_DATABASE)}`);
+}
+
+// PostgreSQL: one throw-away server per test file process (each file runs in its own), started
+// by the first Worker that needs it and shared by the rest; each Worker gets its own database
+// on it. DATABASE_URL names a server to use instead (startPostgres's rule): its user must be
+// allowed to create databases.
+let postgresServer;
+function postgres() {
+  postgresServer ??= startPostgres({ migrate: false });
+  return postgresServer;
+}
+if (TEST_DATABASE === "postgres") {
+  // At the end of the file's tests, not at process exit: the running server would keep the
+  // process from exiting. startPostgres also kills it and removes its files on exit, should
+  // the process end some other way.
+  after(async () => {
+    if (postgresServer) await (await postgresServer).stop();
+  });
+}
+
+/**
+ * A migrated database of its own on the test PostgreSQL server; resolves to its URL and
+ * whether disposing of the Worker drops it (`owned`). With `persist` (a path, as D1's
+ * persistence directory), every call with the same path gets the same database, kept across
+ * Workers.
+ */
+async function postgresDatabaseFor(persist) {
+  const server = await postgres();
+  if (persist) {
+    const key = createHash("sha256").update(resolve(persist)).digest("hex").slice(0, 24);
+    return { url: await createDatabase(server.url, `edge_auth_p_${key}`, { ifMissing: true }), owned: false };
+  }
+  const url = await createDatabase(server.url, `edge_auth_${randomBytes(12).toString("hex")}`);
+  // On a server of DATABASE_URL's the database outlives this process unless it is dropped;
+  // a throw-away server goes with everything on it.
+  return { url, owned: server.external, server };
+}
 
 /**
  * Split one migration file into statements: at each `;` that ends a line, except inside a
@@ -49,19 +98,27 @@ export function migrationStatements() {
 
 /**
  * Start the Worker. `vars` override the defaults below (set a var to undefined to remove it);
- * `d1: false` starts it without its database binding; `d1Id` names the database (wrangler
- * keys its local state by the `database_id`); `options` are extra Miniflare options.
- * Returns helpers bound to it.
+ * `database: false` (or `d1: false`) starts it without its database binding; `persist` (a
+ * directory) keeps the database across Workers started with the same value: D1's state
+ * lives there, PostgreSQL's database is named after it. D1 only: `d1Persist` is that
+ * directory as wrangler lays it out and `d1Id` names the database (wrangler keys its local
+ * state by the `database_id`). `options` are extra Miniflare options. Returns helpers bound
+ * to it; `worker.db` is the dialect-neutral helper on its database (undefined without one).
  */
 export async function startWorker({
   vars = {},
   d1 = true,
-  d1Persist,
+  database = d1,
+  persist,
+  d1Persist = persist,
   d1Id,
   signingKey,
   options = {},
 } = {}) {
   const seed = signingKey ?? randomBytes(32).toString("base64url");
+  const onPostgres = TEST_DATABASE === "postgres";
+  let postgresTarget;
+  if (onPostgres && database) postgresTarget = await postgresDatabaseFor(persist ?? d1Persist);
   const bindings = {
     ENVIRONMENT: "test",
     JWT_ISSUER: ISSUER,
@@ -75,12 +132,21 @@ export async function startWorker({
     RATE_LIMIT_REFRESH: "1000/60",
     RATE_LIMIT_EMAIL: "1000/60",
     RATE_LIMIT_VERIFY: "1000/60",
+    // Which store the Worker uses; D1 is its default, so a D1 run sets nothing.
+    ...(onPostgres ? { DATABASE: "postgres" } : {}),
     ...vars,
   };
   for (const [name, value] of Object.entries(bindings)) {
     if (value === undefined) delete bindings[name];
   }
   const logs = [];
+  const storage = onPostgres
+    ? // The URL carries the user and password, as Miniflare's Hyperdrive needs.
+      { hyperdrives: postgresTarget ? { HYPERDRIVE: postgresTarget.url } : {} }
+    : {
+        d1Databases: database ? (d1Id ? { DB: d1Id } : ["DB"]) : [],
+        d1Persist: d1Persist ?? false,
+      };
   const mf = new Miniflare({
     modules: true,
     scriptPath: join(ROOT, "build/index.js"),
@@ -88,8 +154,7 @@ export async function startWorker({
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2026-07-01",
     bindings,
-    d1Databases: d1 ? (d1Id ? { DB: d1Id } : ["DB"]) : [],
-    d1Persist: d1Persist ?? false,
+    ...storage,
     kvNamespaces: ["KV"],
     // Lets a test fire the cron trigger: GET /cdn-cgi/handler/scheduled?cron=...&time=...
     unsafeTriggerHandlers: true,
@@ -121,21 +186,41 @@ export async function startWorker({
   });
   await mf.ready;
   let db;
-  if (d1) {
-    db = await mf.getD1Database("DB");
-    if (!d1Persist || !(await tableExists(db, "users"))) {
-      await db.batch(migrationStatements().map((sql) => db.prepare(sql)));
+  let dropDatabase = async () => {};
+  if (postgresTarget) {
+    db = postgresDatabase(postgresTarget.url);
+    if (postgresTarget.owned) {
+      const name = new URL(postgresTarget.url).pathname.slice(1);
+      dropDatabase = () => dropPostgresDatabase(postgresTarget.server.url, name);
     }
+  } else if (database && !onPostgres) {
+    const binding = await mf.getD1Database("DB");
+    if (!d1Persist || !(await d1TableExists(binding, "users"))) {
+      await binding.batch(migrationStatements().map((sql) => binding.prepare(sql)));
+    }
+    db = d1Database(binding);
   }
-  return new WorkerHandle(mf, db, seed, logs);
+  return new WorkerHandle(mf, db, seed, logs, dropDatabase);
 }
 
-async function tableExists(db, name) {
-  const row = await db
+/** Whether a persisted D1 database already has the schema (SQLite's catalogue: D1 only). */
+async function d1TableExists(binding, name) {
+  const row = await binding
     .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1")
     .bind(name)
     .first();
   return row !== null;
+}
+
+/** Drop a Worker's database from a server that outlives the run (DATABASE_URL's). */
+async function dropPostgresDatabase(serverUrl, name) {
+  const admin = postgresDatabase(serverUrl, { max: 1 });
+  try {
+    // FORCE: a connection the Worker's Hyperdrive left open must not keep it alive.
+    await admin.run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.close();
+  }
 }
 
 let counter = 0;
@@ -234,11 +319,18 @@ export async function startHttpProvider() {
 }
 
 export class WorkerHandle {
-  constructor(mf, db, seed, logs) {
+  constructor(mf, db, seed, logs, dropDatabase = async () => {}) {
     this.mf = mf;
+    /** The Worker's database through tests/database.mjs (undefined when started without one). */
     this.db = db;
     this.seed = seed;
     this.logs = logs;
+    // Once only: a suite may dispose of a Worker in a test and again in its `after`.
+    this.release = async () => {
+      this.release = async () => {};
+      await db?.close();
+      await dropDatabase();
+    };
   }
 
   /** Raw request: `path` relative to the Worker, `init` as for fetch. */
@@ -284,12 +376,13 @@ export class WorkerHandle {
     return response.json;
   }
 
-  /** Give an account a role directly in D1 (as `npm run admin -- grant` does). */
+  /** Give an account a role directly in the database (as `npm run admin -- grant` does). */
   async grantRole(userId, role = "admin") {
-    await this.db
-      .prepare("INSERT OR IGNORE INTO user_roles (user_id, role, granted_at) VALUES (?1, ?2, 0)")
-      .bind(userId, role)
-      .run();
+    await this.db.run(
+      "INSERT INTO user_roles (user_id, role, granted_at) VALUES (?1, ?2, 0) ON CONFLICT (user_id, role) DO NOTHING",
+      userId,
+      role,
+    );
   }
 
   /** A fresh account holding the admin role, logged in after the grant (so its token says so). */
@@ -333,28 +426,38 @@ export class WorkerHandle {
     return message;
   }
 
-  /** The number `n` from a `SELECT COUNT(*) AS n ...` query on D1. */
+  /** The number `n` from a `SELECT COUNT(*) AS n ...` query on the database. */
   async count(sql, ...params) {
-    return (await this.db.prepare(sql).bind(...params).first()).n;
+    return (await this.db.first(sql, ...params)).n;
   }
 
-  /** The users row as stored, or null. */
+  /** The users row as stored (`email_verified` a boolean on both backends), or null. */
   userRow(id) {
-    return this.db.prepare("SELECT * FROM users WHERE id = ?1").bind(id).first();
+    return this.db.first("SELECT * FROM users WHERE id = ?1", id);
   }
 
   /** The sessions row as stored, or null. */
   sessionRow(id) {
-    return this.db.prepare("SELECT * FROM sessions WHERE id = ?1").bind(id).first();
+    return this.db.first("SELECT * FROM sessions WHERE id = ?1", id);
   }
 
-  /** The roles an account holds in D1, sorted. */
+  /** The roles an account holds, sorted. */
   async rolesOf(id) {
-    const rows = await this.db
-      .prepare("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role")
-      .bind(id)
-      .all();
-    return rows.results.map((row) => row.role);
+    const rows = await this.db.query("SELECT role FROM user_roles WHERE user_id = ?1 ORDER BY role", id);
+    return rows.map((row) => row.role);
+  }
+
+  /** The column names of `table`, from the backend's own catalogue. */
+  async columnsOf(table) {
+    const rows =
+      this.db.dialect === "postgres"
+        ? await this.db.query(
+            "SELECT column_name AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
+            table,
+          )
+        : await this.db.query("SELECT name FROM pragma_table_info(?1) ORDER BY cid", table);
+    return rows.map((row) => row.name);
   }
 
   /** The Worker's log lines that are JSON objects, parsed (other lines left out). */
@@ -369,8 +472,13 @@ export class WorkerHandle {
     });
   }
 
+  /** Stop the Worker, then close this side's connections to its database. */
   async dispose() {
-    await this.mf.dispose();
+    try {
+      await this.mf.dispose();
+    } finally {
+      await this.release();
+    }
   }
 }
 

@@ -15,44 +15,42 @@ const CRON = /^\s*crons\s*=\s*\[\s*"([^"]+)"/m.exec(readFileSync(join(ROOT, "wra
 
 /** Insert an account, sessions with two refresh tokens each, and audit entries. */
 async function seed(worker, { sessions = [], audit = [] }) {
-  const db = worker.db;
   const userId = randomUUID();
   const statements = [
-    db
-      .prepare(
-        "INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES (?1, ?2, 'x', 0, 0)",
-      )
-      .bind(userId, `m_${userId.slice(0, 8)}`),
-    db.prepare("INSERT INTO user_roles (user_id, role, granted_at) VALUES (?1, 'user', 0)").bind(userId),
+    [
+      "INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES (?1, ?2, 'x', 0, 0)",
+      userId,
+      `m_${userId.slice(0, 8)}`,
+    ],
+    ["INSERT INTO user_roles (user_id, role, granted_at) VALUES (?1, 'user', 0)", userId],
   ];
   const ids = {};
   for (const [name, { idle, absolute, revoked = null }] of Object.entries(sessions)) {
     const id = randomUUID();
     ids[name] = id;
     statements.push(
-      db
-        .prepare(
-          "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, revoked_at) VALUES (?1, ?2, 0, 0, ?3, ?4, ?5)",
-        )
-        .bind(id, userId, idle, absolute, revoked),
-      db
-        .prepare(
-          "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, used_at, replaced_by) VALUES (?1, ?2, 0, ?3, 0, ?4)",
-        )
-        .bind(`${id}-a`, id, idle, `${id}-b`),
-      db
-        .prepare("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?1, ?2, 0, ?3)")
-        .bind(`${id}-b`, id, idle),
+      [
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, revoked_at) VALUES (?1, ?2, 0, 0, ?3, ?4, ?5)",
+        id,
+        userId,
+        idle,
+        absolute,
+        revoked,
+      ],
+      [
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at, used_at, replaced_by) VALUES (?1, ?2, 0, ?3, 0, ?4)",
+        `${id}-a`,
+        id,
+        idle,
+        `${id}-b`,
+      ],
+      ["INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?1, ?2, 0, ?3)", `${id}-b`, id, idle],
     );
   }
   for (const [action, at] of audit) {
-    statements.push(
-      db
-        .prepare("INSERT INTO audit_log (occurred_at, action, target_id) VALUES (?1, ?2, ?3)")
-        .bind(at, action, userId),
-    );
+    statements.push(["INSERT INTO audit_log (occurred_at, action, target_id) VALUES (?1, ?2, ?3)", at, action, userId]);
   }
-  await db.batch(statements);
+  await worker.db.batch(statements);
   return { userId, ids };
 }
 
@@ -126,12 +124,12 @@ describe("scheduled maintenance", () => {
       "a live session keeps its spent tokens too (reuse detection needs them)",
     );
     assert.equal(await worker.count("SELECT COUNT(*) AS n FROM sessions WHERE id = ?1", liveSid), 1);
-    const entries = await worker.db
-      .prepare("SELECT action, occurred_at FROM audit_log WHERE target_id = ?1 ORDER BY occurred_at")
-      .bind(userId)
-      .all();
+    const entries = await worker.db.query(
+      "SELECT action, occurred_at FROM audit_log WHERE target_id = ?1 ORDER BY occurred_at",
+      userId,
+    );
     assert.deepEqual(
-      entries.results.map((row) => row.occurred_at),
+      entries.map((row) => row.occurred_at),
       [cutoff, now],
       "entries at or after the cutoff stay",
     );
@@ -158,35 +156,33 @@ describe("scheduled maintenance", () => {
     const now = nowSeconds();
     const account = await worker.signup();
     const insert = (id, expiresAt) =>
-      worker.db
-        .prepare(
-          "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, code_hash, email, created_at, expires_at) \
+      worker.db.run(
+        "INSERT INTO one_time_tokens (id, user_id, purpose, token_hash, code_hash, email, created_at, expires_at) \
            VALUES (?1, ?2, 'reset_password', ?3, 'c', 'a@example.com', ?4, ?5)",
-        )
-        .bind(id, account.user.id, `hash-${id}`, now - 100, expiresAt)
-        .run();
+        id,
+        account.user.id,
+        `hash-${id}`,
+        now - 100,
+        expiresAt,
+      );
     const expired = randomUUID();
     const live = randomUUID();
     await insert(expired, now - 1);
     await insert(live, now + 3600);
     const line = await runAt(worker, now);
     assert.ok(line.one_time_tokens_purged >= 1, JSON.stringify(line));
-    const left = await worker.db
-      .prepare("SELECT id FROM one_time_tokens WHERE id IN (?1, ?2)")
-      .bind(expired, live)
-      .all();
-    assert.deepEqual(left.results.map((row) => row.id), [live]);
+    const left = await worker.db.query("SELECT id FROM one_time_tokens WHERE id IN (?1, ?2)", expired, live);
+    assert.deepEqual(left.map((row) => row.id), [live]);
   });
 
   test("more old rows than one chunk are all purged in one run", async () => {
     const now = nowSeconds() + 10;
-    await worker.db
-      .prepare(
-        `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2499)
-         INSERT INTO audit_log (occurred_at, action) SELECT ?1 - i, 'user.login' FROM n`,
-      )
-      .bind(now - 31 * DAY)
-      .run();
+    await worker.db.run(
+      // The cast types the parameter for PostgreSQL, which would otherwise take it as int4.
+      `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2499)
+         INSERT INTO audit_log (occurred_at, action) SELECT CAST(?1 AS BIGINT) - i, 'user.login' FROM n`,
+      now - 31 * DAY,
+    );
     const old = await worker.count("SELECT COUNT(*) AS n FROM audit_log WHERE occurred_at < ?1", now - 30 * DAY);
     assert.ok(old >= 2500);
     const line = await runAt(worker, now);
@@ -220,7 +216,7 @@ describe("scheduled maintenance with AUDIT_RETENTION_DAYS=0", () => {
 describe("scheduled maintenance without a database", () => {
   let worker;
   before(async () => {
-    worker = await startWorker({ d1: false });
+    worker = await startWorker({ database: false });
   });
   after(() => worker.dispose());
 

@@ -1,6 +1,6 @@
 // Sessions: rotation under concurrency, reuse detection, sliding expiry with a cap, logout
-// that takes effect now, logout everywhere, and session control — against real D1, KV and
-// the SessionGuard Durable Object.
+// that takes effect now, logout everywhere, and session control — against a real database
+// (D1 or PostgreSQL), KV and the SessionGuard Durable Object.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
@@ -23,11 +23,8 @@ describe("refresh rotation", () => {
     assert.equal(decodeJwt(first.json.access_token).sid, sid);
     assert.notEqual(decodeJwt(first.json.access_token).jti, decodeJwt(account.access_token).jti);
     assert.equal((await worker.me(first.json.access_token)).status, 200);
-    const stored = await worker.db
-      .prepare("SELECT token_hash FROM refresh_tokens WHERE session_id = ?1")
-      .bind(sid)
-      .all();
-    for (const row of stored.results) {
+    const stored = await worker.db.query("SELECT token_hash FROM refresh_tokens WHERE session_id = ?1", sid);
+    for (const row of stored) {
       assert.doesNotMatch(row.token_hash, /\./, "only digests are stored");
       assert.ok(!first.json.refresh_token.includes(row.token_hash));
     }
@@ -139,26 +136,20 @@ describe("session lifetimes", () => {
     const account = await worker.signup();
     const sid = decodeJwt(account.access_token).sid;
     const now = nowSeconds();
-    await worker.db
-      .prepare("UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1")
-      .bind(sid, now + 60)
-      .run();
+    await worker.db.run("UPDATE sessions SET idle_expires_at = ?2 WHERE id = ?1", sid, now + 60);
     const first = await worker.refresh(account.refresh_token);
     assert.equal(first.status, 200);
     const slid = await worker.sessionRow(sid);
     assert.ok(slid.idle_expires_at >= now + 3600 - 5, "pushed forward by the idle TTL");
-    await worker.db
-      .prepare("UPDATE sessions SET absolute_expires_at = ?2 WHERE id = ?1")
-      .bind(sid, now + 100)
-      .run();
+    await worker.db.run("UPDATE sessions SET absolute_expires_at = ?2 WHERE id = ?1", sid, now + 100);
     const second = await worker.refresh(first.json.refresh_token);
     assert.equal(second.status, 200);
     const capped = await worker.sessionRow(sid);
     assert.equal(capped.idle_expires_at, now + 100, "capped at the absolute expiry");
-    const token = await worker.db
-      .prepare("SELECT expires_at FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL")
-      .bind(sid)
-      .first();
+    const token = await worker.db.first(
+      "SELECT expires_at FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL",
+      sid,
+    );
     assert.equal(token.expires_at, now + 100, "the refresh token dies with its session");
   });
 
@@ -166,10 +157,7 @@ describe("session lifetimes", () => {
     test(`a session past its ${column} refuses refresh and access`, async () => {
       const account = await worker.signup();
       const sid = decodeJwt(account.access_token).sid;
-      await worker.db
-        .prepare(`UPDATE sessions SET ${column} = ?2 WHERE id = ?1`)
-        .bind(sid, nowSeconds() - 1)
-        .run();
+      await worker.db.run(`UPDATE sessions SET ${column} = ?2 WHERE id = ?1`, sid, nowSeconds() - 1);
       assertProblem(assert, await worker.refresh(account.refresh_token), 401);
       const denied = assertProblem(assert, await worker.me(account.access_token), 401);
       assert.equal(denied.detail, "Session is no longer valid");
@@ -178,10 +166,11 @@ describe("session lifetimes", () => {
 
   test("an expired refresh token is refused even while its session lives", async () => {
     const account = await worker.signup();
-    await worker.db
-      .prepare("UPDATE refresh_tokens SET expires_at = ?2 WHERE session_id = ?1")
-      .bind(decodeJwt(account.access_token).sid, nowSeconds() - 1)
-      .run();
+    await worker.db.run(
+      "UPDATE refresh_tokens SET expires_at = ?2 WHERE session_id = ?1",
+      decodeJwt(account.access_token).sid,
+      nowSeconds() - 1,
+    );
     assertProblem(assert, await worker.refresh(account.refresh_token), 401);
     assert.equal((await worker.me(account.access_token)).status, 200);
   });
@@ -238,12 +227,9 @@ describe("logout", () => {
       assertProblem(assert, await worker.me(session.access_token), 401);
       assertProblem(assert, await worker.refresh(session.refresh_token), 401);
     }
-    const rows = await worker.db
-      .prepare("SELECT revoked_reason FROM sessions WHERE user_id = ?1")
-      .bind(account.user.id)
-      .all();
-    assert.equal(rows.results.length, 3);
-    assert.ok(rows.results.every((row) => row.revoked_reason === "logout_all"));
+    const rows = await worker.db.query("SELECT revoked_reason FROM sessions WHERE user_id = ?1", account.user.id);
+    assert.equal(rows.length, 3);
+    assert.ok(rows.every((row) => row.revoked_reason === "logout_all"));
     assert.equal((await worker.me(bystander.access_token)).status, 200);
     const fresh = await worker.login(account.username);
     assert.equal((await worker.me(fresh.access_token)).status, 200, "a new login works again");

@@ -35,10 +35,7 @@ const b64json = (value) => base64url.encode(JSON.stringify(value));
 
 /** Make every session of an account look as if it signed in `seconds` ago. */
 async function signedInSecondsAgo(worker, id, seconds) {
-  await worker.db
-    .prepare("UPDATE sessions SET created_at = ?2 WHERE user_id = ?1")
-    .bind(id, nowSeconds() - seconds)
-    .run();
+  await worker.db.run("UPDATE sessions SET created_at = ?2 WHERE user_id = ?1", id, nowSeconds() - seconds);
 }
 
 /** The x (base64url public key) of an Ed25519 seed, derived independently of the Worker. */
@@ -297,25 +294,19 @@ describe("forged and unusable access tokens", () => {
       sids.push(sessionOf(login.json.access_token).sid);
     }
     const [revoked, expired] = sids;
-    const expiryColumns = (
-      await worker.db.prepare("SELECT name FROM pragma_table_info('sessions')").all()
-    ).results
-      .map((column) => column.name)
-      .filter((name) => /expires_at$/.test(name));
+    const expiryColumns = (await worker.columnsOf("sessions")).filter((name) => /expires_at$/.test(name));
     assert.ok(expiryColumns.length > 0, "sessions have an expiry column");
 
     const now = nowSeconds();
     const live = await signToken(claimsFor({ sub: session.sub, sid: revoked }), signing);
     assert.equal((await worker.me(live)).status, 200, "accepted while the session is live");
 
-    await worker.db
-      .prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1")
-      .bind(revoked, now - 10)
-      .run();
-    await worker.db
-      .prepare(`UPDATE sessions SET ${expiryColumns.map((c) => `${c} = ?2`).join(", ")} WHERE id = ?1`)
-      .bind(expired, now - 10)
-      .run();
+    await worker.db.run("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1", revoked, now - 10);
+    await worker.db.run(
+      `UPDATE sessions SET ${expiryColumns.map((c) => `${c} = ?2`).join(", ")} WHERE id = ?1`,
+      expired,
+      now - 10,
+    );
     for (const sid of [revoked, expired]) {
       const token = await signToken(claimsFor({ sub: session.sub, sid }), signing);
       assertUnauthorized(assert, await worker.me(token), SESSION_GONE);
@@ -468,7 +459,7 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const oldEmail = `${uniqueName("old")}@example.com`;
     const account = await worker.signup({ email: oldEmail });
     const id = decodeJwt(account.access_token).sub;
-    await worker.db.prepare("UPDATE users SET email_verified = 1 WHERE id = ?1").bind(id).run();
+    await worker.db.run("UPDATE users SET email_verified = ?2 WHERE id = ?1", id, true);
     const rowBefore = await worker.userRow(id);
 
     const local = uniqueName("New.Mail");
@@ -481,10 +472,10 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     assert.equal(response.json.email, oldEmail.toLowerCase(), "the email changes only when confirmed");
     assert.equal(response.json.email_verified, true);
     assert.deepEqual(await worker.userRow(id), rowBefore);
-    const pending = await worker.db
-      .prepare("SELECT email FROM one_time_tokens WHERE user_id = ?1 AND purpose = 'change_email' AND used_at IS NULL")
-      .bind(id)
-      .first();
+    const pending = await worker.db.first(
+      "SELECT email FROM one_time_tokens WHERE user_id = ?1 AND purpose = 'change_email' AND used_at IS NULL",
+      id,
+    );
     assert.equal(pending.email, `${local.toLowerCase()}@example.org`);
   });
 
@@ -492,12 +483,12 @@ describe("PATCH and PUT /api/v1/users/me", () => {
     const email = `${uniqueName("same")}@example.com`;
     const account = await worker.signup({ email });
     const id = decodeJwt(account.access_token).sub;
-    await worker.db.prepare("UPDATE users SET email_verified = 1 WHERE id = ?1").bind(id).run();
+    await worker.db.run("UPDATE users SET email_verified = ?2 WHERE id = ?1", id, true);
     const response = await update(account.access_token, { email: email.toUpperCase() });
     assert.equal(response.status, 200, response.text);
     assert.equal(response.json.email, email);
     assert.equal(response.json.email_verified, true);
-    assert.equal((await worker.userRow(id)).email_verified, 1);
+    assert.equal((await worker.userRow(id)).email_verified, true);
   });
 
   test("email: null with current_password removes the email (and needs the password)", async () => {
@@ -630,10 +621,10 @@ describe("DELETE /api/v1/users/me", () => {
     const response = await remove(account.access_token);
     assert.equal(response.status, 204, response.text);
     assert.equal(await worker.userRow(id), null);
-    const audit = await worker.db
-      .prepare("SELECT actor_id FROM audit_log WHERE action = 'user.deleted' AND target_id = ?1")
-      .bind(id)
-      .first();
+    const audit = await worker.db.first(
+      "SELECT actor_id FROM audit_log WHERE action = 'user.deleted' AND target_id = ?1",
+      id,
+    );
     assert.equal(audit.actor_id, id);
 
     // A JSON content type with an empty body is still "no body".
@@ -684,9 +675,7 @@ describe("DELETE /api/v1/users/me", () => {
       body: { username: account.username, password: account.password },
     });
     assert.equal(login.status, 200, login.text);
-    const sessionIds = (
-      await worker.db.prepare("SELECT id FROM sessions WHERE user_id = ?1").bind(id).all()
-    ).results.map((row) => row.id);
+    const sessionIds = (await worker.db.query("SELECT id FROM sessions WHERE user_id = ?1", id)).map((row) => row.id);
     assert.equal(sessionIds.length, 2);
     assert.equal(
       await worker.count("SELECT count(*) AS n FROM refresh_tokens WHERE session_id IN (?1, ?2)", ...sessionIds),

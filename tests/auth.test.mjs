@@ -446,10 +446,14 @@ describe("POST /api/v1/auth/signup", () => {
         { field: "username", message: USERNAME_CHARS },
       ]);
       assert.equal(await userCount(worker), before);
-      assert.equal(
-        await worker.count("SELECT COUNT(*) AS n FROM users WHERE username = ?1", username.toLowerCase()),
-        0,
-      );
+      // PostgreSQL text cannot hold NUL, so no row there can be that name (and the lookup
+      // itself would be refused).
+      if (!(worker.db.dialect === "postgres" && username.includes("\u0000"))) {
+        assert.equal(
+          await worker.count("SELECT COUNT(*) AS n FROM users WHERE username = ?1", username.toLowerCase()),
+          0,
+        );
+      }
     });
   }
 

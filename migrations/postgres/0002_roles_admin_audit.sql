@@ -63,7 +63,9 @@ CREATE TABLE audit_log (
     ip           text,
     colo         text,
     details      text NOT NULL DEFAULT '{}'
-                 CONSTRAINT audit_log_details_object CHECK (jsonb_typeof(details::jsonb) = 'object')
+                 -- json, not jsonb: a JSON text may hold the escape \u0000 (a masked identifier that
+                 -- began with NUL), which jsonb refuses.
+                 CONSTRAINT audit_log_details_object CHECK (json_typeof(details::json) = 'object')
 );
 CREATE INDEX audit_log_by_time ON audit_log (occurred_at);
 CREATE INDEX audit_log_by_actor ON audit_log (actor_id, id);

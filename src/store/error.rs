@@ -19,6 +19,9 @@ pub enum StoreError {
     Taken(Unique),
     /// The change would leave no active administrator (migrations/0004); nothing was written.
     LastAdmin,
+    /// A value the store cannot hold, such as text with a NUL character on PostgreSQL;
+    /// nothing was written.
+    Unrepresentable,
     /// The store did not answer, or answered what could not be read: `what` names it to the
     /// client, `cause` is its own error text, for the log only.
     Unavailable { what: &'static str, cause: String },
@@ -53,6 +56,7 @@ impl fmt::Display for StoreError {
             StoreError::Taken(Unique::Username) => f.write_str("username taken"),
             StoreError::Taken(Unique::Email) => f.write_str("email taken"),
             StoreError::LastAdmin => f.write_str("last active admin"),
+            StoreError::Unrepresentable => f.write_str("a value the store cannot hold"),
             StoreError::Unavailable { what, cause } => write!(f, "{what} unavailable: {cause}"),
         }
     }
@@ -64,6 +68,9 @@ impl From<StoreError> for ApiError {
             StoreError::Taken(Unique::Username) => ApiError::UsernameTaken,
             StoreError::Taken(Unique::Email) => ApiError::EmailTaken,
             StoreError::LastAdmin => ApiError::LastAdmin,
+            StoreError::Unrepresentable => ApiError::MalformedRequest(
+                "The request holds text with a NUL character, which cannot be stored".into(),
+            ),
             StoreError::Unavailable { what, cause } => ApiError::Unavailable { what, cause },
         }
     }

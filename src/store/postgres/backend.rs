@@ -888,10 +888,7 @@ fn token_from(row: &Row) -> Result<IssuedToken, StoreError> {
         user_id: row.try_get("user_id").map_err(read_error)?,
         email: row.try_get("email").map_err(read_error)?,
         code_hash: row.try_get("code_hash").map_err(read_error)?,
-        attempts: row
-            .try_get::<_, i32>("attempts")
-            .map_err(read_error)?
-            .into(),
+        attempts: row.try_get("attempts").map_err(read_error)?,
     })
 }
 

@@ -9,7 +9,8 @@
 //! - no session state (`SET`, temporary tables) is relied on across statements;
 //! - a write of several statements is one explicit transaction ([`Connection::transaction`]);
 //! - a statement that is safe to repeat (a read) is retried once on a fresh connection when
-//!   the first one broke; a write never is, since it may have landed.
+//!   the first one broke or spoke out of turn (not when the database refused it); a write
+//!   never is, since it may have landed.
 //!
 //! Unique violations are told apart by SQLSTATE 23505 and the constraint's name; the
 //! last-admin rule by the SQLSTATE its trigger raises. Never by message text.
@@ -48,6 +49,12 @@ pub fn map_error(error: &tokio_postgres::Error) -> StoreError {
         }
         if db.code().code() == LAST_ADMIN_SQLSTATE {
             return StoreError::LastAdmin;
+        }
+        // PostgreSQL text cannot hold NUL (D1's can): the request's input, not an outage.
+        if db.code() == &SqlState::CHARACTER_NOT_IN_REPERTOIRE
+            || db.code() == &SqlState::UNTRANSLATABLE_CHARACTER
+        {
+            return StoreError::Unrepresentable;
         }
     }
     StoreError::unavailable(WHAT, error)
@@ -104,7 +111,10 @@ impl<'a> Connection<'a> {
     pub async fn read(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let client = self.client().await?;
         match client.query_typed(sql, params).await {
-            Err(error) if error.is_closed() => {
+            // A connection-level failure (closed, or a protocol message out of place, which
+            // Hyperdrive's pooler has been seen to cause: workers-sdk#13797), not an answer
+            // of the database: a read is safe to repeat, once, on a fresh connection.
+            Err(error) if error.is_closed() || error.as_db_error().is_none() => {
                 *self.client.borrow_mut() = None;
                 let client = self.client().await?;
                 client

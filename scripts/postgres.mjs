@@ -97,7 +97,8 @@ async function hydrateSymlinks() {
  * server was used, `directory` is the temporary directory of a started server's files
  * (null for an external one), `applied` lists the migrations
  * this call applied, and `stop()` shuts the started server down and removes its data
- * directory (idempotent; a no-op for an external server).
+ * directory (idempotent; a no-op for an external server). A started server also has
+ * `pause()` (shut down, data and port kept) and `resume()` (start it again).
  */
 export async function startPostgres({
   databaseUrl = process.env.DATABASE_URL,
@@ -198,7 +199,23 @@ export async function startPostgres({
     await server.createDatabase(DATABASE);
     const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`;
     const { applied } = runMigrations ? await migrate(url, { log }) : { applied: [] };
-    return { url, external: false, directory, applied, stop };
+    // Stop the server but keep its data and port, and start it again: how a test shows an
+    // outage and the recovery from it.
+    const pause = async () => {
+      const child = server?.process;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGINT");
+      await exited;
+      server.process = undefined;
+      log("paused");
+    };
+    const resume = async () => {
+      if (stopped || server.process) return;
+      await server.start();
+      log("resumed");
+    };
+    return { url, external: false, directory, applied, stop, pause, resume };
   } catch (error) {
     await stop().catch(() => {});
     const cause = error instanceof Error ? error : new Error(String(error ?? "unknown failure"));

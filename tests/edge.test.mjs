@@ -156,6 +156,25 @@ describe("failing closed", () => {
     }
   });
 
+  test("DATABASE=postgres without its Hyperdrive binding is a configuration error", async () => {
+    const worker = await startWorker({ vars: { DATABASE: "postgres" }, options: { hyperdrives: {} } });
+    try {
+      const health = await worker.request("GET", "/api/health");
+      const body = assertProblem(assert, health, 500);
+      assert.equal(body.type, "urn:edge-auth:problem:misconfigured");
+      assert.ok(worker.logs.some((line) => line.includes("DATABASE=postgres needs the Hyperdrive binding HYPERDRIVE")));
+      const typo = await startWorker({ vars: { DATABASE: "postgresql" } });
+      try {
+        assertProblem(assert, await typo.request("GET", "/api/health"), 500);
+        assert.ok(typo.logs.some((line) => line.includes("DATABASE must be d1 or postgres")));
+      } finally {
+        await typo.dispose();
+      }
+    } finally {
+      await worker.dispose();
+    }
+  });
+
   test("health is 503 and writes fail with 503 when the database is unreachable", async () => {
     const worker = await startWorker({ database: false });
     try {

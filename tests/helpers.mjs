@@ -4,6 +4,7 @@
 // reached through the Worker's Hyperdrive binding). Suites read and write that database
 // directly only through `worker.db`, the dialect-neutral helper of tests/database.mjs, so
 // one suite runs on both.
+import { createServer as createTcpServer } from "node:net";
 import { Miniflare } from "miniflare";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -141,8 +142,10 @@ export async function startWorker({
   }
   const logs = [];
   const storage = onPostgres
-    ? // The URL carries the user and password, as Miniflare's Hyperdrive needs.
-      { hyperdrives: postgresTarget ? { HYPERDRIVE: postgresTarget.url } : {} }
+    ? // The URL carries the user and password, as Miniflare's Hyperdrive needs. Without a
+      // database, the binding points at a closed port: an unreachable server, as a missing
+      // D1 binding is on D1 (a missing Hyperdrive binding is a configuration error instead).
+      { hyperdrives: { HYPERDRIVE: postgresTarget ? postgresTarget.url : await unreachablePostgres() } }
     : {
         d1Databases: database ? (d1Id ? { DB: d1Id } : ["DB"]) : [],
         d1Persist: d1Persist ?? false,
@@ -200,7 +203,19 @@ export async function startWorker({
     }
     db = d1Database(binding);
   }
-  return new WorkerHandle(mf, db, seed, logs, dropDatabase);
+  const handle = new WorkerHandle(mf, db, seed, logs, dropDatabase);
+  // The PostgreSQL database's connection string, for tools that reach it themselves.
+  handle.databaseUrl = postgresTarget?.url;
+  return handle;
+}
+
+/** A PostgreSQL URL on a local port where nothing listens. */
+async function unreachablePostgres() {
+  const probe = createTcpServer();
+  await new Promise((done) => probe.listen(0, "127.0.0.1", done));
+  const { port } = probe.address();
+  await new Promise((done) => probe.close(done));
+  return `postgres://nobody:nothing@127.0.0.1:${port}/none`;
 }
 
 /** Whether a persisted D1 database already has the schema (SQLite's catalogue: D1 only). */

@@ -6,6 +6,8 @@
 #   npm run admin -- grant <username>             local database (.wrangler/state)
 #   npm run admin -- grant <username> --remote    the production database
 #   npm run admin -- revoke <username> [--remote]
+#   DATABASE=postgres DATABASE_URL=postgres://... npm run admin -- grant <username>
+#                                                 the PostgreSQL database (admin-postgres.mjs)
 #
 # Options: --persist-to DIR (local state elsewhere, as `wrangler dev --persist-to`),
 # --print-sql (print the SQL and stop). Exit status: 0 done (or nothing to do), 1 no such
@@ -66,6 +68,12 @@ if ! [[ "$username" =~ ^[A-Za-z0-9_]{3,42}$ ]]; then
     exit 2
 fi
 username="$(printf '%s' "$username" | tr 'A-Z' 'a-z')"
+
+if [ "${DATABASE:-d1}" = postgres ]; then
+    print=()
+    [ "$print_sql" = 1 ] && print=(--print-sql)
+    exec node "$ROOT/scripts/admin-postgres.mjs" "$action" "$username" "${print[@]}"
+fi
 
 now="CAST(strftime('%s', 'now') AS INTEGER)"
 account="SELECT id FROM users WHERE username = '$username'"

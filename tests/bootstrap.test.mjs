@@ -133,6 +133,55 @@ describe("npm run admin: input checking", () => {
   });
 });
 
+describe("npm run admin: on PostgreSQL", { skip: TEST_DATABASE === "postgres" ? false : "needs TEST_DATABASE=postgres" }, () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker();
+  });
+  after(() => worker.dispose());
+  const onPostgres = (...args) =>
+    runCommand("bash", [SCRIPT, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE: "postgres", DATABASE_URL: worker.databaseUrl },
+    });
+
+  test("grant and revoke say what they changed, the Worker sees it, and the last admin stays", async () => {
+    const account = await worker.signup();
+    const granted = await onPostgres("grant", account.username.toUpperCase());
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.equal(granted.stdout.trim(), `${account.username} is now an admin (postgres)`);
+    const again = await onPostgres("grant", account.username);
+    assert.equal(again.stdout.trim(), `${account.username} was already an admin; nothing changed (postgres)`);
+    const login = await worker.login(account.username);
+    assert.deepEqual(login.user.roles, ["admin", "user"]);
+    const users = await worker.request("GET", "/api/v1/admin/users", { token: login.access_token });
+    assert.equal(users.status, 200, users.text);
+    const entries = await worker.db.query(
+      "SELECT action, details FROM audit_log WHERE target_id = ?1 AND action LIKE 'user.role%'",
+      account.user.id,
+    );
+    assert.deepEqual(entries, [{ action: "user.role_granted", details: '{"role":"admin","via":"command_line"}' }]);
+
+    const refused = await onPostgres("revoke", account.username);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /is the last active admin; grant admin to another account first; nothing changed \(postgres\)/);
+    assert.equal(
+      await worker.count("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.role_revoked'"),
+      0,
+      "a refused revoke leaves no audit entry",
+    );
+    const second = await worker.signup();
+    assert.equal((await onPostgres("grant", second.username)).code, 0);
+    const revoked = await onPostgres("revoke", account.username);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(revoked.stdout.trim(), `${account.username} is no longer an admin (postgres)`);
+    assertProblem(assert, await worker.request("GET", "/api/v1/admin/users", { token: login.access_token }), 403);
+    const missing = await onPostgres("grant", "nobody_here");
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no account named nobody_here in the PostgreSQL database; nothing changed/);
+  });
+});
+
 describe("npm run admin: through wrangler against a local database", { skip: D1_ONLY }, () => {
   const dir = mkdtempSync(join(tmpdir(), "edge-auth-admin-"));
   // wrangler keeps local D1 state under <persist-to>/v3/d1, keyed by the database_id.

@@ -1,7 +1,8 @@
 // `npm run bench`: the release Worker under Miniflare/workerd directly (never `wrangler dev`,
 // whose proxy caps throughput), driven by autocannon. Prints one table — requests/s, p50, p99
 // and errors per scenario and concurrency, each also as a ratio to a no-op route of the same
-// Worker — plus size, cold start and a memory check, and writes the figures to
+// Worker — plus size, cold start and a memory check, then the same Worker on PostgreSQL
+// (users/me, refresh, login beside D1's figures), and writes the figures to
 // benches/results/<timestamp>.json so runs can be compared. Prints figures; asserts nothing.
 //
 //   npm run bench                      # build, then everything (a few minutes)
@@ -12,6 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { startWorker, ROOT, STRONG_PASSWORD } from "../tests/helpers.mjs";
+import { startPostgres } from "../scripts/postgres.mjs";
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has("--quick");
@@ -91,6 +93,85 @@ async function run(url, { path = "/", ...options }) {
   };
 }
 
+/** Fresh sessions of `account` for refresh chains: one per connection. */
+async function freshSessions(worker, account, count) {
+  const sessions = [];
+  for (let i = 0; i < count; i += 1) {
+    const response = await worker.request("POST", "/api/v1/auth/login", {
+      body: { username: account.username, password: STRONG_PASSWORD },
+    });
+    sessions.push(response.json.refresh_token);
+  }
+  return sessions;
+}
+
+/** A refresh chain per connection, each following its own successor tokens. */
+function refreshScenario(sessions, concurrency) {
+  const pool = sessions.slice(0, concurrency);
+  return {
+    path: "/api/v1/auth/refresh",
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    setupClient(client) {
+      const token = pool.shift();
+      client.setBody(JSON.stringify({ refresh_token: token }));
+      client.on("body", (body) => {
+        try {
+          client.setBody(JSON.stringify({ refresh_token: JSON.parse(body).refresh_token }));
+        } catch {
+          // An error body keeps the last token; the error count shows it.
+        }
+      });
+    },
+  };
+}
+
+/**
+ * The database-bound scenarios (users/me, refresh, login) on the Worker with its tables in
+ * PostgreSQL: a throw-away server (DATABASE_URL's when set), reached through Hyperdrive.
+ */
+async function postgresResults() {
+  const server = await startPostgres({ databaseUrl: process.env.DATABASE_URL || null });
+  const worker = await startWorker({
+    vars: { ...VARS, DATABASE: "postgres" },
+    database: false,
+    options: { hyperdrives: { HYPERDRIVE: server.url } },
+  });
+  try {
+    const url = (await worker.mf.ready).toString().replace(/\/$/, "");
+    const account = await worker.signup();
+    const auth = { authorization: `Bearer ${account.access_token}` };
+    const results = [];
+    for (const concurrency of CONCURRENCY) {
+      const sessions = await freshSessions(worker, account, concurrency);
+      const scenarios = [
+        ["no-op (GET /api/ping)", { path: "/api/ping" }],
+        ["GET /api/v1/users/me", { path: "/api/v1/users/me", headers: auth }],
+        ["POST /api/v1/auth/refresh", refreshScenario(sessions, concurrency)],
+        [
+          "POST /api/v1/auth/login",
+          {
+            path: "/api/v1/auth/login",
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ username: account.username, password: STRONG_PASSWORD }),
+          },
+        ],
+      ];
+      let ceiling;
+      for (const [name, options] of scenarios) {
+        const figures = await run(url, { connections: concurrency, ...options });
+        if (!ceiling) ceiling = figures.rps;
+        results.push({ scenario: name, concurrency, ...figures, ratio: figures.rps / ceiling });
+      }
+    }
+    return results;
+  } finally {
+    await worker.dispose();
+    await server.stop();
+  }
+}
+
 async function main() {
   const coldStart = performance.now();
   const worker = await startWorker({ vars: VARS });
@@ -107,41 +188,14 @@ async function main() {
   const auth = { authorization: `Bearer ${account.access_token}` };
 
   // Fresh sessions for the refresh chains: one per connection.
-  const sessions = [];
-  for (let i = 0; i < Math.max(...CONCURRENCY); i += 1) {
-    const response = await worker.request("POST", "/api/v1/auth/login", {
-      body: { username: account.username, password: STRONG_PASSWORD },
-    });
-    sessions.push(response.json.refresh_token);
-  }
+  let sessions = await freshSessions(worker, account, Math.max(...CONCURRENCY));
   let signupCounter = 0;
 
   const scenarios = [
     ["no-op (GET /api/ping)", { path: "/api/ping" }],
     ["GET /api/health", { path: "/api/health" }],
     ["GET /api/v1/users/me", { path: "/api/v1/users/me", headers: auth }],
-    [
-      "POST /api/v1/auth/refresh",
-      (concurrency) => {
-        const pool = sessions.slice(0, concurrency);
-        return {
-          path: "/api/v1/auth/refresh",
-          method: "POST",
-          headers: json,
-          setupClient(client) {
-            const token = pool.shift();
-            client.setBody(JSON.stringify({ refresh_token: token }));
-            client.on("body", (body) => {
-              try {
-                client.setBody(JSON.stringify({ refresh_token: JSON.parse(body).refresh_token }));
-              } catch {
-                // An error body keeps the last token; the error count shows it.
-              }
-            });
-          },
-        };
-      },
-    ],
+    ["POST /api/v1/auth/refresh", (concurrency) => refreshScenario(sessions, concurrency)],
     [
       "POST /api/v1/auth/login",
       {
@@ -177,13 +231,7 @@ async function main() {
   for (const concurrency of CONCURRENCY) {
     // Sessions are spent by a refresh run; give each concurrency level its own.
     if (concurrency !== CONCURRENCY[0]) {
-      sessions.length = 0;
-      for (let i = 0; i < Math.max(...CONCURRENCY); i += 1) {
-        const response = await worker.request("POST", "/api/v1/auth/login", {
-          body: { username: account.username, password: STRONG_PASSWORD },
-        });
-        sessions.push(response.json.refresh_token);
-      }
+      sessions = await freshSessions(worker, account, Math.max(...CONCURRENCY));
     }
     let ceiling;
     for (const [name, options] of scenarios) {
@@ -239,6 +287,7 @@ async function main() {
     };
   }
   await worker.dispose();
+  const postgres = await postgresResults();
 
   const size = wasmSize();
   const row = (cells, widths) => cells.map((cell, i) => String(cell).padEnd(widths[i])).join(" ");
@@ -259,6 +308,28 @@ async function main() {
           `${(r.ratio * 100).toFixed(1)}%`,
         ],
         widths,
+      ),
+    );
+  }
+  console.log();
+  console.log("PostgreSQL backend (through Hyperdrive), beside D1:");
+  const pgWidths = [30, 5, 9, 8, 8, 7, 8, 10];
+  console.log(row(["scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "vs no-op", "vs D1 req/s"], pgWidths));
+  for (const r of postgres.filter((r) => !r.scenario.startsWith("no-op"))) {
+    const d1 = results.find((other) => other.scenario === r.scenario && other.concurrency === r.concurrency);
+    console.log(
+      row(
+        [
+          r.scenario,
+          r.concurrency,
+          r.rps.toFixed(0),
+          r.p50,
+          r.p99,
+          r.errors,
+          `${(r.ratio * 100).toFixed(1)}%`,
+          d1 ? `${((r.rps / d1.rps) * 100).toFixed(0)}%` : "n/a",
+        ],
+        pgWidths,
       ),
     );
   }
@@ -284,7 +355,16 @@ async function main() {
   writeFileSync(
     file,
     JSON.stringify(
-      { date: new Date().toISOString(), duration_s: DURATION, results, size, cold_start_ms: coldStartMs, argon2, memory },
+      {
+        date: new Date().toISOString(),
+        duration_s: DURATION,
+        results,
+        postgres,
+        size,
+        cold_start_ms: coldStartMs,
+        argon2,
+        memory,
+      },
       null,
       2,
     ),

@@ -488,8 +488,7 @@ pub async fn change_password<S: UserStore, E: Edge>(
 mod tests {
     use super::*;
     use crate::service::block_on;
-    use crate::service::testing::{config, RecordingEdge};
-    use crate::store::memory::MemoryStore;
+    use crate::service::testing::World;
 
     const PASSWORD: &str = "a long passphrase for tests";
 
@@ -510,31 +509,23 @@ mod tests {
 
     #[test]
     fn signup_stores_the_account_its_session_and_audit_entry_and_mails_a_verification() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let outcome = block_on(signup(&deps, input("ada", Some("ada@example.com")), 1_000));
         let session = signed_in(outcome.unwrap());
         assert_eq!(session.user.username, "ada");
         assert!(!session.access_token.is_empty());
         assert!(session.refresh_token.starts_with(&session.session_id));
-        assert_eq!(store.users.borrow().len(), 1);
-        assert_eq!(store.sessions.borrow().len(), 1);
-        assert_eq!(store.audit.borrow()[0].action, AuditAction::Signup);
-        assert_eq!(store.tokens.borrow().len(), 1, "a verification token");
-        let mail = edge.mail.borrow();
+        assert_eq!(world.store.users.borrow().len(), 1);
+        assert_eq!(world.store.sessions.borrow().len(), 1);
+        assert_eq!(world.store.audit.borrow()[0].action, AuditAction::Signup);
+        assert_eq!(world.store.tokens.borrow().len(), 1, "a verification token");
+        let mail = world.edge.mail.borrow();
         assert_eq!(mail.len(), 1);
         assert_eq!(mail[0].message.to, "ada@example.com");
         assert!(mail[0].token.is_some() && mail[0].code.is_some());
         assert_ne!(
-            store.users.borrow()[0].password_hash,
+            world.store.users.borrow()[0].password_hash,
             PASSWORD,
             "stored hashed"
         );
@@ -542,48 +533,36 @@ mod tests {
 
     #[test]
     fn a_taken_username_is_refused_and_writes_nothing() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         block_on(signup(&deps, input("ada", None), 1_000)).unwrap();
         let error =
             block_on(signup(&deps, input("ada", Some("x@example.com")), 1_001)).unwrap_err();
         assert_eq!(error.code(), "username_taken");
-        assert_eq!(store.users.borrow().len(), 1);
-        assert_eq!(store.sessions.borrow().len(), 1);
+        assert_eq!(world.store.users.borrow().len(), 1);
+        assert_eq!(world.store.sessions.borrow().len(), 1);
     }
 
     #[test]
     fn with_verification_required_a_taken_email_looks_like_a_fresh_signup() {
-        let (store, edge) = (MemoryStore::default(), RecordingEdge::default());
-        let config = config(&[("REQUIRE_EMAIL_VERIFICATION", "true")]);
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[("REQUIRE_EMAIL_VERIFICATION", "true")]);
+        let deps = world.deps();
         let first = block_on(signup(&deps, input("ada", Some("ada@example.com")), 1_000)).unwrap();
         let second = block_on(signup(&deps, input("eve", Some("ada@example.com")), 1_001)).unwrap();
         for outcome in [first, second] {
             assert!(matches!(outcome, SignupOutcome::VerificationRequired(_)));
         }
         assert_eq!(
-            store.users.borrow().len(),
+            world.store.users.borrow().len(),
             1,
             "the second account was never stored"
         );
         assert!(
-            store.sessions.borrow().is_empty(),
+            world.store.sessions.borrow().is_empty(),
             "no session before verification"
         );
-        let purposes: Vec<_> = edge
+        let purposes: Vec<_> = world
+            .edge
             .mail
             .borrow()
             .iter()
@@ -593,49 +572,38 @@ mod tests {
             purposes,
             [Purpose::VerifyEmail, Purpose::SignupAttemptNotice]
         );
-        assert!(edge
+        assert!(world
+            .edge
             .event_names()
             .contains(&"signup_email_taken".to_owned()));
     }
 
     #[test]
     fn a_breached_password_is_refused_before_anything_is_stored() {
-        let (store, edge) = (MemoryStore::default(), RecordingEdge::default());
-        let config = config(&[("HIBP_CHECK", "true")]);
+        let world = World::new(&[("HIBP_CHECK", "true")]);
         let suffix = crate::domain::hibp::range_query(PASSWORD).suffix;
-        *edge.breach_range.borrow_mut() = Some(format!("{suffix}:42\r\n"));
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        *world.edge.breach_range.borrow_mut() = Some(format!("{suffix}:42\r\n"));
+        let deps = world.deps();
         let error = block_on(signup(&deps, input("ada", None), 1_000)).unwrap_err();
         assert_eq!(error.status(), 422);
-        assert!(store.users.borrow().is_empty());
+        assert!(world.store.users.borrow().is_empty());
         // Unreachable corpus: fails open, with a warning.
-        *edge.breach_range.borrow_mut() = None;
+        *world.edge.breach_range.borrow_mut() = None;
         block_on(signup(&deps, input("ada", None), 1_000)).unwrap();
-        assert_eq!(*edge.warnings.borrow(), ["hibp_unavailable"]);
+        assert_eq!(*world.edge.warnings.borrow(), ["hibp_unavailable"]);
     }
 
     #[test]
     fn login_refuses_an_unknown_account_and_a_wrong_password_alike_and_audits_both() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         block_on(signup(&deps, input("ada", Some("ada@example.com")), 1_000)).unwrap();
         let unknown = block_on(login(&deps, "nobody", PASSWORD, 1_010)).unwrap_err();
         let wrong = block_on(login(&deps, "ada", "not the passphrase", 1_010)).unwrap_err();
         assert_eq!(unknown, wrong);
         assert_eq!(unknown.status(), 401);
-        let failed: Vec<_> = store
+        let failed: Vec<_> = world
+            .store
             .audit
             .borrow()
             .iter()
@@ -646,27 +614,22 @@ mod tests {
         // The email names the same account; a new session each time.
         let session = block_on(login(&deps, " ADA@example.com ", PASSWORD, 1_020)).unwrap();
         assert_eq!(session.user.username, "ada");
-        assert_eq!(store.sessions.borrow().len(), 2);
+        assert_eq!(world.store.sessions.borrow().len(), 2);
     }
 
     #[test]
     fn repeated_failures_lock_the_account_whichever_name_is_typed_and_a_success_clears_them() {
-        let (store, edge) = (MemoryStore::default(), RecordingEdge::default());
-        let config = config(&[
+        let world = World::new(&[
             ("LOGIN_LOCKOUT_THRESHOLD", "3"),
             ("RATE_LIMIT_LOGIN_ACCOUNT", "100/60"),
         ]);
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let deps = world.deps();
         block_on(signup(&deps, input("ada", Some("ada@example.com")), 1_000)).unwrap();
         block_on(login(&deps, "ada", "wrong one", 1_001)).unwrap_err();
         block_on(login(&deps, "ada", "wrong two", 1_002)).unwrap_err();
         block_on(login(&deps, "ada", PASSWORD, 1_003)).unwrap();
         assert!(
-            store.failures.borrow().is_empty(),
+            world.store.failures.borrow().is_empty(),
             "a success clears the count"
         );
         for (at, name) in [(1_004, "ada"), (1_005, "ada@example.com"), (1_006, "ada")] {
@@ -674,23 +637,18 @@ mod tests {
         }
         let locked = block_on(login(&deps, "ada@example.com", PASSWORD, 1_007)).unwrap_err();
         assert!(matches!(locked, ApiError::LoginLocked(_)), "{locked:?}");
-        assert!(edge.event_names().contains(&"login_locked".to_owned()));
+        assert!(world
+            .edge
+            .event_names()
+            .contains(&"login_locked".to_owned()));
     }
 
     #[test]
     fn a_banned_account_is_refused_only_after_its_password_is_proven() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         block_on(signup(&deps, input("ada", None), 1_000)).unwrap();
-        store.users.borrow_mut()[0].banned_at = Some(1_000);
+        world.store.users.borrow_mut()[0].banned_at = Some(1_000);
         let wrong = block_on(login(&deps, "ada", "wrong", 1_010)).unwrap_err();
         assert_eq!(wrong.status(), 401);
         let right = block_on(login(&deps, "ada", PASSWORD, 1_011)).unwrap_err();
@@ -699,45 +657,30 @@ mod tests {
 
     #[test]
     fn an_overlong_password_is_refused_without_looking_up_the_account() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
         let error = block_on(login(&deps, "ada", &long, 1_000)).unwrap_err();
         assert_eq!(error.status(), 401);
         assert_eq!(
-            store.audit.borrow()[0].details["reason"],
+            world.store.audit.borrow()[0].details["reason"],
             "password_too_long"
         );
-        assert!(edge.budgets.borrow().is_empty(), "no budget spent");
+        assert!(world.edge.budgets.borrow().is_empty(), "no budget spent");
     }
 
     #[test]
     fn refresh_rotates_once_and_a_reused_token_ends_the_session() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let first = signed_in(block_on(signup(&deps, input("ada", None), 1_000)).unwrap());
         let second = block_on(refresh(&deps, &first.refresh_token, 1_010)).unwrap();
         assert_ne!(second.refresh_token, first.refresh_token);
         assert_eq!(second.session_id, first.session_id);
         let reuse = block_on(refresh(&deps, &first.refresh_token, 1_020)).unwrap_err();
         assert_eq!(reuse.status(), 401);
-        assert!(edge
+        assert!(world
+            .edge
             .event_names()
             .contains(&"refresh_token_reuse".to_owned()));
         let after = block_on(refresh(&deps, &second.refresh_token, 1_030)).unwrap_err();
@@ -748,19 +691,11 @@ mod tests {
 
     #[test]
     fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let first = signed_in(block_on(signup(&deps, input("ada", None), 1_000)).unwrap());
         block_on(login(&deps, "ada", PASSWORD, 1_001)).unwrap();
-        let user = store.users.borrow()[0].clone();
+        let user = world.store.users.borrow()[0].clone();
         let wrong = block_on(change_password(
             &deps,
             &user,
@@ -780,7 +715,8 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(revoked, 1);
-        let live: Vec<_> = store
+        let live: Vec<_> = world
+            .store
             .sessions
             .borrow()
             .iter()

@@ -381,7 +381,7 @@ mod tests {
     use super::*;
     use crate::service::auth::{signup, SignupInput};
     use crate::service::block_on;
-    use crate::service::testing::{config, RecordingEdge};
+    use crate::service::testing::{RecordingEdge, World};
     use crate::store::memory::MemoryStore;
 
     const PASSWORD: &str = "a long passphrase for tests";
@@ -408,18 +408,10 @@ mod tests {
 
     #[test]
     fn the_emailed_token_verifies_the_address_once() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        with_account(&store, &edge, &config);
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
-        let (token, _) = last_mail(&edge);
+        let world = World::new(&[]);
+        with_account(&world.store, &world.edge, &world.config);
+        let deps = world.deps();
+        let (token, _) = last_mail(&world.edge);
         let user = block_on(verify_email(&deps, &Proof::Token(token.clone()), 1_010)).unwrap();
         assert!(user.email_verified);
         let again = block_on(verify_email(&deps, &Proof::Token(token), 1_011)).unwrap_err();
@@ -428,15 +420,10 @@ mod tests {
 
     #[test]
     fn wrong_codes_spend_the_token_after_the_allowed_attempts() {
-        let (store, edge) = (MemoryStore::default(), RecordingEdge::default());
-        let config = config(&[("CODE_MAX_ATTEMPTS", "3")]);
-        with_account(&store, &edge, &config);
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
-        let (_, code) = last_mail(&edge);
+        let world = World::new(&[("CODE_MAX_ATTEMPTS", "3")]);
+        with_account(&world.store, &world.edge, &world.config);
+        let deps = world.deps();
+        let (_, code) = last_mail(&world.edge);
         let wrong = if code == "000000" { "000001" } else { "000000" };
         let proof = |code: &str| Proof::Code {
             email: "ADA@example.com".into(),
@@ -453,7 +440,9 @@ mod tests {
             "the token is spent: even the right code fails"
         );
         assert_eq!(
-            edge.event_names()
+            world
+                .edge
+                .event_names()
                 .iter()
                 .filter(|name| *name == "code_rejected")
                 .count(),
@@ -463,28 +452,22 @@ mod tests {
 
     #[test]
     fn a_reset_sets_the_password_ends_every_session_and_lifts_the_lockout() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        with_account(&store, &edge, &config);
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
-        store
+        let world = World::new(&[]);
+        with_account(&world.store, &world.edge, &world.config);
+        let deps = world.deps();
+        world
+            .store
             .failures
             .borrow_mut()
             .insert("anything".into(), Default::default());
-        let subject = login_subject(Some(&store.users.borrow()[0].id), "ada");
-        store
+        let subject = login_subject(Some(&world.store.users.borrow()[0].id), "ada");
+        world
+            .store
             .failures
             .borrow_mut()
-            .insert(config.identifier_digest(&subject), Default::default());
+            .insert(world.config.identifier_digest(&subject), Default::default());
         block_on(request_password_reset(&deps, "ada", 1_010)).unwrap();
-        let (token, _) = last_mail(&edge);
+        let (token, _) = last_mail(&world.edge);
         let weak = block_on(reset_password(
             &deps,
             &Proof::Token(token.clone()),
@@ -500,13 +483,14 @@ mod tests {
         ))
         .unwrap();
         assert!(user.email_verified, "the mailbox was proven");
-        assert!(store
+        assert!(world
+            .store
             .sessions
             .borrow()
             .iter()
             .all(|stored| stored.revoked_at.is_some()));
         assert_eq!(
-            store.failures.borrow().len(),
+            world.store.failures.borrow().len(),
             1,
             "only this account's lockout is lifted"
         );
@@ -514,25 +498,18 @@ mod tests {
 
     #[test]
     fn requests_for_unknown_addresses_send_nothing_and_answer_the_same() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        with_account(&store, &edge, &config);
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
-        let sent = edge.mail.borrow().len();
+        let world = World::new(&[]);
+        with_account(&world.store, &world.edge, &world.config);
+        let deps = world.deps();
+        let sent = world.edge.mail.borrow().len();
         block_on(request_password_reset(&deps, "nobody@example.com", 1_010)).unwrap();
         block_on(resend_verification(&deps, "nobody@example.com", 1_010)).unwrap();
-        assert_eq!(edge.mail.borrow().len(), sent);
+        assert_eq!(world.edge.mail.borrow().len(), sent);
         block_on(resend_verification(&deps, "ada@example.com", 1_011)).unwrap();
-        assert_eq!(edge.mail.borrow().len(), sent + 1);
+        assert_eq!(world.edge.mail.borrow().len(), sent + 1);
         // The new message supersedes the first.
-        let live = store
+        let live = world
+            .store
             .tokens
             .borrow()
             .iter()

@@ -99,6 +99,37 @@ pub(crate) mod testing {
         }
     }
 
+    /// What a flow's test runs with: an in-memory store, a recording edge and a
+    /// configuration.
+    pub struct World {
+        pub store: crate::store::memory::MemoryStore,
+        pub edge: RecordingEdge,
+        pub config: Config,
+    }
+
+    impl World {
+        /// Empty storage and the test configuration changed by `overrides`.
+        pub fn new(overrides: &[(&str, &str)]) -> Self {
+            Self {
+                store: Default::default(),
+                edge: RecordingEdge::default(),
+                config: config(overrides),
+            }
+        }
+
+        /// What the flows take.
+        pub fn deps(
+            &self,
+        ) -> crate::service::ports::Deps<'_, crate::store::memory::MemoryStore, RecordingEdge>
+        {
+            crate::service::ports::Deps {
+                store: &self.store,
+                edge: &self.edge,
+                config: &self.config,
+            }
+        }
+    }
+
     /// An edge that records events, counters and mail, and keeps its own budgets.
     #[derive(Default)]
     pub struct RecordingEdge {

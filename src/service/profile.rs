@@ -149,7 +149,7 @@ mod tests {
     use crate::service::auth::{signup, SignupInput};
     use crate::service::block_on;
     use crate::service::email::{confirm_email_change, Proof};
-    use crate::service::testing::{config, RecordingEdge};
+    use crate::service::testing::{RecordingEdge, World};
     use crate::store::memory::MemoryStore;
 
     const PASSWORD: &str = "a long passphrase for tests";
@@ -174,22 +174,14 @@ mod tests {
 
     #[test]
     fn a_new_address_waits_for_its_confirmation_and_the_old_one_is_told() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let ada = account(&deps, "ada");
         let change = request(Some(Some("new@example.com")), Some(PASSWORD));
         let updated = block_on(update(&deps, &ada, change, 1_010)).unwrap();
         assert_eq!(updated.pending_email.as_deref(), Some("new@example.com"));
         assert_eq!(updated.user.email.as_deref(), Some("ada@example.com"));
-        let mail = edge.mail.borrow();
+        let mail = world.edge.mail.borrow();
         let to: Vec<_> = mail
             .iter()
             .skip(1)
@@ -204,37 +196,21 @@ mod tests {
 
     #[test]
     fn an_address_of_another_account_gets_nothing_and_the_answer_is_the_same() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let ada = account(&deps, "ada");
         account(&deps, "bob");
-        let sent = edge.mail.borrow().len();
+        let sent = world.edge.mail.borrow().len();
         let change = request(Some(Some("bob@example.com")), Some(PASSWORD));
         let updated = block_on(update(&deps, &ada, change, 1_010)).unwrap();
         assert_eq!(updated.pending_email.as_deref(), Some("bob@example.com"));
-        assert_eq!(edge.mail.borrow().len(), sent);
+        assert_eq!(world.edge.mail.borrow().len(), sent);
     }
 
     #[test]
     fn a_new_address_needs_the_right_current_password() {
-        let (store, edge, config) = (
-            MemoryStore::default(),
-            RecordingEdge::default(),
-            config(&[]),
-        );
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &config,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let ada = account(&deps, "ada");
         let missing = block_on(update(
             &deps,
@@ -256,13 +232,8 @@ mod tests {
 
     #[test]
     fn removing_the_address_applies_at_once_unless_accounts_must_have_one() {
-        let (store, edge) = (MemoryStore::default(), RecordingEdge::default());
-        let open = config(&[]);
-        let deps = Deps {
-            store: &store,
-            edge: &edge,
-            config: &open,
-        };
+        let world = World::new(&[]);
+        let deps = world.deps();
         let ada = account(&deps, "ada");
         let errors = rule_errors(&ada, &request(Some(None), Some(PASSWORD)), true);
         assert_eq!(errors.len(), 1);

@@ -88,6 +88,34 @@ impl<'a> PgBackend<'a> {
         }
     }
 
+    /// One page of a listing and how many rows match in all: `SELECT COUNT(*) {from}` and
+    /// `{rows}` (ordered, without its limit), both with `filters` as `$1`...
+    async fn page_of(
+        &self,
+        from: &str,
+        rows: &str,
+        filters: &[Param<'_>],
+        page: Page,
+    ) -> Result<(Vec<Row>, u64), StoreError> {
+        let total = count_of(
+            &self
+                .db
+                .read(&format!("SELECT COUNT(*) {from}"), filters)
+                .await?,
+        )?;
+        let limit = i64::from(page.per_page);
+        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+        let mut params = filters.to_vec();
+        params.push((&limit, Type::INT8));
+        params.push((&offset, Type::INT8));
+        let sql = format!(
+            "{rows} LIMIT ${} OFFSET ${}",
+            filters.len() + 1,
+            filters.len() + 2
+        );
+        Ok((self.db.read(&sql, &params).await?, total))
+    }
+
     async fn user_by(&self, condition: &str, value: &str) -> Result<Option<User>, StoreError> {
         let rows = self
             .db
@@ -389,30 +417,12 @@ impl UserStore for PgBackend<'_> {
             None => (None, None),
         };
         let bounds: [Param<'_>; 2] = [(&lower, Type::TEXT), (&upper, Type::TEXT)];
-        let total = count_of(
-            &self
-                .db
-                .read(
-                    &format!("SELECT COUNT(*) FROM users u WHERE {condition}"),
-                    &bounds,
-                )
-                .await?,
-        )?;
-        let limit = i64::from(page.per_page);
-        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
-        let rows = self
-            .db
-            .read(
-                &format!(
-                    "{USER_SELECT} WHERE {condition} \
-                     ORDER BY u.created_at DESC, u.id ASC LIMIT $3 OFFSET $4"
-                ),
-                &[
-                    (&lower, Type::TEXT),
-                    (&upper, Type::TEXT),
-                    (&limit, Type::INT8),
-                    (&offset, Type::INT8),
-                ],
+        let (rows, total) = self
+            .page_of(
+                &format!("FROM users u WHERE {condition}"),
+                &format!("{USER_SELECT} WHERE {condition} ORDER BY u.created_at DESC, u.id ASC"),
+                &bounds,
+                page,
             )
             .await?;
         let users = rows.iter().map(user_from).collect::<Result<_, _>>()?;
@@ -830,34 +840,16 @@ impl AuditStore for PgBackend<'_> {
             (&filter.since, Type::INT8),
             (&filter.until, Type::INT8),
         ];
-        let total = count_of(
-            &self
-                .db
-                .read(
-                    &format!("SELECT COUNT(*) FROM audit_log WHERE {condition}"),
-                    &filters,
-                )
-                .await?,
-        )?;
-        let limit = i64::from(page.per_page);
-        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
-        let rows = self
-            .db
-            .read(
+        let (rows, total) = self
+            .page_of(
+                &format!("FROM audit_log WHERE {condition}"),
                 &format!(
                     "SELECT id, occurred_at, action, actor_id::text AS actor_id, \
-                       target_id::text AS target_id, request_id, ip, colo, \
-                       details \
-                     FROM audit_log WHERE {condition} ORDER BY id DESC LIMIT $5 OFFSET $6"
+                       target_id::text AS target_id, request_id, ip, colo, details \
+                     FROM audit_log WHERE {condition} ORDER BY id DESC"
                 ),
-                &[
-                    (&user_id, Type::TEXT),
-                    (&action, Type::TEXT),
-                    (&filter.since, Type::INT8),
-                    (&filter.until, Type::INT8),
-                    (&limit, Type::INT8),
-                    (&offset, Type::INT8),
-                ],
+                &filters,
+                page,
             )
             .await?;
         let records = rows

@@ -5,7 +5,7 @@
 use edge_auth::domain::password::{HashParams, PasswordHasherConfig};
 use edge_auth::domain::secret::hash_opaque_token;
 use edge_auth::domain::session::encode_refresh_token;
-use edge_auth::domain::token::{sign, verify, AccessClaims, KeySet, TokenSettings};
+use edge_auth::domain::token::{sign, verify, AccessClaims, Algorithm, KeySet, TokenSettings};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -31,8 +31,12 @@ fn main() {
         hasher.verify("correct horse battery staple", &stored)
     });
 
-    let keys =
-        KeySet::from_config("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", &[]).expect("key");
+    let keys = KeySet::from_config(
+        Algorithm::EdDSA,
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+        "",
+    )
+    .expect("key");
     let settings = TokenSettings {
         issuer: "https://auth.example".into(),
         audience: "app".into(),

@@ -5,7 +5,7 @@
 use edge_auth::domain::password::{HashParams, PasswordHasherConfig};
 use edge_auth::domain::secret::hash_opaque_token;
 use edge_auth::domain::session::encode_refresh_token;
-use edge_auth::domain::token::{sign, verify, AccessClaims, KeySet, TokenSettings};
+use edge_auth::domain::token::{sign, verify, AccessClaims, Algorithm, KeySet, TokenSettings};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -31,8 +31,12 @@ fn main() {
         hasher.verify("correct horse battery staple", &stored)
     });
 
-    let keys =
-        KeySet::from_config("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", &[]).expect("key");
+    let keys = KeySet::from_config(
+        Algorithm::EdDSA,
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+        "",
+    )
+    .expect("key");
     let settings = TokenSettings {
         issuer: "https://auth.example".into(),
         audience: "app".into(),
@@ -56,6 +60,25 @@ fn main() {
     time("access token verify (EdDSA, pure Rust)", 2_000, || {
         verify(&keys, &settings, &token, now)
     });
+    // ES256 and RS256 in pure Rust: what native tests and a WebCrypto failure in the Worker
+    // use (the Worker's fast path is WebCrypto, timed by `npm run bench:algorithms`).
+    let fixtures: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/test-keys.json")).expect("fixtures");
+    for (algorithm, name) in [(Algorithm::ES256, "es256"), (Algorithm::RS256, "rs256")] {
+        let keys = KeySet::from_config(algorithm, &fixtures[name]["private_jwk"].to_string(), "")
+            .expect("key");
+        let token = sign(&keys, &settings, claims.clone(), now).expect("sign");
+        time(
+            &format!("access token sign ({algorithm}, pure Rust)"),
+            200,
+            || sign(&keys, &settings, claims.clone(), now),
+        );
+        time(
+            &format!("access token verify ({algorithm}, pure Rust)"),
+            200,
+            || verify(&keys, &settings, &token, now),
+        );
+    }
     let refresh = encode_refresh_token("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", &[9; 32]);
     time("refresh token digest (SHA-256)", 100_000, || {
         hash_opaque_token(&refresh)

@@ -11,7 +11,7 @@ use crate::domain::metrics::token_digest;
 use crate::domain::password::{HashParams, PasswordHasherConfig, PasswordPolicy};
 use crate::domain::secret::{keyed_digest, DIGEST_KEY_MIN_BYTES};
 use crate::domain::session::SessionPolicy;
-use crate::domain::token::{KeySet, TokenSettings};
+use crate::domain::token::{Algorithm, KeySet, TokenSettings};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use std::fmt;
@@ -206,7 +206,7 @@ pub struct Config {
     pub environment: String,
     /// Token issuer, audience, lifetime and leeway.
     pub tokens: TokenSettings,
-    /// `JWT_SIGNING_KEY` (+ `JWT_VERIFY_KEYS`).
+    /// `JWT_ALGORITHM`, `JWT_SIGNING_KEY` (+ `JWT_VERIFY_KEYS`).
     pub keys: KeySet,
     /// `SESSION_IDLE_TTL_SECONDS`, `SESSION_MAX_LIFETIME_SECONDS`, `REFRESH_GRACE_SECONDS`.
     pub sessions: SessionPolicy,
@@ -594,15 +594,24 @@ impl Config {
             }
         };
 
+        let algorithm = match reader.optional("JWT_ALGORITHM").as_str() {
+            "" => Some(Algorithm::EdDSA),
+            name => Algorithm::parse(name).or_else(|| {
+                reader
+                    .errors
+                    .push("JWT_ALGORITHM must be EdDSA, ES256 or RS256".into());
+                None
+            }),
+        };
         let signing_key = reader.required("JWT_SIGNING_KEY");
         let verify_keys = reader.optional("JWT_VERIFY_KEYS");
-        let verify_list: Vec<&str> = split_list(&verify_keys).collect();
-        let keys = if signing_key.is_empty() {
-            None
-        } else {
-            KeySet::from_config(&signing_key, &verify_list)
-                .map_err(|error| reader.errors.push(error.to_string()))
-                .ok()
+        let keys = match algorithm {
+            Some(algorithm) if !signing_key.is_empty() => {
+                KeySet::from_config(algorithm, &signing_key, &verify_keys)
+                    .map_err(|error| reader.errors.push(error.to_string()))
+                    .ok()
+            }
+            _ => None,
         };
         let hasher = PasswordHasherConfig::new(params)
             .map_err(|_| {

@@ -10,6 +10,7 @@ pub mod ban;
 pub mod email;
 pub mod hibp;
 pub mod input;
+pub mod keys;
 pub mod lockout;
 pub mod metrics;
 pub mod one_time;

@@ -31,15 +31,16 @@ pub(crate) fn bearer_token(req: &Request) -> Option<String> {
 }
 
 /// Verify a token's signature with WebCrypto (the fast path) and its claims with the domain
-/// rules. Should WebCrypto itself fail, the pure-Rust verifier decides instead: slower, never
+/// rules. The algorithm is already pinned to the key's by `inspect`, before any crypto.
+/// Should WebCrypto itself fail, the pure-Rust verifier decides instead: slower, never
 /// weaker.
 async fn verify_token(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
     let keys = &ctx.config.keys;
     let pending = inspect(keys, token)?;
     let public = keys
-        .public_key_bytes(&pending.kid)
+        .verifying_key(&pending.kid)
         .ok_or(TokenError::UnknownKey)?;
-    match webcrypto::ed25519_verify(
+    match webcrypto::verify(
         &pending.kid,
         public,
         pending.signing_input.as_bytes(),

@@ -6,10 +6,12 @@ use crate::config::{Config, RateLimit};
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
 use crate::domain::metrics::Event;
 use crate::domain::rate_limit::{client_bucket, Decision};
+use crate::domain::token::{self, AccessClaims, Algorithm, KeySet, TokenSettings};
 use crate::error::ApiError;
 use crate::http::log;
 use crate::http::request::RequestMeta;
 use crate::mail::{self, Outgoing};
+use crate::runtime::webcrypto;
 use crate::service::ports::{Deps, Device, Edge, Mail};
 use crate::store::backend::Backend;
 use crate::store::hibp;
@@ -178,6 +180,30 @@ impl<'a> Ctx<'a> {
 }
 
 impl Edge for Ctx<'_> {
+    /// EdDSA signs in Rust as it always has (Ed25519 signing is cheap there); ES256 and RS256
+    /// sign through WebCrypto with the key imported once per isolate. Should WebCrypto fail,
+    /// the pure-Rust signer produces the same kind of token: slower, never weaker.
+    async fn sign_access_token(
+        &self,
+        keys: &KeySet,
+        settings: &TokenSettings,
+        claims: AccessClaims,
+        now: i64,
+    ) -> Result<String, ApiError> {
+        let failed = |error| ApiError::internal("token signing", error);
+        if keys.algorithm() == Algorithm::EdDSA {
+            return token::sign(keys, settings, claims, now).map_err(failed);
+        }
+        let input = token::signing_input(keys, settings, claims.clone(), now).map_err(failed)?;
+        match webcrypto::sign(keys.signing_kid(), keys.signing_key(), input.as_bytes()).await {
+            Ok(signature) => Ok(token::assemble(&input, &signature)),
+            Err(error) => {
+                log::error(self.meta, "webcrypto_unavailable", &format!("{error:?}"));
+                token::sign(keys, settings, claims, now).map_err(failed)
+            }
+        }
+    }
+
     fn origin(&self) -> Origin {
         Ctx::origin(self)
     }

@@ -69,7 +69,7 @@ pub async fn health(ctx: &Ctx<'_>) -> ApiResult {
     tag = "meta",
     summary = "The public keys access tokens are verified with",
     responses(
-        (status = 200, description = "A JWK set of Ed25519 keys (RFC 8037)", body = views::Jwks),
+        (status = 200, description = "A JWK set (RFC 7517): Ed25519 (RFC 8037), P-256 or RSA keys, each with its one alg", body = views::Jwks),
     )
 )]
 /// `GET /.well-known/jwks.json`: the public keys tokens are verified with. Public data, so

@@ -210,16 +210,31 @@ pub enum Signup {
 /// One public key (RFC 8037).
 #[derive(Serialize, ToSchema)]
 pub struct Jwk {
+    /// `OKP` (Ed25519), `EC` (P-256) or `RSA`.
     #[schema(example = "OKP")]
     pub kty: String,
+    /// `Ed25519` or `P-256`; absent for RSA.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "Ed25519")]
-    pub crv: String,
-    /// The public key, base64url.
-    pub x: String,
+    pub crv: Option<String>,
+    /// The public key (OKP) or its x coordinate (EC), base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// The y coordinate (EC), base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// The modulus (RSA), base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// The public exponent (RSA), base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// RFC 7638 thumbprint; tokens name it in their `kid` header.
     pub kid: String,
     #[serde(rename = "use")]
     #[schema(example = "sig")]
     pub key_use: String,
+    /// The one algorithm this key verifies: `EdDSA`, `ES256` or `RS256`.
     #[schema(example = "EdDSA")]
     pub alg: String,
 }
@@ -435,19 +450,23 @@ impl Message {
 }
 
 impl Jwks {
-    /// Every key tokens may be verified with, as Ed25519 JWKs (RFC 8037) for EdDSA signatures.
+    /// Every key tokens may be verified with (RFC 7517; RFC 8037 for Ed25519), each with the
+    /// one algorithm it is pinned to.
     pub fn new(keys: &KeySet) -> Self {
         Jwks {
             keys: keys
-                .public_keys()
+                .public_jwks()
                 .into_iter()
-                .map(|(kid, x)| Jwk {
-                    kty: "OKP".into(),
-                    crv: "Ed25519".into(),
-                    x,
+                .map(|(kid, jwk)| Jwk {
+                    kty: jwk.kty.into(),
+                    crv: jwk.crv.map(str::to_owned),
+                    x: jwk.x,
+                    y: jwk.y,
+                    n: jwk.n,
+                    e: jwk.e,
                     kid: kid.to_owned(),
                     key_use: "sig".into(),
-                    alg: "EdDSA".into(),
+                    alg: jwk.alg.as_str().into(),
                 })
                 .collect(),
         }
@@ -475,7 +494,12 @@ mod tests {
 
     #[test]
     fn jwks_entries_follow_rfc_8037() {
-        let keys = KeySet::from_config("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", &[]).unwrap();
+        let keys = KeySet::from_config(
+            crate::domain::token::Algorithm::EdDSA,
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            "",
+        )
+        .unwrap();
         let jwks = serde_json::to_value(Jwks::new(&keys)).unwrap();
         let key = &jwks["keys"][0];
         assert_eq!(key["kty"], "OKP");

@@ -9,7 +9,7 @@ use crate::domain::metrics::Event;
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
-use crate::domain::token::{sign, AccessClaims};
+use crate::domain::token::AccessClaims;
 use crate::domain::user::{mask_email, User};
 use crate::error::{ApiError, INVALID_CREDENTIALS};
 use crate::runtime::random_bytes;
@@ -58,7 +58,7 @@ fn new_refresh_token(session_id: &str) -> Result<(String, String), ApiError> {
 }
 
 /// Sign an access token for a session of `user`.
-fn signed_in<S, E>(
+async fn signed_in<S, E: Edge>(
     deps: &Deps<'_, S, E>,
     user: User,
     session_id: &str,
@@ -75,8 +75,10 @@ fn signed_in<S, E>(
         roles: user.roles.clone(),
         email_verified: user.email_verified,
     };
-    let access_token = sign(&deps.config.keys, tokens, claims, now)
-        .map_err(|error| ApiError::internal("token signing", error))?;
+    let access_token = deps
+        .edge
+        .sign_access_token(&deps.config.keys, tokens, claims, now)
+        .await?;
     Ok(SignedIn {
         user,
         session_id: session_id.to_owned(),
@@ -178,13 +180,9 @@ where
     if require_verification {
         return Ok(SignupOutcome::VerificationRequired(user));
     }
-    Ok(SignupOutcome::SignedIn(signed_in(
-        deps,
-        user,
-        &session_id,
-        refresh_token,
-        now,
-    )?))
+    Ok(SignupOutcome::SignedIn(
+        signed_in(deps, user, &session_id, refresh_token, now).await?,
+    ))
 }
 
 fn invalid_credentials() -> ApiError {
@@ -388,7 +386,7 @@ where
         .await?;
     deps.edge.count(Event::LoginSuccess);
     deps.edge.set_user(&user.id);
-    signed_in(deps, user, &session_id, refresh_token, now)
+    signed_in(deps, user, &session_id, refresh_token, now).await
 }
 
 /// Exchange a refresh token for a new access token and the token's successor. The
@@ -449,7 +447,7 @@ pub async fn refresh<S: RefreshRotation, E: Edge>(
     };
     deps.edge.count(Event::Refresh);
     deps.edge.set_user(&user.id);
-    signed_in(deps, user, session_id, refresh_token, now)
+    signed_in(deps, user, session_id, refresh_token, now).await
 }
 
 /// Change the password of the caller, who proves the current one; every other session of

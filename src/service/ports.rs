@@ -10,6 +10,7 @@ use crate::config::{Config, RateLimit};
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
 use crate::domain::email::Message;
 use crate::domain::metrics::Event;
+use crate::domain::token::{sign, AccessClaims, KeySet, TokenSettings};
 use crate::error::ApiError;
 use serde_json::Value;
 
@@ -47,6 +48,19 @@ pub trait Edge {
 
     /// Record the account the request acts for (the access log's `user_id`).
     fn set_user(&self, user_id: &str);
+
+    /// Sign an access token. The default signs in pure Rust (the domain's signer); the
+    /// Worker's edge signs ES256 and RS256 through WebCrypto, which is native code there.
+    async fn sign_access_token(
+        &self,
+        keys: &KeySet,
+        settings: &TokenSettings,
+        claims: AccessClaims,
+        now: i64,
+    ) -> Result<String, ApiError> {
+        sign(keys, settings, claims, now)
+            .map_err(|error| ApiError::internal("token signing", error))
+    }
 
     /// Count this request against the budget of `scope` for one value of a dimension;
     /// `RateLimited` when it is spent.

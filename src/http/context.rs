@@ -182,7 +182,9 @@ impl<'a> Ctx<'a> {
 impl Edge for Ctx<'_> {
     /// EdDSA signs in Rust as it always has (Ed25519 signing is cheap there); ES256 and RS256
     /// sign through WebCrypto with the key imported once per isolate. Should WebCrypto fail,
-    /// the pure-Rust signer produces the same kind of token: slower, never weaker.
+    /// ES256 falls back to the pure-Rust signer (deterministic nonces, no secret-dependent
+    /// timing); RS256 does not, since the pure-Rust RSA signer runs without blinding
+    /// (RUSTSEC-2023-0071): the request fails instead.
     async fn sign_access_token(
         &self,
         keys: &KeySet,
@@ -199,6 +201,12 @@ impl Edge for Ctx<'_> {
             Ok(signature) => Ok(token::assemble(&input, &signature)),
             Err(error) => {
                 log::error(self.meta, "webcrypto_unavailable", &format!("{error:?}"));
+                if keys.algorithm() == Algorithm::RS256 {
+                    return Err(ApiError::internal(
+                        "token signing",
+                        "WebCrypto failed; RS256 has no constant-time fallback",
+                    ));
+                }
                 token::sign(keys, settings, claims, now).map_err(failed)
             }
         }

@@ -370,7 +370,7 @@ mod tests {
     const OTHER_SEED: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
     const NOW: i64 = 1_790_000_000;
 
-    fn settings() -> TokenSettings {
+    pub(super) fn settings() -> TokenSettings {
         TokenSettings {
             issuer: "https://auth.example".into(),
             audience: "example-app".into(),
@@ -379,7 +379,7 @@ mod tests {
         }
     }
 
-    fn claims() -> AccessClaims {
+    pub(super) fn claims() -> AccessClaims {
         AccessClaims {
             iss: "https://auth.example".into(),
             aud: "example-app".into(),
@@ -593,6 +593,7 @@ mod tests {
 /// ES256 and RS256 beside EdDSA: key forms, pinning and rotation across algorithms.
 #[cfg(test)]
 mod algorithm_tests {
+    use super::tests::{claims, settings};
     use super::*;
     use serde_json::{json, Value};
 
@@ -626,27 +627,6 @@ mod algorithm_tests {
             "",
         )
         .unwrap()
-    }
-
-    fn settings() -> TokenSettings {
-        TokenSettings {
-            issuer: "https://auth.example".into(),
-            audience: "example-app".into(),
-            ttl_seconds: 900,
-            leeway_seconds: 30,
-        }
-    }
-
-    fn claims() -> AccessClaims {
-        AccessClaims {
-            iss: "https://auth.example".into(),
-            aud: "example-app".into(),
-            sub: "8b0f4a4e-2f1c-4a77-9a61-0f4d1c2b3a40".into(),
-            jti: "f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a0b".into(),
-            sid: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
-            roles: vec!["user".into()],
-            email_verified: true,
-        }
     }
 
     fn b64(json: &Value) -> String {

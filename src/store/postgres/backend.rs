@@ -116,6 +116,32 @@ impl<'a> PgBackend<'a> {
         Ok((self.db.read(&sql, &params).await?, total))
     }
 
+    /// The newest live one-time token of `purpose` whose `condition` on `$1` holds.
+    async fn live_token(
+        &self,
+        condition: &str,
+        value: &str,
+        purpose: Purpose,
+        now: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        let purpose = purpose.as_str();
+        let rows = self
+            .db
+            .read(
+                &format!(
+                    "{TOKEN_SELECT} WHERE {condition} AND purpose = $2 AND used_at IS NULL \
+                       AND expires_at > $3 ORDER BY created_at DESC LIMIT 1"
+                ),
+                &[
+                    (&value, Type::TEXT),
+                    (&purpose, Type::TEXT),
+                    (&now, Type::INT8),
+                ],
+            )
+            .await?;
+        rows.first().map(token_from).transpose()
+    }
+
     async fn user_by(&self, condition: &str, value: &str) -> Result<Option<User>, StoreError> {
         let rows = self
             .db
@@ -900,22 +926,8 @@ impl OneTimeTokenStore for PgBackend<'_> {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<IssuedToken>, StoreError> {
-        let purpose = purpose.as_str();
-        let rows = self
-            .db
-            .read(
-                &format!(
-                    "{TOKEN_SELECT} WHERE token_hash = $1 AND purpose = $2 \
-                       AND used_at IS NULL AND expires_at > $3"
-                ),
-                &[
-                    (&token_hash, Type::TEXT),
-                    (&purpose, Type::TEXT),
-                    (&now, Type::INT8),
-                ],
-            )
-            .await?;
-        rows.first().map(token_from).transpose()
+        self.live_token("token_hash = $1", token_hash, purpose, now)
+            .await
     }
 
     async fn find_token_by_email(
@@ -924,22 +936,7 @@ impl OneTimeTokenStore for PgBackend<'_> {
         email: &str,
         now: i64,
     ) -> Result<Option<IssuedToken>, StoreError> {
-        let purpose = purpose.as_str();
-        let rows = self
-            .db
-            .read(
-                &format!(
-                    "{TOKEN_SELECT} WHERE email = $1 AND purpose = $2 AND used_at IS NULL \
-                       AND expires_at > $3 ORDER BY created_at DESC LIMIT 1"
-                ),
-                &[
-                    (&email, Type::TEXT),
-                    (&purpose, Type::TEXT),
-                    (&now, Type::INT8),
-                ],
-            )
-            .await?;
-        rows.first().map(token_from).transpose()
+        self.live_token("email = $1", email, purpose, now).await
     }
 
     async fn record_failed_code(

@@ -50,6 +50,14 @@ pub enum ApiError {
     UsernameTaken,
     /// 409: the email address belongs to another account.
     EmailTaken,
+    /// 409: the provider account is linked to another account, or this account already
+    /// has an identity of that provider.
+    IdentityTaken,
+    /// 409: the provider's account would be linked to an account whose email is not
+    /// verified; the app should have the user sign in and link from the account.
+    LinkRequired,
+    /// 409: unlinking would leave the account no way to sign in.
+    LastSignInMethod,
     /// 409: an administrator may not do this to their own account (`detail` says what).
     SelfActionRefused(String),
     /// 409: the change would leave no active holder of `admin`.
@@ -147,6 +155,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => 405,
             ApiError::UsernameTaken
             | ApiError::EmailTaken
+            | ApiError::IdentityTaken
+            | ApiError::LinkRequired
+            | ApiError::LastSignInMethod
             | ApiError::SelfActionRefused(_)
             | ApiError::LastAdmin => 409,
             ApiError::PayloadTooLarge(_) => 413,
@@ -172,6 +183,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UsernameTaken => "username_taken",
             ApiError::EmailTaken => "email_taken",
+            ApiError::IdentityTaken => "identity_taken",
+            ApiError::LinkRequired => "link_required",
+            ApiError::LastSignInMethod => "last_sign_in_method",
             ApiError::SelfActionRefused(_) => "self_action_refused",
             ApiError::LastAdmin => "last_admin",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -224,6 +238,21 @@ impl ApiError {
             | ApiError::SelfActionRefused(why) => why.clone(),
             ApiError::UsernameTaken => USERNAME_TAKEN.into(),
             ApiError::EmailTaken => EMAIL_TAKEN.into(),
+            ApiError::IdentityTaken => {
+                "This provider account is linked to another account, or this account \
+                 already has one of that provider"
+                    .into()
+            }
+            ApiError::LinkRequired => {
+                "An account with this email exists but its email is not verified: sign in to \
+                 it and link the provider from there"
+                    .into()
+            }
+            ApiError::LastSignInMethod => {
+                "This is the account's last way to sign in: set a password or link another \
+                 provider first"
+                    .into()
+            }
             ApiError::NotFound => "Not found".into(),
             ApiError::MethodNotAllowed => "Method not allowed".into(),
             ApiError::PayloadTooLarge(limit) => {

@@ -137,6 +137,8 @@ describe("schema", () => {
       [
         "active_admins (view)",
         "audit_log",
+        "identities",
+        "oauth_grants",
         "one_time_tokens",
         "outbox",
         "permissions",
@@ -160,6 +162,7 @@ describe("schema", () => {
     for (const col of [
       "users.id", "sessions.id", "sessions.user_id", "user_roles.user_id", "refresh_tokens.session_id",
       "one_time_tokens.id", "one_time_tokens.user_id", "outbox.id", "audit_log.actor_id", "audit_log.target_id",
+      "identities.id", "identities.user_id",
     ]) {
       assert.equal(types[col], "uuid", col);
     }
@@ -179,7 +182,10 @@ describe("schema", () => {
        WHERE connamespace = 'public'::regnamespace AND contype IN ('u', 'p')",
     );
     const names = constraints.rows.map((row) => `${row.tbl}.${row.conname}`);
-    for (const name of ["users.users_username_key", "users.users_email_key", "one_time_tokens.one_time_tokens_token_hash_key"]) {
+    for (const name of [
+      "users.users_username_key", "users.users_email_key", "one_time_tokens.one_time_tokens_token_hash_key",
+      "identities.identities_provider_subject_key", "identities.identities_user_provider_key",
+    ]) {
       assert.ok(names.includes(name), `${name} in ${names}`);
     }
     const indexes = await client.query("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'");
@@ -188,6 +194,7 @@ describe("schema", () => {
       "sessions_by_user", "refresh_tokens_by_session", "role_permissions_by_permission", "user_roles_by_role",
       "audit_log_by_time", "audit_log_by_actor", "audit_log_by_target", "audit_log_by_action",
       "one_time_tokens_by_user", "one_time_tokens_by_email", "outbox_by_recipient",
+      "identities_by_user", "oauth_grants_by_expiry",
     ]) {
       assert.ok(have.has(index), index);
     }
@@ -222,6 +229,48 @@ describe("schema", () => {
     // Several accounts may have no email.
     await insert(uniqueName("dup"), null);
     await insert(uniqueName("dup"), null);
+  });
+
+  test("a linked subject, or a second identity of one provider, fails with 23505 on its named constraint", async () => {
+    const user = randomUUID();
+    const other = randomUUID();
+    for (const id of [user, other]) {
+      await client.query(
+        "INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES ($1, $2, '!none', 0, 0)",
+        [id, uniqueName("idn")],
+      );
+    }
+    const link = (userId, provider, subject) =>
+      client.query(
+        "INSERT INTO identities (id, user_id, provider, subject, created_at, last_used_at) VALUES ($1, $2, $3, $4, 0, 0)",
+        [randomUUID(), userId, provider, subject],
+      );
+    const subject = uniqueName("sub");
+    await link(user, "github", subject);
+    await assert.rejects(link(other, "github", subject), (error) => {
+      assert.equal(error.code, "23505");
+      assert.equal(error.constraint, "identities_provider_subject_key");
+      return true;
+    });
+    await assert.rejects(link(user, "github", uniqueName("sub")), (error) => {
+      assert.equal(error.code, "23505");
+      assert.equal(error.constraint, "identities_user_provider_key");
+      return true;
+    });
+    // The same subject at another provider is another identity.
+    await link(other, "google", subject);
+  });
+
+  test("a one-time value is spent by exactly one of two concurrent deletes", async () => {
+    const digest = uniqueName("grant");
+    await client.query(
+      "INSERT INTO oauth_grants (digest, kind, payload, created_at, expires_at) VALUES ($1, 'state', '{}', 0, 9999999999)",
+      [digest],
+    );
+    const other = await connect();
+    const spend = (db) => db.query("DELETE FROM oauth_grants WHERE digest = $1 AND kind = 'state' RETURNING payload", [digest]);
+    const results = await Promise.all([spend(client), spend(other)]);
+    assert.deepEqual(results.map((result) => result.rowCount).sort(), [0, 1]);
   });
 
   test("usernames and emails order bytewise, so prefix ranges find what they should", async () => {

@@ -30,10 +30,16 @@ pub enum AuditAction {
     UserUnbanned,
     SessionRevoked,
     SessionsRevokedAll,
+    /// A sign-in through a provider identity (the account's first one is a `Signup`).
+    ProviderLogin,
+    /// A provider identity linked to an account.
+    IdentityLinked,
+    /// A provider identity unlinked from an account.
+    IdentityUnlinked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::Signup,
         AuditAction::Login,
         AuditAction::LoginFailed,
@@ -48,6 +54,9 @@ impl AuditAction {
         AuditAction::UserUnbanned,
         AuditAction::SessionRevoked,
         AuditAction::SessionsRevokedAll,
+        AuditAction::ProviderLogin,
+        AuditAction::IdentityLinked,
+        AuditAction::IdentityUnlinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +75,9 @@ impl AuditAction {
             AuditAction::UserUnbanned => "user.unbanned",
             AuditAction::SessionRevoked => "session.revoked",
             AuditAction::SessionsRevokedAll => "session.revoked_all",
+            AuditAction::ProviderLogin => "user.provider_login",
+            AuditAction::IdentityLinked => "identity.linked",
+            AuditAction::IdentityUnlinked => "identity.unlinked",
         }
     }
 

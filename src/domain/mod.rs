@@ -9,6 +9,7 @@ pub mod audit;
 pub mod ban;
 pub mod email;
 pub mod hibp;
+pub mod identity;
 pub mod input;
 pub mod keys;
 pub mod lockout;

@@ -18,6 +18,13 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// The 10,000 most common passwords, lower-case; `common_passwords.txt` names its source.
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
+/// The stored "hash" of an account that has no password (created through a sign-in
+/// provider) until one is set, by a reset or a change. A PHC string always starts with `$`,
+/// so no password can ever produce it, and [`PasswordHasherConfig::verify`] answers a
+/// mismatch for it (after the cost of one hash, so timing does not tell such an account
+/// apart). A reset replaces it like any other hash.
+pub const NO_PASSWORD: &str = "!none";
+
 /// How many entries the embedded list has.
 pub const COMMON_PASSWORD_COUNT: usize = 10_000;
 
@@ -196,6 +203,10 @@ impl PasswordHasherConfig {
 
     /// Check a password against a stored PHC string (in constant time, inside argon2).
     pub fn verify(&self, password: &str, stored: &str) -> Result<Verification, HashError> {
+        if stored == NO_PASSWORD {
+            self.burn(password);
+            return Ok(Verification::Mismatch);
+        }
         let parsed = PasswordHash::new(stored).map_err(|_| HashError::InvalidStoredHash)?;
         // Verify with the parameters recorded in the hash, not the current ones.
         let verified = Argon2::default()
@@ -411,6 +422,18 @@ mod tests {
             fast().verify("x", "not-a-phc-string"),
             Err(HashError::InvalidStoredHash)
         );
+    }
+
+    #[test]
+    fn an_account_without_a_password_never_verifies() {
+        let hasher = fast();
+        for attempt in ["", NO_PASSWORD, "!none ", "correct horse"] {
+            assert_eq!(
+                hasher.verify(attempt, NO_PASSWORD).unwrap(),
+                Verification::Mismatch
+            );
+        }
+        assert!(!hasher.hash(NO_PASSWORD, &[4; 16]).unwrap().eq(NO_PASSWORD));
     }
 
     #[test]

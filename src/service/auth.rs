@@ -134,6 +134,7 @@ where
                 username: &input.username,
                 email: input.email.as_deref(),
                 password_hash: &password_hash,
+                email_verified: false,
                 now,
             },
             session.as_ref(),

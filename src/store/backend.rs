@@ -6,6 +6,7 @@ use crate::config::{DatabaseKind, RateLimit};
 use crate::domain::access::Role;
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
 use crate::domain::email::{Message, Purpose};
+use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
@@ -17,10 +18,10 @@ use crate::store::d1::backend::D1Backend;
 use crate::store::error::StoreError;
 use crate::store::postgres::backend::PgBackend;
 use crate::store::traits::{
-    AuditStore, Ban, HealthStore, LoginFailureStore, MaintenanceStore, NewSession, NewToken,
-    NewUser, OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RateLimitStore,
-    RefreshRotation, RefreshTokenStore, RevocationStore, RoleStore, RotateReply, Rotation,
-    SessionStore, StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, HealthStore, IdentityStore, LoginFailureStore, MaintenanceStore, NewIdentity,
+    NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange,
+    Pruned, RateLimitStore, RefreshRotation, RefreshTokenStore, RevocationStore, RoleStore,
+    RotateReply, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -387,5 +388,77 @@ impl RefreshTokenStore for Backend<'_> {
 
     async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, store => store.session_owner(session_id).await)
+    }
+}
+
+impl IdentityStore for Backend<'_> {
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        dispatch!(self, store => store.find_identity(provider, subject).await)
+    }
+
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+        dispatch!(self, store => store.identities_of(user_id).await)
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &NewUser<'_>,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.create_user_with_identity(user, identity, entry).await)
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.link_identity(identity, entry).await)
+    }
+
+    async fn touch_identity(
+        &self,
+        identity_id: &str,
+        email: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.touch_identity(identity_id, email, now, entry).await)
+    }
+
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        identity_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        dispatch!(self, store => store.unlink_identity(user_id, identity_id, entry).await)
+    }
+}
+
+impl OAuthGrantStore for Backend<'_> {
+    async fn put_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        payload: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.put_grant(kind, digest, payload, now, expires_at).await)
+    }
+
+    async fn take_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        dispatch!(self, store => store.take_grant(kind, digest, now).await)
     }
 }

@@ -10,6 +10,8 @@ use std::fmt;
 pub enum Unique {
     Username,
     Email,
+    /// A provider subject already linked, or a second identity of one provider.
+    Identity,
 }
 
 /// Every way a store call can fail.
@@ -55,6 +57,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Taken(Unique::Username) => f.write_str("username taken"),
             StoreError::Taken(Unique::Email) => f.write_str("email taken"),
+            StoreError::Taken(Unique::Identity) => f.write_str("identity taken"),
             StoreError::LastAdmin => f.write_str("last active admin"),
             StoreError::Unrepresentable => f.write_str("a value the store cannot hold"),
             StoreError::Unavailable { what, cause } => write!(f, "{what} unavailable: {cause}"),
@@ -67,6 +70,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Taken(Unique::Username) => ApiError::UsernameTaken,
             StoreError::Taken(Unique::Email) => ApiError::EmailTaken,
+            StoreError::Taken(Unique::Identity) => ApiError::IdentityTaken,
             StoreError::LastAdmin => ApiError::LastAdmin,
             StoreError::Unrepresentable => ApiError::MalformedRequest(
                 "The request holds text with a NUL character, which cannot be stored".into(),

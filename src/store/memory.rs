@@ -6,8 +6,10 @@ use crate::config::RateLimit;
 use crate::domain::access::Role;
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
 use crate::domain::email::{Message, Purpose};
+use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::one_time::IssuedToken;
+use crate::domain::password::NO_PASSWORD;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
 use crate::domain::session::Session;
@@ -15,9 +17,10 @@ use crate::domain::user::{looks_like_email, normalize_email, normalize_username,
 use crate::store::error::StoreError;
 use crate::store::error::Unique;
 use crate::store::traits::{
-    AuditStore, Ban, LoginFailureStore, NewSession, NewToken, NewUser, OneTimeTokenStore,
-    OutboxStore, ProfileChange, RateLimitStore, RefreshRotation, RevocationStore, RoleStore,
-    RotateOutcome, RotateReply, SessionStore, StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, IdentityStore, LoginFailureStore, NewIdentity, NewSession, NewToken, NewUser,
+    OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange, RateLimitStore,
+    RefreshRotation, RevocationStore, RoleStore, RotateOutcome, RotateReply, SessionStore,
+    StoredMessage, TokenEffect, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -43,6 +46,9 @@ pub struct StoredToken {
     pub used_by: Option<String>,
 }
 
+/// One-time values of the redirect flow: (kind, digest) to (payload, expiry).
+pub type Grants = HashMap<(&'static str, String), (String, i64)>;
+
 /// Every record the traits reach, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -66,6 +72,10 @@ pub struct MemoryStore {
     /// Requests counted per rate-limit key.
     pub rate_counts: RefCell<HashMap<String, u32>>,
     pub outbox: RefCell<Vec<StoredMessage>>,
+    /// Provider identities, in the order they were linked.
+    pub identities: RefCell<Vec<Identity>>,
+    /// One-time values of the redirect flow by (kind, digest): payload and expiry.
+    pub grants: RefCell<Grants>,
     /// Rotations so far, to draw distinct successor tokens.
     rotations: Cell<u32>,
     /// While set, every call fails as an unreachable store does, and nothing changes.
@@ -312,7 +322,7 @@ impl UserStore for MemoryStore {
             id: user.id.into(),
             username: user.username.into(),
             email: user.email.map(str::to_owned),
-            email_verified: false,
+            email_verified: user.email_verified,
             roles: vec!["user".into()],
             created_at: user.now,
             updated_at: user.now,
@@ -1049,5 +1059,293 @@ impl OutboxStore for MemoryStore {
                 created_at: message.created_at,
             })
             .collect())
+    }
+}
+
+impl MemoryStore {
+    /// The identities' unique pairs (migrations/0005): a subject belongs to one account, an
+    /// account has one identity per provider.
+    fn identity_conflict(&self, identity: &NewIdentity<'_>) -> Result<(), StoreError> {
+        let taken = self.identities.borrow().iter().any(|other| {
+            other.provider == identity.provider
+                && (other.subject == identity.subject || other.user_id == identity.user_id)
+        });
+        if taken {
+            Err(StoreError::Taken(Unique::Identity))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn insert_identity(&self, identity: &NewIdentity<'_>) {
+        self.identities.borrow_mut().push(Identity {
+            id: identity.id.into(),
+            user_id: identity.user_id.into(),
+            provider: identity.provider.into(),
+            subject: identity.subject.into(),
+            email: identity.email.map(str::to_owned),
+            created_at: identity.now,
+            last_used_at: identity.now,
+        });
+    }
+}
+
+impl IdentityStore for MemoryStore {
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        self.check()?;
+        Ok(self
+            .identities
+            .borrow()
+            .iter()
+            .find(|identity| identity.provider == provider && identity.subject == subject)
+            .cloned())
+    }
+
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+        self.check()?;
+        Ok(self
+            .identities
+            .borrow()
+            .iter()
+            .filter(|identity| identity.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &NewUser<'_>,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.identity_conflict(identity)?;
+        self.create_user(user, None, entry, None).await?;
+        self.insert_identity(identity);
+        Ok(())
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if self.user(identity.user_id).is_none() {
+            return Err(StoreError::unavailable(
+                "Database",
+                "foreign key: no such user",
+            ));
+        }
+        self.identity_conflict(identity)?;
+        self.insert_identity(identity);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(())
+    }
+
+    async fn touch_identity(
+        &self,
+        identity_id: &str,
+        email: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        for identity in self.identities.borrow_mut().iter_mut() {
+            if identity.id == identity_id {
+                identity.last_used_at = now;
+                identity.email = email.map(str::to_owned);
+            }
+        }
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(())
+    }
+
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        identity_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        self.check()?;
+        let mut identities = self.identities.borrow_mut();
+        let Some(position) = identities
+            .iter()
+            .position(|identity| identity.id == identity_id && identity.user_id == user_id)
+        else {
+            return Ok(Unlink::NotFound);
+        };
+        let has_password = self
+            .user(user_id)
+            .is_some_and(|user| user.password_hash != NO_PASSWORD);
+        let other_identity = identities
+            .iter()
+            .any(|identity| identity.user_id == user_id && identity.id != identity_id);
+        if !has_password && !other_identity {
+            return Ok(Unlink::LastSignInMethod);
+        }
+        identities.remove(position);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(Unlink::Unlinked)
+    }
+}
+
+impl OAuthGrantStore for MemoryStore {
+    async fn put_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        payload: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut grants = self.grants.borrow_mut();
+        grants.retain(|_, (_, expiry)| *expiry > now);
+        grants.insert(
+            (kind.as_str(), digest.to_owned()),
+            (payload.to_owned(), expires_at),
+        );
+        Ok(())
+    }
+
+    async fn take_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        Ok(self
+            .grants
+            .borrow_mut()
+            .remove(&(kind.as_str(), digest.to_owned()))
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(payload, _)| payload))
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+    use crate::domain::audit::{AuditAction, AuditEntry, Origin};
+
+    /// The in-memory store never waits: one poll completes a call. (The service layer has
+    /// its own helper; the store may not import it.)
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return output;
+            }
+        }
+    }
+
+    fn entry() -> AuditEntry {
+        AuditEntry::new(AuditAction::IdentityLinked, Origin::default(), 1)
+    }
+
+    fn user(store: &MemoryStore, id: &str, password_hash: &str) {
+        block_on(store.create_user(
+            &NewUser {
+                id,
+                username: &format!("user_{id}"),
+                email: None,
+                password_hash,
+                email_verified: false,
+                now: 1,
+            },
+            None,
+            &entry(),
+            None,
+        ))
+        .unwrap();
+    }
+
+    fn identity<'a>(
+        id: &'a str,
+        user_id: &'a str,
+        provider: &'a str,
+        subject: &'a str,
+    ) -> NewIdentity<'a> {
+        NewIdentity {
+            id,
+            user_id,
+            provider,
+            subject,
+            email: None,
+            now: 1,
+        }
+    }
+
+    #[test]
+    fn a_subject_belongs_to_one_account_and_an_account_has_one_identity_per_provider() {
+        let store = MemoryStore::default();
+        user(&store, "a", NO_PASSWORD);
+        user(&store, "b", NO_PASSWORD);
+        block_on(store.link_identity(&identity("i1", "a", "github", "1"), &entry())).unwrap();
+        assert_eq!(
+            block_on(store.link_identity(&identity("i2", "b", "github", "1"), &entry())),
+            Err(StoreError::Taken(Unique::Identity))
+        );
+        assert_eq!(
+            block_on(store.link_identity(&identity("i3", "a", "github", "2"), &entry())),
+            Err(StoreError::Taken(Unique::Identity))
+        );
+        block_on(store.link_identity(&identity("i4", "a", "google", "1"), &entry())).unwrap();
+    }
+
+    #[test]
+    fn the_last_way_to_sign_in_is_never_unlinked() {
+        let store = MemoryStore::default();
+        user(&store, "a", NO_PASSWORD);
+        block_on(store.link_identity(&identity("i1", "a", "github", "1"), &entry())).unwrap();
+        block_on(store.link_identity(&identity("i2", "a", "google", "1"), &entry())).unwrap();
+        assert_eq!(
+            block_on(store.unlink_identity("b", "i1", &entry())),
+            Ok(Unlink::NotFound)
+        );
+        assert_eq!(
+            block_on(store.unlink_identity("a", "i1", &entry())),
+            Ok(Unlink::Unlinked)
+        );
+        assert_eq!(
+            block_on(store.unlink_identity("a", "i2", &entry())),
+            Ok(Unlink::LastSignInMethod)
+        );
+        user(&store, "c", "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA");
+        block_on(store.link_identity(&identity("i3", "c", "github", "3"), &entry())).unwrap();
+        assert_eq!(
+            block_on(store.unlink_identity("c", "i3", &entry())),
+            Ok(Unlink::Unlinked)
+        );
+    }
+
+    #[test]
+    fn a_grant_is_spent_once_only_by_its_own_kind_and_only_while_live() {
+        let store = MemoryStore::default();
+        block_on(store.put_grant(GrantKind::State, "d", "payload", 10, 20)).unwrap();
+        assert_eq!(
+            block_on(store.take_grant(GrantKind::Code, "d", 11)),
+            Ok(None)
+        );
+        assert_eq!(
+            block_on(store.take_grant(GrantKind::State, "d", 11)),
+            Ok(Some("payload".into()))
+        );
+        assert_eq!(
+            block_on(store.take_grant(GrantKind::State, "d", 11)),
+            Ok(None)
+        );
+        block_on(store.put_grant(GrantKind::Code, "e", "p", 10, 20)).unwrap();
+        assert_eq!(
+            block_on(store.take_grant(GrantKind::Code, "e", 20)),
+            Ok(None)
+        );
     }
 }

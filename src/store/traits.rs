@@ -15,6 +15,7 @@ use crate::config::RateLimit;
 use crate::domain::access::Role;
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
 use crate::domain::email::{Message, Purpose};
+use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
@@ -29,7 +30,21 @@ pub struct NewUser<'a> {
     pub id: &'a str,
     pub username: &'a str,
     pub email: Option<&'a str>,
+    /// A PHC string, or `domain::password::NO_PASSWORD` for an account created through a
+    /// provider.
     pub password_hash: &'a str,
+    /// Whether the email is verified from the start (a provider asserted it); signup: no.
+    pub email_verified: bool,
+    pub now: i64,
+}
+
+/// A provider identity about to be linked.
+pub struct NewIdentity<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub provider: &'a str,
+    pub subject: &'a str,
+    pub email: Option<&'a str>,
     pub now: i64,
 }
 
@@ -175,6 +190,82 @@ pub trait UserStore {
         now: i64,
         entry: &AuditEntry,
     ) -> Result<Option<User>, StoreError>;
+}
+
+/// Provider identities linked to accounts.
+pub trait IdentityStore {
+    /// The identity a provider's subject is, if it is linked.
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError>;
+
+    /// An account's identities, oldest first.
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError>;
+
+    /// Create an account (default role) with its first identity and `entry`, in one
+    /// transaction. A taken username or email is `Taken` as for `create_user`; a subject
+    /// linked meanwhile is `Taken(Unique::Identity)`; nothing is written then.
+    async fn create_user_with_identity(
+        &self,
+        user: &NewUser<'_>,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Link an identity to an existing account with `entry`, in one transaction;
+    /// `Taken(Unique::Identity)` when the subject is linked to any account, or the account
+    /// already has an identity of that provider.
+    async fn link_identity(
+        &self,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Record a sign-in through an identity: its last use, the email the provider asserts
+    /// now, and `entry`, in one transaction.
+    async fn touch_identity(
+        &self,
+        identity_id: &str,
+        email: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Remove one of an account's identities with `entry`, in one transaction, unless it is
+    /// the account's last way to sign in (no password and no other identity), which is
+    /// decided inside that transaction so two concurrent unlinks cannot both pass.
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        identity_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError>;
+}
+
+/// The one-time values of the redirect flow (state, exchange code), by digest.
+pub trait OAuthGrantStore {
+    /// Store a value's digest with what spending it yields, until `expires_at`; expired
+    /// values are swept at the same time.
+    async fn put_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        payload: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Spend a value: remove it and return its payload, atomically, so of two concurrent
+    /// spends exactly one gets it. `None` when unknown, spent, of the other kind, or
+    /// expired (an expired value is removed all the same).
+    async fn take_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// Roles and who holds them.

@@ -28,6 +28,8 @@ pub enum When<'a> {
     TargetBanned,
     /// This session of the target account is not revoked yet.
     SessionUnrevoked(&'a str),
+    /// This identity of the target account may be unlinked (see `identities::removable`).
+    IdentityRemovable(&'a str),
 }
 
 /// SQL: the account named by parameter `user` holds the role named by parameter `role`.
@@ -42,25 +44,29 @@ pub fn insert_statement(
     entry: &AuditEntry,
     when: When<'_>,
 ) -> Result<D1PreparedStatement, StoreError> {
-    let (condition, extra): (String, Option<&str>) = match when {
-        When::Always => ("1".into(), None),
-        When::TargetExists => ("EXISTS (SELECT 1 FROM users WHERE id = ?4)".into(), None),
+    let (condition, extra): (String, Vec<&str>) = match when {
+        When::Always => ("1".into(), vec![]),
+        When::TargetExists => ("EXISTS (SELECT 1 FROM users WHERE id = ?4)".into(), vec![]),
         When::TargetLacksRole(role) => (
             "EXISTS (SELECT 1 FROM users WHERE id = ?4) AND NOT EXISTS \
                (SELECT 1 FROM user_roles WHERE user_id = ?4 AND role = ?9)"
                 .into(),
-            Some(role),
+            vec![role],
         ),
-        When::TargetHoldsRole(role) => (holds_role("?4", "?9"), Some(role)),
+        When::TargetHoldsRole(role) => (holds_role("?4", "?9"), vec![role]),
         When::TargetBanned => (
             "EXISTS (SELECT 1 FROM users WHERE id = ?4 AND banned_at IS NOT NULL)".into(),
-            None,
+            vec![],
         ),
         When::SessionUnrevoked(session_id) => (
             "EXISTS (SELECT 1 FROM sessions WHERE id = ?9 AND user_id = ?4 \
                AND revoked_at IS NULL)"
                 .into(),
-            Some(session_id),
+            vec![session_id],
+        ),
+        When::IdentityRemovable(identity_id) => (
+            super::identities::removable("?9", "?4", "?10"),
+            vec![identity_id, crate::domain::password::NO_PASSWORD],
         ),
     };
     let details = serde_json::to_string(&entry.details)
@@ -75,9 +81,7 @@ pub fn insert_statement(
         optional_text(entry.origin.colo.as_deref()),
         text(&details),
     ];
-    if let Some(extra) = extra {
-        params.push(text(extra));
-    }
+    params.extend(extra.into_iter().map(text));
     db.prepare(format!(
         "INSERT INTO audit_log (occurred_at, action, actor_id, target_id, request_id, ip, \
            colo, details) \

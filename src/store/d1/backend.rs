@@ -5,18 +5,19 @@
 use crate::domain::access::Role;
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::domain::email::{Message, Purpose};
+use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::d1::{
-    audit, database, maintenance, one_time_tokens, outbox, ping, roles, sessions, users,
+    audit, database, identities, maintenance, one_time_tokens, outbox, ping, roles, sessions, users,
 };
 use crate::store::error::StoreError;
 use crate::store::traits::{
-    AuditStore, Ban, HealthStore, MaintenanceStore, NewSession, NewToken, NewUser,
-    OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation,
-    SessionStore, StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, HealthStore, IdentityStore, MaintenanceStore, NewIdentity, NewSession,
+    NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange, Pruned,
+    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -315,5 +316,77 @@ impl RefreshTokenStore for D1Backend<'_> {
 
     async fn session_owner(&self, session_id: &str) -> Result<Option<String>, StoreError> {
         sessions::owner(&database(self.env)?, session_id).await
+    }
+}
+
+impl IdentityStore for D1Backend<'_> {
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        identities::find(&database(self.env)?, provider, subject).await
+    }
+
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+        identities::of_user(&database(self.env)?, user_id).await
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &NewUser<'_>,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        identities::create_user(&database(self.env)?, user, identity, entry).await
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        identities::link(&database(self.env)?, identity, entry).await
+    }
+
+    async fn touch_identity(
+        &self,
+        identity_id: &str,
+        email: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        identities::touch(&database(self.env)?, identity_id, email, now, entry).await
+    }
+
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        identity_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        identities::unlink(&database(self.env)?, user_id, identity_id, entry).await
+    }
+}
+
+impl OAuthGrantStore for D1Backend<'_> {
+    async fn put_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        payload: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        identities::put_grant(&database(self.env)?, kind, digest, payload, now, expires_at).await
+    }
+
+    async fn take_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        identities::take_grant(&database(self.env)?, kind, digest, now).await
     }
 }

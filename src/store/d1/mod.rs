@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod identities;
 pub mod maintenance;
 pub mod one_time_tokens;
 pub mod outbox;
@@ -56,6 +57,11 @@ pub fn map_d1_error(error: worker::Error) -> StoreError {
     }
     if message.contains("UNIQUE constraint failed: users.email") {
         return StoreError::Taken(Unique::Email);
+    }
+    // Either of the identities' unique pairs (migrations/0005): a subject linked already,
+    // or a second identity of one provider for the account.
+    if message.contains("UNIQUE constraint failed: identities.") {
+        return StoreError::Taken(Unique::Identity);
     }
     // Raised by the triggers of migrations/0004_last_admin.sql; the whole batch is undone.
     if message.contains(LAST_ADMIN_ABORT) {

@@ -202,7 +202,7 @@ pub(super) fn insert_statements(
         .map_err(map_d1_error)?,
         db.prepare(
             "INSERT INTO users (id, username, email, password_hash, email_verified, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?6, ?5, ?5)",
         )
         .bind(&[
             text(user.id),
@@ -210,6 +210,7 @@ pub(super) fn insert_statements(
             optional_text(user.email),
             text(user.password_hash),
             integer(user.now),
+            integer(i64::from(user.email_verified)),
         ])
         .map_err(map_d1_error)?,
         db.prepare("INSERT INTO user_roles (user_id, role, granted_at) VALUES (?1, 'user', ?2)")

@@ -10,15 +10,17 @@ use super::{Connection, Param, Transaction};
 use crate::domain::access::Role;
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::domain::email::{Message, Purpose};
+use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::one_time::IssuedToken;
+use crate::domain::password::NO_PASSWORD;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::{is_uuid, Session};
 use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
 use crate::store::error::StoreError;
 use crate::store::traits::{
-    AuditStore, Ban, HealthStore, MaintenanceStore, NewSession, NewToken, NewUser,
-    OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation,
-    SessionStore, StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, HealthStore, IdentityStore, MaintenanceStore, NewIdentity, NewSession,
+    NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange, Pruned,
+    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use serde_json::Value;
 use tokio_postgres::types::Type;
@@ -163,6 +165,58 @@ async fn user_in(tx: &Transaction, user_id: &str) -> Result<Option<User>, StoreE
         )
         .await?;
     first_user(&rows)
+}
+
+/// Insert an account with the default role inside a transaction. A taken username is
+/// reported whatever the email, so the answer never depends on whether an address has an
+/// account (see the D1 backend).
+async fn insert_user(tx: &Transaction, user: &NewUser<'_>) -> Result<(), StoreError> {
+    let taken = tx
+        .query(
+            "SELECT 1 FROM users WHERE username = $1",
+            &[(&user.username, Type::TEXT)],
+        )
+        .await?;
+    if !taken.is_empty() {
+        return Err(StoreError::Taken(crate::store::error::Unique::Username));
+    }
+    tx.execute(
+        "INSERT INTO users (id, username, email, password_hash, email_verified, \
+           created_at, updated_at) VALUES ($1::uuid, $2, $3, $4, $6, $5, $5)",
+        &[
+            (&user.id, Type::TEXT),
+            (&user.username, Type::TEXT),
+            (&user.email, Type::TEXT),
+            (&user.password_hash, Type::TEXT),
+            (&user.now, Type::INT8),
+            (&user.email_verified, Type::BOOL),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1::uuid, 'user', $2)",
+        &[(&user.id, Type::TEXT), (&user.now, Type::INT8)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Insert an identity inside a transaction.
+async fn insert_identity(tx: &Transaction, identity: &NewIdentity<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO identities (id, user_id, provider, subject, email, created_at, \
+           last_used_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $6)",
+        &[
+            (&identity.id, Type::TEXT),
+            (&identity.user_id, Type::TEXT),
+            (&identity.provider, Type::TEXT),
+            (&identity.subject, Type::TEXT),
+            (&identity.email, Type::TEXT),
+            (&identity.now, Type::INT8),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Insert an audit entry inside a transaction.
@@ -336,35 +390,7 @@ impl UserStore for PgBackend<'_> {
     ) -> Result<(), StoreError> {
         self.db
             .transaction(async |tx| {
-                // A taken username is reported whatever the email, so the answer never
-                // depends on whether an address has an account (see the D1 backend).
-                let taken = tx
-                    .query(
-                        "SELECT 1 FROM users WHERE username = $1",
-                        &[(&user.username, Type::TEXT)],
-                    )
-                    .await?;
-                if !taken.is_empty() {
-                    return Err(StoreError::Taken(crate::store::error::Unique::Username));
-                }
-                tx.execute(
-                    "INSERT INTO users (id, username, email, password_hash, email_verified, \
-                       created_at, updated_at) VALUES ($1::uuid, $2, $3, $4, false, $5, $5)",
-                    &[
-                        (&user.id, Type::TEXT),
-                        (&user.username, Type::TEXT),
-                        (&user.email, Type::TEXT),
-                        (&user.password_hash, Type::TEXT),
-                        (&user.now, Type::INT8),
-                    ],
-                )
-                .await?;
-                tx.execute(
-                    "INSERT INTO user_roles (user_id, role, granted_at) \
-                     VALUES ($1::uuid, 'user', $2)",
-                    &[(&user.id, Type::TEXT), (&user.now, Type::INT8)],
-                )
-                .await?;
+                insert_user(tx, user).await?;
                 if let Some(session) = session {
                     insert_session(tx, session).await?;
                 }
@@ -1336,5 +1362,226 @@ impl RefreshTokenStore for PgBackend<'_> {
             .await?;
         row.map(|row| row.try_get("user_id").map_err(read_error))
             .transpose()
+    }
+}
+
+/// The columns of an identity.
+const IDENTITY_SELECT: &str = "SELECT id::text AS id, user_id::text AS user_id, provider, \
+       subject, email, created_at, last_used_at FROM identities";
+
+fn identity_from(row: &Row) -> Result<Identity, StoreError> {
+    Ok(Identity {
+        id: row.try_get("id").map_err(read_error)?,
+        user_id: row.try_get("user_id").map_err(read_error)?,
+        provider: row.try_get("provider").map_err(read_error)?,
+        subject: row.try_get("subject").map_err(read_error)?,
+        email: row.try_get("email").map_err(read_error)?,
+        created_at: row.try_get("created_at").map_err(read_error)?,
+        last_used_at: row.try_get("last_used_at").map_err(read_error)?,
+    })
+}
+
+impl IdentityStore for PgBackend<'_> {
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        self.db
+            .read_one(
+                &format!("{IDENTITY_SELECT} WHERE provider = $1 AND subject = $2"),
+                &[(&provider, Type::TEXT), (&subject, Type::TEXT)],
+            )
+            .await?
+            .as_ref()
+            .map(identity_from)
+            .transpose()
+    }
+
+    async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(Vec::new());
+        }
+        self.db
+            .read(
+                &format!("{IDENTITY_SELECT} WHERE user_id = $1::uuid ORDER BY created_at, id"),
+                &[(&user_id, Type::TEXT)],
+            )
+            .await?
+            .iter()
+            .map(identity_from)
+            .collect()
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &NewUser<'_>,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.db
+            .transaction(async |tx| {
+                insert_user(tx, user).await?;
+                insert_identity(tx, identity).await?;
+                insert_audit(tx, entry).await
+            })
+            .await
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &NewIdentity<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.db
+            .transaction(async |tx| {
+                insert_identity(tx, identity).await?;
+                insert_audit(tx, entry).await
+            })
+            .await
+    }
+
+    async fn touch_identity(
+        &self,
+        identity_id: &str,
+        email: Option<&str>,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        if !is_uuid(identity_id) {
+            return Ok(());
+        }
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "UPDATE identities SET last_used_at = $2, email = $3 WHERE id = $1::uuid",
+                    &[
+                        (&identity_id, Type::TEXT),
+                        (&now, Type::INT8),
+                        (&email, Type::TEXT),
+                    ],
+                )
+                .await?;
+                insert_audit(tx, entry).await
+            })
+            .await
+    }
+
+    async fn unlink_identity(
+        &self,
+        user_id: &str,
+        identity_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        if !is_uuid(user_id) || !is_uuid(identity_id) {
+            return Ok(Unlink::NotFound);
+        }
+        self.db
+            .transaction(async |tx| {
+                // The account's row lock serialises its unlinks: under READ COMMITTED two
+                // concurrent ones could each see the other identity and both delete, leaving
+                // the account no way to sign in. The second waits, then reads the first's
+                // result.
+                if !user_exists(tx, user_id).await? {
+                    return Ok(Unlink::NotFound);
+                }
+                let owned = tx
+                    .query(
+                        "SELECT 1 FROM identities WHERE id = $1::uuid AND user_id = $2::uuid",
+                        &[(&identity_id, Type::TEXT), (&user_id, Type::TEXT)],
+                    )
+                    .await?;
+                if owned.is_empty() {
+                    return Ok(Unlink::NotFound);
+                }
+                let other_way = tx
+                    .query(
+                        "SELECT 1 FROM users WHERE id = $2::uuid AND password_hash <> $3 \
+                         UNION ALL SELECT 1 FROM identities \
+                           WHERE user_id = $2::uuid AND id <> $1::uuid",
+                        &[
+                            (&identity_id, Type::TEXT),
+                            (&user_id, Type::TEXT),
+                            (&NO_PASSWORD, Type::TEXT),
+                        ],
+                    )
+                    .await?;
+                if other_way.is_empty() {
+                    return Ok(Unlink::LastSignInMethod);
+                }
+                tx.execute(
+                    "DELETE FROM identities WHERE id = $1::uuid AND user_id = $2::uuid",
+                    &[(&identity_id, Type::TEXT), (&user_id, Type::TEXT)],
+                )
+                .await?;
+                insert_audit(tx, entry).await?;
+                Ok(Unlink::Unlinked)
+            })
+            .await
+    }
+}
+
+impl OAuthGrantStore for PgBackend<'_> {
+    async fn put_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        payload: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let kind = kind.as_str();
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "DELETE FROM oauth_grants WHERE expires_at <= $1",
+                    &[(&now, Type::INT8)],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO oauth_grants (digest, kind, payload, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        (&digest, Type::TEXT),
+                        (&kind, Type::TEXT),
+                        (&payload, Type::TEXT),
+                        (&now, Type::INT8),
+                        (&expires_at, Type::INT8),
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn take_grant(
+        &self,
+        kind: GrantKind,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let kind = kind.as_str();
+        // A write: never retried (it may have landed), so a transaction of its own. Row
+        // locks make a concurrent second spend wait, then find no row.
+        let rows = self
+            .db
+            .transaction(async |tx| {
+                tx.query(
+                    "DELETE FROM oauth_grants WHERE digest = $1 AND kind = $2 \
+                     RETURNING payload, expires_at",
+                    &[(&digest, Type::TEXT), (&kind, Type::TEXT)],
+                )
+                .await
+            })
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let expires_at: i64 = row.try_get("expires_at").map_err(read_error)?;
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some(row.try_get("payload").map_err(read_error)?))
     }
 }

@@ -44,6 +44,9 @@ pub fn map_error(error: &tokio_postgres::Error) -> StoreError {
             match db.constraint() {
                 Some("users_username_key") => return StoreError::Taken(Unique::Username),
                 Some("users_email_key") => return StoreError::Taken(Unique::Email),
+                Some("identities_provider_subject_key" | "identities_user_provider_key") => {
+                    return StoreError::Taken(Unique::Identity)
+                }
                 _ => {}
             }
         }

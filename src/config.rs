@@ -8,6 +8,7 @@
 
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::metrics::token_digest;
+use crate::domain::oauth::OAuthSettings;
 use crate::domain::password::{HashParams, PasswordHasherConfig, PasswordPolicy};
 use crate::domain::secret::{keyed_digest, DIGEST_KEY_MIN_BYTES};
 use crate::domain::session::SessionPolicy;
@@ -212,6 +213,9 @@ pub struct Config {
     pub sessions: SessionPolicy,
     /// `ARGON2_*`.
     pub hasher: PasswordHasherConfig,
+    /// `OAUTH_PROVIDERS`, `OAUTH_<NAME>_CLIENT_ID`, `_CLIENT_SECRET`, `_ISSUER`,
+    /// `ALLOWED_REDIRECT_URLS` (see `domain::oauth`).
+    pub oauth: OAuthSettings,
     /// `PASSWORD_MIN_LENGTH`, `PASSWORD_MAX_LENGTH`.
     pub password_policy: PasswordPolicy,
     /// `ALLOWED_HOSTS`.
@@ -613,6 +617,18 @@ impl Config {
             }
             _ => None,
         };
+        // Fail closed: a provider configured wrongly stops the service with the reason,
+        // rather than starting without it or with half of it.
+        let oauth = match crate::domain::oauth::parse_settings(
+            &|name| reader.source.get(name),
+            &environment,
+        ) {
+            Ok(oauth) => oauth,
+            Err(problems) => {
+                reader.errors.extend(problems);
+                OAuthSettings::default()
+            }
+        };
         let hasher = PasswordHasherConfig::new(params)
             .map_err(|_| {
                 reader
@@ -654,6 +670,7 @@ impl Config {
                 metrics_flush_seconds,
                 reauth_seconds,
                 identifier_digest_key,
+                oauth,
             }),
             _ => Err(ConfigError(reader.errors.join("; "))),
         }
@@ -891,6 +908,26 @@ mod tests {
         assert!(error.0.contains("RATE_LIMIT_LOGIN"), "{error}");
         assert!(error.0.contains("AUDIT_RETENTION_DAYS"), "{error}");
         assert!(!error.0.contains("short"), "values must not be echoed");
+    }
+
+    #[test]
+    fn a_misconfigured_sign_in_provider_stops_the_service_without_echoing_its_secret() {
+        let mut settings = minimal();
+        settings.insert("OAUTH_PROVIDERS", "acme");
+        settings.insert("OAUTH_ACME_CLIENT_ID", "client");
+        settings.insert("OAUTH_ACME_CLIENT_SECRET", "very-secret-value");
+        settings.insert("OAUTH_ACME_ISSUER", "http://id.acme.example");
+        settings.insert("ALLOWED_REDIRECT_URLS", "https://app.example/done");
+        let error = Config::from_source(&Map(settings.clone())).unwrap_err();
+        assert!(
+            error.0.contains("OAUTH_ACME_ISSUER: must be https://"),
+            "{error}"
+        );
+        assert!(!error.0.contains("very-secret-value"), "{error}");
+        settings.insert("OAUTH_ACME_ISSUER", "https://id.acme.example");
+        let config = Config::from_source(&Map(settings)).unwrap();
+        assert_eq!(config.oauth.providers.len(), 1);
+        assert!(config.oauth.allows_redirect("https://app.example/done"));
     }
 
     #[test]

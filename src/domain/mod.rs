@@ -14,6 +14,7 @@ pub mod input;
 pub mod keys;
 pub mod lockout;
 pub mod metrics;
+pub mod oauth;
 pub mod one_time;
 pub mod password;
 pub mod query;

@@ -34,6 +34,12 @@ pub enum ApiError {
     /// 400: a JSON object names this member twice (RFC 7493 §2.3); refused rather than
     /// resolved, so nothing in front of the service can read another value than it does.
     DuplicateMember(String),
+    /// 400: a provider sign-in's state is unknown, spent, expired, another provider's, or
+    /// not this browser's (one answer for all).
+    InvalidState,
+    /// 400: a one-time sign-in code is unknown, spent or expired, or its PKCE verifier is
+    /// missing or wrong (the code is spent all the same).
+    InvalidGrant,
     /// 400: the Host header names no trusted host.
     UntrustedHost,
     /// 401: missing, malformed, expired, forged or revoked credentials.
@@ -148,6 +154,8 @@ impl ApiError {
         match self {
             ApiError::MalformedRequest(_)
             | ApiError::DuplicateMember(_)
+            | ApiError::InvalidState
+            | ApiError::InvalidGrant
             | ApiError::UntrustedHost => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) | ApiError::ReauthenticationRequired => 403,
@@ -176,6 +184,8 @@ impl ApiError {
             ApiError::MalformedRequest(_) => "malformed_request",
             ApiError::DuplicateMember(_) => "duplicate_member_name",
             ApiError::UntrustedHost => "untrusted_host",
+            ApiError::InvalidState => "invalid_state",
+            ApiError::InvalidGrant => "invalid_grant",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::ReauthenticationRequired => "reauthentication_required",
@@ -227,6 +237,12 @@ impl ApiError {
                 format!("Request body has a duplicate member name: {name:?}")
             }
             ApiError::UntrustedHost => "Invalid host header".into(),
+            ApiError::InvalidState => {
+                "The sign-in could not be completed: start it again from the app".into()
+            }
+            ApiError::InvalidGrant => {
+                "The code is invalid, expired or already used, or the code_verifier is wrong".into()
+            }
             ApiError::ReauthenticationRequired => {
                 "This operation needs a recent sign-in: send the account's password".into()
             }

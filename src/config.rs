@@ -629,6 +629,12 @@ impl Config {
                 OAuthSettings::default()
             }
         };
+        if !oauth.providers.is_empty() && email.public_base_url.is_empty() {
+            // The callback URL registered with each provider is built from it.
+            reader
+                .errors
+                .push("PUBLIC_BASE_URL is required when OAUTH_PROVIDERS names a provider".into());
+        }
         let hasher = PasswordHasherConfig::new(params)
             .map_err(|_| {
                 reader
@@ -925,6 +931,10 @@ mod tests {
         );
         assert!(!error.0.contains("very-secret-value"), "{error}");
         settings.insert("OAUTH_ACME_ISSUER", "https://id.acme.example");
+        // The callback URL registered with the provider is built from PUBLIC_BASE_URL.
+        let error = Config::from_source(&Map(settings.clone())).unwrap_err();
+        assert!(error.0.contains("PUBLIC_BASE_URL is required"), "{error}");
+        settings.insert("PUBLIC_BASE_URL", "https://auth.example");
         let config = Config::from_source(&Map(settings)).unwrap();
         assert_eq!(config.oauth.providers.len(), 1);
         assert!(config.oauth.allows_redirect("https://app.example/done"));

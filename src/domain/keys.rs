@@ -534,6 +534,31 @@ fn from_jwk(
     Ok((public, private))
 }
 
+/// The signing keys of a sign-in provider's JWKS document (`{"keys":[…]}`), each with its
+/// `kid`. Unlike the service's own settings, a provider's set is not ours to refuse whole:
+/// it may hold encryption keys, key types or curves this service does not use, or keys too
+/// weak to trust, and those are skipped, so one odd key cannot stop every sign-in. Only
+/// RS256 and ES256 keys are kept (what id_tokens are accepted with), never a private one.
+pub fn provider_signing_keys(document: &Value) -> Vec<(Option<String>, PublicKey)> {
+    const SETTING: &str = "provider JWKS";
+    let Some(Value::Array(items)) = document.get("keys") else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(Value::as_object)
+        .filter(|object| !object.contains_key("d"))
+        .filter_map(|object| {
+            let (public, _) = from_jwk(object, SETTING).ok()?;
+            if public.algorithm() == Algorithm::EdDSA {
+                return None;
+            }
+            let kid = object.get("kid").and_then(Value::as_str).map(str::to_owned);
+            Some((kid, public))
+        })
+        .collect()
+}
+
 fn looks_like_pem(text: &str) -> bool {
     text.contains("-----BEGIN ")
 }

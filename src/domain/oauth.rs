@@ -548,6 +548,212 @@ pub fn username_base(hints: &[Option<&str>]) -> String {
     "user".into()
 }
 
+/// The scopes asked of an OpenID Connect provider: the subject, the email and whether it is
+/// verified, and a name to derive the username from.
+pub const OIDC_SCOPE: &str = "openid email profile";
+/// The scopes asked of GitHub: the profile, and the addresses with their verification.
+pub const GITHUB_SCOPE: &str = "read:user user:email";
+
+/// Where a provider is asked to authorize, and where its code is exchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub authorization: String,
+    pub token: String,
+    /// The JWKS document (`None` for GitHub, which issues no id_token).
+    pub jwks: Option<String>,
+    /// Whether the client authenticates to the token endpoint with HTTP Basic
+    /// (`client_secret_basic`, the default of OpenID Connect Discovery) rather than with the
+    /// form (`client_secret_post`).
+    basic_auth: bool,
+}
+
+/// The discovery document of an issuer (OpenID Connect Discovery §4).
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// GitHub's fixed endpoints under its web URL.
+pub fn github_endpoints(web_url: &str) -> Endpoints {
+    let web = web_url.trim_end_matches('/');
+    Endpoints {
+        authorization: format!("{web}/login/oauth/authorize"),
+        token: format!("{web}/login/oauth/access_token"),
+        jwks: None,
+        basic_auth: false,
+    }
+}
+
+/// An endpoint the discovery document names: https (http only in development and test),
+/// without user information or fragment.
+fn endpoint(document: &Value, name: &str, plain_http: bool) -> Result<String, &'static str> {
+    let text = document
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or("lacks an endpoint")?;
+    let url = Url::parse(text).map_err(|_| "names an endpoint that is not a URL")?;
+    let scheme_ok = url.scheme() == "https" || (plain_http && url.scheme() == "http");
+    if !scheme_ok || !url.username().is_empty() || url.fragment().is_some() {
+        return Err("names an endpoint that is not a plain https:// URL");
+    }
+    Ok(text.to_owned())
+}
+
+/// Read a discovery document. Its `issuer` must be exactly the configured one (Discovery
+/// §4.3: otherwise another issuer's tokens could be passed off as this one's), and it must
+/// offer S256 when it lists PKCE methods, and a client-secret method this service speaks.
+pub fn parse_discovery(
+    body: &str,
+    issuer: &str,
+    plain_http: bool,
+) -> Result<Endpoints, &'static str> {
+    let document: Value = serde_json::from_str(body).map_err(|_| "is not JSON")?;
+    if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
+        return Err("names another issuer");
+    }
+    let listed = |name: &str| -> Option<Vec<String>> {
+        document.get(name).and_then(Value::as_array).map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+    };
+    if listed("code_challenge_methods_supported")
+        .is_some_and(|methods| !methods.iter().any(|method| method == "S256"))
+    {
+        return Err("does not support PKCE with S256");
+    }
+    let basic_auth = match listed("token_endpoint_auth_methods_supported") {
+        None => true,
+        Some(methods) if methods.iter().any(|m| m == "client_secret_basic") => true,
+        Some(methods) if methods.iter().any(|m| m == "client_secret_post") => false,
+        Some(_) => return Err("supports neither client_secret_basic nor client_secret_post"),
+    };
+    Ok(Endpoints {
+        authorization: endpoint(&document, "authorization_endpoint", plain_http)?,
+        token: endpoint(&document, "token_endpoint", plain_http)?,
+        jwks: Some(endpoint(&document, "jwks_uri", plain_http)?),
+        basic_auth,
+    })
+}
+
+/// What the authorization request carries besides the client.
+pub struct Authorization<'a> {
+    pub redirect_uri: &'a str,
+    pub scope: &'a str,
+    pub state: &'a str,
+    /// OpenID Connect only; GitHub has no id_token to carry it.
+    pub nonce: Option<&'a str>,
+    /// The S256 challenge of the service's own verifier.
+    pub challenge: &'a str,
+}
+
+/// The provider's authorization URL for this sign-in (OpenID Connect Core §3.1.2.1,
+/// RFC 7636 §4.3), keeping any query the endpoint already has.
+pub fn authorization_url(
+    endpoints: &Endpoints,
+    client_id: &str,
+    request: &Authorization<'_>,
+) -> Option<String> {
+    let mut url = Url::parse(&endpoints.authorization).ok()?;
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", request.redirect_uri)
+            .append_pair("scope", request.scope)
+            .append_pair("state", request.state)
+            .append_pair("code_challenge", request.challenge)
+            .append_pair("code_challenge_method", "S256");
+        if let Some(nonce) = request.nonce {
+            query.append_pair("nonce", nonce);
+        }
+    }
+    Some(url.into())
+}
+
+/// The token request (RFC 6749 §4.1.3 with the PKCE verifier): its form, and the
+/// `Authorization` header when the client authenticates with HTTP Basic. Both hold the
+/// client secret: they go to the provider and nowhere else.
+pub fn token_request(
+    endpoints: &Endpoints,
+    client_id: &str,
+    client_secret: &str,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> (String, Option<String>) {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("code_verifier", verifier);
+    if endpoints.basic_auth {
+        // RFC 6749 §2.3.1: each half form-encoded before joining.
+        let encode =
+            |text: &str| -> String { form_urlencoded::byte_serialize(text.as_bytes()).collect() };
+        let pair: String = [encode(client_id), encode(client_secret)].join(":");
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        );
+        (form.finish(), Some(header))
+    } else {
+        form.append_pair("client_id", client_id)
+            .append_pair("client_secret", client_secret);
+        (form.finish(), None)
+    }
+}
+
+/// The key of a provider's set that checks this token: the one with its `kid` and of its
+/// algorithm, or, when the token names no key, the set's only key of that algorithm.
+pub fn select_key<'a>(
+    keys: &'a [(Option<String>, crate::domain::keys::PublicKey)],
+    kid: Option<&str>,
+    alg: &str,
+) -> Option<&'a crate::domain::keys::PublicKey> {
+    let mut of_alg = keys
+        .iter()
+        .filter(|(_, key)| key.algorithm().as_str() == alg);
+    match kid {
+        Some(kid) => of_alg
+            .find(|(candidate, _)| candidate.as_deref() == Some(kid))
+            .map(|(_, key)| key),
+        None => match (of_alg.next(), of_alg.next()) {
+            (Some((_, key)), None) => Some(key),
+            _ => None,
+        },
+    }
+}
+
+/// The account GitHub vouches for, from `/user` and `/user/emails`: its numeric id (a login
+/// can be renamed and taken by someone else), and the primary address only when GitHub
+/// says it is verified; otherwise no address at all.
+pub fn github_account(user: &Value, emails: &Value) -> Option<ProviderAccount> {
+    let subject = user.get("id").and_then(Value::as_u64)?.to_string();
+    let primary = emails.as_array().and_then(|emails| {
+        emails.iter().find(|email| {
+            email.get("primary").and_then(Value::as_bool) == Some(true)
+                && email.get("verified").and_then(Value::as_bool) == Some(true)
+        })
+    });
+    let email = primary
+        .and_then(|email| email.get("email"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(ProviderAccount {
+        subject,
+        email_verified: email.as_ref().map(|_| true),
+        email,
+        name_hint: user.get("login").and_then(Value::as_str).map(str::to_owned),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,5 +1042,127 @@ mod tests {
         assert_eq!(username_base(&[None, Some("bob@example.com")]), "bob");
         assert_eq!(username_base(&[Some("é"), Some("x")]), "user");
         assert_eq!(username_base(&[Some(&"a".repeat(60))]).len(), 36);
+    }
+
+    fn discovery(extra: Value) -> String {
+        let mut document = json!({
+            "issuer": "https://id.example",
+            "authorization_endpoint": "https://id.example/auth",
+            "token_endpoint": "https://id.example/token",
+            "jwks_uri": "https://id.example/jwks",
+        });
+        for (name, value) in extra.as_object().unwrap() {
+            document[name] = value.clone();
+        }
+        document.to_string()
+    }
+
+    #[test]
+    fn a_discovery_document_must_be_the_issuers_own_and_speak_s256() {
+        let parsed = parse_discovery(&discovery(json!({})), "https://id.example", false).unwrap();
+        assert_eq!(parsed.token, "https://id.example/token");
+        assert!(parsed.basic_auth, "client_secret_basic is the default");
+        let post = json!({ "token_endpoint_auth_methods_supported": ["client_secret_post"] });
+        assert!(
+            !parse_discovery(&discovery(post), "https://id.example", false)
+                .unwrap()
+                .basic_auth
+        );
+        for bad in [
+            json!({ "issuer": "https://id.example/" }),
+            json!({ "issuer": "https://evil.example" }),
+            json!({ "code_challenge_methods_supported": ["plain"] }),
+            json!({ "token_endpoint_auth_methods_supported": ["private_key_jwt"] }),
+            json!({ "token_endpoint": "http://id.example/token" }),
+            json!({ "jwks_uri": "javascript:alert(1)" }),
+            json!({ "jwks_uri": null }),
+        ] {
+            assert!(
+                parse_discovery(&discovery(bad.clone()), "https://id.example", false).is_err(),
+                "{bad}"
+            );
+        }
+        let plain = json!({ "token_endpoint": "http://id.example/token" });
+        assert!(parse_discovery(&discovery(plain), "https://id.example", true).is_ok());
+        assert_eq!(
+            discovery_url("https://id.example/tenant/"),
+            "https://id.example/tenant/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn the_client_secret_goes_in_basic_form_encoded_or_in_the_form() {
+        let basic = parse_discovery(&discovery(json!({})), "https://id.example", false).unwrap();
+        let (form, header) = token_request(&basic, "a:b", "s&c", "code", "https://cb", "v");
+        assert_eq!(
+            header.unwrap(),
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("a%3Ab:s%26c")
+            )
+        );
+        assert!(!form.contains("client_secret"));
+        let (form, header) = token_request(
+            &github_endpoints("https://github.com"),
+            "a",
+            "s",
+            "c",
+            "https://cb",
+            "v",
+        );
+        assert!(header.is_none());
+        assert_eq!(
+            form,
+            "grant_type=authorization_code&code=c&redirect_uri=https%3A%2F%2Fcb&code_verifier=v&client_id=a&client_secret=s"
+        );
+    }
+
+    #[test]
+    fn a_provider_jwks_keeps_only_its_rs256_and_es256_signing_keys() {
+        let fixtures: Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/test-keys.json")).unwrap();
+        let key = |name: &str, kid: &str| {
+            let mut jwk = fixtures[name]["public_jwk"].clone();
+            jwk["kid"] = json!(kid);
+            jwk
+        };
+        let mut encryption = key("rs256_other", "enc");
+        encryption["use"] = json!("enc");
+        let document = json!({ "keys": [
+            key("ed25519", "ed"), key("p384", "p384"), key("rsa1024", "weak"), encryption,
+            fixtures["es256"]["private_jwk"].clone(), "not a key", { "kty": "oct", "k": "AA" },
+            key("es256", "ec"), key("rs256", "rsa"), fixtures["es256_other"]["public_jwk"].clone(),
+        ]});
+        let keys = crate::domain::keys::provider_signing_keys(&document);
+        let kids: Vec<_> = keys.iter().map(|(kid, _)| kid.as_deref()).collect();
+        assert_eq!(kids, [Some("ec"), Some("rsa"), None]);
+        assert!(select_key(&keys, Some("ec"), "ES256").is_some());
+        assert!(
+            select_key(&keys, Some("ec"), "RS256").is_none(),
+            "the key's algorithm"
+        );
+        assert!(
+            select_key(&keys, None, "RS256").is_some(),
+            "the only RS256 key"
+        );
+        assert!(
+            select_key(&keys, None, "ES256").is_none(),
+            "two ES256 keys: ambiguous"
+        );
+        assert!(crate::domain::keys::provider_signing_keys(&json!({ "keys": 1 })).is_empty());
+    }
+
+    #[test]
+    fn githubs_account_is_its_numeric_id_with_only_a_verified_primary_address() {
+        let user = json!({ "id": 7, "login": "octo" });
+        let emails = json!([{ "email": "o@example.com", "primary": true, "verified": true }]);
+        let account = github_account(&user, &emails).unwrap();
+        assert_eq!(
+            (account.subject.as_str(), account.email_verified),
+            ("7", Some(true))
+        );
+        let unverified = json!([{ "email": "o@example.com", "primary": true, "verified": false }]);
+        assert_eq!(github_account(&user, &unverified).unwrap().email, None);
+        assert!(github_account(&json!({ "id": "7" }), &emails).is_none());
     }
 }

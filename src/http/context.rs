@@ -4,6 +4,7 @@
 
 use crate::config::{Config, RateLimit};
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
+use crate::domain::keys::PublicKey;
 use crate::domain::metrics::Event;
 use crate::domain::rate_limit::{client_bucket, Decision};
 use crate::domain::token::{self, AccessClaims, Algorithm, KeySet, TokenSettings};
@@ -12,10 +13,13 @@ use crate::http::log;
 use crate::http::request::RequestMeta;
 use crate::mail::{self, Outgoing};
 use crate::runtime::webcrypto;
-use crate::service::ports::{Deps, Device, Edge, Mail};
+use crate::service::ports::{
+    Deps, Device, Edge, Mail, ProviderClient, ProviderRequest, ProviderResponse,
+};
 use crate::store::backend::Backend;
 use crate::store::hibp;
 use crate::store::metrics_batch as isolate_metrics;
+use crate::store::provider_http;
 use crate::store::traits::RateLimitStore;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -276,5 +280,44 @@ impl Edge for Ctx<'_> {
 
     async fn breach_range(&self, prefix: &str) -> Result<String, String> {
         hibp::fetch_range(&self.config.hibp.api_url, prefix).await
+    }
+}
+
+impl ProviderClient for Ctx<'_> {
+    async fn send(&self, request: ProviderRequest) -> Result<ProviderResponse, String> {
+        let headers: Vec<(&str, &str)> = request
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let (status, body) = provider_http::send(
+            request.method,
+            &request.url,
+            &headers,
+            request.form.as_deref(),
+        )
+        .await?;
+        Ok(ProviderResponse { status, body })
+    }
+
+    /// Through WebCrypto, the imported key cached under `oauth:{provider}:{thumbprint}`: a
+    /// name the service's own keys (bare thumbprints) never have, so a provider's key can
+    /// never stand in for one of them, and a key the provider replaces under the same `kid`
+    /// is imported afresh. Should WebCrypto fail, the pure-Rust verifier decides.
+    async fn verify_signature(
+        &self,
+        provider: &str,
+        key: &PublicKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let kid = format!("oauth:{provider}:{}", key.thumbprint());
+        match webcrypto::verify(&kid, key, message, signature).await {
+            Ok(valid) => valid,
+            Err(error) => {
+                log::error(self.meta, "webcrypto_unavailable", &format!("{error:?}"));
+                key.verify(message, signature)
+            }
+        }
     }
 }

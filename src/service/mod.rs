@@ -57,7 +57,9 @@ pub(crate) mod testing {
     use crate::domain::metrics::Event;
     use crate::domain::rate_limit::Decision;
     use crate::error::ApiError;
-    use crate::service::ports::{Device, Edge, Mail};
+    use crate::service::ports::{
+        Device, Edge, Mail, ProviderClient, ProviderRequest, ProviderResponse,
+    };
     use serde_json::Value;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
@@ -230,6 +232,56 @@ pub(crate) mod testing {
             self.breach_range
                 .borrow()
                 .clone()
+                .ok_or_else(|| "unreachable".to_owned())
+        }
+    }
+
+    /// A sign-in provider that answers from a script, by method and URL, and keeps every
+    /// request it was sent. An unscripted request is unreachable.
+    #[derive(Default)]
+    pub struct ScriptedProvider {
+        pub answers: RefCell<HashMap<String, ProviderResponse>>,
+        pub requests: RefCell<Vec<ProviderRequest>>,
+    }
+
+    impl ScriptedProvider {
+        /// Answer `method url` with `status` and `body` from now on.
+        pub fn answer(&self, method: &str, url: &str, status: u16, body: impl Into<String>) {
+            self.answers.borrow_mut().insert(
+                format!("{method} {url}"),
+                ProviderResponse {
+                    status,
+                    body: body.into(),
+                },
+            );
+        }
+
+        /// The request sent to `method url` last.
+        pub fn last(&self, method: &str, url: &str) -> Option<(Vec<(String, String)>, String)> {
+            self.requests
+                .borrow()
+                .iter()
+                .rev()
+                .find(|request| request.method == method && request.url == url)
+                .map(|request| {
+                    let headers = request
+                        .headers
+                        .iter()
+                        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                        .collect();
+                    (headers, request.form.clone().unwrap_or_default())
+                })
+        }
+    }
+
+    impl ProviderClient for ScriptedProvider {
+        async fn send(&self, request: ProviderRequest) -> Result<ProviderResponse, String> {
+            let key = format!("{} {}", request.method, request.url);
+            self.requests.borrow_mut().push(request);
+            self.answers
+                .borrow()
+                .get(&key)
+                .cloned()
                 .ok_or_else(|| "unreachable".to_owned())
         }
     }

@@ -2,26 +2,33 @@
 //! carries a sign-in from `start` to `callback` (single use, bound to the browser by a
 //! cookie), the rules that decide which account a provider's account signs in to, and the
 //! one-time code an app exchanges for tokens (single use, 60 seconds, PKCE when the app
-//! sent a challenge). The provider calls themselves (discovery, JWKS, token endpoint,
-//! GitHub's API) are not here yet; they go through a port of their own.
+//! sent a challenge), and the calls to the provider in between (discovery, JWKS, the token
+//! endpoint, GitHub's API), made through the [`ProviderClient`] port.
 //!
 //! Every secret value (state, cookie, code) is 256 bits from the CSPRNG, stored only as a
 //! SHA-256 digest, and compared through that digest or in constant time.
 
+use crate::config::Config;
 use crate::domain::audit::AuditAction;
 use crate::domain::identity::GrantKind;
+use crate::domain::keys::provider_signing_keys;
 use crate::domain::metrics::Event;
-use crate::domain::oauth::{is_s256_challenge, pkce_matches, username_base, ProviderAccount};
+use crate::domain::oauth::{
+    allows_plain_http, authorization_url, check_claims, discovery_url, github_account,
+    github_endpoints, is_s256_challenge, parse_discovery, pkce_matches, select_key, split_id_token,
+    token_request, username_base, Authorization, Endpoints, Expected, IdTokenError, Provider,
+    ProviderAccount, ProviderKind, GITHUB_SCOPE, OIDC_SCOPE,
+};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::secret::{constant_time_eq, encode_opaque_token, hash_opaque_token};
 use crate::domain::user::{normalize_email, User};
 use crate::error::ApiError;
 use crate::runtime::random_bytes;
-use crate::service::ports::{Deps, Edge};
+use crate::service::ports::{Deps, Edge, ProviderClient, ProviderRequest};
 use crate::store::error::{StoreError, Unique};
 use crate::store::traits::{IdentityStore, NewIdentity, NewUser, OAuthGrantStore, UserStore};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// What a state remembers from `start` for the callback. Stored in the database under the
@@ -159,6 +166,277 @@ pub async fn resume<S: OAuthGrantStore, E: Edge>(
         return Err(invalid_state());
     }
     Ok(pending)
+}
+
+/// Where the provider sends the browser back, the URL registered with it:
+/// `{PUBLIC_BASE_URL}/api/v1/auth/oauth/{provider}/callback`.
+pub fn callback_url(config: &Config, provider: &str) -> String {
+    format!(
+        "{}/api/v1/auth/oauth/{provider}/callback",
+        config.email.public_base_url
+    )
+}
+
+/// Why a provider's sign-in could not be completed. It names the step and what went
+/// wrong, never a code, token or response body, so it can be logged and counted as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderFailure {
+    /// No usable answer at `step` (`discovery`, `jwks`, `token`, `user`, `emails`):
+    /// unreachable, an error status, or not the expected document.
+    Provider { step: &'static str, why: String },
+    /// The id_token was refused.
+    IdToken(IdTokenError),
+}
+
+impl ProviderFailure {
+    /// For the log and the metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProviderFailure::Provider { step, .. } => step,
+            ProviderFailure::IdToken(error) => error.as_str(),
+        }
+    }
+}
+
+fn failed(step: &'static str, why: impl Into<String>) -> ProviderFailure {
+    ProviderFailure::Provider {
+        step,
+        why: why.into(),
+    }
+}
+
+/// Send a request and read its 200 answer as JSON.
+async fn fetch_json<C: ProviderClient>(
+    client: &C,
+    step: &'static str,
+    request: ProviderRequest,
+) -> Result<Value, ProviderFailure> {
+    let response = client
+        .send(request)
+        .await
+        .map_err(|why| failed(step, why))?;
+    if response.status != 200 {
+        return Err(failed(step, format!("answered {}", response.status)));
+    }
+    serde_json::from_str(&response.body).map_err(|_| failed(step, "answered with no JSON"))
+}
+
+fn get(url: &str, headers: Vec<(&'static str, String)>) -> ProviderRequest {
+    ProviderRequest {
+        method: "GET",
+        url: url.to_owned(),
+        headers: [vec![("accept", "application/json".to_owned())], headers].concat(),
+        form: None,
+    }
+}
+
+/// A provider's endpoints: GitHub's are fixed; an OpenID Connect provider's come from its
+/// discovery document, read on every sign-in so a provider's rotation is followed at once.
+async fn endpoints<C: ProviderClient>(
+    config: &Config,
+    client: &C,
+    provider: &Provider,
+) -> Result<Endpoints, ProviderFailure> {
+    match &provider.kind {
+        ProviderKind::Github { web_url, .. } => Ok(github_endpoints(web_url)),
+        ProviderKind::Oidc { issuer } => {
+            let response = client
+                .send(get(&discovery_url(issuer), Vec::new()))
+                .await
+                .map_err(|why| failed("discovery", why))?;
+            if response.status != 200 {
+                return Err(failed("discovery", format!("answered {}", response.status)));
+            }
+            parse_discovery(
+                &response.body,
+                issuer,
+                allows_plain_http(&config.environment),
+            )
+            .map_err(|why| failed("discovery", format!("the document {why}")))
+        }
+    }
+}
+
+/// Log a provider's failure (its step and reason only) and hand it on.
+fn report<E: Edge>(edge: &E, provider: &str, failure: ProviderFailure) -> ProviderFailure {
+    let why = match &failure {
+        ProviderFailure::Provider { why, .. } => why.as_str(),
+        ProviderFailure::IdToken(_) => "",
+    };
+    edge.security_event(
+        "oauth_provider_failed",
+        json!({ "provider": provider, "reason": failure.reason(), "why": why }),
+    );
+    failure
+}
+
+/// The provider's authorization URL for a started sign-in, where `start` sends the
+/// browser. A provider that cannot be reached or is misconfigured is a 503: the sign-in
+/// cannot begin, and nothing was asked of the user yet.
+pub async fn authorization_redirect<S, E: Edge, C: ProviderClient>(
+    deps: &Deps<'_, S, E>,
+    client: &C,
+    provider: &Provider,
+    begun: &Begun,
+) -> Result<String, ApiError> {
+    let unavailable = |failure: ProviderFailure| {
+        let failure = report(deps.edge, &provider.name, failure);
+        ApiError::unavailable("Sign-in provider", failure.reason())
+    };
+    let endpoints = endpoints(deps.config, client, provider)
+        .await
+        .map_err(unavailable)?;
+    let (scope, nonce) = match provider.kind {
+        ProviderKind::Github { .. } => (GITHUB_SCOPE, None),
+        ProviderKind::Oidc { .. } => (OIDC_SCOPE, Some(begun.nonce.as_str())),
+    };
+    authorization_url(
+        &endpoints,
+        &provider.client_id,
+        &Authorization {
+            redirect_uri: &callback_url(deps.config, &provider.name),
+            scope,
+            state: &begun.state,
+            nonce,
+            challenge: &begun.challenge,
+        },
+    )
+    .ok_or_else(|| {
+        unavailable(failed(
+            "discovery",
+            "the authorization endpoint is not a URL",
+        ))
+    })
+}
+
+/// The longest authorization code taken from a callback.
+const MAX_CODE_LEN: usize = 2048;
+
+/// Complete a sign-in with the provider after its state passed: exchange the code (with
+/// the service's PKCE verifier) and learn which account the provider vouches for, from a
+/// verified id_token (OpenID Connect) or from GitHub's API. Every failure is logged by its
+/// step and reason.
+pub async fn provider_account<S, E: Edge, C: ProviderClient>(
+    deps: &Deps<'_, S, E>,
+    client: &C,
+    provider: &Provider,
+    pending: &PendingSignIn,
+    code: Option<&str>,
+    now: i64,
+) -> Result<ProviderAccount, ProviderFailure> {
+    let result = async {
+        let code = code
+            .filter(|code| !code.is_empty() && code.len() <= MAX_CODE_LEN)
+            .ok_or_else(|| failed("token", "the callback carries no code"))?;
+        let endpoints = endpoints(deps.config, client, provider).await?;
+        let (form, basic) = token_request(
+            &endpoints,
+            &provider.client_id,
+            &provider.client_secret,
+            code,
+            &callback_url(deps.config, &provider.name),
+            &pending.verifier,
+        );
+        let mut headers = vec![(
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        )];
+        headers.extend(basic.map(|header| ("authorization", header)));
+        let token_request = ProviderRequest {
+            form: Some(form),
+            method: "POST",
+            ..get(&endpoints.token, headers)
+        };
+        let tokens = fetch_json(client, "token", token_request).await?;
+        match &provider.kind {
+            ProviderKind::Oidc { issuer } => {
+                let id_token = tokens
+                    .get("id_token")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| failed("token", "the answer has no id_token"))?;
+                let jwks = endpoints
+                    .jwks
+                    .as_deref()
+                    .ok_or_else(|| failed("discovery", "no jwks_uri"))?;
+                verified_account(deps, client, provider, issuer, jwks, id_token, pending, now).await
+            }
+            ProviderKind::Github { api_url, .. } => {
+                let access_token = tokens
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| failed("token", "the answer has no access_token"))?;
+                github(client, api_url, access_token).await
+            }
+        }
+    }
+    .await;
+    result.map_err(|failure| report(deps.edge, &provider.name, failure))
+}
+
+/// Check an id_token: the key of the provider's JWKS it names (by `kid` and algorithm),
+/// its signature, then its claims with this sign-in's nonce.
+#[allow(clippy::too_many_arguments)]
+async fn verified_account<S, E: Edge, C: ProviderClient>(
+    deps: &Deps<'_, S, E>,
+    client: &C,
+    provider: &Provider,
+    issuer: &str,
+    jwks: &str,
+    id_token: &str,
+    pending: &PendingSignIn,
+    now: i64,
+) -> Result<ProviderAccount, ProviderFailure> {
+    let split = split_id_token(id_token).map_err(ProviderFailure::IdToken)?;
+    let document = fetch_json(client, "jwks", get(jwks, Vec::new())).await?;
+    let keys = provider_signing_keys(&document);
+    let key = select_key(&keys, split.kid.as_deref(), &split.alg)
+        .ok_or(ProviderFailure::IdToken(IdTokenError::UnknownKey))?;
+    let signed = client
+        .verify_signature(
+            &provider.name,
+            key,
+            split.signing_input.as_bytes(),
+            &split.signature,
+        )
+        .await;
+    if !signed {
+        return Err(ProviderFailure::IdToken(IdTokenError::Signature));
+    }
+    check_claims(
+        &split.claims,
+        &Expected {
+            issuer,
+            client_id: &provider.client_id,
+            nonce: &pending.nonce,
+            now,
+            leeway_seconds: deps.config.tokens.leeway_seconds,
+        },
+    )
+    .map_err(ProviderFailure::IdToken)
+}
+
+/// GitHub's account for an access token: `/user`, then `/user/emails` for the verified
+/// primary address.
+async fn github<C: ProviderClient>(
+    client: &C,
+    api_url: &str,
+    access_token: &str,
+) -> Result<ProviderAccount, ProviderFailure> {
+    let api = api_url.trim_end_matches('/');
+    let headers = || {
+        vec![
+            ("authorization", format!("Bearer {access_token}")),
+            ("x-github-api-version", "2022-11-28".to_owned()),
+        ]
+    };
+    let user = fetch_json(client, "user", get(&format!("{api}/user"), headers())).await?;
+    let emails = fetch_json(
+        client,
+        "emails",
+        get(&format!("{api}/user/emails"), headers()),
+    )
+    .await?;
+    github_account(&user, &emails).ok_or_else(|| failed("user", "the profile has no id"))
 }
 
 /// The account a provider's account signs in to, linking or creating it by these rules:
@@ -753,5 +1031,444 @@ mod tests {
         }
         let code = block_on(issue_code(&deps, &user.id, &with_challenge, 100)).unwrap();
         assert!(block_on(redeem_code(&deps, &code, Some(&verifier), 101)).is_ok());
+    }
+
+    mod provider_calls {
+        use super::*;
+        use crate::domain::keys::parse_private;
+        use crate::service::testing::ScriptedProvider;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+
+        const ISSUER: &str = "https://id.acme.example";
+        const DISCOVERY: &str = "https://id.acme.example/.well-known/openid-configuration";
+        const TOKEN: &str = "https://id.acme.example/token";
+        const JWKS: &str = "https://id.acme.example/jwks";
+        const CALLBACK: &str = "https://auth.example/api/v1/auth/oauth/acme/callback";
+        const NOW: i64 = 1_790_000_000;
+
+        fn fixture(name: &str, form: &str) -> Value {
+            let all: Value =
+                serde_json::from_str(include_str!("../../tests/fixtures/test-keys.json")).unwrap();
+            all[name][form].clone()
+        }
+
+        fn with_kid(mut jwk: Value, kid: &str) -> Value {
+            jwk["kid"] = json!(kid);
+            jwk
+        }
+
+        /// An id_token signed by a fixture key (`es256` or `rs256`).
+        fn id_token(key: &str, kid: Option<&str>, claims: &Value) -> String {
+            let private = parse_private(&fixture(key, "private_jwk").to_string(), "test").unwrap();
+            let mut header = json!({ "alg": private.algorithm().as_str(), "typ": "JWT" });
+            if let Some(kid) = kid {
+                header["kid"] = json!(kid);
+            }
+            let encode = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
+            let input = format!("{}.{}", encode(&header), encode(claims));
+            let signature = private.sign(input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        }
+
+        fn claims(nonce: &str) -> Value {
+            json!({
+                "iss": ISSUER, "aud": "client", "sub": "acme-42",
+                "iat": NOW, "exp": NOW + 300, "nonce": nonce,
+                "email": "ann@example.com", "email_verified": true,
+                "preferred_username": "ann",
+            })
+        }
+
+        /// A provider with a discovery document and a JWKS holding, besides its ES256 and
+        /// RS256 keys, keys this service cannot or must not use.
+        fn provider() -> ScriptedProvider {
+            let scripted = ScriptedProvider::default();
+            scripted.answer(
+                "GET",
+                DISCOVERY,
+                200,
+                json!({
+                    "issuer": ISSUER,
+                    "authorization_endpoint": "https://id.acme.example/auth",
+                    "token_endpoint": TOKEN,
+                    "jwks_uri": JWKS,
+                    "code_challenge_methods_supported": ["S256"],
+                })
+                .to_string(),
+            );
+            let mut encryption = with_kid(fixture("rs256_other", "public_jwk"), "enc");
+            encryption["use"] = json!("enc");
+            scripted.answer(
+                "GET",
+                JWKS,
+                200,
+                json!({ "keys": [
+                    with_kid(fixture("ed25519", "public_jwk"), "ed"),
+                    with_kid(fixture("p384", "public_jwk"), "p384"),
+                    with_kid(fixture("rsa1024", "public_jwk"), "weak"),
+                    encryption,
+                    { "kty": "oct", "k": "c2VjcmV0", "kid": "hmac" },
+                    with_kid(fixture("es256", "public_jwk"), "ec-1"),
+                    with_kid(fixture("rs256", "public_jwk"), "rsa-1"),
+                ]})
+                .to_string(),
+            );
+            scripted
+        }
+
+        fn acme(world: &World) -> Provider {
+            world.config.oauth.provider("acme").unwrap().clone()
+        }
+
+        /// Start a sign-in and come back from the provider with it.
+        fn pending(world: &World) -> (Begun, PendingSignIn) {
+            let deps = world.deps();
+            let begun = block_on(begin(&deps, "acme", REDIRECT, None, None, NOW)).unwrap();
+            let pending = block_on(resume(
+                &deps,
+                "acme",
+                Some(&begun.state),
+                Some(&begun.cookie),
+                NOW,
+            ))
+            .unwrap();
+            (begun, pending)
+        }
+
+        #[test]
+        fn start_sends_the_browser_to_the_discovered_endpoint_with_state_nonce_and_pkce() {
+            let world = world();
+            let scripted = provider();
+            let (begun, _) = pending(&world);
+            let url = block_on(authorization_redirect(
+                &world.deps(),
+                &scripted,
+                &acme(&world),
+                &begun,
+            ))
+            .unwrap();
+            let url = url::Url::parse(&url).unwrap();
+            assert_eq!(url.path(), "/auth");
+            let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+            assert_eq!(query["response_type"], "code");
+            assert_eq!(query["client_id"], "client");
+            assert_eq!(query["redirect_uri"], CALLBACK);
+            assert_eq!(query["scope"], OIDC_SCOPE);
+            assert_eq!(query["state"], begun.state);
+            assert_eq!(query["nonce"], begun.nonce);
+            assert_eq!(query["code_challenge"], begun.challenge);
+            assert_eq!(query["code_challenge_method"], "S256");
+        }
+
+        #[test]
+        fn an_unreachable_or_foreign_discovery_document_is_a_503_at_start() {
+            let world = world();
+            let (begun, _) = pending(&world);
+            let unreachable = ScriptedProvider::default();
+            let error = block_on(authorization_redirect(
+                &world.deps(),
+                &unreachable,
+                &acme(&world),
+                &begun,
+            ))
+            .unwrap_err();
+            assert_eq!(error.status(), 503);
+            let foreign = provider();
+            foreign.answer(
+                "GET",
+                DISCOVERY,
+                200,
+                json!({ "issuer": "https://evil.example", "authorization_endpoint": "https://evil.example/a",
+                        "token_endpoint": TOKEN, "jwks_uri": JWKS })
+                .to_string(),
+            );
+            let error = block_on(authorization_redirect(
+                &world.deps(),
+                &foreign,
+                &acme(&world),
+                &begun,
+            ))
+            .unwrap_err();
+            assert_eq!(error.status(), 503);
+            assert_eq!(
+                world.edge.event_names(),
+                ["oauth_provider_failed", "oauth_provider_failed"]
+            );
+        }
+
+        #[test]
+        fn a_signed_id_token_gives_the_account_and_the_exchange_carries_the_verifier() {
+            for (key, kid) in [("es256", "ec-1"), ("rs256", "rsa-1")] {
+                let world = world();
+                let scripted = provider();
+                let (_, pending) = pending(&world);
+                let token = id_token(key, Some(kid), &claims(&pending.nonce));
+                scripted.answer("POST", TOKEN, 200, json!({ "id_token": token }).to_string());
+                let account = block_on(provider_account(
+                    &world.deps(),
+                    &scripted,
+                    &acme(&world),
+                    &pending,
+                    Some("the-code"),
+                    NOW + 5,
+                ))
+                .unwrap();
+                assert_eq!(account.subject, "acme-42");
+                assert_eq!(account.email_verified, Some(true));
+                let (headers, form) = scripted.last("POST", TOKEN).unwrap();
+                let form: std::collections::HashMap<_, _> = form_urlencoded::parse(form.as_bytes())
+                    .into_owned()
+                    .collect();
+                assert_eq!(form["grant_type"], "authorization_code");
+                assert_eq!(form["code"], "the-code");
+                assert_eq!(form["redirect_uri"], CALLBACK);
+                assert_eq!(form["code_verifier"], pending.verifier);
+                assert!(!form.contains_key("client_secret"), "sent by HTTP Basic");
+                let basic = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode("client:secret")
+                );
+                assert!(headers.contains(&("authorization".into(), basic)));
+            }
+        }
+
+        fn refused(
+            scripted: &ScriptedProvider,
+            world: &World,
+            pending: &PendingSignIn,
+            token: &str,
+        ) -> ProviderFailure {
+            scripted.answer("POST", TOKEN, 200, json!({ "id_token": token }).to_string());
+            block_on(provider_account(
+                &world.deps(),
+                scripted,
+                &acme(world),
+                pending,
+                Some("the-code"),
+                NOW + 5,
+            ))
+            .unwrap_err()
+        }
+
+        #[test]
+        fn each_bad_id_token_is_refused_for_its_reason() {
+            let world = world();
+            let scripted = provider();
+            let (_, pending) = pending(&world);
+            let good = claims(&pending.nonce);
+            let with = |name: &str, value: Value| {
+                let mut claims = good.clone();
+                claims[name] = value;
+                claims
+            };
+            let tampered = {
+                let token = id_token("es256", Some("ec-1"), &good);
+                let (input, _) = token.rsplit_once('.').unwrap();
+                let other = id_token("es256_other", Some("ec-1"), &good);
+                format!("{input}.{}", other.rsplit_once('.').unwrap().1)
+            };
+            let cases = [
+                (tampered, IdTokenError::Signature),
+                (
+                    id_token("es256_other", Some("ec-1"), &good),
+                    IdTokenError::Signature,
+                ),
+                (
+                    id_token("es256", Some("unknown"), &good),
+                    IdTokenError::UnknownKey,
+                ),
+                // An RSA key's kid on an ES256 token: the algorithm is the key's.
+                (
+                    id_token("es256", Some("rsa-1"), &good),
+                    IdTokenError::UnknownKey,
+                ),
+                (
+                    id_token("es256", Some("ec-1"), &with("nonce", json!("another"))),
+                    IdTokenError::Nonce,
+                ),
+                (
+                    id_token("es256", Some("ec-1"), &with("aud", json!("other"))),
+                    IdTokenError::Audience,
+                ),
+                (
+                    id_token(
+                        "es256",
+                        Some("ec-1"),
+                        &with("iss", json!("https://evil.example")),
+                    ),
+                    IdTokenError::Issuer,
+                ),
+                (
+                    id_token("es256", Some("ec-1"), &with("exp", json!(NOW - 120))),
+                    IdTokenError::Expired,
+                ),
+                ("not.a.token".to_owned(), IdTokenError::Malformed),
+            ];
+            for (token, reason) in cases {
+                assert_eq!(
+                    refused(&scripted, &world, &pending, &token),
+                    ProviderFailure::IdToken(reason),
+                    "{reason:?}"
+                );
+            }
+            // With no kid, the set's one ES256 key is used.
+            scripted.answer(
+                "POST",
+                TOKEN,
+                200,
+                json!({ "id_token": id_token("es256", None, &good) }).to_string(),
+            );
+            assert!(block_on(provider_account(
+                &world.deps(),
+                &scripted,
+                &acme(&world),
+                &pending,
+                Some("c"),
+                NOW + 5
+            ))
+            .is_ok());
+            // Failures are logged by reason, never with the token or the code.
+            let events = world.edge.events.borrow();
+            assert!(events.iter().all(|(_, fields)| {
+                let text = fields.to_string();
+                !text.contains("the-code") && !text.contains("eyJ")
+            }));
+        }
+
+        #[test]
+        fn a_failing_token_endpoint_or_no_code_is_a_provider_failure() {
+            let world = world();
+            let scripted = provider();
+            let (_, pending) = pending(&world);
+            scripted.answer("POST", TOKEN, 400, r#"{"error":"invalid_grant"}"#);
+            let call = |code: Option<&str>| {
+                block_on(provider_account(
+                    &world.deps(),
+                    &scripted,
+                    &acme(&world),
+                    &pending,
+                    code,
+                    NOW,
+                ))
+                .unwrap_err()
+                .reason()
+            };
+            assert_eq!(call(Some("c")), "token");
+            assert_eq!(call(None), "token");
+            scripted.answer("POST", TOKEN, 200, r#"{"access_token":"x"}"#);
+            assert_eq!(call(Some("c")), "token");
+        }
+
+        fn github_world() -> World {
+            World::new(&[
+                ("ENVIRONMENT", "test"),
+                ("OAUTH_PROVIDERS", "github"),
+                ("OAUTH_GITHUB_CLIENT_ID", "gh-client"),
+                ("OAUTH_GITHUB_CLIENT_SECRET", "gh-secret"),
+                ("OAUTH_GITHUB_WEB_URL", "http://127.0.0.1:9000"),
+                ("OAUTH_GITHUB_API_URL", "http://127.0.0.1:9001"),
+                ("ALLOWED_REDIRECT_URLS", REDIRECT),
+            ])
+        }
+
+        #[test]
+        fn github_gives_its_numeric_id_and_only_a_verified_primary_address() {
+            let world = github_world();
+            let github = world.config.oauth.provider("github").unwrap().clone();
+            let deps = world.deps();
+            let begun = block_on(begin(&deps, "github", REDIRECT, None, None, NOW)).unwrap();
+            let scripted = ScriptedProvider::default();
+            let url = block_on(authorization_redirect(&deps, &scripted, &github, &begun)).unwrap();
+            assert!(url.starts_with("http://127.0.0.1:9000/login/oauth/authorize?"));
+            assert!(!url.contains("nonce="));
+            let pending = block_on(resume(
+                &deps,
+                "github",
+                Some(&begun.state),
+                Some(&begun.cookie),
+                NOW,
+            ))
+            .unwrap();
+            let token_url = "http://127.0.0.1:9000/login/oauth/access_token";
+            scripted.answer(
+                "POST",
+                token_url,
+                200,
+                r#"{"access_token":"gho_1","token_type":"bearer"}"#,
+            );
+            scripted.answer(
+                "GET",
+                "http://127.0.0.1:9001/user",
+                200,
+                r#"{"id":7,"login":"octo-cat"}"#,
+            );
+            let emails = |verified: bool| {
+                json!([
+                    { "email": "other@example.com", "primary": false, "verified": true },
+                    { "email": "octo@example.com", "primary": true, "verified": verified },
+                ])
+                .to_string()
+            };
+            scripted.answer(
+                "GET",
+                "http://127.0.0.1:9001/user/emails",
+                200,
+                emails(true),
+            );
+            let account = block_on(provider_account(
+                &deps,
+                &scripted,
+                &github,
+                &pending,
+                Some("c"),
+                NOW,
+            ))
+            .unwrap();
+            assert_eq!(account.subject, "7");
+            assert_eq!(account.email.as_deref(), Some("octo@example.com"));
+            assert_eq!(account.email_verified, Some(true));
+            assert_eq!(account.name_hint.as_deref(), Some("octo-cat"));
+            let (_, form) = scripted.last("POST", token_url).unwrap();
+            assert!(form.contains("client_secret=gh-secret"));
+            assert!(form.contains(&format!("code_verifier={}", pending.verifier)));
+            let (headers, _) = scripted.last("GET", "http://127.0.0.1:9001/user").unwrap();
+            assert!(headers.contains(&("authorization".into(), "Bearer gho_1".into())));
+
+            scripted.answer(
+                "GET",
+                "http://127.0.0.1:9001/user/emails",
+                200,
+                emails(false),
+            );
+            let account = block_on(provider_account(
+                &deps,
+                &scripted,
+                &github,
+                &pending,
+                Some("c"),
+                NOW,
+            ))
+            .unwrap();
+            assert_eq!((account.email, account.email_verified), (None, None));
+
+            // GitHub reports a bad code with a 200 and no token.
+            scripted.answer(
+                "POST",
+                token_url,
+                200,
+                r#"{"error":"bad_verification_code"}"#,
+            );
+            let failure = block_on(provider_account(
+                &deps,
+                &scripted,
+                &github,
+                &pending,
+                Some("c"),
+                NOW,
+            ))
+            .unwrap_err();
+            assert_eq!(failure.reason(), "token");
+        }
     }
 }

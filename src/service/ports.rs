@@ -1,7 +1,8 @@
 //! What the flows need from outside storage: the request's origin and device, the log and
-//! the counters, request budgets, mail delivery and the breached-password lookup. The edge
-//! implements [`Edge`] for each request (`http::context::Ctx`); the flows' tests implement
-//! it with a double that records what a flow asked for.
+//! the counters, request budgets, mail delivery and the breached-password lookup ([`Edge`]),
+//! and the calls to sign-in providers ([`ProviderClient`]). The edge implements both for
+//! each request (`http::context::Ctx`); the flows' tests implement them with doubles that
+//! record what a flow asked for and answer from a script.
 
 // The Worker is single-threaded: its futures are not `Send`, and none is asked of them.
 #![allow(async_fn_in_trait)]
@@ -9,6 +10,7 @@
 use crate::config::{Config, RateLimit};
 use crate::domain::audit::{AuditAction, AuditEntry, Origin};
 use crate::domain::email::Message;
+use crate::domain::keys::PublicKey;
 use crate::domain::metrics::Event;
 use crate::domain::token::{sign, AccessClaims, KeySet, TokenSettings};
 use crate::error::ApiError;
@@ -87,6 +89,54 @@ pub trait Edge {
     /// The breached-password corpus' range for a SHA-1 prefix; `Err` with a reason when it
     /// cannot be had (the caller fails open).
     async fn breach_range(&self, prefix: &str) -> Result<String, String>;
+}
+
+/// One call to a sign-in provider: discovery, JWKS, token endpoint or GitHub's API.
+pub struct ProviderRequest {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    pub url: String,
+    /// Besides `user-agent`, which the client sets. May hold a credential
+    /// (`authorization`): never logged.
+    pub headers: Vec<(&'static str, String)>,
+    /// An `application/x-www-form-urlencoded` body (the token request; it holds the code,
+    /// the verifier and perhaps the client secret).
+    pub form: Option<String>,
+}
+
+// Headers and form carry secrets: a stray `{:?}` shows the method and URL only.
+impl std::fmt::Debug for ProviderRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProviderRequest({} {})", self.method, self.url)
+    }
+}
+
+/// A provider's answer: its status and body (redirects are not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// How the flows reach sign-in providers.
+pub trait ProviderClient {
+    /// Send one request; `Err` says why there is no answer (unreachable, too slow, too
+    /// large), in words that hold nothing of the request.
+    async fn send(&self, request: ProviderRequest) -> Result<ProviderResponse, String>;
+
+    /// Whether `signature` is `key`'s signature of `message`, `key` being one of
+    /// `provider`'s. The default checks in pure Rust; the Worker checks through WebCrypto,
+    /// caching the imported key under a name of the provider's own.
+    async fn verify_signature(
+        &self,
+        provider: &str,
+        key: &PublicKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let _ = provider;
+        key.verify(message, signature)
+    }
 }
 
 /// What every flow runs with: storage, the request's edge and the configuration.

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod metrics_aggregator;
 pub mod metrics_batch;
 pub mod postgres;
+pub mod provider_http;
 pub mod rate_limit;
 pub mod revocation;
 pub mod session_guard;

@@ -363,9 +363,28 @@ where
         None
     };
 
+    start_session(deps, user, rehashed.as_deref(), None, now).await
+}
+
+/// Open a session for an account whose sign-in has been proven, with its audit entry
+/// (naming the provider for a provider sign-in), and sign its first tokens.
+async fn start_session<S: SessionStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user: User,
+    rehashed: Option<&str>,
+    provider: Option<&str>,
+    now: i64,
+) -> Result<SignedIn, ApiError> {
     let session_id = Uuid::new_v4().to_string();
     let (refresh_token, refresh_hash) = new_refresh_token(&session_id)?;
     let device = deps.edge.device();
+    let mut entry = deps
+        .audit(AuditAction::Login, now)
+        .by_self(&user.id)
+        .with("session_id", session_id.as_str());
+    if let Some(provider) = provider {
+        entry = entry.with("provider", provider);
+    }
     deps.store
         .create_session(
             &NewSession {
@@ -378,16 +397,34 @@ where
                 now,
                 expiry: deps.config.sessions.start(now),
             },
-            rehashed.as_deref(),
-            &deps
-                .audit(AuditAction::Login, now)
-                .by_self(&user.id)
-                .with("session_id", session_id.as_str()),
+            rehashed,
+            &entry,
         )
         .await?;
     deps.edge.count(Event::LoginSuccess);
     deps.edge.set_user(&user.id);
     signed_in(deps, user, &session_id, refresh_token, now).await
+}
+
+/// Sign in an account a provider vouched for (its one-time code redeemed): a session and
+/// tokens as a login gives, under the same rule that an address must be verified first
+/// when `REQUIRE_EMAIL_VERIFICATION` says so. The ban was checked when the code was.
+pub async fn provider_session<S: SessionStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user: User,
+    provider: &str,
+    now: i64,
+) -> Result<SignedIn, ApiError> {
+    if deps.config.email.require_verification && !user.email_verified {
+        deps.edge.security_event(
+            "login_refused",
+            json!({ "reason": "email_not_verified", "user_id": user.id, "provider": provider }),
+        );
+        return Err(ApiError::Forbidden(
+            "Email address is not verified: add and verify an address, then sign in".into(),
+        ));
+    }
+    start_session(deps, user, None, Some(provider), now).await
 }
 
 /// Exchange a refresh token for a new access token and the token's successor. The

@@ -1033,6 +1033,55 @@ mod tests {
         assert!(block_on(redeem_code(&deps, &code, Some(&verifier), 101)).is_ok());
     }
 
+    #[test]
+    fn a_redeemed_code_opens_a_session_as_a_login_does_naming_the_provider() {
+        let world = world();
+        let deps = world.deps();
+        let user = block_on(account_for(
+            &deps,
+            "acme",
+            &account("s1", Some("ann@example.com"), Some(true)),
+            None,
+            1,
+        ))
+        .unwrap();
+        let code = block_on(issue_code(&deps, &user.id, &pending(None), 100)).unwrap();
+        let (user, provider) = block_on(redeem_code(&deps, &code, None, 101)).unwrap();
+        let signed_in = block_on(crate::service::auth::provider_session(
+            &deps, user, &provider, 101,
+        ))
+        .unwrap();
+        assert!(!signed_in.access_token.is_empty());
+        assert!(signed_in
+            .refresh_token
+            .starts_with(&format!("{}.", signed_in.session_id)));
+        assert_eq!(world.store.sessions.borrow().len(), 1);
+        let audit = world.store.audit.borrow();
+        let login = audit.last().unwrap();
+        assert_eq!(login.action, AuditAction::Login);
+        assert_eq!(login.details["provider"], "acme");
+    }
+
+    #[test]
+    fn a_provider_account_without_a_verified_address_is_refused_when_verification_is_required() {
+        let mut world = world();
+        world.config.email.require_verification = true;
+        let deps = world.deps();
+        let user = block_on(account_for(
+            &deps,
+            "acme",
+            &account("s1", None, None),
+            None,
+            1,
+        ))
+        .unwrap();
+        let refused = block_on(crate::service::auth::provider_session(
+            &deps, user, "acme", 2,
+        ));
+        assert_eq!(refused.unwrap_err().status(), 403);
+        assert!(world.store.sessions.borrow().is_empty());
+    }
+
     mod provider_calls {
         use super::*;
         use crate::domain::keys::parse_private;

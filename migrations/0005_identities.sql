@@ -21,14 +21,15 @@ CREATE INDEX identities_by_user ON identities (user_id);
 
 -- The one-time values of the redirect flow: `state` (10 minutes; what the callback needs to
 -- finish: provider, redirect target, nonce, PKCE verifier, the app's challenge) and `code`
--- (60 seconds; the account an app exchanges it for). Kept here rather than in KV because a
--- value must be spendable once only: KV is eventually consistent and has no
--- read-and-delete, while one `DELETE ... RETURNING` on this table is atomic, so of two
--- concurrent spends exactly one gets the row. Only a SHA-256 digest of the value is stored.
+-- (60 seconds; the account an app exchanges it for, or the provider account a link completes
+-- with) and `link` (60 seconds; a signed-in account's request to link, taken to `start`).
+-- Kept here rather than in KV because a value must be spendable once only: KV is eventually
+-- consistent and has no read-and-delete, while one `DELETE ... RETURNING` on this table is
+-- atomic, so of two concurrent spends exactly one gets the row. Only a SHA-256 digest of the value is stored.
 -- Expired rows are swept whenever a new value is stored.
 CREATE TABLE oauth_grants (
     digest      TEXT PRIMARY KEY,
-    kind        TEXT NOT NULL CHECK (kind IN ('state', 'code')),
+    kind        TEXT NOT NULL CHECK (kind IN ('state', 'code', 'link')),
     payload     TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL

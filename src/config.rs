@@ -244,6 +244,9 @@ pub struct Config {
     pub email_rate_limit: RateLimit,
     /// `RATE_LIMIT_VERIFY`: token and code submissions per client IP.
     pub verify_rate_limit: RateLimit,
+    /// `RATE_LIMIT_OAUTH`: per client IP, for each of a provider sign-in's steps (start,
+    /// callback, exchange, link) separately.
+    pub oauth_rate_limit: RateLimit,
     pub email: EmailSettings,
     /// `AUDIT_RETENTION_DAYS`: audit entries older than this are pruned daily; 0 keeps them.
     pub audit_retention_days: u32,
@@ -552,6 +555,13 @@ impl Config {
                 .errors
                 .push("HIBP_API_URL must be an absolute http(s) URL".into());
         }
+        let oauth_rate_limit = reader.rate_limit(
+            "RATE_LIMIT_OAUTH",
+            RateLimit {
+                limit: 20,
+                period_seconds: 60,
+            },
+        );
         let signup_rate_limit = reader.rate_limit(
             "RATE_LIMIT_SIGNUP",
             RateLimit {
@@ -670,6 +680,7 @@ impl Config {
                 refresh_rate_limit,
                 email_rate_limit,
                 verify_rate_limit,
+                oauth_rate_limit,
                 email,
                 audit_retention_days,
                 metrics_token_digest,

@@ -58,7 +58,7 @@ describe("deploy check", () => {
     assert.match(output, /ok {4}ENVIRONMENT is "production"/);
     assert.match(output, /ok {4}EMAIL_PROVIDER is /);
     assert.match(output, /ok {4}bindings DB, KV, RATE_LIMITER, SESSION_GUARD, METRICS, ASSETS/);
-    assert.match(output, /ok {4}upload [\d.]+ KiB, gzip [\d.]+ KiB \(budget 1280\.0 KiB gzip\)/);
+    assert.match(output, /ok {4}upload [\d.]+ KiB, gzip [\d.]+ KiB \(budget 1536\.0 KiB gzip\)/);
     assert.match(output, /deploy check passed/);
   });
 

@@ -133,6 +133,7 @@ export async function startWorker({
     RATE_LIMIT_REFRESH: "1000/60",
     RATE_LIMIT_EMAIL: "1000/60",
     RATE_LIMIT_VERIFY: "1000/60",
+    RATE_LIMIT_OAUTH: "1000/60",
     // Which store the Worker uses; D1 is its default, so a D1 run sets nothing.
     ...(onPostgres ? { DATABASE: "postgres" } : {}),
     ...vars,

@@ -1,5 +1,5 @@
 -- PostgreSQL twin of migrations/0005_identities.sql: provider identities linked to
--- accounts, and the one-time values (state, exchange code) of the redirect flow.
+-- accounts, and the one-time values (state, exchange code, link ticket) of the redirect flow.
 
 -- A subject belongs to one account, and an account has at most one identity per provider.
 -- The constraint names are part of the contract: the store maps SQLSTATE 23505 on either to
@@ -21,7 +21,7 @@ CREATE INDEX identities_by_user ON identities (user_id);
 -- make atomic: of two concurrent spends, the second finds no row.
 CREATE TABLE oauth_grants (
     digest      text PRIMARY KEY,
-    kind        text NOT NULL CONSTRAINT oauth_grants_kind_check CHECK (kind IN ('state', 'code')),
+    kind        text NOT NULL CONSTRAINT oauth_grants_kind_check CHECK (kind IN ('state', 'code', 'link')),
     payload     text NOT NULL,
     created_at  bigint NOT NULL,
     expires_at  bigint NOT NULL

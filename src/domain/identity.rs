@@ -26,8 +26,12 @@ pub struct Identity {
 pub enum GrantKind {
     /// The `state` of an authorization request: 10 minutes, spent by the callback.
     State,
-    /// The one-time code handed to the app: 60 seconds, spent by the exchange.
+    /// The one-time code handed to the app: 60 seconds, spent by the exchange (a sign-in)
+    /// or by the signed-in account that asked for a link.
     Code,
+    /// The ticket a signed-in account's link request hands the browser, for `start`: 60
+    /// seconds, spent by `start`.
+    Link,
 }
 
 impl GrantKind {
@@ -36,6 +40,7 @@ impl GrantKind {
         match self {
             GrantKind::State => "state",
             GrantKind::Code => "code",
+            GrantKind::Link => "link",
         }
     }
 
@@ -43,7 +48,7 @@ impl GrantKind {
     pub fn ttl_seconds(self) -> i64 {
         match self {
             GrantKind::State => 600,
-            GrantKind::Code => 60,
+            GrantKind::Code | GrantKind::Link => 60,
         }
     }
 }
@@ -67,6 +72,8 @@ mod tests {
     fn a_state_lives_ten_minutes_and_a_code_sixty_seconds() {
         assert_eq!(GrantKind::State.ttl_seconds(), 600);
         assert_eq!(GrantKind::Code.ttl_seconds(), 60);
-        assert_ne!(GrantKind::State.as_str(), GrantKind::Code.as_str());
+        assert_eq!(GrantKind::Link.ttl_seconds(), 60);
+        let kinds = [GrantKind::State, GrantKind::Code, GrantKind::Link].map(GrantKind::as_str);
+        assert_eq!(kinds, ["state", "code", "link"]);
     }
 }

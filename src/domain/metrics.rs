@@ -42,6 +42,10 @@ pub enum Event<'a> {
     EmailSent,
     /// A message could not be delivered, after its retries.
     EmailFailed,
+    /// A provider sign-in's callback came to `result`: `success`, `link_code`,
+    /// `invalid_state`, or the error sent back to the app (`provider_failed`,
+    /// `link_required`, `access_denied`, ...). `provider` is a configured name.
+    OAuthSignIn { provider: &'a str, result: &'a str },
 }
 
 /// The counter families, in the order they are rendered.
@@ -56,10 +60,11 @@ pub enum Counter {
     RateLimited,
     EmailsSent,
     EmailsFailed,
+    OAuthSignIns,
 }
 
 impl Counter {
-    const ALL: [Counter; 8] = [
+    const ALL: [Counter; 9] = [
         Counter::HttpRequests,
         Counter::Signups,
         Counter::Logins,
@@ -68,6 +73,7 @@ impl Counter {
         Counter::RateLimited,
         Counter::EmailsSent,
         Counter::EmailsFailed,
+        Counter::OAuthSignIns,
     ];
 
     /// The exposed metric name.
@@ -81,6 +87,7 @@ impl Counter {
             Counter::RateLimited => "edge_auth_rate_limited_total",
             Counter::EmailsSent => "edge_auth_emails_sent_total",
             Counter::EmailsFailed => "edge_auth_emails_failed_total",
+            Counter::OAuthSignIns => "edge_auth_oauth_sign_ins_total",
         }
     }
 
@@ -96,6 +103,9 @@ impl Counter {
             Counter::RateLimited => "Requests refused by a rate-limit budget, by scope.",
             Counter::EmailsSent => "Email messages handed to the provider.",
             Counter::EmailsFailed => "Email messages that could not be delivered after retries.",
+            Counter::OAuthSignIns => {
+                "Provider sign-in callbacks, by provider and result (success or the error sent back)."
+            }
         }
     }
 
@@ -103,7 +113,7 @@ impl Counter {
     /// from "not scraped".
     fn zero_series(self) -> Vec<Labels> {
         match self {
-            Counter::HttpRequests | Counter::RateLimited => Vec::new(),
+            Counter::HttpRequests | Counter::RateLimited | Counter::OAuthSignIns => Vec::new(),
             Counter::Logins => vec![
                 vec![label("result", "failure")],
                 vec![label("result", "success")],
@@ -258,6 +268,10 @@ impl Metrics {
             Event::Refresh => (Counter::Refreshes, Vec::new()),
             Event::RefreshTokenReuse => (Counter::RefreshTokenReuse, Vec::new()),
             Event::RateLimited { scope } => (Counter::RateLimited, vec![label("scope", scope)]),
+            Event::OAuthSignIn { provider, result } => (
+                Counter::OAuthSignIns,
+                vec![label("provider", provider), label("result", result)],
+            ),
             Event::EmailSent => (Counter::EmailsSent, Vec::new()),
             Event::EmailFailed => (Counter::EmailsFailed, Vec::new()),
         };
@@ -517,6 +531,18 @@ mod tests {
         );
         assert_eq!(metrics.value(Counter::Signups, &[]), 1);
         assert_eq!(metrics.value(Counter::Refreshes, &[]), 0);
+        metrics.record(Event::OAuthSignIn {
+            provider: "github",
+            result: "success",
+        });
+        metrics.record(Event::OAuthSignIn {
+            provider: "github",
+            result: "provider_failed",
+        });
+        let series = [("provider", "github"), ("result", "success")];
+        assert_eq!(metrics.value(Counter::OAuthSignIns, &series), 1);
+        let series = [("provider", "google"), ("result", "success")];
+        assert_eq!(metrics.value(Counter::OAuthSignIns, &series), 0);
     }
 
     #[test]

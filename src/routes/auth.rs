@@ -12,20 +12,9 @@ use crate::routes::requests::{LoginRequest, PasswordChangeRequest, RefreshReques
 use crate::routes::views::{self, PasswordChanged, Signup, TokenResponse, VerificationRequired};
 use crate::runtime::now_seconds;
 use crate::service;
-use crate::service::auth::{SignedIn, SignupInput, SignupOutcome};
+use crate::service::auth::{SignupInput, SignupOutcome};
 use serde_json::json;
 use worker::Request;
-
-/// The tokens of a session, as signup, login and refresh answer them.
-fn tokens(signed_in: SignedIn) -> TokenResponse {
-    TokenResponse {
-        access_token: signed_in.access_token,
-        refresh_token: signed_in.refresh_token,
-        token_type: "bearer".into(),
-        expires_in: signed_in.expires_in,
-        user: views::User::from(&signed_in.user),
-    }
-}
 
 #[utoipa::path(
     post,
@@ -83,7 +72,9 @@ pub async fn signup(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         password,
     };
     match service::auth::signup(&ctx.deps(), input, now_seconds()).await? {
-        SignupOutcome::SignedIn(signed_in) => json(201, &Signup::Tokens(tokens(signed_in))),
+        SignupOutcome::SignedIn(signed_in) => {
+            json(201, &Signup::Tokens(TokenResponse::from(signed_in)))
+        }
         SignupOutcome::VerificationRequired(user) => verification_required(&user),
     }
 }
@@ -142,7 +133,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let password = body.password;
     let signed_in =
         service::auth::login(&ctx.deps(), &identifier, &password, now_seconds()).await?;
-    json(200, &tokens(signed_in))
+    json(200, &TokenResponse::from(signed_in))
 }
 
 #[utoipa::path(
@@ -167,7 +158,7 @@ pub async fn refresh(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     problems.finish()?;
     let presented = body.refresh_token;
     let signed_in = service::auth::refresh(&ctx.deps(), &presented, now_seconds()).await?;
-    json(200, &tokens(signed_in))
+    json(200, &TokenResponse::from(signed_in))
 }
 
 #[utoipa::path(

@@ -14,7 +14,9 @@ pub mod auth;
 pub mod dev;
 pub mod docs;
 pub mod email;
+pub mod identities;
 pub mod meta;
+pub mod oauth;
 pub mod openapi;
 pub mod pages;
 pub mod requests;
@@ -221,11 +223,31 @@ route_table! {
     EmailChangeConfirm "/api/v1/auth/email/confirm" {
         POST [public] => email::confirm_email_change_api(&mut req, ctx)
     }
+    OAuthStart "/api/v1/auth/oauth/{provider}/start" {
+        GET [public] => oauth::start(&req, ctx)
+    }
+    OAuthCallback "/api/v1/auth/oauth/{provider}/callback" {
+        GET [public] => oauth::callback(&req, ctx)
+    }
+    OAuthExchange "/api/v1/auth/oauth/exchange" {
+        POST [public] => oauth::exchange(&mut req, ctx)
+    }
 
     Me "/api/v1/users/me" {
         GET [bearer] => users::get_me(caller),
         PATCH | PUT [bearer] => users::update_me(&mut req, ctx, caller),
         DELETE [bearer] => users::delete_me(&mut req, ctx, caller),
+    }
+
+    MyIdentities "/api/v1/users/me/identities" {
+        GET [bearer] => identities::list(ctx, caller),
+        POST [bearer] => identities::complete_link(&mut req, ctx, caller),
+    }
+    MyIdentity "/api/v1/users/me/identities/{id}" {
+        DELETE [bearer] => identities::unlink(ctx, caller)
+    }
+    MyIdentityLink "/api/v1/users/me/identities/{provider}/start" {
+        POST [bearer] => identities::start_link(&mut req, ctx, caller)
     }
 
     DevOutbox "/api/v1/dev/outbox" { GET [public] => dev::outbox(&req, ctx) }
@@ -271,6 +293,9 @@ route_table! {
     }
     AdminUserSession "/api/v1/admin/users/{id}/sessions/{sid}" {
         DELETE [permission(permission::SESSIONS_REVOKE)] => admin::revoke_session(ctx, caller)
+    }
+    AdminUserIdentities "/api/v1/admin/users/{id}/identities" {
+        GET [permission(permission::USERS_READ)] => identities::admin_list(ctx)
     }
     AdminRoles "/api/v1/admin/roles" { GET [role(admin::ROLE_ADMIN)] => admin::list_roles(ctx) }
     AdminAudit "/api/v1/admin/audit" {
@@ -485,6 +510,18 @@ mod tests {
         );
         assert_eq!(route("/docs"), Some(Route::Docs));
         assert_eq!(route("/redoc/a.js"), Some(Route::RedocFile));
+        assert_eq!(
+            params("/api/v1/users/me/identities/github/start"),
+            vec![pair("provider", "github")]
+        );
+        assert_eq!(
+            params(&format!("/api/v1/users/me/identities/{ID}")),
+            vec![pair("id", ID)]
+        );
+        assert_eq!(
+            params("/api/v1/auth/oauth/acme/callback"),
+            vec![pair("provider", "acme")]
+        );
     }
 
     #[test]
@@ -600,8 +637,12 @@ mod tests {
                 );
                 assert!(operation["tags"].is_array(), "{method} {path} has a tag");
                 let responses = operation["responses"].as_object().unwrap();
+                // A browser endpoint's success is a redirect (the provider sign-in's start
+                // and callback).
                 assert!(
-                    responses.keys().any(|status| status.starts_with('2')),
+                    responses
+                        .keys()
+                        .any(|status| status.starts_with('2') || status.starts_with('3')),
                     "{method} {path} documents its success"
                 );
                 if operation.get("security").is_some() {

@@ -191,3 +191,43 @@ pub fn check_username_and_email(
     };
     (username, email)
 }
+
+/// `POST /api/v1/auth/oauth/exchange`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "4fQmY0Zp3tB6hK9sWc2xV7nR1dL8aE5uJ0gT3yO6iPk", "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"}))]
+pub struct OAuthExchangeRequest {
+    /// The one-time code the callback added to `redirect_to`; single use, 60 seconds.
+    #[schema(min_length = 1, max_length = 128)]
+    pub code: String,
+    /// The PKCE verifier of the `code_challenge` the app sent to `start`; required then.
+    #[schema(min_length = 43, max_length = 128)]
+    pub code_verifier: Option<String>,
+}
+
+/// `POST /api/v1/users/me/identities/{provider}/start`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"redirect_to": "https://app.example/linked", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}))]
+pub struct LinkStartRequest {
+    /// Where the browser comes back with the code that completes the link; must match
+    /// `ALLOWED_REDIRECT_URLS`.
+    pub redirect_to: String,
+    /// A PKCE S256 challenge; completing the link then needs its verifier.
+    pub code_challenge: Option<String>,
+    /// `S256`, the only method.
+    pub code_challenge_method: Option<String>,
+}
+
+/// `POST /api/v1/users/me/identities`: complete a link with the callback's code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "4fQmY0Zp3tB6hK9sWc2xV7nR1dL8aE5uJ0gT3yO6iPk", "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"}))]
+pub struct LinkCompleteRequest {
+    /// The one-time code the callback added to `redirect_to`; single use, 60 seconds.
+    #[schema(min_length = 1, max_length = 128)]
+    pub code: String,
+    /// The verifier of the link request's `code_challenge`; required then.
+    #[schema(min_length = 43, max_length = 128)]
+    pub code_verifier: Option<String>,
+}

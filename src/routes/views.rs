@@ -5,6 +5,7 @@
 
 use crate::domain::access::Role as DomainRole;
 use crate::domain::audit::AuditRecord;
+use crate::domain::identity::Identity as DomainIdentity;
 use crate::domain::query::Page;
 use crate::domain::session::Session as DomainSession;
 use crate::domain::time::rfc3339_seconds;
@@ -62,6 +63,57 @@ pub struct Session {
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<Session>,
+}
+
+/// A provider account linked to an account.
+#[derive(Serialize, ToSchema)]
+pub struct Identity {
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The provider's configured name (`google`, `github`, ...).
+    pub provider: String,
+    /// The address the provider last asserted; informational.
+    #[schema(format = "email", required = true)]
+    pub email: Option<String>,
+    #[schema(format = "date-time")]
+    pub created_at: String,
+    /// The last sign-in through it.
+    #[schema(format = "date-time")]
+    pub last_used_at: String,
+}
+
+impl From<&DomainIdentity> for Identity {
+    fn from(identity: &DomainIdentity) -> Self {
+        Identity {
+            id: identity.id.clone(),
+            provider: identity.provider.clone(),
+            email: identity.email.clone(),
+            created_at: rfc3339_seconds(identity.created_at),
+            last_used_at: rfc3339_seconds(identity.last_used_at),
+        }
+    }
+}
+
+/// An account's linked provider accounts, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct IdentityList {
+    pub identities: Vec<Identity>,
+}
+
+impl IdentityList {
+    pub fn new(identities: &[DomainIdentity]) -> Self {
+        IdentityList {
+            identities: identities.iter().map(Identity::from).collect(),
+        }
+    }
+}
+
+/// Where the browser goes to link a provider.
+#[derive(Serialize, ToSchema)]
+pub struct LinkStart {
+    /// `/api/v1/auth/oauth/{provider}/start?link_ticket=…`: single use, 60 seconds. Send
+    /// the browser there (a top-level navigation, so the binding cookie is set).
+    pub url: String,
 }
 
 /// An account as administrators see it: the public view plus its ban.
@@ -365,6 +417,19 @@ impl AdminUserPage {
             total,
             total_pages: page.total_pages(total),
             users: users.iter().map(|user| AdminUser::new(user, now)).collect(),
+        }
+    }
+}
+
+impl From<crate::service::auth::SignedIn> for TokenResponse {
+    /// The tokens of a session, as signup, login, refresh and a provider sign-in answer them.
+    fn from(signed_in: crate::service::auth::SignedIn) -> Self {
+        TokenResponse {
+            access_token: signed_in.access_token,
+            refresh_token: signed_in.refresh_token,
+            token_type: "bearer".into(),
+            expires_in: signed_in.expires_in,
+            user: User::from(&signed_in.user),
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::config::Config;
 use crate::domain::audit::AuditAction;
-use crate::domain::identity::GrantKind;
+use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::keys::provider_signing_keys;
 use crate::domain::metrics::Event;
 use crate::domain::oauth::{
@@ -72,17 +72,24 @@ fn invalid_state() -> ApiError {
     ApiError::InvalidState
 }
 
-/// Start a sign-in (or, with `link_user`, a link) through `provider`: check where the app
-/// is to be sent back and its challenge, then store a state. The caller has checked that
-/// the provider is enabled.
-pub async fn begin<S: OAuthGrantStore, E: Edge>(
+/// What an app asks for when it starts a sign-in or a link: where it is to be sent back,
+/// and its PKCE challenge (then the code needs the verifier). Checked once, when asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRequest {
+    pub redirect_to: String,
+    pub app_challenge: Option<String>,
+}
+
+/// Check an app's `redirect_to` against `ALLOWED_REDIRECT_URLS` (400 otherwise: no open
+/// redirect) and its challenge (S256 only; a method without a challenge is refused rather
+/// than ignored).
+pub fn app_request<S, E: Edge>(
     deps: &Deps<'_, S, E>,
     provider: &str,
     redirect_to: &str,
-    app_challenge: Option<(&str, Option<&str>)>,
-    link_user: Option<&str>,
-    now: i64,
-) -> Result<Begun, ApiError> {
+    challenge: Option<&str>,
+    method: Option<&str>,
+) -> Result<AppRequest, ApiError> {
     if !deps.config.oauth.allows_redirect(redirect_to) {
         deps.edge
             .security_event("oauth_redirect_refused", json!({ "provider": provider }));
@@ -90,9 +97,14 @@ pub async fn begin<S: OAuthGrantStore, E: Edge>(
             "redirect_to is not an allowed redirect URL".into(),
         ));
     }
-    let app_challenge = match app_challenge {
+    let app_challenge = match challenge {
+        None if method.is_some() => {
+            return Err(ApiError::MalformedRequest(
+                "code_challenge_method needs a code_challenge".into(),
+            ))
+        }
         None => None,
-        Some((challenge, method)) => {
+        Some(challenge) => {
             // Only S256: `plain` would put the verifier itself in the browser's history.
             if method.unwrap_or("S256") != "S256" || !is_s256_challenge(challenge) {
                 return Err(ApiError::MalformedRequest(
@@ -102,6 +114,21 @@ pub async fn begin<S: OAuthGrantStore, E: Edge>(
             Some(challenge.to_owned())
         }
     };
+    Ok(AppRequest {
+        redirect_to: redirect_to.to_owned(),
+        app_challenge,
+    })
+}
+
+/// Start a sign-in (or, with `link_user`, a link) through `provider`: store a state for
+/// the checked `request`. The caller has checked that the provider is enabled.
+pub async fn begin<S: OAuthGrantStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    provider: &str,
+    request: &AppRequest,
+    link_user: Option<&str>,
+    now: i64,
+) -> Result<Begun, ApiError> {
     let begun = Begun {
         state: secret()?,
         cookie: secret()?,
@@ -111,28 +138,104 @@ pub async fn begin<S: OAuthGrantStore, E: Edge>(
     let verifier = secret()?;
     let pending = PendingSignIn {
         provider: provider.to_owned(),
-        redirect_to: redirect_to.to_owned(),
+        redirect_to: request.redirect_to.clone(),
         nonce: begun.nonce.clone(),
         verifier: verifier.clone(),
-        app_challenge,
+        app_challenge: request.app_challenge.clone(),
         link_user: link_user.map(str::to_owned),
         binding: hash_opaque_token(&begun.cookie),
     };
-    let payload = serde_json::to_string(&pending)
-        .map_err(|error| ApiError::internal("oauth state", error))?;
-    deps.store
-        .put_grant(
-            GrantKind::State,
-            &hash_opaque_token(&begun.state),
-            &payload,
-            now,
-            now + GrantKind::State.ttl_seconds(),
-        )
-        .await?;
+    put(deps, GrantKind::State, &begun.state, &pending, now).await?;
     Ok(Begun {
         challenge: crate::domain::oauth::pkce_challenge(&verifier),
         ..begun
     })
+}
+
+/// Store a one-time value's digest with what spending it yields.
+async fn put<S: OAuthGrantStore, E: Edge, T: Serialize>(
+    deps: &Deps<'_, S, E>,
+    kind: GrantKind,
+    value: &str,
+    payload: &T,
+    now: i64,
+) -> Result<(), ApiError> {
+    let payload =
+        serde_json::to_string(payload).map_err(|error| ApiError::internal("oauth grant", error))?;
+    deps.store
+        .put_grant(
+            kind,
+            &hash_opaque_token(value),
+            &payload,
+            now,
+            now + kind.ttl_seconds(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Spend a one-time value: what it was stored with, or `None` when it is unknown, spent,
+/// expired or unreadable. Values longer than any this service issues are not looked up.
+async fn take<S: OAuthGrantStore, E: Edge, T: serde::de::DeserializeOwned>(
+    deps: &Deps<'_, S, E>,
+    kind: GrantKind,
+    value: &str,
+    now: i64,
+) -> Result<Option<T>, ApiError> {
+    if value.is_empty() || value.len() > 128 {
+        return Ok(None);
+    }
+    Ok(deps
+        .store
+        .take_grant(kind, &hash_opaque_token(value), now)
+        .await?
+        .as_deref()
+        .and_then(|payload| serde_json::from_str(payload).ok()))
+}
+
+/// What a link ticket stands for: a signed-in account's request to link `provider`.
+#[derive(Debug, Serialize, Deserialize)]
+struct LinkTicket {
+    user_id: String,
+    provider: String,
+    request: AppRequest,
+}
+
+/// A signed-in account asks to link `provider`: a ticket (single use, 60 seconds) the
+/// browser takes to `start`, which binds the state to that browser as for a sign-in. The
+/// link itself happens only when the same account completes it with the code the
+/// callback returns ([`complete_link`]), so a ticket or code sent to someone else's
+/// browser cannot link their provider account to this one.
+pub async fn issue_link_ticket<S: OAuthGrantStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    provider: &str,
+    user_id: &str,
+    request: AppRequest,
+    now: i64,
+) -> Result<String, ApiError> {
+    let ticket = secret()?;
+    let payload = LinkTicket {
+        user_id: user_id.to_owned(),
+        provider: provider.to_owned(),
+        request,
+    };
+    put(deps, GrantKind::Link, &ticket, &payload, now).await?;
+    Ok(ticket)
+}
+
+/// `start` with a link ticket: spend it and start the link it asked for.
+pub async fn begin_link<S: OAuthGrantStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    provider: &str,
+    ticket: &str,
+    now: i64,
+) -> Result<(Begun, AppRequest), ApiError> {
+    let ticket: LinkTicket = take(deps, GrantKind::Link, ticket, now)
+        .await?
+        .filter(|ticket: &LinkTicket| ticket.provider == provider)
+        .ok_or_else(invalid_state)?;
+    let begun = begin(deps, provider, &ticket.request, Some(&ticket.user_id), now).await?;
+    Ok((begun, ticket.request))
 }
 
 /// Spend the state of a callback and check it belongs to `provider` and to this browser.
@@ -145,16 +248,8 @@ pub async fn resume<S: OAuthGrantStore, E: Edge>(
     cookie: Option<&str>,
     now: i64,
 ) -> Result<PendingSignIn, ApiError> {
-    let Some(state) = state.filter(|state| state.len() <= 128) else {
-        return Err(invalid_state());
-    };
-    let payload = deps
-        .store
-        .take_grant(GrantKind::State, &hash_opaque_token(state), now)
-        .await?;
-    let pending: PendingSignIn = payload
-        .as_deref()
-        .and_then(|payload| serde_json::from_str(payload).ok())
+    let pending: PendingSignIn = take(deps, GrantKind::State, state.unwrap_or(""), now)
+        .await?
         .ok_or_else(invalid_state)?;
     let browser = cookie.map(hash_opaque_token).unwrap_or_default();
     let bound = constant_time_eq(browser.as_bytes(), pending.binding.as_bytes());
@@ -166,6 +261,14 @@ pub async fn resume<S: OAuthGrantStore, E: Edge>(
         return Err(invalid_state());
     }
     Ok(pending)
+}
+
+/// Where a browser starts a sign-in or a link: `{PUBLIC_BASE_URL}/api/v1/auth/oauth/{provider}/start`.
+pub fn start_url(config: &Config, provider: &str) -> String {
+    format!(
+        "{}/api/v1/auth/oauth/{provider}/start",
+        config.email.public_base_url
+    )
 }
 
 /// Where the provider sends the browser back, the URL registered with it:
@@ -440,18 +543,16 @@ async fn github<C: ProviderClient>(
 }
 
 /// The account a provider's account signs in to, linking or creating it by these rules:
-/// 1. a linked identity signs in to its account (and, when linking, must be the caller's);
-/// 2. when linking, the identity is linked to the caller's account;
-/// 3. an account with the same email is linked only when the provider asserts the address
+/// 1. a linked identity signs in to its account;
+/// 2. an account with the same email is linked only when the provider asserts the address
 ///    verified and the account's email is verified too; when only the provider vouches,
 ///    `LinkRequired` (the user signs in and links); when the provider says nothing (or
 ///    false), a new account is made, without that address, which is someone else's;
-/// 4. otherwise a new account without a password, its username derived from the profile.
+/// 3. otherwise a new account without a password, its username derived from the profile.
 pub async fn account_for<S: UserStore + IdentityStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     provider: &str,
     account: &ProviderAccount,
-    link_user: Option<&str>,
     now: i64,
 ) -> Result<User, ApiError> {
     let email = account
@@ -459,9 +560,6 @@ pub async fn account_for<S: UserStore + IdentityStore, E: Edge>(
         .as_deref()
         .and_then(|email| normalize_email(email).ok());
     if let Some(identity) = deps.store.find_identity(provider, &account.subject).await? {
-        if link_user.is_some_and(|user| user != identity.user_id) {
-            return Err(ApiError::IdentityTaken);
-        }
         let entry = deps
             .audit(AuditAction::ProviderLogin, now)
             .by_self(&identity.user_id)
@@ -470,10 +568,6 @@ pub async fn account_for<S: UserStore + IdentityStore, E: Edge>(
             .touch_identity(&identity.id, email.as_deref(), now, &entry)
             .await?;
         return existing(deps, &identity.user_id, now).await;
-    }
-    if let Some(user_id) = link_user {
-        link(deps, provider, account, email.as_deref(), user_id, now).await?;
-        return existing(deps, user_id, now).await;
     }
     let mut new_email = email.clone();
     if let Some(address) = email.as_deref() {
@@ -495,6 +589,38 @@ pub async fn account_for<S: UserStore + IdentityStore, E: Edge>(
         }
     }
     create(deps, provider, account, new_email.as_deref(), now).await
+}
+
+/// Link a provider's account to the signed-in `user_id`: the identity, new or already
+/// this account's. One linked to another account is never moved (`IdentityTaken`).
+pub async fn link_account<S: IdentityStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    provider: &str,
+    account: &ProviderAccount,
+    user_id: &str,
+    now: i64,
+) -> Result<Identity, ApiError> {
+    let linked = match deps.store.find_identity(provider, &account.subject).await? {
+        Some(identity) => Some(identity),
+        None => {
+            let email = account
+                .email
+                .as_deref()
+                .and_then(|email| normalize_email(email).ok());
+            link(deps, provider, account, email.as_deref(), user_id, now).await?;
+            deps.store.find_identity(provider, &account.subject).await?
+        }
+    };
+    match linked {
+        Some(identity) if identity.user_id == user_id => Ok(identity),
+        _ => {
+            deps.edge.security_event(
+                "oauth_identity_taken",
+                json!({ "provider": provider, "user_id": user_id }),
+            );
+            Err(ApiError::IdentityTaken)
+        }
+    }
 }
 
 /// An existing account, refused while banned.
@@ -603,71 +729,146 @@ async fn create<S: UserStore + IdentityStore, E: Edge>(
     Err(ApiError::UsernameTaken)
 }
 
-/// What an exchange code stands for.
+/// The provider account a link code carries from the callback to its completion.
+#[derive(Debug, Serialize, Deserialize)]
+struct LinkedAccount {
+    subject: String,
+    email: Option<String>,
+}
+
+/// What a one-time code stands for: a sign-in to `user_id`, or (with `link`) a link of a
+/// provider account to `user_id`, which only that account can complete.
 #[derive(Debug, Serialize, Deserialize)]
 struct CodeGrant {
     user_id: String,
     provider: String,
     app_challenge: Option<String>,
+    #[serde(default)]
+    link: Option<LinkedAccount>,
 }
 
-/// Issue the one-time code the callback hands to the app (60 seconds, single use).
+/// Issue the one-time code the callback hands to the app (60 seconds, single use): a
+/// sign-in to `user_id`, or, for a link request, the provider's account to link.
 pub async fn issue_code<S: OAuthGrantStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user_id: &str,
     pending: &PendingSignIn,
+    link: Option<&ProviderAccount>,
     now: i64,
 ) -> Result<String, ApiError> {
     let code = secret()?;
-    let payload = serde_json::to_string(&CodeGrant {
+    let grant = CodeGrant {
         user_id: user_id.to_owned(),
         provider: pending.provider.clone(),
         app_challenge: pending.app_challenge.clone(),
-    })
-    .map_err(|error| ApiError::internal("oauth code", error))?;
-    deps.store
-        .put_grant(
-            GrantKind::Code,
-            &hash_opaque_token(&code),
-            &payload,
-            now,
-            now + GrantKind::Code.ttl_seconds(),
-        )
-        .await?;
+        link: link.map(|account| LinkedAccount {
+            subject: account.subject.clone(),
+            email: account.email.clone(),
+        }),
+    };
+    put(deps, GrantKind::Code, &code, &grant, now).await?;
     Ok(code)
 }
 
-/// Spend a one-time code: the account it stands for, and the provider it came through.
-/// The code is spent by the attempt whatever follows, so a wrong verifier cannot be
-/// retried against it. A code issued with a challenge needs its verifier.
-pub async fn redeem_code<S: OAuthGrantStore + UserStore, E: Edge>(
+/// Spend a one-time code. The code is spent by the attempt whatever follows, so a wrong
+/// verifier cannot be retried against it. A code issued with a challenge needs its
+/// verifier.
+async fn take_code<S: OAuthGrantStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     code: &str,
     verifier: Option<&str>,
     now: i64,
-) -> Result<(User, String), ApiError> {
-    let refused = || ApiError::InvalidGrant;
-    if code.len() > 128 {
-        return Err(refused());
-    }
-    let grant: CodeGrant = deps
-        .store
-        .take_grant(GrantKind::Code, &hash_opaque_token(code), now)
+) -> Result<CodeGrant, ApiError> {
+    let grant: CodeGrant = take(deps, GrantKind::Code, code, now)
         .await?
-        .as_deref()
-        .and_then(|payload| serde_json::from_str(payload).ok())
-        .ok_or_else(refused)?;
+        .ok_or(ApiError::InvalidGrant)?;
     if let Some(challenge) = grant.app_challenge.as_deref() {
         if !verifier.is_some_and(|verifier| pkce_matches(verifier, challenge)) {
             deps.edge.security_event(
                 "oauth_code_verifier_refused",
                 json!({ "provider": grant.provider, "user_id": grant.user_id }),
             );
-            return Err(refused());
+            return Err(ApiError::InvalidGrant);
         }
+    }
+    Ok(grant)
+}
+
+/// Spend a sign-in's one-time code: the account it stands for, and the provider it came
+/// through. A link's code is refused here: it completes only with its account's token.
+pub async fn redeem_code<S: OAuthGrantStore + UserStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    code: &str,
+    verifier: Option<&str>,
+    now: i64,
+) -> Result<(User, String), ApiError> {
+    let grant = take_code(deps, code, verifier, now).await?;
+    if grant.link.is_some() {
+        return Err(ApiError::InvalidGrant);
     }
     let user = existing(deps, &grant.user_id, now).await?;
     Ok((user, grant.provider))
+}
+
+/// Complete a link with the code the callback returned: only the account that asked for
+/// the link can, so a link started by one account and finished in another's browser
+/// links nothing.
+pub async fn complete_link<S: OAuthGrantStore + IdentityStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user_id: &str,
+    code: &str,
+    verifier: Option<&str>,
+    now: i64,
+) -> Result<Identity, ApiError> {
+    let grant = take_code(deps, code, verifier, now).await?;
+    let Some(linked) = grant.link.filter(|_| grant.user_id == user_id) else {
+        deps.edge.security_event(
+            "oauth_link_code_refused",
+            json!({ "provider": grant.provider, "user_id": user_id }),
+        );
+        return Err(ApiError::InvalidGrant);
+    };
+    let account = ProviderAccount {
+        subject: linked.subject,
+        email: linked.email,
+        email_verified: None,
+        name_hint: None,
+    };
+    link_account(deps, &grant.provider, &account, user_id, now).await
+}
+
+/// An account's identities, oldest first.
+pub async fn identities<S: IdentityStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user_id: &str,
+) -> Result<Vec<Identity>, ApiError> {
+    Ok(deps.store.identities_of(user_id).await?)
+}
+
+/// Unlink one of the caller's identities; refused when it is the account's last way to
+/// sign in, and 404 for an identity that is not the caller's.
+pub async fn unlink<S: IdentityStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user_id: &str,
+    identity_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    if Uuid::parse_str(identity_id).is_err() {
+        return Err(ApiError::NotFound);
+    }
+    let entry = deps
+        .audit(AuditAction::IdentityUnlinked, now)
+        .by_self(user_id)
+        .with("identity_id", identity_id);
+    match deps
+        .store
+        .unlink_identity(user_id, identity_id, &entry)
+        .await?
+    {
+        Unlink::Unlinked => Ok(()),
+        Unlink::NotFound => Err(ApiError::NotFound),
+        Unlink::LastSignInMethod => Err(ApiError::LastSignInMethod),
+    }
 }
 
 #[cfg(test)]
@@ -711,7 +912,7 @@ mod tests {
     fn a_state_is_spent_once_and_only_with_its_browsers_cookie() {
         let world = world();
         let deps = world.deps();
-        let begun = block_on(begin(&deps, "acme", REDIRECT, None, None, 100)).unwrap();
+        let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
         let pending = block_on(resume(
             &deps,
             "acme",
@@ -737,7 +938,7 @@ mod tests {
         );
         // Without the cookie, or another browser's: refused, and the state is burned.
         for cookie in [None, Some("another-browser")] {
-            let begun = block_on(begin(&deps, "acme", REDIRECT, None, None, 100)).unwrap();
+            let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
             assert_eq!(
                 block_on(resume(&deps, "acme", Some(&begun.state), cookie, 101)).unwrap_err(),
                 ApiError::InvalidState
@@ -752,7 +953,7 @@ mod tests {
             .is_err());
         }
         // Expired after ten minutes; a state of another provider; no state at all.
-        let begun = block_on(begin(&deps, "acme", REDIRECT, None, None, 100)).unwrap();
+        let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
         assert!(block_on(resume(
             &deps,
             "acme",
@@ -761,7 +962,7 @@ mod tests {
             700
         ))
         .is_err());
-        let begun = block_on(begin(&deps, "acme", REDIRECT, None, None, 100)).unwrap();
+        let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
         assert!(block_on(resume(
             &deps,
             "other",
@@ -773,30 +974,128 @@ mod tests {
         assert!(block_on(resume(&deps, "acme", None, Some(&begun.cookie), 101)).is_err());
     }
 
+    /// A checked request to be sent back to `redirect_to`.
+    fn app(redirect_to: &str, challenge: Option<&str>) -> AppRequest {
+        AppRequest {
+            redirect_to: redirect_to.into(),
+            app_challenge: challenge.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn a_disallowed_redirect_or_a_non_s256_challenge_is_a_400() {
         let world = world();
         let deps = world.deps();
-        let refused = block_on(begin(&deps, "acme", "https://evil.example/", None, None, 1));
+        let refused = app_request(&deps, "acme", "https://evil.example/", None, None);
         assert_eq!(refused.unwrap_err().status(), 400);
         assert_eq!(world.edge.event_names(), ["oauth_redirect_refused"]);
         let challenge = pkce_challenge(&"v".repeat(43));
-        for bad in [(challenge.as_str(), Some("plain")), ("short", None)] {
-            let refused = block_on(begin(&deps, "acme", REDIRECT, Some(bad), None, 1));
+        for (bad, method) in [
+            (Some(challenge.as_str()), Some("plain")),
+            (Some("short"), None),
+            (None, Some("S256")),
+        ] {
+            let refused = app_request(&deps, "acme", REDIRECT, bad, method);
             assert_eq!(refused.unwrap_err().status(), 400);
         }
-        assert!(block_on(begin(
+        let accepted = app_request(&deps, "acme", REDIRECT, Some(&challenge), Some("S256"));
+        assert_eq!(accepted.unwrap(), app(REDIRECT, Some(&challenge)));
+        assert_eq!(
+            app_request(&deps, "acme", REDIRECT, None, None).unwrap(),
+            app(REDIRECT, None)
+        );
+    }
+
+    #[test]
+    fn a_link_ticket_is_spent_once_by_its_provider_and_starts_a_link_for_its_account() {
+        let world = world();
+        let deps = world.deps();
+        let ticket = block_on(issue_link_ticket(
             &deps,
             "acme",
-            REDIRECT,
-            Some((&challenge, Some("S256"))),
-            None,
-            1
+            "u1",
+            app(REDIRECT, None),
+            100,
         ))
-        .is_ok());
-        assert!(
-            world.store.grants.borrow().len() == 1,
-            "nothing stored for a refusal"
+        .unwrap();
+        // Another provider's start spends it without starting anything.
+        assert_eq!(
+            block_on(begin_link(&deps, "other", &ticket, 101)).unwrap_err(),
+            ApiError::InvalidState
+        );
+        let ticket = block_on(issue_link_ticket(
+            &deps,
+            "acme",
+            "u1",
+            app(REDIRECT, None),
+            100,
+        ))
+        .unwrap();
+        assert_eq!(
+            block_on(begin_link(&deps, "acme", &ticket, 161)).unwrap_err(),
+            ApiError::InvalidState,
+            "a ticket lives 60 seconds"
+        );
+        let ticket = block_on(issue_link_ticket(
+            &deps,
+            "acme",
+            "u1",
+            app(REDIRECT, None),
+            200,
+        ))
+        .unwrap();
+        let (begun, request) = block_on(begin_link(&deps, "acme", &ticket, 259)).unwrap();
+        assert_eq!(request, app(REDIRECT, None));
+        assert!(block_on(begin_link(&deps, "acme", &ticket, 259)).is_err());
+        let pending = block_on(resume(
+            &deps,
+            "acme",
+            Some(&begun.state),
+            Some(&begun.cookie),
+            261,
+        ))
+        .unwrap();
+        assert_eq!(pending.link_user.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn a_link_code_completes_only_for_the_account_that_asked() {
+        let world = world();
+        let caller = "00000000-0000-4000-8000-000000000001";
+        local(&world, caller, "ann@example.com", false);
+        let deps = world.deps();
+        let mut link_pending = pending(None);
+        link_pending.link_user = Some(caller.into());
+        let linked = account("s1", Some("ann@elsewhere.example"), Some(true));
+        // Someone else's token cannot complete it, and the attempt spends the code.
+        let code = block_on(issue_code(&deps, caller, &link_pending, Some(&linked), 10)).unwrap();
+        let other = "00000000-0000-4000-8000-000000000002";
+        assert_eq!(
+            block_on(complete_link(&deps, other, &code, None, 11)).unwrap_err(),
+            ApiError::InvalidGrant
+        );
+        assert_eq!(
+            block_on(complete_link(&deps, caller, &code, None, 11)).unwrap_err(),
+            ApiError::InvalidGrant
+        );
+        // A link's code is no sign-in.
+        let code = block_on(issue_code(&deps, caller, &link_pending, Some(&linked), 10)).unwrap();
+        assert_eq!(
+            block_on(redeem_code(&deps, &code, None, 11)).unwrap_err(),
+            ApiError::InvalidGrant
+        );
+        let code = block_on(issue_code(&deps, caller, &link_pending, Some(&linked), 10)).unwrap();
+        let identity = block_on(complete_link(&deps, caller, &code, None, 11)).unwrap();
+        assert_eq!(
+            (identity.user_id.as_str(), identity.subject.as_str()),
+            (caller, "s1")
+        );
+        assert_eq!(identity.email.as_deref(), Some("ann@elsewhere.example"));
+        // A sign-in's code completes no link.
+        let code = block_on(issue_code(&deps, caller, &pending(None), None, 10)).unwrap();
+        assert_eq!(
+            block_on(complete_link(&deps, caller, &code, None, 11)).unwrap_err(),
+            ApiError::InvalidGrant
         );
     }
 
@@ -808,7 +1107,6 @@ mod tests {
             &deps,
             "acme",
             &account("s1", Some("Ann@Example.com"), Some(true)),
-            None,
             10,
         ))
         .unwrap();
@@ -817,14 +1115,7 @@ mod tests {
         assert!(user.email_verified);
         assert_eq!(world.store.users.borrow()[0].password_hash, NO_PASSWORD);
         // The next time, the identity signs in to the same account.
-        let again = block_on(account_for(
-            &deps,
-            "acme",
-            &account("s1", None, None),
-            None,
-            20,
-        ))
-        .unwrap();
+        let again = block_on(account_for(&deps, "acme", &account("s1", None, None), 20)).unwrap();
         assert_eq!(again.id, user.id);
         assert_eq!(world.store.identities.borrow()[0].last_used_at, 20);
         let actions: Vec<_> = world
@@ -841,22 +1132,8 @@ mod tests {
     fn usernames_are_made_unique() {
         let world = world();
         let deps = world.deps();
-        let first = block_on(account_for(
-            &deps,
-            "acme",
-            &account("s1", None, None),
-            None,
-            1,
-        ))
-        .unwrap();
-        let second = block_on(account_for(
-            &deps,
-            "acme",
-            &account("s2", None, None),
-            None,
-            1,
-        ))
-        .unwrap();
+        let first = block_on(account_for(&deps, "acme", &account("s1", None, None), 1)).unwrap();
+        let second = block_on(account_for(&deps, "acme", &account("s2", None, None), 1)).unwrap();
         assert_eq!(first.username, "ann");
         assert!(second.username.starts_with("ann_"), "{}", second.username);
     }
@@ -875,7 +1152,6 @@ mod tests {
             &deps,
             "acme",
             &account("s1", Some("ann@example.com"), Some(true)),
-            None,
             10,
         ))
         .unwrap();
@@ -901,7 +1177,6 @@ mod tests {
             &deps,
             "acme",
             &account("s1", Some("ann@example.com"), Some(true)),
-            None,
             10,
         ));
         assert_eq!(refused.unwrap_err(), ApiError::LinkRequired);
@@ -923,7 +1198,6 @@ mod tests {
                 &deps,
                 "acme",
                 &account("s1", Some("ann@example.com"), verified),
-                None,
                 10,
             ))
             .unwrap();
@@ -938,32 +1212,40 @@ mod tests {
         let caller = "00000000-0000-4000-8000-000000000001";
         local(&world, caller, "ann@example.com", false);
         let deps = world.deps();
-        let user = block_on(account_for(
+        let linked = block_on(link_account(
             &deps,
             "acme",
             &account("s1", None, None),
-            Some(caller),
+            caller,
             10,
         ))
         .unwrap();
-        assert_eq!(user.id, caller);
-        let other = block_on(account_for(
+        assert_eq!(linked.user_id, caller);
+        // Linking it again is no change.
+        let again = block_on(link_account(
             &deps,
             "acme",
-            &account("s2", None, None),
-            None,
-            10,
+            &account("s1", None, None),
+            caller,
+            11,
         ))
         .unwrap();
+        assert_eq!(again.id, linked.id);
+        let other = block_on(account_for(&deps, "acme", &account("s2", None, None), 10)).unwrap();
         assert_ne!(other.id, caller);
-        let stolen = block_on(account_for(
+        let stolen = block_on(link_account(
             &deps,
             "acme",
             &account("s2", None, None),
-            Some(caller),
+            caller,
             10,
         ));
         assert_eq!(stolen.unwrap_err(), ApiError::IdentityTaken);
+        assert_eq!(
+            world.store.identities.borrow().len(),
+            2,
+            "the other account keeps its identity"
+        );
     }
 
     fn pending(challenge: Option<String>) -> PendingSignIn {
@@ -982,15 +1264,8 @@ mod tests {
     fn a_code_is_redeemed_once_within_sixty_seconds() {
         let world = world();
         let deps = world.deps();
-        let user = block_on(account_for(
-            &deps,
-            "acme",
-            &account("s1", None, None),
-            None,
-            1,
-        ))
-        .unwrap();
-        let code = block_on(issue_code(&deps, &user.id, &pending(None), 100)).unwrap();
+        let user = block_on(account_for(&deps, "acme", &account("s1", None, None), 1)).unwrap();
+        let code = block_on(issue_code(&deps, &user.id, &pending(None), None, 100)).unwrap();
         let (redeemed, provider) = block_on(redeem_code(&deps, &code, None, 159)).unwrap();
         assert_eq!(
             (redeemed.id.as_str(), provider.as_str()),
@@ -1000,7 +1275,7 @@ mod tests {
             block_on(redeem_code(&deps, &code, None, 159)).unwrap_err(),
             ApiError::InvalidGrant
         );
-        let late = block_on(issue_code(&deps, &user.id, &pending(None), 100)).unwrap();
+        let late = block_on(issue_code(&deps, &user.id, &pending(None), None, 100)).unwrap();
         assert_eq!(
             block_on(redeem_code(&deps, &late, None, 160)).unwrap_err(),
             ApiError::InvalidGrant
@@ -1011,25 +1286,18 @@ mod tests {
     fn a_code_issued_with_a_challenge_needs_its_verifier_and_a_wrong_one_spends_it() {
         let world = world();
         let deps = world.deps();
-        let user = block_on(account_for(
-            &deps,
-            "acme",
-            &account("s1", None, None),
-            None,
-            1,
-        ))
-        .unwrap();
+        let user = block_on(account_for(&deps, "acme", &account("s1", None, None), 1)).unwrap();
         let verifier = "v".repeat(43);
         let with_challenge = pending(Some(pkce_challenge(&verifier)));
         for wrong in [None, Some("w".repeat(43))] {
-            let code = block_on(issue_code(&deps, &user.id, &with_challenge, 100)).unwrap();
+            let code = block_on(issue_code(&deps, &user.id, &with_challenge, None, 100)).unwrap();
             assert_eq!(
                 block_on(redeem_code(&deps, &code, wrong.as_deref(), 101)).unwrap_err(),
                 ApiError::InvalidGrant
             );
             assert!(block_on(redeem_code(&deps, &code, Some(&verifier), 101)).is_err());
         }
-        let code = block_on(issue_code(&deps, &user.id, &with_challenge, 100)).unwrap();
+        let code = block_on(issue_code(&deps, &user.id, &with_challenge, None, 100)).unwrap();
         assert!(block_on(redeem_code(&deps, &code, Some(&verifier), 101)).is_ok());
     }
 
@@ -1041,11 +1309,10 @@ mod tests {
             &deps,
             "acme",
             &account("s1", Some("ann@example.com"), Some(true)),
-            None,
             1,
         ))
         .unwrap();
-        let code = block_on(issue_code(&deps, &user.id, &pending(None), 100)).unwrap();
+        let code = block_on(issue_code(&deps, &user.id, &pending(None), None, 100)).unwrap();
         let (user, provider) = block_on(redeem_code(&deps, &code, None, 101)).unwrap();
         let signed_in = block_on(crate::service::auth::provider_session(
             &deps, user, &provider, 101,
@@ -1067,14 +1334,7 @@ mod tests {
         let mut world = world();
         world.config.email.require_verification = true;
         let deps = world.deps();
-        let user = block_on(account_for(
-            &deps,
-            "acme",
-            &account("s1", None, None),
-            None,
-            1,
-        ))
-        .unwrap();
+        let user = block_on(account_for(&deps, "acme", &account("s1", None, None), 1)).unwrap();
         let refused = block_on(crate::service::auth::provider_session(
             &deps, user, "acme", 2,
         ));
@@ -1173,7 +1433,7 @@ mod tests {
         /// Start a sign-in and come back from the provider with it.
         fn pending(world: &World) -> (Begun, PendingSignIn) {
             let deps = world.deps();
-            let begun = block_on(begin(&deps, "acme", REDIRECT, None, None, NOW)).unwrap();
+            let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, NOW)).unwrap();
             let pending = block_on(resume(
                 &deps,
                 "acme",
@@ -1426,7 +1686,7 @@ mod tests {
             let world = github_world();
             let github = world.config.oauth.provider("github").unwrap().clone();
             let deps = world.deps();
-            let begun = block_on(begin(&deps, "github", REDIRECT, None, None, NOW)).unwrap();
+            let begun = block_on(begin(&deps, "github", &app(REDIRECT, None), None, NOW)).unwrap();
             let scripted = ScriptedProvider::default();
             let url = block_on(authorization_redirect(&deps, &scripted, &github, &begun)).unwrap();
             assert!(url.starts_with("http://127.0.0.1:9000/login/oauth/authorize?"));

@@ -188,7 +188,7 @@ impl Modify for BearerScheme {
 #[openapi(
     info(
         title = "edge-auth",
-        description = "Sign-up, sign-in and sessions at the edge. Access tokens are EdDSA JWTs \
+        description = "Sign-up, sign-in and sessions at the edge. Access tokens are signed JWTs \
                        that apps verify themselves with `/.well-known/jwks.json`; errors are \
                        RFC 9457 problem details.",
         license(name = "MIT")
@@ -211,6 +211,7 @@ impl Modify for BearerScheme {
     modifiers(&BearerScheme),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens and the email flows"),
+        (name = "oauth", description = "Sign-in through GitHub, Google or any OpenID Connect provider"),
         (name = "users", description = "The signed-in account"),
         (name = "sessions", description = "The signed-in account's sessions"),
         (name = "admin", description = "Administration; needs a role with the named permission"),

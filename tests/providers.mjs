@@ -90,8 +90,9 @@ async function signingKey(alg) {
  * `provider.tamper = (claims, header) => ...` the id_token the token endpoint answers with
  * is re-signed with the provider's own key after the function changed `claims` (and
  * `header`) in place; with `provider.tamperSignature = true` a byte of its signature is
- * flipped. Both stay set until the test clears them (`provider.honest()`). `tokenRequests`
- * counts the token endpoint's answers.
+ * flipped. Both stay set until the test clears them (`provider.honest()`). `issued` holds
+ * every token the token endpoint handed out (as sent), for tests that look for them where
+ * they must not be.
  */
 export async function startOidcProvider({ clients, publicBaseUrl = PUBLIC_BASE_URL }) {
   const keys = [await signingKey("RS256"), await signingKey("ES256")];
@@ -145,7 +146,7 @@ export async function startOidcProvider({ clients, publicBaseUrl = PUBLIC_BASE_U
     deny: false,
     tamper: undefined,
     tamperSignature: false,
-    tokenRequests: 0,
+    issued: [],
     /** Clear both tamper modes. */
     honest() {
       provider.tamper = undefined;
@@ -183,8 +184,8 @@ export async function startOidcProvider({ clients, publicBaseUrl = PUBLIC_BASE_U
   oidc.use(async (ctx, next) => {
     await next();
     if (ctx.oidc?.route !== "token" || ctx.status !== 200) return;
-    provider.tokenRequests += 1;
     const idToken = ctx.body?.id_token;
+    provider.issued.push(...[ctx.body?.access_token, idToken].filter(Boolean));
     if (!idToken) return;
     if (provider.tamper) {
       const header = decodeProtectedHeader(idToken);
@@ -199,6 +200,7 @@ export async function startOidcProvider({ clients, publicBaseUrl = PUBLIC_BASE_U
       bytes[bytes.length >> 1] ^= 0x01;
       ctx.body = { ...ctx.body, id_token: [head, payload, bytes.toString("base64url")].join(".") };
     }
+    if (ctx.body.id_token !== idToken) provider.issued.push(ctx.body.id_token);
   });
 
   const handler = oidc.callback();
@@ -240,7 +242,8 @@ export async function startOidcProvider({ clients, publicBaseUrl = PUBLIC_BASE_U
  *   PKCE verifier against the authorization's S256 challenge; answers JSON;
  * - `GET {api}/user` and `GET {api}/user/emails` with the bearer token.
  * `user` (`{id, login, name}`) and `emails` (`[{email, primary, verified}]`) are who signs
- * in next; `refusals` lists why each refused request was refused.
+ * in next; `refusals` lists why each refused request was refused; `issued` every code and
+ * access token handed out.
  */
 export async function startGithubStandIn({ client_id, client_secret, publicBaseUrl = PUBLIC_BASE_URL, name = "github" }) {
   const codes = new Map();
@@ -255,6 +258,7 @@ export async function startGithubStandIn({ client_id, client_secret, publicBaseU
     emails: [],
     deny: false,
     refusals: [],
+    issued: [],
     close: closer(server),
     /** Follow the authorization redirect; returns where GitHub sends the browser back to. */
     async drive(startLocation) {
@@ -290,6 +294,7 @@ export async function startGithubStandIn({ client_id, client_secret, publicBaseU
         const code = randomBytes(10).toString("hex");
         codes.set(code, { challenge: q.get("code_challenge"), redirect, user: github.user, emails: github.emails });
         back.searchParams.set("code", code);
+        github.issued.push(code);
       }
       back.searchParams.set("state", q.get("state") ?? "");
       return res.writeHead(302, { location: back.href }).end();
@@ -314,6 +319,7 @@ export async function startGithubStandIn({ client_id, client_secret, publicBaseU
       }
       const token = `gho_${randomBytes(18).toString("hex")}`;
       tokens.set(token, grant);
+      github.issued.push(token);
       return json(res, 200, { access_token: token, token_type: "bearer", scope: "read:user,user:email" });
     }
     if (req.method === "GET" && (url.pathname === "/api/user" || url.pathname === "/api/user/emails")) {

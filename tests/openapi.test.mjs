@@ -1,14 +1,19 @@
 // The OpenAPI document against the running Worker: every documented path is routed with
 // exactly its documented methods, the examples work as real requests, and a tour of every
 // operation validates each body the Worker sends against the documented schema — strictly,
-// so an undocumented or missing member fails.
+// so an undocumented or missing member fails. The sign-in operations go through a real
+// OpenID provider (tests/providers.mjs), as a browser would.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
-import { startWorker, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
+import { startWorker, readResponse, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
+import { startOidcProvider, PUBLIC_BASE_URL } from "./providers.mjs";
 
 const METHODS = ["get", "put", "post", "delete", "patch"];
+// A provider for the tour's sign-in operations, and where its sign-ins return.
+const ACME = { name: "acme", client_id: "acme-client", client_secret: "tour-only-secret" };
+const APP = "https://app.test/callback";
 
 /** Make every object schema with named properties refuse members it does not name. */
 function strict(schema) {
@@ -71,21 +76,62 @@ describe("the OpenAPI document", () => {
   let worker;
   let document;
   let checker;
+  let oidc;
   before(async () => {
-    worker = await startWorker({ vars: { ENVIRONMENT: "development", PUBLIC_BASE_URL: "https://auth.test" } });
+    oidc = await startOidcProvider({ clients: [ACME] });
+    worker = await startWorker({
+      vars: {
+        ENVIRONMENT: "development",
+        PUBLIC_BASE_URL,
+        ALLOWED_REDIRECT_URLS: APP,
+        OAUTH_PROVIDERS: "acme",
+        OAUTH_ACME_CLIENT_ID: ACME.client_id,
+        OAUTH_ACME_CLIENT_SECRET: ACME.client_secret,
+        OAUTH_ACME_ISSUER: oidc.issuer,
+      },
+    });
     const response = await worker.request("GET", "/openapi.json");
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("content-type"), "application/json");
     document = response.json;
     checker = new Checker(document);
   });
-  after(() => worker.dispose());
+  after(async () => {
+    await worker.dispose();
+    await oidc.close();
+  });
 
   /** Call `method template` with path `params` and validate the answer. */
   async function call(method, template, { params = {}, query = "", ...init } = {}) {
     const path = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(params[name]));
     const response = await worker.request(method, path + query, init);
     return checker.check(method, template, response);
+  }
+
+  /** GET `template` as a browser would, its redirects not followed, and validate the answer. */
+  async function navigate(template, { params = {}, query = "", headers = {} } = {}) {
+    const path = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(params[name]));
+    const response = await readResponse(await worker.fetch(path + query, { redirect: "manual", headers }));
+    return checker.check("GET", template, response);
+  }
+
+  /**
+   * A browser's trip from `start` (its query) through the provider and back: validates the
+   * start and the callback; returns the one-time code the app receives.
+   */
+  async function providerTrip(query) {
+    const provider = { params: { provider: "acme" } };
+    const started = await navigate("/api/v1/auth/oauth/{provider}/start", { ...provider, query });
+    assert.equal(started.status, 302, started.text);
+    const cookie = started.headers.get("set-cookie").split(";")[0];
+    const back = new URL(await oidc.drive(started.headers.get("location"), { sub: uniqueName("sub"), name: "Tour" }));
+    const returned = await navigate("/api/v1/auth/oauth/{provider}/callback", {
+      ...provider,
+      query: back.search,
+      headers: { cookie },
+    });
+    assert.equal(returned.status, 302, returned.text);
+    return new URL(returned.headers.get("location")).searchParams.get("code");
   }
 
   test("is OpenAPI 3.1 with a bearer scheme, problem details and compiling schemas", () => {
@@ -266,6 +312,31 @@ describe("the OpenAPI document", () => {
     assert.equal((await call("DELETE", "/api/v1/admin/users/{id}", as)).status, 204);
     assert.equal((await call("GET", "/api/v1/admin/users/{id}", as)).status, 404);
 
+    // Sign-in through a provider, and linking one to a signed-in account.
+    const redirect = `?redirect_to=${encodeURIComponent(APP)}`;
+    const provider = { params: { provider: "acme" } };
+    assert.equal((await navigate("/api/v1/auth/oauth/{provider}/start", { ...provider, query: "?redirect_to=https://evil.test/" })).status, 400);
+    assert.equal((await navigate("/api/v1/auth/oauth/{provider}/callback", { ...provider, query: "?state=unknown&code=x" })).status, 400);
+    const code = await providerTrip(redirect);
+    assert.equal((await call("POST", "/api/v1/auth/oauth/exchange", { body: { code } })).status, 200);
+    assert.equal((await call("POST", "/api/v1/auth/oauth/exchange", { body: { code } })).status, 400);
+    const linking = await worker.signup();
+    const asked = await call("POST", "/api/v1/users/me/identities/{provider}/start", {
+      ...provider,
+      token: linking.access_token,
+      body: { redirect_to: APP },
+    });
+    assert.equal(asked.status, 200);
+    const linkCode = await providerTrip(new URL(asked.json.url).search);
+    const completed = await call("POST", "/api/v1/users/me/identities", { token: linking.access_token, body: { code: linkCode } });
+    assert.equal(completed.status, 201);
+    assert.equal((await call("GET", "/api/v1/users/me/identities", { token: linking.access_token })).json.identities.length, 1);
+    const linkedId = { token: admin.access_token, params: { id: linking.user.id } };
+    assert.equal((await call("GET", "/api/v1/admin/users/{id}/identities", linkedId)).status, 200);
+    const identity = { token: linking.access_token, params: { id: completed.json.id } };
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", identity)).status, 204);
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", identity)).status, 404);
+
     // The signed-in account leaves.
     const leaving = await worker.signup();
     assert.equal((await call("POST", "/api/v1/auth/logout", { token: leaving.access_token })).status, 204);
@@ -274,10 +345,11 @@ describe("the OpenAPI document", () => {
     const last = await worker.login(leaving.username);
     assert.equal((await call("DELETE", "/api/v1/users/me", { token: last.access_token, body: { password: STRONG_PASSWORD } })).status, 204);
 
-    // Every operation had its success answer checked.
+    // Every operation had its success answer checked (a redirect is the success of a
+    // browser's step).
     for (const [template, item] of Object.entries(document.paths)) {
       for (const method of METHODS.filter((name) => item[name])) {
-        const successes = Object.keys(item[method].responses).filter((status) => status.startsWith("2"));
+        const successes = Object.keys(item[method].responses).filter((status) => /^[23]/.test(status));
         assert.ok(
           successes.some((status) => checker.seen.has(`${method.toUpperCase()} ${template} ${status}`)),
           `the tour checked a success of ${method.toUpperCase()} ${template}`,

@@ -7,6 +7,8 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { decodeJwt, decodeProtectedHeader, generateKeyPair, importJWK, SignJWT } from "jose";
 import { getMetricsFromIterator } from "prom2javascript";
 import { startWorker, assertProblem, readResponse, uniqueName, address, sleep, STRONG_PASSWORD } from "./helpers.mjs";
 import { startOidcProvider, startGithubStandIn, PUBLIC_BASE_URL } from "./providers.mjs";
@@ -25,13 +27,30 @@ function pkce() {
   return { verifier, challenge: createHash("sha256").update(verifier).digest("base64url") };
 }
 
+/** A port on 127.0.0.1 where nothing listens. */
+async function closedPort() {
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Sign `claims` under `header` with a private JWK (or jose key). */
+async function sign(header, claims, key) {
+  const usable = key.kty ? await importJWK(key, header.alg) : key;
+  return new SignJWT(claims).setProtectedHeader(header).sign(usable);
+}
+
 /**
  * The providers and a Worker that knows them (`acme` RS256 and `ec` ES256 at one OpenID
- * provider, `github` at the stand-in); `vars` add to or override the Worker's settings.
+ * provider, `github` at the stand-in); `vars` add to or override the Worker's settings
+ * (a function of the providers when it needs their URLs).
  */
 async function startAll(vars = {}) {
   const oidc = await startOidcProvider({ clients: [ACME, EC] });
   const github = await startGithubStandIn(GITHUB);
+  if (typeof vars === "function") vars = vars(oidc, github);
   const worker = await startWorker({
     vars: {
       PUBLIC_BASE_URL,
@@ -245,7 +264,18 @@ function counter(metrics, name, labels) {
 describe("sign-in through an OpenID provider", () => {
   let env;
   before(async () => {
-    env = await startAll();
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    env = await startAll((oidc) => ({
+      // `down`: nothing listens at its issuer; `renamed`: the real provider under another
+      // name for its issuer (localhost for 127.0.0.1), which its discovery document denies.
+      OAUTH_PROVIDERS: "acme,ec,github,down,renamed",
+      OAUTH_DOWN_CLIENT_ID: "down-client",
+      OAUTH_DOWN_CLIENT_SECRET: secret("down"),
+      OAUTH_DOWN_ISSUER: down,
+      OAUTH_RENAMED_CLIENT_ID: ACME.client_id,
+      OAUTH_RENAMED_CLIENT_SECRET: ACME.client_secret,
+      OAUTH_RENAMED_ISSUER: oidc.issuer.replace("127.0.0.1", "localhost"),
+    }));
   });
   after(() => env.close());
 
@@ -316,6 +346,17 @@ describe("sign-in through an OpenID provider", () => {
     assert.match(unknown.type, /invalid_grant$/);
   });
 
+  test("a state and a one-time code raced by concurrent requests are spent exactly once", async () => {
+    const started = await env.start("acme");
+    const callbackUrl = await env.drive("acme", started.location, person());
+    const callbacks = await Promise.all(Array.from({ length: 6 }, () => env.callback(callbackUrl, started.cookie)));
+    const statuses = callbacks.map((response) => response.status).sort();
+    assert.deepEqual(statuses, [302, 400, 400, 400, 400, 400]);
+    const code = backAt(callbacks.find((response) => response.status === 302)).get("code");
+    const exchanges = await Promise.all(Array.from({ length: 6 }, () => env.exchange(code)));
+    assert.deepEqual(exchanges.map((response) => response.status).sort(), [200, 400, 400, 400, 400, 400]);
+  });
+
   test("an app's PKCE: the right verifier redeems, a wrong or missing one burns the code", async () => {
     const withChallenge = ({ challenge }) => ({ redirect_to: APP, code_challenge: challenge, code_challenge_method: "S256" });
     const good = pkce();
@@ -366,12 +407,47 @@ describe("sign-in through an OpenID provider", () => {
         claims.iat -= 7200;
         claims.exp = Math.floor(Date.now() / 1000) - 600;
       },
+      "issued too long ago, though not expired": (claims) => (claims.iat -= 3600),
       "with another nonce": (claims) => (claims.nonce = randomBytes(16).toString("base64url")),
       "without a nonce": (claims) => delete claims.nonce,
+      "for several audiences, without azp": (claims) => (claims.aud = [claims.aud, "someone-else"]),
+      "for several audiences, azp naming another": (claims) => {
+        claims.aud = [claims.aud, "someone-else"];
+        claims.azp = "someone-else";
+      },
+      "without a subject": (claims) => delete claims.sub,
+      "naming a key id the provider's set lacks": (_claims, header) => (header.kid = "no-such-key"),
     };
     for (const [name, tamper] of Object.entries(cases)) {
       test(name, async () => {
         env.oidc.tamper = tamper;
+        try {
+          await expectProviderFailed("acme");
+        } finally {
+          env.oidc.honest();
+        }
+      });
+    }
+    const forged = {
+      "signed by a key outside the provider's set, under its key id": async (token) => {
+        const header = decodeProtectedHeader(token);
+        const { privateKey } = await generateKeyPair(header.alg);
+        return sign(header, decodeJwt(token), privateKey);
+      },
+      "unsigned (alg none)": async (token) => {
+        const head = Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url");
+        return `${head}.${token.split(".")[1]}.`;
+      },
+      "with its RS256 signature relabelled ES256": async (token) => {
+        const [, payload, signature] = token.split(".");
+        const ec = env.oidc.keys.find((key) => key.alg === "ES256");
+        const head = Buffer.from(JSON.stringify({ alg: "ES256", kid: ec.kid })).toString("base64url");
+        return `${head}.${payload}.${signature}`;
+      },
+    };
+    for (const [name, tamperToken] of Object.entries(forged)) {
+      test(name, async () => {
+        env.oidc.tamperToken = tamperToken;
         try {
           await expectProviderFailed("acme");
         } finally {
@@ -400,9 +476,21 @@ describe("sign-in through an OpenID provider", () => {
       assert.equal(await env.worker.count("SELECT COUNT(*) AS n FROM users WHERE email = ?1", account.email), 0);
     }
 
-    test("the same flow without tampering signs in (the refusals above are the tampering's)", async () => {
-      const flow = await env.signIn("acme", person());
-      assert.ok(flow.params.get("code"));
+    test("re-signed unchanged, or for several audiences with azp naming the client, it signs in", async () => {
+      // The controls: re-signing itself is no cause for refusal, so the refusals above are
+      // the changes'.
+      for (const tamper of [() => {}, (claims) => {
+        claims.aud = [claims.aud, "someone-else"];
+        claims.azp = ACME.client_id;
+      }]) {
+        env.oidc.tamper = tamper;
+        try {
+          const flow = await env.signIn("acme", person());
+          assert.ok(flow.params.get("code"), `signed in: ${flow.params}`);
+        } finally {
+          env.oidc.honest();
+        }
+      }
     });
   });
 
@@ -417,6 +505,40 @@ describe("sign-in through an OpenID provider", () => {
     }
   });
 
+  test("a provider that cannot be reached, or whose discovery names another issuer: 503 at start", async () => {
+    for (const provider of ["down", "renamed"]) {
+      const response = await env.get(`/api/v1/auth/oauth/${provider}/start?redirect_to=${encodeURIComponent(APP)}`);
+      assertProblem(assert, response, 503);
+      assert.equal(response.headers.get("set-cookie"), null, provider);
+    }
+  });
+
+  test("a callback's provider error it does not know is server_error; no code is provider_failed", async () => {
+    for (const [query, expected] of [
+      [{ error: "<script>", error_description: "anything at all" }, "server_error"],
+      [{ error: "temporarily_unavailable" }, "temporarily_unavailable"],
+      [{}, "provider_failed"],
+    ]) {
+      const started = await env.start("acme");
+      const response = await env.get(
+        `/api/v1/auth/oauth/acme/callback?${new URLSearchParams({ state: started.state, ...query })}`,
+        { cookie: `${COOKIE}=${started.cookie}` },
+      );
+      const params = backAt(response);
+      assert.deepEqual([...params], [["error", expected]], "only the error, never the provider's text");
+      const cleared = parseCookie(response.headers.get("set-cookie"));
+      assert.equal(cleared.value, "");
+      assert.match(cleared.attributes, /Max-Age=0/);
+    }
+    // A query naming state twice is refused rather than resolved.
+    const started = await env.start("acme");
+    const twice = await env.get(
+      `/api/v1/auth/oauth/acme/callback?state=${started.state}&state=${started.state}&code=x`,
+      { cookie: `${COOKIE}=${started.cookie}` },
+    );
+    assertProblem(assert, twice, 400);
+  });
+
   test("start refuses a redirect_to that is not allowed, lookalikes included, and an unknown provider", async () => {
     const refused = [
       "https://app.test.evil/callback",
@@ -426,6 +548,10 @@ describe("sign-in through an OpenID provider", () => {
       "https://app.test/callback/%2e%2e/x",
       "https://app.test/callback#fragment",
       "https://app.test/callbackx",
+      "https://app.test/callback/",
+      "https://app.test\\@evil.test/callback",
+      "https://app.test%2f@evil.test/callback",
+      "https://app.test/%63allback",
       "https://app.test/other",
       "https://app.test:8443/callback",
       "http://app.test/callback",

@@ -90,7 +90,9 @@ async function signingKey(alg) {
  * `provider.tamper = (claims, header) => ...` the id_token the token endpoint answers with
  * is re-signed with the provider's own key after the function changed `claims` (and
  * `header`) in place; with `provider.tamperSignature = true` a byte of its signature is
- * flipped. Both stay set until the test clears them (`provider.honest()`). `issued` holds
+ * flipped; `provider.tamperToken = (idToken) => otherToken` replaces it outright (a token
+ * signed with another key, or not at all; `keys` holds the provider's private keys). All
+ * stay set until the test clears them (`provider.honest()`). `issued` holds
  * every token the token endpoint handed out (as sent), for tests that look for them where
  * they must not be.
  */
@@ -146,11 +148,13 @@ export async function startOidcProvider({ clients, publicBaseUrl = PUBLIC_BASE_U
     deny: false,
     tamper: undefined,
     tamperSignature: false,
+    tamperToken: undefined,
     issued: [],
-    /** Clear both tamper modes. */
+    /** Clear every tamper mode. */
     honest() {
       provider.tamper = undefined;
       provider.tamperSignature = false;
+      provider.tamperToken = undefined;
     },
     /**
      * Follow the provider's side of a sign-in from `startLocation` (the Worker's redirect
@@ -200,6 +204,7 @@ export async function startOidcProvider({ clients, publicBaseUrl = PUBLIC_BASE_U
       bytes[bytes.length >> 1] ^= 0x01;
       ctx.body = { ...ctx.body, id_token: [head, payload, bytes.toString("base64url")].join(".") };
     }
+    if (provider.tamperToken) ctx.body = { ...ctx.body, id_token: await provider.tamperToken(ctx.body.id_token) };
     if (ctx.body.id_token !== idToken) provider.issued.push(ctx.body.id_token);
   });
 

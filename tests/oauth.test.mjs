@@ -346,6 +346,25 @@ describe("sign-in through an OpenID provider", () => {
     assert.match(unknown.type, /invalid_grant$/);
   });
 
+  test("a state lives 10 minutes, a one-time code 60 seconds; expired, each is refused", async () => {
+    const lifetimes = async (kind) =>
+      (await env.worker.db.query("SELECT expires_at - created_at AS ttl FROM oauth_grants WHERE kind = ?1", kind)).map((row) =>
+        Number(row.ttl),
+      );
+    const expire = (kind) => env.worker.db.run("UPDATE oauth_grants SET expires_at = created_at - 1 WHERE kind = ?1", kind);
+
+    const started = await env.start("acme");
+    assert.deepEqual([...new Set(await lifetimes("state"))], [600]);
+    const callbackUrl = await env.drive("acme", started.location, person());
+    await expire("state");
+    assert.match(assertProblem(assert, await env.callback(callbackUrl, started.cookie), 400).type, /invalid_state$/);
+
+    const flow = await env.signIn("acme", person());
+    assert.deepEqual([...new Set(await lifetimes("code"))], [60]);
+    await expire("code");
+    assert.match(assertProblem(assert, await env.exchange(flow.params.get("code")), 400).type, /invalid_grant$/);
+  });
+
   test("a state and a one-time code raced by concurrent requests are spent exactly once", async () => {
     const started = await env.start("acme");
     const callbackUrl = await env.drive("acme", started.location, person());
@@ -938,6 +957,24 @@ describe("rate limits on provider sign-in", () => {
     assert.equal((await ask()).status, 200);
     await limited(await ask(), "link");
     await limited(await env.completeLink(local.access_token, "some-code"), "link completion");
+  });
+});
+
+describe("provider sign-in when REQUIRE_EMAIL_VERIFICATION is set", () => {
+  let env;
+  before(async () => {
+    env = await startAll({ REQUIRE_EMAIL_VERIFICATION: "true" });
+  });
+  after(() => env.close());
+
+  test("an account the provider vouches for gets a session; one without a verified address does not", async () => {
+    const verified = await env.tokensFor("acme", person());
+    assert.equal((await env.me(verified.access_token)).email_verified, true);
+
+    const account = person({ email_verified: false });
+    const flow = await env.signIn("acme", account);
+    const refused = assertProblem(assert, await env.exchange(flow.params.get("code")), 403);
+    assert.match(refused.detail, /not verified/);
   });
 });
 

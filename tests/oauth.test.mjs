@@ -314,6 +314,7 @@ describe("sign-in through an OpenID provider", () => {
       const me = await env.me(exchanged.json.access_token);
       assert.equal(me.email, account.email);
       assert.equal(me.email_verified, true);
+      assert.match(me.username, /^pat_provider(_\d{4})?$/, "named after the profile's name");
       // No password: not the test password, not an empty one.
       for (const password of [STRONG_PASSWORD, ""]) {
         assert.equal((await env.worker.attemptLogin(me.username, password)).status, 401);
@@ -682,6 +683,7 @@ describe("sign-in through GitHub", () => {
     const me = await env.me(tokens.access_token);
     assert.equal(me.email, email);
     assert.equal(me.email_verified, true);
+    assert.equal(me.username, env.github.user.login, "named after the GitHub login");
     const [identity] = await env.identities(tokens.access_token);
     assert.equal(identity.provider, "github");
     const again = await env.tokensFor("github", undefined);

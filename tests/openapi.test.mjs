@@ -7,8 +7,11 @@ import assert from "node:assert/strict";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { startWorker, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
+import { startGithubStandIn } from "./providers.mjs";
 
 const METHODS = ["get", "put", "post", "delete", "patch"];
+/** Where provider sign-ins in the tour send the browser back (ALLOWED_REDIRECT_URLS). */
+const APP_DONE = "https://app.test/done";
 
 /** Make every object schema with named properties refuse members it does not name. */
 function strict(schema) {
@@ -69,17 +72,34 @@ class Checker {
 
 describe("the OpenAPI document", () => {
   let worker;
+  let github;
   let document;
   let checker;
   before(async () => {
-    worker = await startWorker({ vars: { ENVIRONMENT: "development", PUBLIC_BASE_URL: "https://auth.test" } });
+    // GitHub (through its stand-in) as a sign-in provider, so the tour reaches those routes.
+    github = await startGithubStandIn({ client_id: "tour-client", client_secret: "tour-secret" });
+    worker = await startWorker({
+      vars: {
+        ENVIRONMENT: "development",
+        PUBLIC_BASE_URL: "https://auth.test",
+        OAUTH_PROVIDERS: "github",
+        OAUTH_GITHUB_CLIENT_ID: "tour-client",
+        OAUTH_GITHUB_CLIENT_SECRET: "tour-secret",
+        OAUTH_GITHUB_WEB_URL: github.web,
+        OAUTH_GITHUB_API_URL: github.api,
+        ALLOWED_REDIRECT_URLS: APP_DONE,
+      },
+    });
     const response = await worker.request("GET", "/openapi.json");
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("content-type"), "application/json");
     document = response.json;
     checker = new Checker(document);
   });
-  after(() => worker.dispose());
+  after(async () => {
+    await worker.dispose();
+    await github.close();
+  });
 
   /** Call `method template` with path `params` and validate the answer. */
   async function call(method, template, { params = {}, query = "", ...init } = {}) {
@@ -266,6 +286,58 @@ describe("the OpenAPI document", () => {
     assert.equal((await call("DELETE", "/api/v1/admin/users/{id}", as)).status, 204);
     assert.equal((await call("GET", "/api/v1/admin/users/{id}", as)).status, 404);
 
+    // Signing in through a provider, then linking one to a password account.
+    const provider = { provider: "github" };
+    const throughGithub = async (startPath, template, params) => {
+      const started = await call("GET", template, { params, query: startPath });
+      assert.equal(started.status, 302);
+      const cookie = started.headers.get("set-cookie").split(";")[0];
+      const back = new URL(await github.drive(started.headers.get("location")));
+      const returned = await call("GET", "/api/v1/auth/oauth/{provider}/callback", {
+        params: provider,
+        query: back.search,
+        headers: { cookie },
+      });
+      assert.equal(returned.status, 302);
+      return new URL(returned.headers.get("location")).searchParams.get("code");
+    };
+    github.user = { id: 7001, login: "tour-octocat", name: "Tour" };
+    const code = await throughGithub(
+      `?redirect_to=${encodeURIComponent(APP_DONE)}`,
+      "/api/v1/auth/oauth/{provider}/start",
+      provider,
+    );
+    const viaGithub = await call("POST", "/api/v1/auth/oauth/exchange", { body: { code } });
+    assert.equal(viaGithub.status, 200);
+    assert.equal((await call("POST", "/api/v1/auth/oauth/exchange", { body: { code } })).status, 400);
+    const own = (await call("GET", "/api/v1/users/me/identities", { token: viaGithub.json.access_token })).json;
+    assert.equal(own.identities.length, 1);
+    const lastWay = { token: viaGithub.json.access_token, params: { id: own.identities[0].id } };
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", lastWay)).status, 409);
+    const linker = await worker.signup();
+    const ticket = await call("POST", "/api/v1/users/me/identities/{provider}/start", {
+      token: linker.access_token,
+      params: provider,
+      body: { redirect_to: APP_DONE },
+    });
+    assert.equal(ticket.status, 200);
+    github.user = { id: 7002, login: "tour-linker", name: "Linker" };
+    const linkUrl = new URL(ticket.json.url);
+    const linkCode = await throughGithub(linkUrl.search, "/api/v1/auth/oauth/{provider}/start", provider);
+    const linked = await call("POST", "/api/v1/users/me/identities", {
+      token: linker.access_token,
+      body: { code: linkCode },
+    });
+    assert.equal(linked.status, 201);
+    const adminView = await call("GET", "/api/v1/admin/users/{id}/identities", {
+      token: admin.access_token,
+      params: { id: linker.user.id },
+    });
+    assert.deepEqual(adminView.json.identities.map((identity) => identity.id), [linked.json.id]);
+    const unlink = { token: linker.access_token, params: { id: linked.json.id } };
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", unlink)).status, 204);
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", unlink)).status, 404);
+
     // The signed-in account leaves.
     const leaving = await worker.signup();
     assert.equal((await call("POST", "/api/v1/auth/logout", { token: leaving.access_token })).status, 204);
@@ -277,7 +349,8 @@ describe("the OpenAPI document", () => {
     // Every operation had its success answer checked.
     for (const [template, item] of Object.entries(document.paths)) {
       for (const method of METHODS.filter((name) => item[name])) {
-        const successes = Object.keys(item[method].responses).filter((status) => status.startsWith("2"));
+        // A browser endpoint's success is a redirect (a provider sign-in's start and callback).
+        const successes = Object.keys(item[method].responses).filter((status) => /^[23]/.test(status));
         assert.ok(
           successes.some((status) => checker.seen.has(`${method.toUpperCase()} ${template} ${status}`)),
           `the tour checked a success of ${method.toUpperCase()} ${template}`,

@@ -349,9 +349,12 @@ export class WorkerHandle {
     };
   }
 
-  /** Raw request: `path` relative to the Worker, `init` as for fetch. */
+  /**
+   * Raw request: `path` relative to the Worker, `init` as for fetch. A redirect is answered,
+   * not followed (unless `init.redirect` says otherwise): a test checks where it points.
+   */
   fetch(path, init = {}) {
-    return this.mf.dispatchFetch(ORIGIN + path, init);
+    return this.mf.dispatchFetch(ORIGIN + path, { redirect: "manual", ...init });
   }
 
   /** JSON request; `body` is serialised unless it is already a string; `cf` sets `request.cf`. */

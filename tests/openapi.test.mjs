@@ -1,19 +1,17 @@
 // The OpenAPI document against the running Worker: every documented path is routed with
 // exactly its documented methods, the examples work as real requests, and a tour of every
 // operation validates each body the Worker sends against the documented schema — strictly,
-// so an undocumented or missing member fails. The sign-in operations go through a real
-// OpenID provider (tests/providers.mjs), as a browser would.
+// so an undocumented or missing member fails.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
-import { startWorker, readResponse, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
-import { startOidcProvider, PUBLIC_BASE_URL } from "./providers.mjs";
+import { startWorker, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
+import { startGithubStandIn } from "./providers.mjs";
 
 const METHODS = ["get", "put", "post", "delete", "patch"];
-// A provider for the tour's sign-in operations, and where its sign-ins return.
-const ACME = { name: "acme", client_id: "acme-client", client_secret: "tour-only-secret" };
-const APP = "https://app.test/callback";
+/** Where provider sign-ins in the tour send the browser back (ALLOWED_REDIRECT_URLS). */
+const APP_DONE = "https://app.test/done";
 
 /** Make every object schema with named properties refuse members it does not name. */
 function strict(schema) {
@@ -74,20 +72,22 @@ class Checker {
 
 describe("the OpenAPI document", () => {
   let worker;
+  let github;
   let document;
   let checker;
-  let oidc;
   before(async () => {
-    oidc = await startOidcProvider({ clients: [ACME] });
+    // GitHub (through its stand-in) as a sign-in provider, so the tour reaches those routes.
+    github = await startGithubStandIn({ client_id: "tour-client", client_secret: "tour-secret" });
     worker = await startWorker({
       vars: {
         ENVIRONMENT: "development",
-        PUBLIC_BASE_URL,
-        ALLOWED_REDIRECT_URLS: APP,
-        OAUTH_PROVIDERS: "acme",
-        OAUTH_ACME_CLIENT_ID: ACME.client_id,
-        OAUTH_ACME_CLIENT_SECRET: ACME.client_secret,
-        OAUTH_ACME_ISSUER: oidc.issuer,
+        PUBLIC_BASE_URL: "https://auth.test",
+        OAUTH_PROVIDERS: "github",
+        OAUTH_GITHUB_CLIENT_ID: "tour-client",
+        OAUTH_GITHUB_CLIENT_SECRET: "tour-secret",
+        OAUTH_GITHUB_WEB_URL: github.web,
+        OAUTH_GITHUB_API_URL: github.api,
+        ALLOWED_REDIRECT_URLS: APP_DONE,
       },
     });
     const response = await worker.request("GET", "/openapi.json");
@@ -98,7 +98,7 @@ describe("the OpenAPI document", () => {
   });
   after(async () => {
     await worker.dispose();
-    await oidc.close();
+    await github.close();
   });
 
   /** Call `method template` with path `params` and validate the answer. */
@@ -106,32 +106,6 @@ describe("the OpenAPI document", () => {
     const path = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(params[name]));
     const response = await worker.request(method, path + query, init);
     return checker.check(method, template, response);
-  }
-
-  /** GET `template` as a browser would, its redirects not followed, and validate the answer. */
-  async function navigate(template, { params = {}, query = "", headers = {} } = {}) {
-    const path = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(params[name]));
-    const response = await readResponse(await worker.fetch(path + query, { redirect: "manual", headers }));
-    return checker.check("GET", template, response);
-  }
-
-  /**
-   * A browser's trip from `start` (its query) through the provider and back: validates the
-   * start and the callback; returns the one-time code the app receives.
-   */
-  async function providerTrip(query) {
-    const provider = { params: { provider: "acme" } };
-    const started = await navigate("/api/v1/auth/oauth/{provider}/start", { ...provider, query });
-    assert.equal(started.status, 302, started.text);
-    const cookie = started.headers.get("set-cookie").split(";")[0];
-    const back = new URL(await oidc.drive(started.headers.get("location"), { sub: uniqueName("sub"), name: "Tour" }));
-    const returned = await navigate("/api/v1/auth/oauth/{provider}/callback", {
-      ...provider,
-      query: back.search,
-      headers: { cookie },
-    });
-    assert.equal(returned.status, 302, returned.text);
-    return new URL(returned.headers.get("location")).searchParams.get("code");
   }
 
   test("is OpenAPI 3.1 with a bearer scheme, problem details and compiling schemas", () => {
@@ -312,30 +286,57 @@ describe("the OpenAPI document", () => {
     assert.equal((await call("DELETE", "/api/v1/admin/users/{id}", as)).status, 204);
     assert.equal((await call("GET", "/api/v1/admin/users/{id}", as)).status, 404);
 
-    // Sign-in through a provider, and linking one to a signed-in account.
-    const redirect = `?redirect_to=${encodeURIComponent(APP)}`;
-    const provider = { params: { provider: "acme" } };
-    assert.equal((await navigate("/api/v1/auth/oauth/{provider}/start", { ...provider, query: "?redirect_to=https://evil.test/" })).status, 400);
-    assert.equal((await navigate("/api/v1/auth/oauth/{provider}/callback", { ...provider, query: "?state=unknown&code=x" })).status, 400);
-    const code = await providerTrip(redirect);
-    assert.equal((await call("POST", "/api/v1/auth/oauth/exchange", { body: { code } })).status, 200);
+    // Signing in through a provider, then linking one to a password account.
+    const provider = { provider: "github" };
+    const throughGithub = async (startPath, template, params) => {
+      const started = await call("GET", template, { params, query: startPath });
+      assert.equal(started.status, 302);
+      const cookie = started.headers.get("set-cookie").split(";")[0];
+      const back = new URL(await github.drive(started.headers.get("location")));
+      const returned = await call("GET", "/api/v1/auth/oauth/{provider}/callback", {
+        params: provider,
+        query: back.search,
+        headers: { cookie },
+      });
+      assert.equal(returned.status, 302);
+      return new URL(returned.headers.get("location")).searchParams.get("code");
+    };
+    github.user = { id: 7001, login: "tour-octocat", name: "Tour" };
+    const code = await throughGithub(
+      `?redirect_to=${encodeURIComponent(APP_DONE)}`,
+      "/api/v1/auth/oauth/{provider}/start",
+      provider,
+    );
+    const viaGithub = await call("POST", "/api/v1/auth/oauth/exchange", { body: { code } });
+    assert.equal(viaGithub.status, 200);
     assert.equal((await call("POST", "/api/v1/auth/oauth/exchange", { body: { code } })).status, 400);
-    const linking = await worker.signup();
-    const asked = await call("POST", "/api/v1/users/me/identities/{provider}/start", {
-      ...provider,
-      token: linking.access_token,
-      body: { redirect_to: APP },
+    const own = (await call("GET", "/api/v1/users/me/identities", { token: viaGithub.json.access_token })).json;
+    assert.equal(own.identities.length, 1);
+    const lastWay = { token: viaGithub.json.access_token, params: { id: own.identities[0].id } };
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", lastWay)).status, 409);
+    const linker = await worker.signup();
+    const ticket = await call("POST", "/api/v1/users/me/identities/{provider}/start", {
+      token: linker.access_token,
+      params: provider,
+      body: { redirect_to: APP_DONE },
     });
-    assert.equal(asked.status, 200);
-    const linkCode = await providerTrip(new URL(asked.json.url).search);
-    const completed = await call("POST", "/api/v1/users/me/identities", { token: linking.access_token, body: { code: linkCode } });
-    assert.equal(completed.status, 201);
-    assert.equal((await call("GET", "/api/v1/users/me/identities", { token: linking.access_token })).json.identities.length, 1);
-    const linkedId = { token: admin.access_token, params: { id: linking.user.id } };
-    assert.equal((await call("GET", "/api/v1/admin/users/{id}/identities", linkedId)).status, 200);
-    const identity = { token: linking.access_token, params: { id: completed.json.id } };
-    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", identity)).status, 204);
-    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", identity)).status, 404);
+    assert.equal(ticket.status, 200);
+    github.user = { id: 7002, login: "tour-linker", name: "Linker" };
+    const linkUrl = new URL(ticket.json.url);
+    const linkCode = await throughGithub(linkUrl.search, "/api/v1/auth/oauth/{provider}/start", provider);
+    const linked = await call("POST", "/api/v1/users/me/identities", {
+      token: linker.access_token,
+      body: { code: linkCode },
+    });
+    assert.equal(linked.status, 201);
+    const adminView = await call("GET", "/api/v1/admin/users/{id}/identities", {
+      token: admin.access_token,
+      params: { id: linker.user.id },
+    });
+    assert.deepEqual(adminView.json.identities.map((identity) => identity.id), [linked.json.id]);
+    const unlink = { token: linker.access_token, params: { id: linked.json.id } };
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", unlink)).status, 204);
+    assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", unlink)).status, 404);
 
     // The signed-in account leaves.
     const leaving = await worker.signup();
@@ -345,10 +346,10 @@ describe("the OpenAPI document", () => {
     const last = await worker.login(leaving.username);
     assert.equal((await call("DELETE", "/api/v1/users/me", { token: last.access_token, body: { password: STRONG_PASSWORD } })).status, 204);
 
-    // Every operation had its success answer checked (a redirect is the success of a
-    // browser's step).
+    // Every operation had its success answer checked.
     for (const [template, item] of Object.entries(document.paths)) {
       for (const method of METHODS.filter((name) => item[name])) {
+        // A browser endpoint's success is a redirect (a provider sign-in's start and callback).
         const successes = Object.keys(item[method].responses).filter((status) => /^[23]/.test(status));
         assert.ok(
           successes.some((status) => checker.seen.has(`${method.toUpperCase()} ${template} ${status}`)),

@@ -14,7 +14,8 @@
 //!   (`https://*.example.com/cb` allows `https://a.example.com/cb`, not
 //!   `https://example.com/cb` nor `https://a.b.example.com/cb`).
 //!
-//! `redirect_to` may carry a query (kept, and the code is added to it) but never a fragment
+//! `redirect_to` may carry a query (kept, and the code is added to it; it must not name `code`,
+//! `error` or `state` itself) but never a fragment
 //! or user information, and never a path with `.`/`..` segments or encoded dots or slashes
 //! (so what is compared is what the browser will load). `http://` entries are accepted only
 //! when `ENVIRONMENT` is `development` or `test`.
@@ -316,8 +317,19 @@ fn parse_redirect_target(candidate: &str) -> Option<Url> {
     if raw_path != url.path() && !(raw_path.is_empty() && url.path() == "/") {
         return None;
     }
+    // The names the callback adds: one already there could pass someone else's code off
+    // as the one this sign-in returns.
+    if url
+        .query_pairs()
+        .any(|(name, _)| RESERVED_QUERY_NAMES.contains(&name.as_ref()))
+    {
+        return None;
+    }
     Some(url)
 }
+
+/// The query names the callback adds to `redirect_to`.
+const RESERVED_QUERY_NAMES: [&str; 3] = ["code", "error", "state"];
 
 /// `redirect_to` with `name=value` added to its query (values are form-encoded).
 pub fn with_query_param(redirect_to: &str, pairs: &[(&str, &str)]) -> Option<String> {
@@ -871,6 +883,10 @@ mod tests {
             "/auth/done",
             "javascript:alert(1)",
             "",
+            // The names the callback adds: another sign-in's code must not ride along.
+            "https://app.example/auth/done?code=planted",
+            "https://app.example/auth/done?next=x&error=access_denied",
+            "https://app.example/auth/done?state=x",
         ] {
             assert!(!allowed(list, refused), "{refused}");
         }

@@ -806,7 +806,11 @@ pub async fn redeem_code<S: OAuthGrantStore + UserStore, E: Edge>(
     if grant.link.is_some() {
         return Err(ApiError::InvalidGrant);
     }
-    let user = existing(deps, &grant.user_id, now).await?;
+    // An account deleted since the code was issued: the code stands for nothing.
+    let user = match existing(deps, &grant.user_id, now).await {
+        Err(ApiError::NotFound) => Err(ApiError::InvalidGrant),
+        other => other,
+    }?;
     Ok((user, grant.provider))
 }
 

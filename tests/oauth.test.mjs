@@ -347,6 +347,18 @@ describe("sign-in through an OpenID provider", () => {
     assert.match(unknown.type, /invalid_grant$/);
   });
 
+  test("a code whose account was deleted since is an invalid grant", async () => {
+    const account = person();
+    const tokens = await env.tokensFor("acme", account);
+    const pending = await env.signIn("acme", account);
+    const deleted = await env.worker.request("DELETE", "/api/v1/users/me", { token: tokens.access_token });
+    assert.equal(deleted.status, 204, deleted.text);
+    assert.match(assertProblem(assert, await env.exchange(pending.params.get("code")), 400).type, /invalid_grant$/);
+    // Its identity went with it: the provider account now makes a new account.
+    const again = await env.tokensFor("acme", account);
+    assert.notEqual((await env.me(again.access_token)).id, tokens.user.id);
+  });
+
   test("a state lives 10 minutes, a one-time code 60 seconds; expired, each is refused", async () => {
     const lifetimes = async (kind) =>
       (await env.worker.db.query("SELECT expires_at - created_at AS ttl FROM oauth_grants WHERE kind = ?1", kind)).map((row) =>
@@ -572,6 +584,10 @@ describe("sign-in through an OpenID provider", () => {
       "https://app.test\\@evil.test/callback",
       "https://app.test%2f@evil.test/callback",
       "https://app.test/%63allback",
+      // The names the callback adds: a planted code would reach the app before the real one.
+      "https://app.test/callback?code=planted",
+      "https://app.test/callback?next=x&error=access_denied",
+      "https://app.test/callback?state=x",
       "https://app.test/other",
       "https://app.test:8443/callback",
       "http://app.test/callback",

@@ -1075,3 +1075,62 @@ async function settledLogs(worker, start) {
   }
   return worker.logs.slice(start);
 }
+
+describe("a provider configured wrongly", () => {
+  // Each setting set wrongly stops the whole service, naming the setting and never the
+  // secret: starting without the provider, or with half of it, would hide the mistake.
+  const good = {
+    OAUTH_PROVIDERS: "acme",
+    OAUTH_ACME_CLIENT_ID: "acme-client",
+    OAUTH_ACME_CLIENT_SECRET: "acme-secret-value-never-logged",
+    OAUTH_ACME_ISSUER: "https://id.acme.example",
+    ALLOWED_REDIRECT_URLS: APP,
+    PUBLIC_BASE_URL,
+  };
+  const cases = [
+    ["no client secret", { OAUTH_ACME_CLIENT_SECRET: undefined }, "OAUTH_ACME_CLIENT_SECRET"],
+    ["no issuer", { OAUTH_ACME_ISSUER: undefined }, "OAUTH_ACME_ISSUER"],
+    ["an http:// issuer in production", { ENVIRONMENT: "production", OAUTH_ACME_ISSUER: "http://id.acme.example" }, "OAUTH_ACME_ISSUER"],
+    ["no redirect allow-list", { ALLOWED_REDIRECT_URLS: undefined }, "ALLOWED_REDIRECT_URLS"],
+    ["a malformed redirect entry", { ALLOWED_REDIRECT_URLS: "app.test/callback" }, "ALLOWED_REDIRECT_URLS"],
+    ["no public base URL", { PUBLIC_BASE_URL: undefined }, "PUBLIC_BASE_URL"],
+    ["a bad provider name", { OAUTH_PROVIDERS: "acme,no-dashes" }, "OAUTH_PROVIDERS"],
+    [
+      "the GitHub stand-in URLs in production",
+      {
+        ENVIRONMENT: "production",
+        OAUTH_PROVIDERS: "acme,github",
+        OAUTH_GITHUB_CLIENT_ID: "github-client",
+        OAUTH_GITHUB_CLIENT_SECRET: "acme-secret-value-never-logged",
+        OAUTH_GITHUB_WEB_URL: "http://127.0.0.1:9",
+      },
+      "OAUTH_GITHUB_WEB_URL",
+    ],
+  ];
+  for (const [what, change, setting] of cases) {
+    test(`${what}: every request is a configuration error naming ${setting}`, async () => {
+      const worker = await startWorker({ vars: { ...good, ...change } });
+      try {
+        for (const path of ["/api/health", `/api/v1/auth/oauth/acme/start?redirect_to=${encodeURIComponent(APP)}`]) {
+          const response = await worker.request("GET", path);
+          const body = assertProblem(assert, response, 500);
+          assert.equal(body.detail, "The service is not configured correctly");
+        }
+        await sleep(100);
+        assert.ok(worker.logs.some((line) => line.includes(setting)), `the log names ${setting}`);
+        assert.ok(!worker.logs.some((line) => line.includes("acme-secret-value-never-logged")), "no secret in the log");
+      } finally {
+        await worker.dispose();
+      }
+    });
+  }
+
+  test("the same settings, set right, serve", async () => {
+    const worker = await startWorker({ vars: good });
+    try {
+      assert.equal((await worker.request("GET", "/api/health")).status, 200);
+    } finally {
+      await worker.dispose();
+    }
+  });
+});

@@ -883,6 +883,8 @@ mod tests {
     use crate::service::testing::World;
 
     const REDIRECT: &str = "https://app.example/done";
+    /// A local account's id.
+    const ANN: &str = "00000000-0000-4000-8000-000000000001";
 
     fn world() -> World {
         World::new(&[
@@ -912,78 +914,48 @@ mod tests {
         world.store.users.borrow_mut().push(user);
     }
 
-    #[test]
-    fn a_state_is_spent_once_and_only_with_its_browsers_cookie() {
-        let world = world();
-        let deps = world.deps();
-        let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
-        let pending = block_on(resume(
-            &deps,
-            "acme",
-            Some(&begun.state),
-            Some(&begun.cookie),
-            101,
-        ))
-        .unwrap();
-        assert_eq!(pending.redirect_to, REDIRECT);
-        assert_eq!(pkce_challenge(&pending.verifier), begun.challenge);
-        assert_eq!(pending.nonce, begun.nonce);
-        // Replayed.
-        assert_eq!(
-            block_on(resume(
-                &deps,
-                "acme",
-                Some(&begun.state),
-                Some(&begun.cookie),
-                102
-            ))
-            .unwrap_err(),
-            ApiError::InvalidState
-        );
-        // Without the cookie, or another browser's: refused, and the state is burned.
-        for cookie in [None, Some("another-browser")] {
-            let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
-            assert_eq!(
-                block_on(resume(&deps, "acme", Some(&begun.state), cookie, 101)).unwrap_err(),
-                ApiError::InvalidState
-            );
-            assert!(block_on(resume(
-                &deps,
-                "acme",
-                Some(&begun.state),
-                Some(&begun.cookie),
-                101
-            ))
-            .is_err());
-        }
-        // Expired after ten minutes; a state of another provider; no state at all.
-        let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
-        assert!(block_on(resume(
-            &deps,
-            "acme",
-            Some(&begun.state),
-            Some(&begun.cookie),
-            700
-        ))
-        .is_err());
-        let begun = block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
-        assert!(block_on(resume(
-            &deps,
-            "other",
-            Some(&begun.state),
-            Some(&begun.cookie),
-            101
-        ))
-        .is_err());
-        assert!(block_on(resume(&deps, "acme", None, Some(&begun.cookie), 101)).is_err());
-    }
-
     /// A checked request to be sent back to `redirect_to`.
     fn app(redirect_to: &str, challenge: Option<&str>) -> AppRequest {
         AppRequest {
             redirect_to: redirect_to.into(),
             app_challenge: challenge.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_state_is_spent_once_and_only_with_its_browsers_cookie() {
+        let world = world();
+        let deps = world.deps();
+        let started = || block_on(begin(&deps, "acme", &app(REDIRECT, None), None, 100)).unwrap();
+        // The callback of `provider` at `now`, with this browser's cookie or `cookie`.
+        let resumed = |begun: &Begun, provider: &str, cookie: Option<&str>, now: i64| {
+            block_on(resume(&deps, provider, Some(&begun.state), cookie, now))
+        };
+        let begun = started();
+        let pending = resumed(&begun, "acme", Some(&begun.cookie), 101).unwrap();
+        assert_eq!(pending.redirect_to, REDIRECT);
+        assert_eq!(pkce_challenge(&pending.verifier), begun.challenge);
+        assert_eq!(pending.nonce, begun.nonce);
+        // Replayed.
+        assert_eq!(
+            resumed(&begun, "acme", Some(&begun.cookie), 102).unwrap_err(),
+            ApiError::InvalidState
+        );
+        // Without the cookie, or another browser's: refused, and the state is burned.
+        for cookie in [None, Some("another-browser")] {
+            let begun = started();
+            assert_eq!(
+                resumed(&begun, "acme", cookie, 101).unwrap_err(),
+                ApiError::InvalidState
+            );
+            assert!(resumed(&begun, "acme", Some(&begun.cookie), 101).is_err());
+        }
+        // Expired after ten minutes; a state of another provider; no state at all.
+        let begun = started();
+        assert!(resumed(&begun, "acme", Some(&begun.cookie), 700).is_err());
+        let begun = started();
+        assert!(resumed(&begun, "other", Some(&begun.cookie), 101).is_err());
+        assert!(block_on(resume(&deps, "acme", None, Some(&begun.cookie), 101)).is_err());
     }
 
     #[test]
@@ -1065,7 +1037,7 @@ mod tests {
     #[test]
     fn a_link_code_completes_only_for_the_account_that_asked() {
         let world = world();
-        let caller = "00000000-0000-4000-8000-000000000001";
+        let caller = ANN;
         local(&world, caller, "ann@example.com", false);
         let deps = world.deps();
         let mut link_pending = pending(None);
@@ -1145,12 +1117,7 @@ mod tests {
     #[test]
     fn a_verified_email_links_to_a_verified_account() {
         let world = world();
-        local(
-            &world,
-            "00000000-0000-4000-8000-000000000001",
-            "ann@example.com",
-            true,
-        );
+        local(&world, ANN, "ann@example.com", true);
         let deps = world.deps();
         let user = block_on(account_for(
             &deps,
@@ -1159,7 +1126,7 @@ mod tests {
             10,
         ))
         .unwrap();
-        assert_eq!(user.id, "00000000-0000-4000-8000-000000000001");
+        assert_eq!(user.id, ANN);
         assert_eq!(world.store.users.borrow().len(), 1);
         assert_eq!(
             world.store.audit.borrow()[0].action,
@@ -1170,12 +1137,7 @@ mod tests {
     #[test]
     fn an_unverified_local_email_asks_the_user_to_sign_in_and_link() {
         let world = world();
-        local(
-            &world,
-            "00000000-0000-4000-8000-000000000001",
-            "ann@example.com",
-            false,
-        );
+        local(&world, ANN, "ann@example.com", false);
         let deps = world.deps();
         let refused = block_on(account_for(
             &deps,
@@ -1191,12 +1153,7 @@ mod tests {
     fn an_email_the_provider_does_not_vouch_for_makes_a_new_account_without_it() {
         for verified in [None, Some(false)] {
             let world = world();
-            local(
-                &world,
-                "00000000-0000-4000-8000-000000000001",
-                "ann@example.com",
-                true,
-            );
+            local(&world, ANN, "ann@example.com", true);
             let deps = world.deps();
             let user = block_on(account_for(
                 &deps,
@@ -1205,7 +1162,7 @@ mod tests {
                 10,
             ))
             .unwrap();
-            assert_ne!(user.id, "00000000-0000-4000-8000-000000000001");
+            assert_ne!(user.id, ANN);
             assert_eq!(user.email, None);
         }
     }
@@ -1213,7 +1170,7 @@ mod tests {
     #[test]
     fn linking_adds_the_identity_to_the_callers_account_and_never_steals_one() {
         let world = world();
-        let caller = "00000000-0000-4000-8000-000000000001";
+        let caller = ANN;
         local(&world, caller, "ann@example.com", false);
         let deps = world.deps();
         let linked = block_on(link_account(

@@ -114,7 +114,7 @@ describe("the OpenAPI document", () => {
       type: "http",
       scheme: "bearer",
       bearerFormat: "JWT",
-      description: "The `access_token` of a token response (an EdDSA JWT).",
+      description: "The `access_token` of a token response (a JWT signed with `JWT_ALGORITHM`: EdDSA, ES256 or RS256).",
     });
     const problem = document.components.schemas.ProblemDetails;
     assert.deepEqual(problem.required.sort(), ["detail", "request_id", "status", "title", "type"]);

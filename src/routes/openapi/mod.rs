@@ -165,7 +165,7 @@ impl Modify for BearerScheme {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "The `access_token` of a token response (an EdDSA JWT).",
+                        "The `access_token` of a token response (a JWT signed with `JWT_ALGORITHM`: EdDSA, ES256 or RS256).",
                     ))
                     .build(),
             ),

@@ -1,5 +1,6 @@
 //! Pure domain logic: passwords, tokens, input validation, opaque secrets, access rules,
-//! bans, pagination, the audit log's vocabulary and the service metrics.
+//! bans, pagination, the audit log's vocabulary, the service metrics, and the QR
+//! codes second-factor enrolment shows.
 //!
 //! Nothing here imports `worker`; time, ids and randomness come in as arguments, so every
 //! rule is unit-tested natively with `cargo test`.
@@ -15,6 +16,7 @@ pub mod lockout;
 pub mod metrics;
 pub mod one_time;
 pub mod password;
+pub mod qr;
 pub mod query;
 pub mod rate_limit;
 pub mod secret;

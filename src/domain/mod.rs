@@ -1,6 +1,6 @@
 //! Pure domain logic: passwords, tokens, input validation, opaque secrets, access rules,
-//! bans, pagination, the audit log's vocabulary, the service metrics, and the QR
-//! codes second-factor enrolment shows.
+//! bans, pagination, the audit log's vocabulary, the service metrics, and the second
+//! factors (TOTP, recovery codes, passkeys).
 //!
 //! Nothing here imports `worker`; time, ids and randomness come in as arguments, so every
 //! rule is unit-tested natively with `cargo test`.
@@ -24,5 +24,6 @@ pub mod session;
 pub mod smtp;
 pub mod time;
 pub mod token;
+pub mod totp;
 pub mod ttl_cache;
 pub mod user;

@@ -19,6 +19,7 @@ pub mod password;
 pub mod qr;
 pub mod query;
 pub mod rate_limit;
+pub mod recovery;
 pub mod secret;
 pub mod session;
 pub mod smtp;

@@ -28,3 +28,4 @@ pub mod token;
 pub mod totp;
 pub mod ttl_cache;
 pub mod user;
+pub mod webauthn;

@@ -15,6 +15,7 @@ pub mod input;
 pub mod keys;
 pub mod lockout;
 pub mod metrics;
+pub mod mfa;
 pub mod oauth;
 pub mod one_time;
 pub mod password;

@@ -712,6 +712,36 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_sign_in_of_an_account_with_a_factor_needs_it_too() {
+        let world = World::new(&[]);
+        let (user, session_id) = account(&world, T0);
+        let (secret, _) = enrolled(&world, &user, &session_id, T0);
+        let deps = world.deps();
+        let stored = world.store.users.borrow()[0].clone();
+        let outcome = block_on(crate::service::auth::provider_session(
+            &deps,
+            stored,
+            "github",
+            T0 + 60,
+        ))
+        .unwrap();
+        let challenge = challenge_of(outcome);
+        let code = totp::code_at(&secret, T0 + 60);
+        let signed_in = block_on(verify(
+            &deps,
+            &challenge.mfa_token,
+            &Proof::Totp(code),
+            T0 + 60,
+        ))
+        .unwrap();
+        assert!(!signed_in.access_token.is_empty());
+        let level = world.store.sessions.borrow().last().unwrap().level.clone();
+        assert_eq!(level.amr, ["fed", "otp"]);
+        let audit = world.store.audit.borrow();
+        assert_eq!(audit.last().unwrap().details["provider"], "github");
+    }
+
+    #[test]
     fn an_admin_reset_removes_the_factors_with_an_audit_entry() {
         let world = World::new(&[]);
         let (user, session_id) = account(&world, T0);

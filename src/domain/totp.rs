@@ -59,13 +59,20 @@ impl TotpSecret {
 
 /// What enrolment shows the user once: the secret for typing, the URI for apps that take a
 /// link, and the same URI as a QR code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Enrolment {
     /// Base32, no padding.
     pub secret: String,
     pub otpauth_uri: String,
     /// A standalone SVG document.
     pub qr_svg: String,
+}
+
+// All three carry the secret; none of them reaches a log line through `{:?}`.
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrolment(..)")
+    }
 }
 
 /// Everything enrolment shows, for a new secret from caller-supplied random bytes. `None`
@@ -413,6 +420,7 @@ mod tests {
             .contains(&format!("secret={}&", enrolment.secret)));
         assert!(enrolment.qr_svg.starts_with("<svg "));
         assert!(enrolment.qr_svg.contains("<title>QR code to add Edge Auth"));
+        assert_eq!(format!("{enrolment:?}"), "Enrolment(..)");
         let secret = TotpSecret::from_base32(&enrolment.secret).unwrap();
         let code = code_at(&secret, 1_800_000_000);
         assert!(verify(&secret, &code, 1_800_000_000, None).is_some());

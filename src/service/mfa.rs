@@ -726,6 +726,7 @@ mod tests {
         ))
         .unwrap();
         let challenge = challenge_of(outcome);
+        assert!(!format!("{challenge:?}").contains(&challenge.mfa_token));
         let code = totp::code_at(&secret, T0 + 60);
         let signed_in = block_on(verify(
             &deps,

@@ -14,12 +14,21 @@ use crate::store::traits::{FactorStore, OAuthGrantStore};
 use serde_json::json;
 
 /// What a right first factor answers when a second one is needed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MfaChallenge {
     /// The one-time ticket for `POST /api/v1/auth/mfa/verify`.
     pub mfa_token: String,
     /// The factors the account can finish with.
     pub factors: Vec<&'static str>,
+}
+
+// The token finishes a sign-in: never in a log line through `{:?}`.
+impl std::fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaChallenge")
+            .field("factors", &self.factors)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether the account has a confirmed second factor.

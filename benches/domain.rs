@@ -51,6 +51,8 @@ fn main() {
         sid: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
         roles: vec!["user".into()],
         email_verified: true,
+        amr: vec!["pwd".into()],
+        aal: "aal1".into(),
     };
     let now = 1_790_000_000;
     let token = sign(&keys, &settings, claims.clone(), now).expect("sign");

@@ -259,6 +259,10 @@ pub struct Config {
     /// `REAUTH_SECONDS`: how long after a password sign-in a session may delete its account
     /// without sending the password again; 0 always asks for it.
     pub reauth_seconds: i64,
+    /// `STEP_UP_SECONDS`: with a second factor enrolled, how long after the session last
+    /// proved it a sensitive operation (password or email change, account deletion, removing
+    /// the factor, new recovery codes, any admin route) may go ahead without proving it again.
+    pub step_up_seconds: i64,
     /// `IDENTIFIER_DIGEST_KEY` (secret, base64 of at least 32 bytes): the HMAC key of the
     /// names rate limits and login failures are counted under. Debug output hides it.
     identifier_digest_key: DigestKey,
@@ -582,6 +586,7 @@ impl Config {
             .map(|token| token_digest(&token));
         let metrics_flush_seconds = reader.number("METRICS_FLUSH_SECONDS", 5_u32, 1, 86_400);
         let reauth_seconds = reader.number("REAUTH_SECONDS", 300_i64, 0, 86_400);
+        let step_up_seconds = reader.number("STEP_UP_SECONDS", 600_i64, 0, 86_400);
         let identifier_digest_key = reader.digest_key("IDENTIFIER_DIGEST_KEY");
 
         let email_rate_limit = reader.rate_limit(
@@ -686,6 +691,7 @@ impl Config {
                 metrics_token_digest,
                 metrics_flush_seconds,
                 reauth_seconds,
+                step_up_seconds,
                 identifier_digest_key,
                 oauth,
             }),
@@ -701,6 +707,12 @@ impl Config {
     /// [`keyed_digest`]).
     pub fn identifier_digest(&self, value: &str) -> String {
         keyed_digest(&self.identifier_digest_key.0, value)
+    }
+
+    /// The key TOTP secrets are sealed with at rest, derived from `IDENTIFIER_DIGEST_KEY`
+    /// (see `domain::mfa`).
+    pub fn totp_sealing_key(&self) -> crate::domain::mfa::SealingKey {
+        crate::domain::mfa::SealingKey::derive(&self.identifier_digest_key.0)
     }
 
     /// Whether the service answers requests addressed to this host.
@@ -782,6 +794,7 @@ mod tests {
         );
         assert!(!format!("{config:?}").contains("ICEiIyQl"));
         assert_eq!(config.reauth_seconds, 300);
+        assert_eq!(config.step_up_seconds, 600);
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum ApiError {
     Forbidden(String),
     /// 403: the operation needs a recent sign-in: send the password (see `REAUTH_SECONDS`).
     ReauthenticationRequired,
+    /// 403: the account has a second factor and this operation needs a session that proved
+    /// it within `STEP_UP_SECONDS`: `POST /api/v1/auth/mfa/step-up` first.
+    StepUpRequired,
     /// 404: no such resource (or route).
     NotFound,
     /// 405: the route exists, the method does not.
@@ -64,6 +67,8 @@ pub enum ApiError {
     LinkRequired,
     /// 409: unlinking would leave the account no way to sign in.
     LastSignInMethod,
+    /// 409: the account already has an active TOTP factor (remove it first).
+    MfaAlreadyEnabled,
     /// 409: an administrator may not do this to their own account (`detail` says what).
     SelfActionRefused(String),
     /// 409: the change would leave no active holder of `admin`.
@@ -158,7 +163,9 @@ impl ApiError {
             | ApiError::InvalidGrant
             | ApiError::UntrustedHost => 400,
             ApiError::Unauthorized(_) => 401,
-            ApiError::Forbidden(_) | ApiError::ReauthenticationRequired => 403,
+            ApiError::Forbidden(_)
+            | ApiError::ReauthenticationRequired
+            | ApiError::StepUpRequired => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::UsernameTaken
@@ -166,6 +173,7 @@ impl ApiError {
             | ApiError::IdentityTaken
             | ApiError::LinkRequired
             | ApiError::LastSignInMethod
+            | ApiError::MfaAlreadyEnabled
             | ApiError::SelfActionRefused(_)
             | ApiError::LastAdmin => 409,
             ApiError::PayloadTooLarge(_) => 413,
@@ -189,6 +197,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::ReauthenticationRequired => "reauthentication_required",
+            ApiError::StepUpRequired => "step_up_required",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UsernameTaken => "username_taken",
@@ -196,6 +205,7 @@ impl ApiError {
             ApiError::IdentityTaken => "identity_taken",
             ApiError::LinkRequired => "link_required",
             ApiError::LastSignInMethod => "last_sign_in_method",
+            ApiError::MfaAlreadyEnabled => "mfa_already_enabled",
             ApiError::SelfActionRefused(_) => "self_action_refused",
             ApiError::LastAdmin => "last_admin",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -248,6 +258,14 @@ impl ApiError {
             }
             ApiError::LastAdmin => {
                 "The last active administrator keeps the admin role and the account".into()
+            }
+            ApiError::StepUpRequired => {
+                "This operation needs a recent second factor: POST /api/v1/auth/mfa/step-up \
+                 with a code, then retry"
+                    .into()
+            }
+            ApiError::MfaAlreadyEnabled => {
+                "An authenticator app is already set up: remove it before enrolling another".into()
             }
             ApiError::Unauthorized(why)
             | ApiError::Forbidden(why)
@@ -339,6 +357,8 @@ mod tests {
             (ApiError::DuplicateMember("x".into()), 400),
             (ApiError::UntrustedHost, 400),
             (ApiError::ReauthenticationRequired, 403),
+            (ApiError::StepUpRequired, 403),
+            (ApiError::MfaAlreadyEnabled, 409),
             (ApiError::LastAdmin, 409),
             (ApiError::Unauthorized("x".into()), 401),
             (ApiError::Forbidden("x".into()), 403),

@@ -8,6 +8,7 @@ import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { startWorker, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
 import { startGithubStandIn } from "./providers.mjs";
+import { authenticator } from "otplib";
 
 const METHODS = ["get", "put", "post", "delete", "patch"];
 /** Where provider sign-ins in the tour send the browser back (ALLOWED_REDIRECT_URLS). */
@@ -337,6 +338,45 @@ describe("the OpenAPI document", () => {
     const unlink = { token: linker.access_token, params: { id: linked.json.id } };
     assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", unlink)).status, 204);
     assert.equal((await call("DELETE", "/api/v1/users/me/identities/{id}", unlink)).status, 404);
+
+    // Second factors: enrol, confirm, sign in with a code, step up, recovery codes, and an
+    // administrator's view and reset.
+    const mfaUser = await worker.signup();
+    const mfaOther = await worker.login(mfaUser.username);
+    const enrolment = await call("POST", "/api/v1/users/me/mfa/totp", { token: mfaUser.access_token });
+    assert.equal(enrolment.status, 200);
+    const totpAt = (ms) => authenticator.clone({ epoch: ms }).generate(enrolment.json.secret);
+    // Well inside a 30-second step, so each code is still of its step when checked.
+    while (Date.now() % 30_000 < 2_000 || Date.now() % 30_000 > 26_000) await new Promise((done) => setTimeout(done, 250));
+    const t = Date.now();
+    const confirmedTotp = await call("POST", "/api/v1/users/me/mfa/totp/confirm", {
+      token: mfaUser.access_token,
+      body: { code: totpAt(t - 30_000) },
+    });
+    assert.equal(confirmedTotp.status, 200);
+    assert.equal((await call("GET", "/api/v1/users/me/mfa", { token: mfaUser.access_token })).status, 200);
+    const mfaLogin = await call("POST", "/api/v1/auth/login", {
+      body: { username: mfaUser.username, password: STRONG_PASSWORD },
+    });
+    assert.equal(mfaLogin.json.mfa_required, true);
+    const mfaSignedIn = await call("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: mfaLogin.json.mfa_token, code: totpAt(t) },
+    });
+    assert.equal(mfaSignedIn.status, 200);
+    assert.equal((await call("POST", "/api/v1/users/me/mfa/recovery-codes", { token: mfaOther.access_token })).status, 403);
+    const steppedUp = await call("POST", "/api/v1/auth/mfa/step-up", {
+      token: mfaOther.access_token,
+      body: { recovery_code: confirmedTotp.json.recovery_codes[0] },
+    });
+    assert.equal(steppedUp.status, 200);
+    const renewedCodes = await call("POST", "/api/v1/users/me/mfa/recovery-codes", { token: steppedUp.json.access_token });
+    assert.equal(renewedCodes.status, 200);
+    const mfaAs = { token: admin.access_token, params: { id: mfaUser.user.id } };
+    assert.equal((await call("GET", "/api/v1/admin/users/{id}/mfa", mfaAs)).status, 200);
+    assert.equal((await call("DELETE", "/api/v1/users/me/mfa/totp", { token: steppedUp.json.access_token })).status, 204);
+    assert.equal((await call("POST", "/api/v1/users/me/mfa/totp", { token: mfaUser.access_token })).status, 200);
+    assert.equal((await call("DELETE", "/api/v1/admin/users/{id}/mfa", mfaAs)).status, 204);
+    assert.equal((await call("DELETE", "/api/v1/admin/users/{id}/mfa", mfaAs)).status, 404);
 
     // The signed-in account leaves.
     const leaving = await worker.signup();

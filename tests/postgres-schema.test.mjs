@@ -138,10 +138,12 @@ describe("schema", () => {
         "active_admins (view)",
         "audit_log",
         "identities",
+        "mfa_factors",
         "oauth_grants",
         "one_time_tokens",
         "outbox",
         "permissions",
+        "recovery_codes",
         "refresh_tokens",
         "role_permissions",
         "roles",
@@ -162,7 +164,8 @@ describe("schema", () => {
     for (const col of [
       "users.id", "sessions.id", "sessions.user_id", "user_roles.user_id", "refresh_tokens.session_id",
       "one_time_tokens.id", "one_time_tokens.user_id", "outbox.id", "audit_log.actor_id", "audit_log.target_id",
-      "identities.id", "identities.user_id",
+      "identities.id", "identities.user_id", "mfa_factors.id", "mfa_factors.user_id",
+      "recovery_codes.user_id",
     ]) {
       assert.equal(types[col], "uuid", col);
     }
@@ -185,6 +188,7 @@ describe("schema", () => {
     for (const name of [
       "users.users_username_key", "users.users_email_key", "one_time_tokens.one_time_tokens_token_hash_key",
       "identities.identities_provider_subject_key", "identities.identities_user_provider_key",
+      "mfa_factors.mfa_factors_user_kind_key", "recovery_codes.recovery_codes_pkey",
     ]) {
       assert.ok(names.includes(name), `${name} in ${names}`);
     }

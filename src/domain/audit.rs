@@ -36,10 +36,18 @@ pub enum AuditAction {
     IdentityLinked,
     /// A provider identity unlinked from an account.
     IdentityUnlinked,
+    /// A TOTP factor confirmed (the account now needs it to sign in).
+    TotpEnrolled,
+    /// The account's TOTP factor and recovery codes removed by the account.
+    TotpRemoved,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
+    /// An administrator removed an account's second factors.
+    MfaReset,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 21] = [
         AuditAction::Signup,
         AuditAction::Login,
         AuditAction::LoginFailed,
@@ -57,6 +65,10 @@ impl AuditAction {
         AuditAction::ProviderLogin,
         AuditAction::IdentityLinked,
         AuditAction::IdentityUnlinked,
+        AuditAction::TotpEnrolled,
+        AuditAction::TotpRemoved,
+        AuditAction::RecoveryCodesRegenerated,
+        AuditAction::MfaReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +90,10 @@ impl AuditAction {
             AuditAction::ProviderLogin => "user.provider_login",
             AuditAction::IdentityLinked => "identity.linked",
             AuditAction::IdentityUnlinked => "identity.unlinked",
+            AuditAction::TotpEnrolled => "mfa.totp_enrolled",
+            AuditAction::TotpRemoved => "mfa.totp_removed",
+            AuditAction::RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+            AuditAction::MfaReset => "mfa.reset",
         }
     }
 

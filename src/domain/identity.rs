@@ -32,6 +32,9 @@ pub enum GrantKind {
     /// The ticket a signed-in account's link request hands the browser, for `start`: 60
     /// seconds, spent by `start`.
     Link,
+    /// The `mfa_token` a right password hands out when the account has a second factor:
+    /// 5 minutes, spent by a right code (or by the fifth wrong one).
+    Mfa,
 }
 
 impl GrantKind {
@@ -41,6 +44,7 @@ impl GrantKind {
             GrantKind::State => "state",
             GrantKind::Code => "code",
             GrantKind::Link => "link",
+            GrantKind::Mfa => "mfa",
         }
     }
 
@@ -49,6 +53,7 @@ impl GrantKind {
         match self {
             GrantKind::State => 600,
             GrantKind::Code | GrantKind::Link => 60,
+            GrantKind::Mfa => crate::domain::mfa::TICKET_TTL_SECONDS,
         }
     }
 }
@@ -73,7 +78,14 @@ mod tests {
         assert_eq!(GrantKind::State.ttl_seconds(), 600);
         assert_eq!(GrantKind::Code.ttl_seconds(), 60);
         assert_eq!(GrantKind::Link.ttl_seconds(), 60);
-        let kinds = [GrantKind::State, GrantKind::Code, GrantKind::Link].map(GrantKind::as_str);
-        assert_eq!(kinds, ["state", "code", "link"]);
+        assert_eq!(GrantKind::Mfa.ttl_seconds(), 300);
+        let kinds = [
+            GrantKind::State,
+            GrantKind::Code,
+            GrantKind::Link,
+            GrantKind::Mfa,
+        ]
+        .map(GrantKind::as_str);
+        assert_eq!(kinds, ["state", "code", "link", "mfa"]);
     }
 }

@@ -46,6 +46,9 @@ pub enum Event<'a> {
     /// `invalid_state`, or the error sent back to the app (`provider_failed`,
     /// `link_required`, `access_denied`, ...). `provider` is a configured name.
     OAuthSignIn { provider: &'a str, result: &'a str },
+    /// A second factor was checked: `factor` is `totp` or `recovery_code`, `result`
+    /// `success` or `failure`.
+    Mfa { factor: &'a str, result: &'a str },
 }
 
 /// The counter families, in the order they are rendered.
@@ -61,10 +64,11 @@ pub enum Counter {
     EmailsSent,
     EmailsFailed,
     OAuthSignIns,
+    Mfa,
 }
 
 impl Counter {
-    const ALL: [Counter; 9] = [
+    const ALL: [Counter; 10] = [
         Counter::HttpRequests,
         Counter::Signups,
         Counter::Logins,
@@ -74,6 +78,7 @@ impl Counter {
         Counter::EmailsSent,
         Counter::EmailsFailed,
         Counter::OAuthSignIns,
+        Counter::Mfa,
     ];
 
     /// The exposed metric name.
@@ -88,6 +93,7 @@ impl Counter {
             Counter::EmailsSent => "edge_auth_emails_sent_total",
             Counter::EmailsFailed => "edge_auth_emails_failed_total",
             Counter::OAuthSignIns => "edge_auth_oauth_sign_ins_total",
+            Counter::Mfa => "edge_auth_mfa_total",
         }
     }
 
@@ -106,6 +112,9 @@ impl Counter {
             Counter::OAuthSignIns => {
                 "Provider sign-in callbacks, by provider and result (success or the error sent back)."
             }
+            Counter::Mfa => {
+                "Second-factor checks (TOTP or recovery code), by factor and result (success or failure)."
+            }
         }
     }
 
@@ -113,7 +122,9 @@ impl Counter {
     /// from "not scraped".
     fn zero_series(self) -> Vec<Labels> {
         match self {
-            Counter::HttpRequests | Counter::RateLimited | Counter::OAuthSignIns => Vec::new(),
+            Counter::HttpRequests | Counter::RateLimited | Counter::OAuthSignIns | Counter::Mfa => {
+                Vec::new()
+            }
             Counter::Logins => vec![
                 vec![label("result", "failure")],
                 vec![label("result", "success")],
@@ -271,6 +282,10 @@ impl Metrics {
             Event::OAuthSignIn { provider, result } => (
                 Counter::OAuthSignIns,
                 vec![label("provider", provider), label("result", result)],
+            ),
+            Event::Mfa { factor, result } => (
+                Counter::Mfa,
+                vec![label("factor", factor), label("result", result)],
             ),
             Event::EmailSent => (Counter::EmailsSent, Vec::new()),
             Event::EmailFailed => (Counter::EmailsFailed, Vec::new()),
@@ -543,6 +558,13 @@ mod tests {
         assert_eq!(metrics.value(Counter::OAuthSignIns, &series), 1);
         let series = [("provider", "google"), ("result", "success")];
         assert_eq!(metrics.value(Counter::OAuthSignIns, &series), 0);
+        metrics.record(Event::Mfa {
+            factor: "totp",
+            result: "failure",
+        });
+        let series = [("factor", "totp"), ("result", "failure")];
+        assert_eq!(metrics.value(Counter::Mfa, &series), 1);
+        assert_eq!(Counter::Mfa.name(), "edge_auth_mfa_total");
     }
 
     #[test]

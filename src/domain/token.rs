@@ -32,6 +32,17 @@ pub struct AccessClaims {
     /// Whether the account's email address was verified when the token was issued.
     #[serde(default)]
     pub email_verified: bool,
+    /// How the session authenticated (RFC 8176 values: `pwd`, `otp`, `fed`; see
+    /// `domain::mfa`). Absent from tokens issued before second factors existed.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The session's assurance level: `aal1`, or `aal2` once it proved a second factor.
+    #[serde(default = "default_aal")]
+    pub aal: String,
+}
+
+fn default_aal() -> String {
+    "aal1".into()
 }
 
 /// A verified token's claims and its lifetime bounds (unix seconds).
@@ -388,6 +399,8 @@ mod tests {
             sid: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
             roles: vec!["user".into()],
             email_verified: true,
+            amr: vec!["pwd".into(), "otp".into()],
+            aal: "aal2".into(),
         }
     }
 

@@ -36,6 +36,14 @@ pub struct User {
     /// live session reads it.
     #[serde(default)]
     pub session_signed_in_at: Option<i64>,
+    /// What the session behind the access token proved (level, methods, last second
+    /// factor); only a lookup by live session reads it.
+    #[serde(default)]
+    pub session_level: Option<crate::domain::mfa::SessionLevel>,
+    /// Whether the account has a confirmed second factor; only a lookup by live session
+    /// reads it (step-up decides on it).
+    #[serde(default)]
+    pub mfa_enabled: bool,
 }
 
 impl User {

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::http::auth::{authenticate, load_caller, verify_bearer, Authenticated};
 use crate::http::context::Ctx;
 use crate::http::log;
+use crate::runtime::now_seconds;
 use crate::store::traits::RoleStore;
 use futures_util::future::join;
 use serde_json::json;
@@ -50,6 +51,7 @@ pub async fn require_permission(
     let granting = granting?;
     access::authorize(&granting, &caller.token.claims.roles, &caller.user.roles)
         .map_err(|denial| refuse(ctx, &caller, "permission", permission, denial))?;
+    require_admin_step_up(ctx, &caller)?;
     Ok(caller)
 }
 
@@ -62,5 +64,13 @@ pub async fn require_role(
     let caller = authenticate(req, ctx).await?;
     access::has_role(role, &caller.token.claims.roles, &caller.user.roles)
         .map_err(|denial| refuse(ctx, &caller, "role", role, denial))?;
+    require_admin_step_up(ctx, &caller)?;
     Ok(caller)
+}
+
+/// Every route behind a permission or a role is an administrator's: an administrator with
+/// a second factor needs a session that proved it within `STEP_UP_SECONDS` (403
+/// `step_up_required`). Authentication read the session's level already: no extra I/O.
+fn require_admin_step_up(ctx: &Ctx<'_>, caller: &Authenticated) -> Result<(), ApiError> {
+    crate::service::mfa_gate::require_step_up(&ctx.deps(), &caller.user, now_seconds())
 }

@@ -98,7 +98,7 @@ fn verification_required(user: &User) -> ApiResult {
     summary = "Sign in with a username or email and a password",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in; a new session", body = views::TokenResponse),
+        (status = 200, description = "Signed in; a new session. With a second factor enrolled: `mfa_required` and an `mfa_token` instead, no tokens", body = views::SignIn),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 429, response = RateLimited),
@@ -131,9 +131,8 @@ pub async fn login(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
         ));
     };
     let password = body.password;
-    let signed_in =
-        service::auth::login(&ctx.deps(), &identifier, &password, now_seconds()).await?;
-    json(200, &TokenResponse::from(signed_in))
+    let sign_in = service::auth::login(&ctx.deps(), &identifier, &password, now_seconds()).await?;
+    json(200, &views::SignIn::from(sign_in))
 }
 
 #[utoipa::path(
@@ -222,6 +221,7 @@ pub async fn logout_all(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "Changed", body = views::PasswordChanged),
+        (status = 403, response = Forbidden),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )

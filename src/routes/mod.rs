@@ -16,6 +16,7 @@ pub mod docs;
 pub mod email;
 pub mod identities;
 pub mod meta;
+pub mod mfa;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
@@ -232,6 +233,10 @@ route_table! {
     OAuthExchange "/api/v1/auth/oauth/exchange" {
         POST [public] => oauth::exchange(&mut req, ctx)
     }
+    MfaVerify "/api/v1/auth/mfa/verify" { POST [public] => mfa::verify(&mut req, ctx) }
+    MfaStepUp "/api/v1/auth/mfa/step-up" {
+        POST [bearer] => mfa::step_up(&mut req, ctx, caller)
+    }
 
     Me "/api/v1/users/me" {
         GET [bearer] => users::get_me(caller),
@@ -248,6 +253,17 @@ route_table! {
     }
     MyIdentityLink "/api/v1/users/me/identities/{provider}/start" {
         POST [bearer] => identities::start_link(&mut req, ctx, caller)
+    }
+    MyMfa "/api/v1/users/me/mfa" { GET [bearer] => mfa::status(ctx, caller) }
+    MyTotp "/api/v1/users/me/mfa/totp" {
+        POST [bearer] => mfa::enrol_totp(ctx, caller),
+        DELETE [bearer] => mfa::remove_totp(ctx, caller),
+    }
+    MyTotpConfirm "/api/v1/users/me/mfa/totp/confirm" {
+        POST [bearer] => mfa::confirm_totp(&mut req, ctx, caller)
+    }
+    MyRecoveryCodes "/api/v1/users/me/mfa/recovery-codes" {
+        POST [bearer] => mfa::regenerate_recovery_codes(ctx, caller)
     }
 
     DevOutbox "/api/v1/dev/outbox" { GET [public] => dev::outbox(&req, ctx) }
@@ -296,6 +312,10 @@ route_table! {
     }
     AdminUserIdentities "/api/v1/admin/users/{id}/identities" {
         GET [permission(permission::USERS_READ)] => identities::admin_list(ctx)
+    }
+    AdminUserMfa "/api/v1/admin/users/{id}/mfa" {
+        GET [permission(permission::USERS_READ)] => mfa::admin_status(ctx),
+        DELETE [permission(permission::USERS_WRITE)] => mfa::admin_reset(ctx, caller),
     }
     AdminRoles "/api/v1/admin/roles" { GET [role(admin::ROLE_ADMIN)] => admin::list_roles(ctx) }
     AdminAudit "/api/v1/admin/audit" {

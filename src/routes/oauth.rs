@@ -286,7 +286,7 @@ pub async fn callback(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
     summary = "Exchange a provider sign-in's one-time code for tokens",
     request_body = OAuthExchangeRequest,
     responses(
-        (status = 200, description = "Signed in; a new session", body = views::TokenResponse),
+        (status = 200, description = "Signed in; a new session. With a second factor enrolled: `mfa_required` and an `mfa_token` instead", body = views::SignIn),
         (status = 403, response = crate::routes::openapi::Forbidden),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -305,6 +305,6 @@ pub async fn exchange(req: &mut Request, ctx: &Ctx<'_>) -> ApiResult {
     let now = now_seconds();
     let (user, provider) =
         service::oauth::redeem_code(&deps, &body.code, body.code_verifier.as_deref(), now).await?;
-    let signed_in = service::auth::provider_session(&deps, user, &provider, now).await?;
-    json(200, &views::TokenResponse::from(signed_in))
+    let sign_in = service::auth::provider_session(&deps, user, &provider, now).await?;
+    json(200, &views::SignIn::from(sign_in))
 }

@@ -231,3 +231,70 @@ pub struct LinkCompleteRequest {
     #[schema(min_length = 43, max_length = 128)]
     pub code_verifier: Option<String>,
 }
+
+/// `POST /api/v1/users/me/mfa/totp/confirm`: the authenticator app's current code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "492039"}))]
+pub struct TotpConfirmRequest {
+    /// Six digits (spaces are ignored).
+    #[schema(min_length = 1, max_length = 16)]
+    pub code: String,
+}
+
+/// `POST /api/v1/auth/mfa/verify`: the sign-in's `mfa_token` and one second factor.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"mfa_token": "Vq1b8Jw0H5mN2cX7kR4tY9pL3sD6fG0aZ8eU1iO5rTw", "code": "492039"}))]
+pub struct MfaVerifyRequest {
+    /// From the login's `mfa_required` answer; 5 minutes, single use.
+    #[schema(min_length = 1, max_length = 128)]
+    pub mfa_token: String,
+    /// The authenticator app's code; or send `recovery_code` instead.
+    #[schema(max_length = 16)]
+    pub code: Option<String>,
+    /// One of the recovery codes (`xxxx-xxxx-xxxx`); works once.
+    #[schema(max_length = 64)]
+    pub recovery_code: Option<String>,
+}
+
+/// `POST /api/v1/auth/mfa/step-up`: one second factor.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "492039"}))]
+pub struct StepUpRequest {
+    #[schema(max_length = 16)]
+    pub code: Option<String>,
+    #[schema(max_length = 64)]
+    pub recovery_code: Option<String>,
+}
+
+/// The one second factor of a request that may carry a code or a recovery code: exactly one
+/// of them, within its length.
+pub fn second_factor(
+    problems: &mut Problems,
+    code: Option<String>,
+    recovery_code: Option<String>,
+) -> Option<crate::domain::mfa::Proof> {
+    use crate::domain::mfa::Proof;
+    use crate::error::FieldError;
+    match (code, recovery_code) {
+        (Some(code), None) if code.len() <= 16 => Some(Proof::Totp(code)),
+        (None, Some(code)) if code.len() <= 64 => Some(Proof::RecoveryCode(code)),
+        (Some(_), None) => {
+            problems.reject(FieldError::new("code", "is too long"));
+            None
+        }
+        (None, Some(_)) => {
+            problems.reject(FieldError::new("recovery_code", "is too long"));
+            None
+        }
+        _ => {
+            problems.reject(FieldError::new(
+                "code",
+                "send either code or recovery_code (exactly one)",
+            ));
+            None
+        }
+    }
+}

@@ -41,6 +41,7 @@ pub async fn get_me(caller: Authenticated) -> ApiResult {
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The account after the change", body = views::UpdatedUser),
+        (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
@@ -75,7 +76,8 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
     description = "Re-authentication first: without a body, the session must have signed in \
         with a password within `REAUTH_SECONDS` (default 300), else 403 \
         `reauthentication_required`; with `{\"password\"}`, the password decides (422 when \
-        wrong). The last active administrator cannot delete their account (409 `last_admin`).",
+        wrong). With a second factor enrolled, a step-up within `STEP_UP_SECONDS` is needed \
+        instead (403 `step_up_required`). The last active administrator cannot delete their account (409 `last_admin`).",
     request_body(content = Option<AccountDeletion>, description = "Optional: the account's password"),
     security(("bearerAuth" = [])),
     responses(
@@ -88,22 +90,32 @@ pub async fn update_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) 
 )]
 /// `DELETE /api/v1/users/me`: a stolen access token alone cannot delete an account once its
 /// sign-in is older than `REAUTH_SECONDS`; then the password must come with the request.
+///
+/// With a second factor enrolled, a recent step-up is needed instead (403
+/// `step_up_required`), and counts as the re-authentication.
 pub async fn delete_me(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    let proof = match read_optional_body::<AccountDeletion>(req, ctx.config.max_body_bytes).await? {
-        Some((body, problems)) => {
-            problems.finish()?;
-            passwords::confirm(&ctx.deps(), &caller.user, "password", &body.password).await?;
-            Reauthentication::Password
-        }
-        None => Reauthentication::SessionOnly,
-    };
+    let now = now_seconds();
+    service::mfa_gate::require_step_up(&ctx.deps(), &caller.user, now)?;
+    let mut proof =
+        match read_optional_body::<AccountDeletion>(req, ctx.config.max_body_bytes).await? {
+            Some((body, problems)) => {
+                problems.finish()?;
+                passwords::confirm(&ctx.deps(), &caller.user, "password", &body.password).await?;
+                Reauthentication::Password
+            }
+            None => Reauthentication::SessionOnly,
+        };
+    if caller.user.mfa_enabled {
+        // The step-up above proved a second factor within STEP_UP_SECONDS.
+        proof = Reauthentication::Password;
+    }
     service::accounts::delete_own(
         ctx.store(),
         &caller.user,
         proof,
         ctx.config.reauth_seconds,
         &ctx.origin(),
-        now_seconds(),
+        now,
     )
     .await?;
     log::security_event(

@@ -229,7 +229,8 @@ pub struct UpdatedUser {
 #[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     /// An EdDSA JWT; verify it with `/.well-known/jwks.json`. Claims: `iss`, `aud`, `sub`,
-    /// `exp`, `iat`, `nbf`, `jti`, `sid`, `roles`, `email_verified`.
+    /// `exp`, `iat`, `nbf`, `jti`, `sid`, `roles`, `email_verified`, `amr` (RFC 8176:
+    /// `pwd`, `otp`, `fed`) and `aal` (`aal1`, or `aal2` after a second factor).
     pub access_token: String,
     /// `<session id>.<secret>`; single use, rotated by `/api/v1/auth/refresh`.
     pub refresh_token: String,
@@ -577,5 +578,142 @@ mod tests {
             key.get("d").is_none(),
             "private part must never be published"
         );
+    }
+}
+
+/// A right password (or provider sign-in) of an account with a second factor: no tokens
+/// yet; finish with `POST /api/v1/auth/mfa/verify`.
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequired {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Single use, 5 minutes; up to 5 wrong codes.
+    pub mfa_token: String,
+    /// The factors the account can finish with (`totp`; a recovery code always works too).
+    #[schema(example = json!(["totp"]))]
+    pub factors: Vec<String>,
+}
+
+impl From<crate::service::mfa_gate::MfaChallenge> for MfaRequired {
+    fn from(challenge: crate::service::mfa_gate::MfaChallenge) -> Self {
+        MfaRequired {
+            mfa_required: true,
+            mfa_token: challenge.mfa_token,
+            factors: challenge.factors.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+}
+
+/// What a login (or a provider sign-in's exchange) answers: tokens, or the second factor
+/// it needs first.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignIn {
+    Tokens(TokenResponse),
+    MfaRequired(MfaRequired),
+}
+
+impl From<crate::service::auth::SignIn> for SignIn {
+    fn from(sign_in: crate::service::auth::SignIn) -> Self {
+        match sign_in {
+            crate::service::auth::SignIn::SignedIn(signed_in) => {
+                SignIn::Tokens(TokenResponse::from(signed_in))
+            }
+            crate::service::auth::SignIn::MfaRequired(challenge) => {
+                SignIn::MfaRequired(MfaRequired::from(challenge))
+            }
+        }
+    }
+}
+
+/// A new, pending authenticator-app factor: shown once; confirm it with a code.
+#[derive(Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    #[schema(format = "uuid")]
+    pub factor_id: String,
+    /// Base32, for typing into the app by hand.
+    pub secret: String,
+    /// `otpauth://totp/...`, for apps that take a link.
+    pub otpauth_uri: String,
+    /// The same URI as a QR code: a standalone SVG document.
+    pub qr_svg: String,
+}
+
+impl From<crate::service::mfa::TotpEnrolment> for TotpEnrolment {
+    fn from(enrolment: crate::service::mfa::TotpEnrolment) -> Self {
+        TotpEnrolment {
+            factor_id: enrolment.factor_id,
+            secret: enrolment.enrolment.secret,
+            otpauth_uri: enrolment.enrolment.otpauth_uri,
+            qr_svg: enrolment.enrolment.qr_svg,
+        }
+    }
+}
+
+/// Ten recovery codes, shown this once (only their digests are kept).
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    #[schema(example = json!(["04hm-asw9-nf6y"]))]
+    pub recovery_codes: Vec<String>,
+}
+
+/// One second factor of an account.
+#[derive(Serialize, ToSchema)]
+pub struct MfaFactor {
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// `totp`.
+    pub kind: String,
+    #[schema(format = "date-time")]
+    pub created_at: String,
+    /// `false` while the enrolment waits for its first code.
+    pub confirmed: bool,
+}
+
+/// An account's second factors.
+#[derive(Serialize, ToSchema)]
+pub struct MfaStatus {
+    pub factors: Vec<MfaFactor>,
+    pub recovery_codes_remaining: u64,
+}
+
+impl From<&crate::service::mfa::MfaStatus> for MfaStatus {
+    fn from(status: &crate::service::mfa::MfaStatus) -> Self {
+        MfaStatus {
+            factors: status
+                .factors
+                .iter()
+                .map(|factor| MfaFactor {
+                    id: factor.id.clone(),
+                    kind: factor.kind.clone(),
+                    created_at: rfc3339_seconds(factor.created_at),
+                    confirmed: factor.is_confirmed(),
+                })
+                .collect(),
+            recovery_codes_remaining: status.recovery_codes_remaining,
+        }
+    }
+}
+
+/// A step-up's answer: a new access token of the same session, now `aal2`. The session's
+/// refresh token stays as it was (and its next refresh keeps `aal2`).
+#[derive(Serialize, ToSchema)]
+pub struct StepUp {
+    /// Claims as in the token response, with `amr` and `aal` = `aal2`.
+    pub access_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: String,
+    pub expires_in: u64,
+    pub user: User,
+}
+
+impl From<crate::service::auth::SignedIn> for StepUp {
+    fn from(signed_in: crate::service::auth::SignedIn) -> Self {
+        StepUp {
+            access_token: signed_in.access_token,
+            token_type: "bearer".into(),
+            expires_in: signed_in.expires_in,
+            user: User::from(&signed_in.user),
+        }
     }
 }

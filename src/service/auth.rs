@@ -6,6 +6,7 @@ use crate::domain::audit::{mask_identifier, AuditAction};
 use crate::domain::email::Purpose;
 use crate::domain::lockout::{login_subject, FailureState, Gate};
 use crate::domain::metrics::Event;
+use crate::domain::mfa::{SessionLevel, AMR_FEDERATED, AMR_PASSWORD};
 use crate::domain::password::{Verification, MAX_PASSWORD_BYTES};
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, refresh_token_session};
@@ -17,8 +18,8 @@ use crate::service::email::{self, PreparedToken};
 use crate::service::passwords::{self, lockout_fail_open};
 use crate::service::ports::{Deps, Edge};
 use crate::store::traits::{
-    AuditStore, LoginFailureStore, NewSession, NewUser, OneTimeTokenStore, RefreshRotation,
-    RotateOutcome, SessionStore, UserStore,
+    AuditStore, FactorStore, LoginFailureStore, NewSession, NewUser, OAuthGrantStore,
+    OneTimeTokenStore, RefreshRotation, RotateOutcome, SessionStore, UserStore,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -32,6 +33,16 @@ pub struct SignedIn {
     pub refresh_token: String,
     /// The access token's lifetime.
     pub expires_in: u64,
+}
+
+/// What a right first factor (a password, or a provider's word) came to: a session, or,
+/// when the account has a second factor, the ticket to prove it with.
+// One per request, moved once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum SignIn {
+    SignedIn(SignedIn),
+    MfaRequired(crate::service::mfa_gate::MfaChallenge),
 }
 
 /// What a signup came to.
@@ -57,12 +68,13 @@ fn new_refresh_token(session_id: &str) -> Result<(String, String), ApiError> {
     Ok((token, digest))
 }
 
-/// Sign an access token for a session of `user`.
-async fn signed_in<S, E: Edge>(
+/// Sign an access token for a session of `user` that proved `level`.
+pub(crate) async fn signed_in<S, E: Edge>(
     deps: &Deps<'_, S, E>,
     user: User,
     session_id: &str,
     refresh_token: String,
+    level: &SessionLevel,
     now: i64,
 ) -> Result<SignedIn, ApiError> {
     let tokens = &deps.config.tokens;
@@ -74,6 +86,8 @@ async fn signed_in<S, E: Edge>(
         sid: session_id.to_owned(),
         roles: user.roles.clone(),
         email_verified: user.email_verified,
+        amr: level.amr.clone(),
+        aal: level.aal.as_str().to_owned(),
     };
     let access_token = deps
         .edge
@@ -115,6 +129,7 @@ where
         .map(|email| PreparedToken::draw(deps.config, Purpose::VerifyEmail, &user_id, email, now))
         .transpose()?;
     let device = deps.edge.device();
+    let level = SessionLevel::first_factor(AMR_PASSWORD);
     // An account that must verify its email gets no session until it has.
     let session = (!require_verification).then(|| NewSession {
         id: &session_id,
@@ -125,6 +140,7 @@ where
         country: device.country.as_deref(),
         now,
         expiry: deps.config.sessions.start(now),
+        level: &level,
     });
     let created = deps
         .store
@@ -158,6 +174,8 @@ where
         banned_until: None,
         ban_reason: None,
         session_signed_in_at: None,
+        session_level: None,
+        mfa_enabled: false,
     };
     match created {
         Ok(()) => {}
@@ -182,7 +200,7 @@ where
         return Ok(SignupOutcome::VerificationRequired(user));
     }
     Ok(SignupOutcome::SignedIn(
-        signed_in(deps, user, &session_id, refresh_token, now).await?,
+        signed_in(deps, user, &session_id, refresh_token, &level, now).await?,
     ))
 }
 
@@ -191,7 +209,7 @@ fn invalid_credentials() -> ApiError {
 }
 
 /// Count a failed login against its subject; log the lockout it may start.
-async fn record_login_failure<S: LoginFailureStore, E: Edge>(
+pub(crate) async fn record_login_failure<S: LoginFailureStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     digest: &str,
     state: FailureState,
@@ -265,14 +283,18 @@ async fn login_refused<S: AuditStore, E: Edge>(
 /// tells whether an account exists. Budget per account (or per identifier that names
 /// none); after `LOGIN_LOCKOUT_THRESHOLD` failures the subject is locked before any
 /// password is checked.
+///
+/// With a second factor enrolled, a right password opens no session: the answer is an
+/// `mfa_token` for `POST /api/v1/auth/mfa/verify`, and the account's failure count is kept
+/// until the second factor is proven (a wrong code counts as a failed login).
 pub async fn login<S, E: Edge>(
     deps: &Deps<'_, S, E>,
     identifier: &str,
     password: &str,
     now: i64,
-) -> Result<SignedIn, ApiError>
+) -> Result<SignIn, ApiError>
 where
-    S: UserStore + SessionStore + AuditStore + LoginFailureStore,
+    S: UserStore + SessionStore + AuditStore + LoginFailureStore + FactorStore + OAuthGrantStore,
 {
     let identifier = identifier.trim();
     let masked = mask_identifier(identifier);
@@ -341,7 +363,8 @@ where
         let user_id = Some(user.id.as_str());
         return Err(login_refused(deps, "banned", user_id, identifier, refused, now).await);
     }
-    if !failures.is_clear() {
+    let has_factor = crate::service::mfa_gate::has_confirmed_factor(deps, &user.id).await?;
+    if !failures.is_clear() && !has_factor {
         let cleared = deps.store.clear_failures(&digest).await;
         lockout_fail_open(deps.edge, "delete", cleared);
     }
@@ -357,22 +380,33 @@ where
                 .into(),
         ));
     }
+    if has_factor {
+        // The password was right; the session waits for the second factor. (A rehash
+        // waits for a login without one: the ticket carries no password material.)
+        let challenge =
+            crate::service::mfa_gate::challenge(deps, &user.id, AMR_PASSWORD, None, now).await?;
+        return Ok(SignIn::MfaRequired(challenge));
+    }
     let rehashed = if verification == Verification::MatchNeedsRehash {
         Some(passwords::hash(deps, password)?)
     } else {
         None
     };
 
-    start_session(deps, user, rehashed.as_deref(), None, now).await
+    let level = SessionLevel::first_factor(AMR_PASSWORD);
+    Ok(SignIn::SignedIn(
+        start_session(deps, user, rehashed.as_deref(), None, &level, now).await?,
+    ))
 }
 
 /// Open a session for an account whose sign-in has been proven, with its audit entry
 /// (naming the provider for a provider sign-in), and sign its first tokens.
-async fn start_session<S: SessionStore, E: Edge>(
+pub(crate) async fn start_session<S: SessionStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user: User,
     rehashed: Option<&str>,
     provider: Option<&str>,
+    level: &SessionLevel,
     now: i64,
 ) -> Result<SignedIn, ApiError> {
     let session_id = Uuid::new_v4().to_string();
@@ -396,6 +430,7 @@ async fn start_session<S: SessionStore, E: Edge>(
                 country: device.country.as_deref(),
                 now,
                 expiry: deps.config.sessions.start(now),
+                level,
             },
             rehashed,
             &entry,
@@ -403,18 +438,23 @@ async fn start_session<S: SessionStore, E: Edge>(
         .await?;
     deps.edge.count(Event::LoginSuccess);
     deps.edge.set_user(&user.id);
-    signed_in(deps, user, &session_id, refresh_token, now).await
+    signed_in(deps, user, &session_id, refresh_token, level, now).await
 }
 
 /// Sign in an account a provider vouched for (its one-time code redeemed): a session and
 /// tokens as a login gives, under the same rule that an address must be verified first
 /// when `REQUIRE_EMAIL_VERIFICATION` says so. The ban was checked when the code was.
-pub async fn provider_session<S: SessionStore, E: Edge>(
+///
+/// An account with a second factor gets an `mfa_token` instead, as a password login does.
+pub async fn provider_session<S, E: Edge>(
     deps: &Deps<'_, S, E>,
     user: User,
     provider: &str,
     now: i64,
-) -> Result<SignedIn, ApiError> {
+) -> Result<SignIn, ApiError>
+where
+    S: SessionStore + FactorStore + OAuthGrantStore,
+{
     if deps.config.email.require_verification && !user.email_verified {
         deps.edge.security_event(
             "login_refused",
@@ -424,13 +464,22 @@ pub async fn provider_session<S: SessionStore, E: Edge>(
             "Email address is not verified: add and verify an address, then sign in".into(),
         ));
     }
-    start_session(deps, user, None, Some(provider), now).await
+    if crate::service::mfa_gate::has_confirmed_factor(deps, &user.id).await? {
+        let challenge =
+            crate::service::mfa_gate::challenge(deps, &user.id, AMR_FEDERATED, Some(provider), now)
+                .await?;
+        return Ok(SignIn::MfaRequired(challenge));
+    }
+    let level = SessionLevel::first_factor(AMR_FEDERATED);
+    Ok(SignIn::SignedIn(
+        start_session(deps, user, None, Some(provider), &level, now).await?,
+    ))
 }
 
 /// Exchange a refresh token for a new access token and the token's successor. The
 /// session's rotation is serialised, so concurrent refreshes with one token all get the
 /// same successor (within the grace window) and a token reused after that ends the session.
-pub async fn refresh<S: RefreshRotation, E: Edge>(
+pub async fn refresh<S: RefreshRotation + FactorStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     presented: &str,
     now: i64,
@@ -485,11 +534,19 @@ pub async fn refresh<S: RefreshRotation, E: Edge>(
     };
     deps.edge.count(Event::Refresh);
     deps.edge.set_user(&user.id);
-    signed_in(deps, user, session_id, refresh_token, now).await
+    // The new access token keeps the level the session reached.
+    let level = deps
+        .store
+        .session_level(session_id)
+        .await?
+        .unwrap_or_default();
+    signed_in(deps, user, session_id, refresh_token, &level, now).await
 }
 
 /// Change the password of the caller, who proves the current one; every other session of
 /// the account ends, `session_id` stays signed in. Returns how many sessions ended.
+///
+/// With a second factor enrolled, the session must have proven it recently (step-up).
 pub async fn change_password<S: UserStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user: &User,
@@ -498,6 +555,7 @@ pub async fn change_password<S: UserStore, E: Edge>(
     new: &str,
     now: i64,
 ) -> Result<usize, ApiError> {
+    crate::service::mfa_gate::require_step_up(deps, user, now)?;
     passwords::confirm(deps, user, "current_password", current).await?;
     passwords::reject_breached(deps, "new_password", new).await?;
     let new_hash = passwords::hash(deps, new)?;
@@ -648,7 +706,11 @@ mod tests {
             .collect();
         assert_eq!(failed, ["unknown_account", "wrong_password"]);
         // The email names the same account; a new session each time.
-        let session = block_on(login(&deps, " ADA@example.com ", PASSWORD, 1_020)).unwrap();
+        let SignIn::SignedIn(session) =
+            block_on(login(&deps, " ADA@example.com ", PASSWORD, 1_020)).unwrap()
+        else {
+            panic!("no second factor, so a session")
+        };
         assert_eq!(session.user.username, "ada");
         assert_eq!(world.store.sessions.borrow().len(), 2);
     }

@@ -9,6 +9,8 @@
 pub mod accounts;
 pub mod auth;
 pub mod email;
+pub mod mfa;
+pub mod mfa_gate;
 pub mod oauth;
 pub mod passwords;
 pub mod ports;
@@ -32,6 +34,8 @@ pub(crate) fn test_account(id: &str, roles: &[&str], created_at: i64) -> crate::
         ban_reason: None,
         password_hash: String::new(),
         session_signed_in_at: None,
+        session_level: None,
+        mfa_enabled: false,
     }
 }
 

@@ -1275,10 +1275,12 @@ mod tests {
         .unwrap();
         let code = block_on(issue_code(&deps, &user.id, &pending(None), None, 100)).unwrap();
         let (user, provider) = block_on(redeem_code(&deps, &code, None, 101)).unwrap();
-        let signed_in = block_on(crate::service::auth::provider_session(
-            &deps, user, &provider, 101,
-        ))
-        .unwrap();
+        let crate::service::auth::SignIn::SignedIn(signed_in) = block_on(
+            crate::service::auth::provider_session(&deps, user, &provider, 101),
+        )
+        .unwrap() else {
+            panic!("no second factor, so a session")
+        };
         assert!(!signed_in.access_token.is_empty());
         assert!(signed_in
             .refresh_token

@@ -72,10 +72,13 @@ where
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    let email_changes = email_changes(user, &request);
+    if email_changes {
+        crate::service::mfa_gate::require_step_up(deps, user, now)?;
+    }
     if let Some(password) = request.current_password.as_deref() {
         passwords::confirm(deps, user, "current_password", password).await?;
     }
-    let email_changes = email_changes(user, &request);
     // A new address is only proposed here; removing the address applies at once.
     let pending_email = match (&request.email, email_changes) {
         (Some(Some(new_email)), true) => Some(new_email.clone()),

@@ -198,6 +198,8 @@ mod tests {
                 sid: session.into(),
                 roles: vec!["user".into()],
                 email_verified: false,
+                amr: vec!["pwd".into()],
+                aal: "aal1".into(),
             },
             issued_at: NOW - 10,
             expires_at: NOW + 890,

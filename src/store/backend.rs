@@ -8,6 +8,7 @@ use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
 use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
+use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
@@ -18,10 +19,11 @@ use crate::store::d1::backend::D1Backend;
 use crate::store::error::StoreError;
 use crate::store::postgres::backend::PgBackend;
 use crate::store::traits::{
-    AuditStore, Ban, HealthStore, IdentityStore, LoginFailureStore, MaintenanceStore, NewIdentity,
-    NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange,
-    Pruned, RateLimitStore, RefreshRotation, RefreshTokenStore, RevocationStore, RoleStore,
-    RotateReply, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, LoginFailureStore,
+    MaintenanceStore, NewFactor, NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore,
+    OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RateLimitStore, RefreshRotation,
+    RefreshTokenStore, RevocationStore, RoleStore, RotateReply, Rotation, SessionStore,
+    StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -460,5 +462,63 @@ impl OAuthGrantStore for Backend<'_> {
         now: i64,
     ) -> Result<Option<String>, StoreError> {
         dispatch!(self, store => store.take_grant(kind, digest, now).await)
+    }
+}
+
+impl FactorStore for Backend<'_> {
+    async fn factors_of(&self, user_id: &str) -> Result<Vec<Factor>, StoreError> {
+        dispatch!(self, store => store.factors_of(user_id).await)
+    }
+
+    async fn put_pending_totp(&self, factor: &NewFactor<'_>) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.put_pending_totp(factor).await)
+    }
+
+    async fn confirm_totp(&self, confirmation: &Confirmation<'_>) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.confirm_totp(confirmation).await)
+    }
+
+    async fn use_totp_step(&self, factor_id: &str, step: i64) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.use_totp_step(factor_id, step).await)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.use_recovery_code(user_id, digest, now).await)
+    }
+
+    async fn recovery_codes_remaining(&self, user_id: &str) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.recovery_codes_remaining(user_id).await)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        digests: &[String],
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.replace_recovery_codes(user_id, digests, now, entry).await)
+    }
+
+    async fn remove_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.remove_factors(user_id, entry).await)
+    }
+
+    async fn raise_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        level: &SessionLevel,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.raise_session(session_id, user_id, level).await)
+    }
+
+    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
+        dispatch!(self, store => store.session_level(session_id).await)
     }
 }

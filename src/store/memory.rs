@@ -8,6 +8,7 @@ use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
 use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
+use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::query::{Page, PrefixRange};
@@ -17,10 +18,10 @@ use crate::domain::user::{looks_like_email, normalize_email, normalize_username,
 use crate::store::error::StoreError;
 use crate::store::error::Unique;
 use crate::store::traits::{
-    AuditStore, Ban, IdentityStore, LoginFailureStore, NewIdentity, NewSession, NewToken, NewUser,
-    OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange, RateLimitStore,
-    RefreshRotation, RevocationStore, RoleStore, RotateOutcome, RotateReply, SessionStore,
-    StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, Confirmation, FactorStore, IdentityStore, LoginFailureStore, NewFactor,
+    NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore,
+    ProfileChange, RateLimitStore, RefreshRotation, RevocationStore, RoleStore, RotateOutcome,
+    RotateReply, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -32,6 +33,16 @@ pub struct StoredSession {
     pub user_id: String,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// What the session proved.
+    pub level: SessionLevel,
+}
+
+/// A stored recovery code.
+#[derive(Debug, Clone)]
+pub struct StoredRecoveryCode {
+    pub user_id: String,
+    pub digest: String,
+    pub used_at: Option<i64>,
 }
 
 /// A stored one-time token.
@@ -76,6 +87,9 @@ pub struct MemoryStore {
     pub identities: RefCell<Vec<Identity>>,
     /// One-time values of the redirect flow by (kind, digest): payload and expiry.
     pub grants: RefCell<Grants>,
+    /// Second factors, in the order they were stored.
+    pub factors: RefCell<Vec<Factor>>,
+    pub recovery_codes: RefCell<Vec<StoredRecoveryCode>>,
     /// Rotations so far, to draw distinct successor tokens.
     rotations: Cell<u32>,
     /// While set, every call fails as an unreachable store does, and nothing changes.
@@ -99,6 +113,7 @@ impl MemoryStore {
             user_id: user_id.into(),
             revoked_at: None,
             revoked_reason: None,
+            level: SessionLevel::first_factor(crate::domain::mfa::AMR_PASSWORD),
         });
     }
 
@@ -157,6 +172,7 @@ impl MemoryStore {
             user_id: session.user_id.into(),
             revoked_at: None,
             revoked_reason: None,
+            level: session.level.clone(),
         });
         self.refresh_tokens.borrow_mut().insert(
             session.refresh_token_hash.into(),
@@ -256,12 +272,19 @@ impl UserStore for MemoryStore {
                     && stored.session.idle_expires_at > now
                     && stored.session.absolute_expires_at > now
             })
-            .map(|stored| stored.session.created_at);
+            .map(|stored| (stored.session.created_at, stored.level.clone()));
+        let mfa_enabled = self
+            .factors
+            .borrow()
+            .iter()
+            .any(|factor| factor.user_id == user_id && factor.is_confirmed());
         Ok(match (signed_in_at, self.user(user_id)) {
-            (Some(at), Some(mut user))
+            (Some((at, level)), Some(mut user))
                 if not_before <= issued_at && !user.ban_state(now).is_banned() =>
             {
                 user.session_signed_in_at = Some(at);
+                user.session_level = Some(level);
+                user.mfa_enabled = mfa_enabled;
                 Some(user)
             }
             _ => None,
@@ -331,6 +354,8 @@ impl UserStore for MemoryStore {
             ban_reason: None,
             password_hash: user.password_hash.into(),
             session_signed_in_at: None,
+            session_level: None,
+            mfa_enabled: false,
         });
         if let Some(session) = session {
             self.insert_session(session);
@@ -476,6 +501,13 @@ impl UserStore for MemoryStore {
         self.sessions
             .borrow_mut()
             .retain(|stored| stored.user_id != user_id);
+        // The foreign keys' cascade.
+        self.factors
+            .borrow_mut()
+            .retain(|factor| factor.user_id != user_id);
+        self.recovery_codes
+            .borrow_mut()
+            .retain(|code| code.user_id != user_id);
         self.audit.borrow_mut().push(entry.clone());
         Ok(true)
     }
@@ -1226,6 +1258,182 @@ impl OAuthGrantStore for MemoryStore {
             .remove(&(kind.as_str(), digest.to_owned()))
             .filter(|(_, expires_at)| *expires_at > now)
             .map(|(payload, _)| payload))
+    }
+}
+
+impl FactorStore for MemoryStore {
+    async fn factors_of(&self, user_id: &str) -> Result<Vec<Factor>, StoreError> {
+        self.check()?;
+        Ok(self
+            .factors
+            .borrow()
+            .iter()
+            .filter(|factor| factor.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn put_pending_totp(&self, factor: &NewFactor<'_>) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut factors = self.factors.borrow_mut();
+        if factors
+            .iter()
+            .any(|stored| stored.user_id == factor.user_id && stored.is_confirmed())
+        {
+            return Ok(false);
+        }
+        factors.retain(|stored| stored.user_id != factor.user_id);
+        factors.push(Factor {
+            id: factor.id.into(),
+            user_id: factor.user_id.into(),
+            kind: "totp".into(),
+            sealed_secret: factor.sealed_secret.into(),
+            confirmed_at: None,
+            last_used_step: None,
+            created_at: factor.now,
+        });
+        Ok(true)
+    }
+
+    async fn confirm_totp(&self, confirmation: &Confirmation<'_>) -> Result<bool, StoreError> {
+        self.check()?;
+        {
+            let mut factors = self.factors.borrow_mut();
+            let Some(factor) = factors.iter_mut().find(|factor| {
+                factor.id == confirmation.factor_id
+                    && factor.user_id == confirmation.user_id
+                    && !factor.is_confirmed()
+            }) else {
+                return Ok(false);
+            };
+            factor.confirmed_at = Some(confirmation.now);
+            factor.last_used_step = Some(confirmation.step);
+        }
+        self.set_codes(confirmation.user_id, confirmation.recovery_digests);
+        for stored in self.sessions.borrow_mut().iter_mut() {
+            if stored.session.id == confirmation.session_id
+                && stored.user_id == confirmation.user_id
+            {
+                stored.level = confirmation.level.clone();
+            }
+        }
+        self.audit.borrow_mut().push(confirmation.entry.clone());
+        Ok(true)
+    }
+
+    async fn use_totp_step(&self, factor_id: &str, step: i64) -> Result<bool, StoreError> {
+        self.check()?;
+        for factor in self.factors.borrow_mut().iter_mut() {
+            if factor.id == factor_id && factor.last_used_step.is_none_or(|used| used < step) {
+                factor.last_used_step = Some(step);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        for code in self.recovery_codes.borrow_mut().iter_mut() {
+            if code.user_id == user_id && code.digest == digest && code.used_at.is_none() {
+                code.used_at = Some(now);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn recovery_codes_remaining(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        Ok(self
+            .recovery_codes
+            .borrow()
+            .iter()
+            .filter(|code| code.user_id == user_id && code.used_at.is_none())
+            .count() as u64)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        digests: &[String],
+        _now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let confirmed = self
+            .factors
+            .borrow()
+            .iter()
+            .any(|factor| factor.user_id == user_id && factor.is_confirmed());
+        if !confirmed {
+            return Ok(false);
+        }
+        self.set_codes(user_id, digests);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(true)
+    }
+
+    async fn remove_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut factors = self.factors.borrow_mut();
+        let before = factors.len();
+        factors.retain(|factor| factor.user_id != user_id);
+        if factors.len() == before {
+            return Ok(false);
+        }
+        self.recovery_codes
+            .borrow_mut()
+            .retain(|code| code.user_id != user_id);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(true)
+    }
+
+    async fn raise_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        level: &SessionLevel,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        for stored in self.sessions.borrow_mut().iter_mut() {
+            if stored.session.id == session_id
+                && stored.user_id == user_id
+                && stored.revoked_at.is_none()
+            {
+                stored.level = level.clone();
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
+        self.check()?;
+        Ok(self
+            .sessions
+            .borrow()
+            .iter()
+            .find(|stored| stored.session.id == session_id)
+            .map(|stored| stored.level.clone()))
+    }
+}
+
+impl MemoryStore {
+    /// Replace an account's recovery codes.
+    fn set_codes(&self, user_id: &str, digests: &[String]) {
+        let mut codes = self.recovery_codes.borrow_mut();
+        codes.retain(|code| code.user_id != user_id);
+        codes.extend(digests.iter().map(|digest| StoredRecoveryCode {
+            user_id: user_id.into(),
+            digest: digest.clone(),
+            used_at: None,
+        }));
     }
 }
 

@@ -17,6 +17,7 @@ use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord, Origin};
 use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
+use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
@@ -58,6 +59,8 @@ pub struct NewSession<'a> {
     pub country: Option<&'a str>,
     pub now: i64,
     pub expiry: SessionExpiry,
+    /// What the sign-in proved (`aal`, `amr`, `aal2_at`).
+    pub level: &'a SessionLevel,
 }
 
 /// A one-time token about to be stored: digests only, never the token or code.
@@ -266,6 +269,84 @@ pub trait OAuthGrantStore {
         digest: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError>;
+}
+
+/// A pending TOTP factor about to be stored: its secret sealed (`domain::mfa`).
+pub struct NewFactor<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub sealed_secret: &'a str,
+    pub now: i64,
+}
+
+/// A pending factor's first right code: what confirming it writes, together.
+pub struct Confirmation<'a> {
+    pub factor_id: &'a str,
+    pub user_id: &'a str,
+    /// The time step of the code, the factor's first `last_used_step`.
+    pub step: i64,
+    /// The digests of the new recovery codes (they replace any old ones).
+    pub recovery_digests: &'a [String],
+    /// The session that proved the code, raised to `level`.
+    pub session_id: &'a str,
+    pub level: &'a SessionLevel,
+    pub now: i64,
+    pub entry: &'a AuditEntry,
+}
+
+/// Second factors (TOTP, recovery codes) and the level a session reached.
+pub trait FactorStore {
+    /// An account's factors, pending or confirmed, oldest first.
+    async fn factors_of(&self, user_id: &str) -> Result<Vec<Factor>, StoreError>;
+
+    /// Store a pending TOTP factor, replacing a pending one of the account. `false`, and
+    /// nothing written, when the account has a confirmed one (never replaced this way).
+    async fn put_pending_totp(&self, factor: &NewFactor<'_>) -> Result<bool, StoreError>;
+
+    /// Confirm a pending factor: set `confirmed_at` and `last_used_step`, replace the
+    /// account's recovery codes, raise the session and write the entry, in one transaction,
+    /// only while the factor is still pending (`false` otherwise, nothing written).
+    async fn confirm_totp(&self, confirmation: &Confirmation<'_>) -> Result<bool, StoreError>;
+
+    /// Accept a code of time step `step` for a confirmed factor: one compare-and-set, so of
+    /// two requests with one code (or a code of an earlier step) exactly one passes.
+    async fn use_totp_step(&self, factor_id: &str, step: i64) -> Result<bool, StoreError>;
+
+    /// Spend an unused recovery code of the account, by digest: one compare-and-set.
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// How many of the account's recovery codes are unused.
+    async fn recovery_codes_remaining(&self, user_id: &str) -> Result<u64, StoreError>;
+
+    /// Replace the account's recovery codes with `digests` and write `entry`, in one
+    /// transaction, only while it has a confirmed factor (`false` otherwise).
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        digests: &[String],
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Remove every factor and recovery code of the account with `entry`, in one
+    /// transaction; `false` (no entry) when it had no factor.
+    async fn remove_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError>;
+
+    /// Record what a live session of `user_id` has proved now (a step-up).
+    async fn raise_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        level: &SessionLevel,
+    ) -> Result<bool, StoreError>;
+
+    /// What a session has proved (for a refresh, which keeps the session's level).
+    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError>;
 }
 
 /// Roles and who holds them.

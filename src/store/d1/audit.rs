@@ -30,6 +30,12 @@ pub enum When<'a> {
     SessionUnrevoked(&'a str),
     /// This identity of the target account may be unlinked (see `identities::removable`).
     IdentityRemovable(&'a str),
+    /// This factor of the target account is still pending (confirmation flips it).
+    FactorPending(&'a str),
+    /// The target account has a confirmed second factor.
+    FactorConfirmed,
+    /// The target account has a second factor, pending or confirmed.
+    HasFactor,
 }
 
 /// SQL: the account named by parameter `user` holds the role named by parameter `role`.
@@ -63,6 +69,12 @@ pub fn insert_statement(
                AND revoked_at IS NULL)"
                 .into(),
             vec![session_id],
+        ),
+        When::FactorPending(factor_id) => (super::factors::pending("?9", "?4"), vec![factor_id]),
+        When::FactorConfirmed => (super::factors::confirmed("?4"), vec![]),
+        When::HasFactor => (
+            "EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = ?4)".into(),
+            vec![],
         ),
         When::IdentityRemovable(identity_id) => (
             super::identities::removable("?9", "?4", "?10"),

@@ -6,18 +6,21 @@ use crate::domain::access::Role;
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
+use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::d1::{
-    audit, database, identities, maintenance, one_time_tokens, outbox, ping, roles, sessions, users,
+    audit, database, factors, identities, maintenance, one_time_tokens, outbox, ping, roles,
+    sessions, users,
 };
 use crate::store::error::StoreError;
 use crate::store::traits::{
-    AuditStore, Ban, HealthStore, IdentityStore, MaintenanceStore, NewIdentity, NewSession,
-    NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange, Pruned,
-    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
+    NewFactor, NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore,
+    OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation, SessionStore,
+    StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -388,5 +391,63 @@ impl OAuthGrantStore for D1Backend<'_> {
         now: i64,
     ) -> Result<Option<String>, StoreError> {
         identities::take_grant(&database(self.env)?, kind, digest, now).await
+    }
+}
+
+impl FactorStore for D1Backend<'_> {
+    async fn factors_of(&self, user_id: &str) -> Result<Vec<Factor>, StoreError> {
+        factors::factors_of(&database(self.env)?, user_id).await
+    }
+
+    async fn put_pending_totp(&self, factor: &NewFactor<'_>) -> Result<bool, StoreError> {
+        factors::put_pending_totp(&database(self.env)?, factor).await
+    }
+
+    async fn confirm_totp(&self, confirmation: &Confirmation<'_>) -> Result<bool, StoreError> {
+        factors::confirm_totp(&database(self.env)?, confirmation).await
+    }
+
+    async fn use_totp_step(&self, factor_id: &str, step: i64) -> Result<bool, StoreError> {
+        factors::use_totp_step(&database(self.env)?, factor_id, step).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        factors::use_recovery_code(&database(self.env)?, user_id, digest, now).await
+    }
+
+    async fn recovery_codes_remaining(&self, user_id: &str) -> Result<u64, StoreError> {
+        factors::recovery_codes_remaining(&database(self.env)?, user_id).await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        digests: &[String],
+        _now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        factors::replace_recovery_codes(&database(self.env)?, user_id, digests, entry).await
+    }
+
+    async fn remove_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        factors::remove_factors(&database(self.env)?, user_id, entry).await
+    }
+
+    async fn raise_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        level: &SessionLevel,
+    ) -> Result<bool, StoreError> {
+        factors::raise_session(&database(self.env)?, session_id, user_id, level).await
+    }
+
+    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
+        factors::session_level(&database(self.env)?, session_id).await
     }
 }

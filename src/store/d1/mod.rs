@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod factors;
 pub mod identities;
 pub mod maintenance;
 pub mod one_time_tokens;
@@ -83,6 +84,11 @@ pub fn optional_text(value: Option<&str>) -> JsValue {
 /// An integer parameter (unix seconds, counts); exact up to 2^53.
 pub fn integer(value: i64) -> JsValue {
     JsValue::from_f64(value as f64)
+}
+
+/// A nullable integer parameter.
+pub fn optional_integer(value: Option<i64>) -> JsValue {
+    value.map_or(JsValue::NULL, integer)
 }
 
 /// Rows a write statement changed.

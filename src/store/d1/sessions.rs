@@ -27,8 +27,8 @@ fn session_statements(
     Ok(vec![
         db.prepare(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
-             absolute_expires_at, user_agent, colo, country) \
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
+             absolute_expires_at, user_agent, colo, country, aal, amr, aal2_at) \
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .bind(&[
             text(session.id),
@@ -39,6 +39,9 @@ fn session_statements(
             optional_text(session.user_agent),
             optional_text(session.colo),
             optional_text(session.country),
+            text(session.level.aal.as_str()),
+            text(&session.level.amr_json()),
+            super::optional_integer(session.level.aal2_at),
         ])
         .map_err(map_d1_error)?,
         db.prepare(

@@ -37,6 +37,17 @@ pub(super) struct UserRow {
     /// create sessions, so it is when the session signed in with a password).
     #[serde(default)]
     session_signed_in_at: Option<i64>,
+    /// The session's level, read only by [`find_by_live_session`].
+    #[serde(default)]
+    session_aal: Option<String>,
+    #[serde(default)]
+    session_amr: Option<String>,
+    #[serde(default)]
+    session_aal2_at: Option<i64>,
+    /// Whether the account has a confirmed second factor (0 or 1), read only by
+    /// [`find_by_live_session`].
+    #[serde(default)]
+    mfa_enabled: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -63,6 +74,14 @@ impl From<UserRow> for User {
             ban_reason: row.ban_reason,
             password_hash: row.password_hash,
             session_signed_in_at: row.session_signed_in_at,
+            session_level: row.session_aal.as_deref().map(|aal| {
+                crate::domain::mfa::SessionLevel::from_stored(
+                    aal,
+                    row.session_amr.as_deref(),
+                    row.session_aal2_at,
+                )
+            }),
+            mfa_enabled: row.mfa_enabled.unwrap_or(0) != 0,
         }
     }
 }
@@ -162,7 +181,10 @@ pub async fn find_by_live_session(
 ) -> Result<Option<User>, StoreError> {
     first_user(
         db.prepare(format!(
-            "SELECT {USER_COLUMNS}, s.created_at AS session_signed_in_at \
+            "SELECT {USER_COLUMNS}, s.created_at AS session_signed_in_at, \
+           s.aal AS session_aal, s.amr AS session_amr, s.aal2_at AS session_aal2_at, \
+           EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id \
+             AND f.confirmed_at IS NOT NULL) AS mfa_enabled \
          FROM users u JOIN sessions s ON s.user_id = u.id \
          WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL \
            AND s.idle_expires_at > ?3 AND s.absolute_expires_at > ?3 \

@@ -11,6 +11,7 @@ use crate::domain::access::Role;
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
+use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::query::{Page, PrefixRange};
@@ -18,9 +19,10 @@ use crate::domain::session::{is_uuid, Session};
 use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
 use crate::store::error::StoreError;
 use crate::store::traits::{
-    AuditStore, Ban, HealthStore, IdentityStore, MaintenanceStore, NewIdentity, NewSession,
-    NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange, Pruned,
-    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
+    NewFactor, NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore,
+    OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation, SessionStore,
+    StoredMessage, TokenEffect, UserStore,
 };
 use serde_json::Value;
 use tokio_postgres::types::Type;
@@ -60,6 +62,28 @@ fn user_from(row: &Row) -> Result<User, StoreError> {
             .try_get::<_, Option<i64>>("session_signed_in_at")
             .ok()
             .flatten(),
+        // Only a lookup by live session reads these columns.
+        session_level: row
+            .try_get::<_, Option<String>>("session_aal")
+            .ok()
+            .flatten()
+            .map(|aal| {
+                crate::domain::mfa::SessionLevel::from_stored(
+                    &aal,
+                    row.try_get::<_, Option<String>>("session_amr")
+                        .ok()
+                        .flatten()
+                        .as_deref(),
+                    row.try_get::<_, Option<i64>>("session_aal2_at")
+                        .ok()
+                        .flatten(),
+                )
+            }),
+        mfa_enabled: row
+            .try_get::<_, Option<bool>>("mfa_enabled")
+            .ok()
+            .flatten()
+            .unwrap_or(false),
     })
 }
 
@@ -245,8 +269,8 @@ async fn insert_audit(tx: &Transaction, entry: &AuditEntry) -> Result<(), StoreE
 async fn insert_session(tx: &Transaction, session: &NewSession<'_>) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
-           absolute_expires_at, user_agent, colo, country) \
-         VALUES ($1::uuid, $2::uuid, $3, $3, $4, $5, $6, $7, $8)",
+           absolute_expires_at, user_agent, colo, country, aal, amr, aal2_at) \
+         VALUES ($1::uuid, $2::uuid, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
             (&session.id, Type::TEXT),
             (&session.user_id, Type::TEXT),
@@ -256,6 +280,9 @@ async fn insert_session(tx: &Transaction, session: &NewSession<'_>) -> Result<()
             (&session.user_agent, Type::TEXT),
             (&session.colo, Type::TEXT),
             (&session.country, Type::TEXT),
+            (&session.level.aal.as_str(), Type::TEXT),
+            (&session.level.amr_json(), Type::TEXT),
+            (&session.level.aal2_at, Type::INT8),
         ],
     )
     .await?;
@@ -340,7 +367,10 @@ impl UserStore for PgBackend<'_> {
                u.created_at, u.updated_at, u.banned_at, u.banned_until, u.ban_reason, \
                ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) \
                  AS roles, \
-               s.created_at AS session_signed_in_at \
+               s.created_at AS session_signed_in_at, s.aal AS session_aal, \
+               s.amr AS session_amr, s.aal2_at AS session_aal2_at, \
+               EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id \
+                 AND f.confirmed_at IS NOT NULL) AS mfa_enabled \
              FROM users u JOIN sessions s ON s.user_id = u.id \
              WHERE u.id = $1::uuid AND s.id = $2::uuid AND s.revoked_at IS NULL \
                AND s.idle_expires_at > $3 AND s.absolute_expires_at > $3 \
@@ -1583,5 +1613,305 @@ impl OAuthGrantStore for PgBackend<'_> {
             return Ok(None);
         }
         Ok(Some(row.try_get("payload").map_err(read_error)?))
+    }
+}
+
+fn factor_from(row: &Row) -> Result<Factor, StoreError> {
+    Ok(Factor {
+        id: row.try_get("id").map_err(read_error)?,
+        user_id: row.try_get("user_id").map_err(read_error)?,
+        kind: row.try_get("kind").map_err(read_error)?,
+        sealed_secret: row.try_get("secret").map_err(read_error)?,
+        confirmed_at: row.try_get("confirmed_at").map_err(read_error)?,
+        last_used_step: row.try_get("last_used_step").map_err(read_error)?,
+        created_at: row.try_get("created_at").map_err(read_error)?,
+    })
+}
+
+/// Replace an account's recovery codes inside a transaction.
+async fn set_recovery_codes(
+    tx: &Transaction,
+    user_id: &str,
+    digests: &[String],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM recovery_codes WHERE user_id = $1::uuid",
+        &[(&user_id, Type::TEXT)],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO recovery_codes (user_id, digest) SELECT $1::uuid, unnest($2::text[])",
+        &[(&user_id, Type::TEXT), (&digests, Type::TEXT_ARRAY)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Record a live session's level inside a transaction (or alone).
+const RAISE_SESSION: &str = "UPDATE sessions SET aal = $3, amr = $4, aal2_at = $5 \
+     WHERE id = $1::uuid AND user_id = $2::uuid AND revoked_at IS NULL";
+
+impl FactorStore for PgBackend<'_> {
+    async fn factors_of(&self, user_id: &str) -> Result<Vec<Factor>, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .db
+            .read(
+                "SELECT id::text AS id, user_id::text AS user_id, kind, secret, confirmed_at, \
+                   last_used_step, created_at \
+                 FROM mfa_factors WHERE user_id = $1::uuid ORDER BY created_at, id",
+                &[(&user_id, Type::TEXT)],
+            )
+            .await?;
+        rows.iter().map(factor_from).collect()
+    }
+
+    async fn put_pending_totp(&self, factor: &NewFactor<'_>) -> Result<bool, StoreError> {
+        if !is_uuid(factor.user_id) || !is_uuid(factor.id) {
+            return Ok(false);
+        }
+        self.db
+            .transaction(async |tx| {
+                // The account's row lock serialises its enrolments.
+                if !user_exists(tx, factor.user_id).await? {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "DELETE FROM mfa_factors WHERE user_id = $1::uuid AND confirmed_at IS NULL",
+                    &[(&factor.user_id, Type::TEXT)],
+                )
+                .await?;
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO mfa_factors (id, user_id, kind, secret, created_at) \
+                         SELECT $1::uuid, $2::uuid, 'totp', $3, $4 \
+                         WHERE NOT EXISTS (SELECT 1 FROM mfa_factors \
+                           WHERE user_id = $2::uuid AND confirmed_at IS NOT NULL)",
+                        &[
+                            (&factor.id, Type::TEXT),
+                            (&factor.user_id, Type::TEXT),
+                            (&factor.sealed_secret, Type::TEXT),
+                            (&factor.now, Type::INT8),
+                        ],
+                    )
+                    .await?;
+                Ok(inserted > 0)
+            })
+            .await
+    }
+
+    async fn confirm_totp(&self, c: &Confirmation<'_>) -> Result<bool, StoreError> {
+        if !is_uuid(c.factor_id) || !is_uuid(c.user_id) || !is_uuid(c.session_id) {
+            return Ok(false);
+        }
+        self.db
+            .transaction(async |tx| {
+                // The flip first: its row lock makes a concurrent confirmation wait, then
+                // find the factor confirmed and change nothing.
+                let confirmed = tx
+                    .execute(
+                        "UPDATE mfa_factors SET confirmed_at = $3, last_used_step = $4 \
+                         WHERE id = $1::uuid AND user_id = $2::uuid AND confirmed_at IS NULL",
+                        &[
+                            (&c.factor_id, Type::TEXT),
+                            (&c.user_id, Type::TEXT),
+                            (&c.now, Type::INT8),
+                            (&c.step, Type::INT8),
+                        ],
+                    )
+                    .await?;
+                if confirmed == 0 {
+                    return Ok(false);
+                }
+                set_recovery_codes(tx, c.user_id, c.recovery_digests).await?;
+                tx.execute(
+                    RAISE_SESSION,
+                    &[
+                        (&c.session_id, Type::TEXT),
+                        (&c.user_id, Type::TEXT),
+                        (&c.level.aal.as_str(), Type::TEXT),
+                        (&c.level.amr_json(), Type::TEXT),
+                        (&c.level.aal2_at, Type::INT8),
+                    ],
+                )
+                .await?;
+                insert_audit(tx, c.entry).await?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn use_totp_step(&self, factor_id: &str, step: i64) -> Result<bool, StoreError> {
+        if !is_uuid(factor_id) {
+            return Ok(false);
+        }
+        // One UPDATE: under READ COMMITTED a concurrent second one waits for the row, then
+        // re-checks the condition against the new step and changes nothing.
+        let changed = self
+            .db
+            .transaction(async |tx| {
+                tx.execute(
+                    "UPDATE mfa_factors SET last_used_step = $2 \
+                     WHERE id = $1::uuid AND confirmed_at IS NOT NULL \
+                       AND (last_used_step IS NULL OR last_used_step < $2)",
+                    &[(&factor_id, Type::TEXT), (&step, Type::INT8)],
+                )
+                .await
+            })
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(false);
+        }
+        let changed = self
+            .db
+            .transaction(async |tx| {
+                tx.execute(
+                    "UPDATE recovery_codes SET used_at = $3 \
+                     WHERE user_id = $1::uuid AND digest = $2 AND used_at IS NULL",
+                    &[
+                        (&user_id, Type::TEXT),
+                        (&digest, Type::TEXT),
+                        (&now, Type::INT8),
+                    ],
+                )
+                .await
+            })
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn recovery_codes_remaining(&self, user_id: &str) -> Result<u64, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(0);
+        }
+        count_of(
+            &self
+                .db
+                .read(
+                    "SELECT COUNT(*) FROM recovery_codes \
+                     WHERE user_id = $1::uuid AND used_at IS NULL",
+                    &[(&user_id, Type::TEXT)],
+                )
+                .await?,
+        )
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        digests: &[String],
+        _now: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(false);
+        }
+        self.db
+            .transaction(async |tx| {
+                // Lock the confirmed factor, so a concurrent removal waits or is seen.
+                let confirmed = tx
+                    .query(
+                        "SELECT 1 FROM mfa_factors \
+                         WHERE user_id = $1::uuid AND confirmed_at IS NOT NULL FOR UPDATE",
+                        &[(&user_id, Type::TEXT)],
+                    )
+                    .await?;
+                if confirmed.is_empty() {
+                    return Ok(false);
+                }
+                set_recovery_codes(tx, user_id, digests).await?;
+                insert_audit(tx, entry).await?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn remove_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(false);
+        }
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "DELETE FROM recovery_codes WHERE user_id = $1::uuid",
+                    &[(&user_id, Type::TEXT)],
+                )
+                .await?;
+                let removed = tx
+                    .execute(
+                        "DELETE FROM mfa_factors WHERE user_id = $1::uuid",
+                        &[(&user_id, Type::TEXT)],
+                    )
+                    .await?;
+                if removed == 0 {
+                    return Ok(false);
+                }
+                insert_audit(tx, entry).await?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn raise_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        level: &SessionLevel,
+    ) -> Result<bool, StoreError> {
+        if !is_uuid(session_id) || !is_uuid(user_id) {
+            return Ok(false);
+        }
+        let changed = self
+            .db
+            .transaction(async |tx| {
+                tx.execute(
+                    RAISE_SESSION,
+                    &[
+                        (&session_id, Type::TEXT),
+                        (&user_id, Type::TEXT),
+                        (&level.aal.as_str(), Type::TEXT),
+                        (&level.amr_json(), Type::TEXT),
+                        (&level.aal2_at, Type::INT8),
+                    ],
+                )
+                .await
+            })
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
+        if !is_uuid(session_id) {
+            return Ok(None);
+        }
+        let Some(row) = self
+            .db
+            .read_one(
+                "SELECT aal, amr, aal2_at FROM sessions WHERE id = $1::uuid",
+                &[(&session_id, Type::TEXT)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let aal: String = row.try_get("aal").map_err(read_error)?;
+        let amr: Option<String> = row.try_get("amr").map_err(read_error)?;
+        let aal2_at: Option<i64> = row.try_get("aal2_at").map_err(read_error)?;
+        Ok(Some(SessionLevel::from_stored(
+            &aal,
+            amr.as_deref(),
+            aal2_at,
+        )))
     }
 }

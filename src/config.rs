@@ -248,6 +248,11 @@ pub struct Config {
     /// callback, exchange, link) separately.
     pub oauth_rate_limit: RateLimit,
     pub email: EmailSettings,
+    /// `WEBAUTHN_RP_ID`, `WEBAUTHN_RP_NAME`, `WEBAUTHN_ORIGINS` (defaults from
+    /// `PUBLIC_BASE_URL` and `APP_NAME`; see `domain::passkey::parse_relying_party`).
+    /// `None`: passkeys are off (neither an RP ID nor a public URL is set), and their
+    /// routes answer 404.
+    pub webauthn: Option<crate::domain::webauthn::RelyingParty>,
     /// `AUDIT_RETENTION_DAYS`: audit entries older than this are pruned daily; 0 keeps them.
     pub audit_retention_days: u32,
     /// `METRICS_TOKEN` (secret), kept only as its SHA-256 digest: the bearer token `/metrics`
@@ -599,6 +604,21 @@ impl Config {
             },
         );
         let email = reader.email(&environment);
+        // Fail closed: an origin that is not the RP's, or plain HTTP in production, stops
+        // the service with the reason rather than starting with passkeys that cannot work
+        // (or that accept a page the operator did not mean).
+        let webauthn = match crate::domain::passkey::parse_relying_party(
+            &|name| reader.source.get(name),
+            &environment,
+            &email.public_base_url,
+            &email.app_name,
+        ) {
+            Ok(webauthn) => webauthn,
+            Err(problems) => {
+                reader.errors.extend(problems);
+                None
+            }
+        };
         let database = match reader.optional("DATABASE").to_ascii_lowercase().as_str() {
             "" | "d1" => DatabaseKind::D1,
             "postgres" => DatabaseKind::Postgres,
@@ -682,6 +702,7 @@ impl Config {
                 verify_rate_limit,
                 oauth_rate_limit,
                 email,
+                webauthn,
                 audit_retention_days,
                 metrics_token_digest,
                 metrics_flush_seconds,

@@ -64,6 +64,12 @@ pub enum ApiError {
     LinkRequired,
     /// 409: unlinking would leave the account no way to sign in.
     LastSignInMethod,
+    /// 409: the passkey is registered already (to this or another account).
+    PasskeyTaken,
+    /// 400: a passkey registration's response did not verify (or answered no challenge
+    /// the service issued to this account, or one spent or expired). `code` names the
+    /// failed check for the log only.
+    InvalidPasskey(&'static str),
     /// 409: an administrator may not do this to their own account (`detail` says what).
     SelfActionRefused(String),
     /// 409: the change would leave no active holder of `admin`.
@@ -156,6 +162,7 @@ impl ApiError {
             | ApiError::DuplicateMember(_)
             | ApiError::InvalidState
             | ApiError::InvalidGrant
+            | ApiError::InvalidPasskey(_)
             | ApiError::UntrustedHost => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) | ApiError::ReauthenticationRequired => 403,
@@ -166,6 +173,7 @@ impl ApiError {
             | ApiError::IdentityTaken
             | ApiError::LinkRequired
             | ApiError::LastSignInMethod
+            | ApiError::PasskeyTaken
             | ApiError::SelfActionRefused(_)
             | ApiError::LastAdmin => 409,
             ApiError::PayloadTooLarge(_) => 413,
@@ -196,6 +204,8 @@ impl ApiError {
             ApiError::IdentityTaken => "identity_taken",
             ApiError::LinkRequired => "link_required",
             ApiError::LastSignInMethod => "last_sign_in_method",
+            ApiError::PasskeyTaken => "passkey_taken",
+            ApiError::InvalidPasskey(_) => "invalid_passkey",
             ApiError::SelfActionRefused(_) => "self_action_refused",
             ApiError::LastAdmin => "last_admin",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -265,9 +275,13 @@ impl ApiError {
                     .into()
             }
             ApiError::LastSignInMethod => {
-                "This is the account's last way to sign in: set a password or link another \
-                 provider first"
+                "This is the account's last way to sign in: set a password, link a provider \
+                 or add another passkey first"
                     .into()
+            }
+            ApiError::PasskeyTaken => "This passkey is registered already".into(),
+            ApiError::InvalidPasskey(_) => {
+                "The passkey could not be verified: start again from the options".into()
             }
             ApiError::NotFound => "Not found".into(),
             ApiError::MethodNotAllowed => "Method not allowed".into(),

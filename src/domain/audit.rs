@@ -36,10 +36,18 @@ pub enum AuditAction {
     IdentityLinked,
     /// A provider identity unlinked from an account.
     IdentityUnlinked,
+    /// A passkey registered to an account.
+    PasskeyRegistered,
+    /// A passkey renamed.
+    PasskeyRenamed,
+    /// A passkey removed from an account.
+    PasskeyDeleted,
+    /// A passwordless sign-in with a passkey (a new session).
+    PasskeyLogin,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 21] = [
         AuditAction::Signup,
         AuditAction::Login,
         AuditAction::LoginFailed,
@@ -57,6 +65,10 @@ impl AuditAction {
         AuditAction::ProviderLogin,
         AuditAction::IdentityLinked,
         AuditAction::IdentityUnlinked,
+        AuditAction::PasskeyRegistered,
+        AuditAction::PasskeyRenamed,
+        AuditAction::PasskeyDeleted,
+        AuditAction::PasskeyLogin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +90,10 @@ impl AuditAction {
             AuditAction::ProviderLogin => "user.provider_login",
             AuditAction::IdentityLinked => "identity.linked",
             AuditAction::IdentityUnlinked => "identity.unlinked",
+            AuditAction::PasskeyRegistered => "passkey.registered",
+            AuditAction::PasskeyRenamed => "passkey.renamed",
+            AuditAction::PasskeyDeleted => "passkey.deleted",
+            AuditAction::PasskeyLogin => "user.passkey_login",
         }
     }
 

@@ -46,6 +46,10 @@ pub enum Event<'a> {
     /// `invalid_state`, or the error sent back to the app (`provider_failed`,
     /// `link_required`, `access_denied`, ...). `provider` is a configured name.
     OAuthSignIn { provider: &'a str, result: &'a str },
+    /// A passkey operation (`register`, `login`, `rename`, `delete`, or `sign_count` for a
+    /// counter that did not move forward) came to `result` (`success`, `failure`,
+    /// `regressed`).
+    Passkey { operation: &'a str, result: &'a str },
 }
 
 /// The counter families, in the order they are rendered.
@@ -61,10 +65,11 @@ pub enum Counter {
     EmailsSent,
     EmailsFailed,
     OAuthSignIns,
+    Passkeys,
 }
 
 impl Counter {
-    const ALL: [Counter; 9] = [
+    const ALL: [Counter; 10] = [
         Counter::HttpRequests,
         Counter::Signups,
         Counter::Logins,
@@ -74,6 +79,7 @@ impl Counter {
         Counter::EmailsSent,
         Counter::EmailsFailed,
         Counter::OAuthSignIns,
+        Counter::Passkeys,
     ];
 
     /// The exposed metric name.
@@ -88,6 +94,7 @@ impl Counter {
             Counter::EmailsSent => "edge_auth_emails_sent_total",
             Counter::EmailsFailed => "edge_auth_emails_failed_total",
             Counter::OAuthSignIns => "edge_auth_oauth_sign_ins_total",
+            Counter::Passkeys => "edge_auth_passkey_total",
         }
     }
 
@@ -106,6 +113,9 @@ impl Counter {
             Counter::OAuthSignIns => {
                 "Provider sign-in callbacks, by provider and result (success or the error sent back)."
             }
+            Counter::Passkeys => {
+                "Passkey operations (register, login, rename, delete; sign_count regressions), by result."
+            }
         }
     }
 
@@ -113,7 +123,10 @@ impl Counter {
     /// from "not scraped".
     fn zero_series(self) -> Vec<Labels> {
         match self {
-            Counter::HttpRequests | Counter::RateLimited | Counter::OAuthSignIns => Vec::new(),
+            Counter::HttpRequests
+            | Counter::RateLimited
+            | Counter::OAuthSignIns
+            | Counter::Passkeys => Vec::new(),
             Counter::Logins => vec![
                 vec![label("result", "failure")],
                 vec![label("result", "success")],
@@ -271,6 +284,10 @@ impl Metrics {
             Event::OAuthSignIn { provider, result } => (
                 Counter::OAuthSignIns,
                 vec![label("provider", provider), label("result", result)],
+            ),
+            Event::Passkey { operation, result } => (
+                Counter::Passkeys,
+                vec![label("operation", operation), label("result", result)],
             ),
             Event::EmailSent => (Counter::EmailsSent, Vec::new()),
             Event::EmailFailed => (Counter::EmailsFailed, Vec::new()),

@@ -17,6 +17,7 @@ pub mod lockout;
 pub mod metrics;
 pub mod oauth;
 pub mod one_time;
+pub mod passkey;
 pub mod password;
 pub mod qr;
 pub mod query;

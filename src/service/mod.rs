@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod auth;
 pub mod email;
 pub mod oauth;
+pub mod passkeys;
 pub mod passwords;
 pub mod ports;
 pub mod profile;

@@ -9,6 +9,7 @@ use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::one_time::IssuedToken;
+use crate::domain::passkey::{ChallengePurpose, Passkey, SpentChallenge};
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
 use crate::domain::session::Session;
@@ -19,9 +20,10 @@ use crate::store::error::StoreError;
 use crate::store::postgres::backend::PgBackend;
 use crate::store::traits::{
     AuditStore, Ban, HealthStore, IdentityStore, LoginFailureStore, MaintenanceStore, NewIdentity,
-    NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange,
-    Pruned, RateLimitStore, RefreshRotation, RefreshTokenStore, RevocationStore, RoleStore,
-    RotateReply, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore,
+    PasskeyStore, PasskeyUse, ProfileChange, Pruned, RateLimitStore, RefreshRotation,
+    RefreshTokenStore, RevocationStore, RoleStore, RotateReply, Rotation, SessionStore,
+    StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -460,5 +462,66 @@ impl OAuthGrantStore for Backend<'_> {
         now: i64,
     ) -> Result<Option<String>, StoreError> {
         dispatch!(self, store => store.take_grant(kind, digest, now).await)
+    }
+}
+
+impl PasskeyStore for Backend<'_> {
+    async fn add_passkey(
+        &self,
+        passkey: &NewPasskey<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.add_passkey(passkey, entry).await)
+    }
+
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        dispatch!(self, store => store.passkeys_of(user_id).await)
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Passkey>, StoreError> {
+        dispatch!(self, store => store.find_passkey(credential_id).await)
+    }
+
+    async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<(), StoreError> {
+        dispatch!(self, store => store.record_passkey_use(used).await)
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        name: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Passkey>, StoreError> {
+        dispatch!(self, store => store.rename_passkey(user_id, passkey_id, name, entry).await)
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        dispatch!(self, store => store.delete_passkey(user_id, passkey_id, entry).await)
+    }
+
+    async fn put_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.put_challenge(digest, purpose, user_id, now, expires_at).await)
+    }
+
+    async fn take_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        now: i64,
+    ) -> Result<Option<SpentChallenge>, StoreError> {
+        dispatch!(self, store => store.take_challenge(digest, purpose, now).await)
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::one_time::IssuedToken;
+use crate::domain::passkey::{split_transports, ChallengePurpose, Passkey, SpentChallenge};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
@@ -17,10 +18,10 @@ use crate::domain::user::{looks_like_email, normalize_email, normalize_username,
 use crate::store::error::StoreError;
 use crate::store::error::Unique;
 use crate::store::traits::{
-    AuditStore, Ban, IdentityStore, LoginFailureStore, NewIdentity, NewSession, NewToken, NewUser,
-    OAuthGrantStore, OneTimeTokenStore, OutboxStore, ProfileChange, RateLimitStore,
-    RefreshRotation, RevocationStore, RoleStore, RotateOutcome, RotateReply, SessionStore,
-    StoredMessage, TokenEffect, UserStore,
+    AuditStore, Ban, IdentityStore, LoginFailureStore, NewIdentity, NewPasskey, NewSession,
+    NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse,
+    ProfileChange, RateLimitStore, RefreshRotation, RevocationStore, RoleStore, RotateOutcome,
+    RotateReply, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -49,6 +50,9 @@ pub struct StoredToken {
 /// One-time values of the redirect flow: (kind, digest) to (payload, expiry).
 pub type Grants = HashMap<(&'static str, String), (String, i64)>;
 
+/// Ceremony challenges: (purpose, digest) to (account, expiry).
+pub type Challenges = HashMap<(&'static str, String), (Option<String>, i64)>;
+
 /// Every record the traits reach, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -76,6 +80,10 @@ pub struct MemoryStore {
     pub identities: RefCell<Vec<Identity>>,
     /// One-time values of the redirect flow by (kind, digest): payload and expiry.
     pub grants: RefCell<Grants>,
+    /// Passkeys, in the order they were registered.
+    pub passkeys: RefCell<Vec<Passkey>>,
+    /// Ceremony challenges by (purpose, digest): the account and the expiry.
+    pub challenges: RefCell<Challenges>,
     /// Rotations so far, to draw distinct successor tokens.
     rotations: Cell<u32>,
     /// While set, every call fails as an unreachable store does, and nothing changes.
@@ -476,6 +484,9 @@ impl UserStore for MemoryStore {
         self.sessions
             .borrow_mut()
             .retain(|stored| stored.user_id != user_id);
+        self.passkeys
+            .borrow_mut()
+            .retain(|passkey| passkey.user_id != user_id);
         self.audit.borrow_mut().push(entry.clone());
         Ok(true)
     }
@@ -1185,7 +1196,12 @@ impl IdentityStore for MemoryStore {
         let other_identity = identities
             .iter()
             .any(|identity| identity.user_id == user_id && identity.id != identity_id);
-        if !has_password && !other_identity {
+        let passkey = self
+            .passkeys
+            .borrow()
+            .iter()
+            .any(|passkey| passkey.user_id == user_id);
+        if !has_password && !other_identity && !passkey {
             return Ok(Unlink::LastSignInMethod);
         }
         identities.remove(position);
@@ -1226,6 +1242,165 @@ impl OAuthGrantStore for MemoryStore {
             .remove(&(kind.as_str(), digest.to_owned()))
             .filter(|(_, expires_at)| *expires_at > now)
             .map(|(payload, _)| payload))
+    }
+}
+
+impl PasskeyStore for MemoryStore {
+    async fn add_passkey(
+        &self,
+        passkey: &NewPasskey<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if self.user(passkey.user_id).is_none() {
+            return Err(StoreError::unavailable(
+                "Database",
+                "FOREIGN KEY constraint failed",
+            ));
+        }
+        let mut passkeys = self.passkeys.borrow_mut();
+        if passkeys
+            .iter()
+            .any(|stored| stored.credential_id == passkey.credential_id)
+        {
+            return Err(StoreError::Taken(Unique::Passkey));
+        }
+        passkeys.push(Passkey {
+            id: passkey.id.into(),
+            user_id: passkey.user_id.into(),
+            credential_id: passkey.credential_id.into(),
+            public_key: passkey.public_key.into(),
+            algorithm: passkey.algorithm,
+            sign_count: passkey.sign_count,
+            name: passkey.name.into(),
+            aaguid: passkey.aaguid.into(),
+            backup_eligible: passkey.backup_eligible,
+            backed_up: passkey.backed_up,
+            transports: split_transports(passkey.transports),
+            created_at: passkey.now,
+            last_used_at: None,
+        });
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(())
+    }
+
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        self.check()?;
+        Ok(self
+            .passkeys
+            .borrow()
+            .iter()
+            .filter(|passkey| passkey.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Passkey>, StoreError> {
+        self.check()?;
+        Ok(self
+            .passkeys
+            .borrow()
+            .iter()
+            .find(|passkey| passkey.credential_id == credential_id)
+            .cloned())
+    }
+
+    async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<(), StoreError> {
+        self.check()?;
+        for passkey in self.passkeys.borrow_mut().iter_mut() {
+            if passkey.id == used.passkey_id {
+                passkey.sign_count = passkey.sign_count.max(used.sign_count);
+                passkey.backed_up = used.backed_up;
+                passkey.last_used_at = Some(used.now);
+            }
+        }
+        Ok(())
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        name: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Passkey>, StoreError> {
+        self.check()?;
+        let mut passkeys = self.passkeys.borrow_mut();
+        let Some(passkey) = passkeys
+            .iter_mut()
+            .find(|passkey| passkey.id == passkey_id && passkey.user_id == user_id)
+        else {
+            return Ok(None);
+        };
+        passkey.name = name.into();
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(Some(passkey.clone()))
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        self.check()?;
+        let mut passkeys = self.passkeys.borrow_mut();
+        let Some(position) = passkeys
+            .iter()
+            .position(|passkey| passkey.id == passkey_id && passkey.user_id == user_id)
+        else {
+            return Ok(Unlink::NotFound);
+        };
+        let has_password = self
+            .user(user_id)
+            .is_some_and(|user| user.password_hash != NO_PASSWORD);
+        let identity = self
+            .identities
+            .borrow()
+            .iter()
+            .any(|identity| identity.user_id == user_id);
+        let other_passkey = passkeys
+            .iter()
+            .any(|passkey| passkey.user_id == user_id && passkey.id != passkey_id);
+        if !has_password && !identity && !other_passkey {
+            return Ok(Unlink::LastSignInMethod);
+        }
+        passkeys.remove(position);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(Unlink::Unlinked)
+    }
+
+    async fn put_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut challenges = self.challenges.borrow_mut();
+        challenges.retain(|_, (_, expiry)| *expiry > now);
+        challenges.insert(
+            (purpose.as_str(), digest.to_owned()),
+            (user_id.map(str::to_owned), expires_at),
+        );
+        Ok(())
+    }
+
+    async fn take_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        now: i64,
+    ) -> Result<Option<SpentChallenge>, StoreError> {
+        self.check()?;
+        Ok(self
+            .challenges
+            .borrow_mut()
+            .remove(&(purpose.as_str(), digest.to_owned()))
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(user_id, _)| SpentChallenge { user_id }))
     }
 }
 

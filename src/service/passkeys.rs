@@ -493,6 +493,7 @@ pub async fn list<S: PasskeyStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user_id: &str,
 ) -> Result<Vec<Passkey>, ApiError> {
+    relying_party(deps)?;
     Ok(deps.store.passkeys_of(user_id).await?)
 }
 
@@ -504,6 +505,7 @@ pub async fn rename<S: PasskeyStore, E: Edge>(
     name: &str,
     now: i64,
 ) -> Result<Passkey, ApiError> {
+    relying_party(deps)?;
     let name = passkey_name(Some(name)).map_err(|message| ApiError::invalid("name", message))?;
     if Uuid::parse_str(passkey_id).is_err() {
         return Err(ApiError::NotFound);
@@ -532,6 +534,7 @@ pub async fn delete<S: PasskeyStore, E: Edge>(
     passkey_id: &str,
     now: i64,
 ) -> Result<(), ApiError> {
+    relying_party(deps)?;
     if Uuid::parse_str(passkey_id).is_err() {
         return Err(ApiError::NotFound);
     }
@@ -1064,5 +1067,9 @@ mod tests {
         let world = World::new(&[("PUBLIC_BASE_URL", "")]);
         let refused = block_on(authentication_options(&world.deps(), None, 1));
         assert_eq!(refused.unwrap_err(), ApiError::NotFound);
+        assert_eq!(
+            block_on(list(&world.deps(), ANN)).unwrap_err(),
+            ApiError::NotFound
+        );
     }
 }

@@ -992,6 +992,32 @@ mod tests {
     }
 
     #[test]
+    fn passkeys_follow_the_public_url_and_a_wrong_relying_party_stops_the_service() {
+        let mut settings = minimal();
+        assert_eq!(
+            Config::from_source(&Map(settings.clone()))
+                .unwrap()
+                .webauthn,
+            None
+        );
+        settings.insert("PUBLIC_BASE_URL", "https://auth.example.com");
+        settings.insert("APP_NAME", "Example");
+        let rp = Config::from_source(&Map(settings.clone()))
+            .unwrap()
+            .webauthn
+            .unwrap();
+        assert_eq!(
+            (rp.id.as_str(), rp.name.as_str()),
+            ("auth.example.com", "Example")
+        );
+        assert_eq!(rp.origins, ["https://auth.example.com"]);
+        settings.insert("WEBAUTHN_ORIGINS", "https://evil.example");
+        settings.insert("WEBAUTHN_RP_ID", "example.com");
+        let error = Config::from_source(&Map(settings)).unwrap_err();
+        assert!(error.0.contains("WEBAUTHN_ORIGINS"), "{error}");
+    }
+
+    #[test]
     fn the_outbox_is_refused_outside_development() {
         let mut settings = minimal();
         settings.insert("EMAIL_PROVIDER", "outbox");

@@ -342,7 +342,17 @@ describe("passkeys over HTTP", () => {
       assert.equal(renamed.status, 200, renamed.text);
       assert.equal(renamed.json.name, "Security key");
       assert.equal(renamed.json.last_used_at, null);
+      // A provider identity beside it: with no password, either one may go while the other stays.
+      const identity = "5d2f9a7c-1e4b-4c3a-8f6d-2b7e9c0a1d33";
+      await worker.db.run(
+        "INSERT INTO identities (id, user_id, provider, subject, created_at, last_used_at) VALUES (?1, ?2, 'github', ?3, 1, 1)",
+        identity,
+        bob.user.id,
+        `subject-${bob.user.id}`,
+      );
       await worker.db.run("UPDATE users SET password_hash = '!none' WHERE id = ?1", bob.user.id);
+      const unlinked = await worker.request("DELETE", `/api/v1/users/me/identities/${identity}`, { token: bob.access_token });
+      assert.equal(unlinked.status, 204, "the passkey is a way to sign in");
       const last = await worker.request("DELETE", `/api/v1/users/me/passkeys/${id}`, { token: bob.access_token });
       assert.equal(last.status, 409, last.text);
       assert.equal(last.json.type, "urn:edge-auth:problem:last_sign_in_method");

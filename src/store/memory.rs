@@ -1502,6 +1502,65 @@ mod identity_tests {
     }
 
     #[test]
+    fn a_passkey_is_a_way_to_sign_in_for_identities_and_passkeys_alike() {
+        let store = MemoryStore::default();
+        user(&store, "a", NO_PASSWORD);
+        block_on(store.link_identity(&identity("i1", "a", "github", "1"), &entry())).unwrap();
+        let passkey = |id: &'static str| NewPasskey {
+            id,
+            user_id: "a",
+            credential_id: id,
+            public_key: "key",
+            algorithm: -7,
+            sign_count: 0,
+            name: "Key",
+            aaguid: "",
+            backup_eligible: false,
+            backed_up: false,
+            transports: "",
+            now: 1,
+        };
+        block_on(store.add_passkey(&passkey("p1"), &entry())).unwrap();
+        assert_eq!(
+            block_on(store.add_passkey(&passkey("p1"), &entry())),
+            Err(StoreError::Taken(Unique::Passkey))
+        );
+        assert_eq!(
+            block_on(store.unlink_identity("a", "i1", &entry())),
+            Ok(Unlink::Unlinked)
+        );
+        assert_eq!(
+            block_on(store.delete_passkey("a", "p1", &entry())),
+            Ok(Unlink::LastSignInMethod)
+        );
+        block_on(store.add_passkey(&passkey("p2"), &entry())).unwrap();
+        assert_eq!(
+            block_on(store.delete_passkey("a", "p1", &entry())),
+            Ok(Unlink::Unlinked)
+        );
+        assert_eq!(
+            block_on(store.delete_passkey("a", "p1", &entry())),
+            Ok(Unlink::NotFound)
+        );
+        block_on(store.record_passkey_use(&PasskeyUse {
+            passkey_id: "p2",
+            sign_count: 5,
+            backed_up: true,
+            now: 9,
+        }))
+        .unwrap();
+        block_on(store.record_passkey_use(&PasskeyUse {
+            passkey_id: "p2",
+            sign_count: 3,
+            backed_up: true,
+            now: 10,
+        }))
+        .unwrap();
+        let stored = block_on(store.find_passkey("p2")).unwrap().unwrap();
+        assert_eq!((stored.sign_count, stored.last_used_at), (5, Some(10)));
+    }
+
+    #[test]
     fn a_grant_is_spent_once_only_by_its_own_kind_and_only_while_live() {
         let store = MemoryStore::default();
         block_on(store.put_grant(GrantKind::State, "d", "payload", 10, 20)).unwrap();

@@ -357,11 +357,26 @@ describe("passkeys over HTTP", () => {
       assert.equal(last.status, 409, last.text);
       assert.equal(last.json.type, "urn:edge-auth:problem:last_sign_in_method");
       assert.equal(await worker.count("SELECT COUNT(*) AS n FROM passkeys WHERE id = ?1", id), 1);
+      // Two passkeys and no other way in, both deleted at once: exactly one goes.
+      const second = "9c4e2b1a-7d3f-4e5a-b6c8-0f1e2d3c4b5a";
+      await worker.db.run(
+        "INSERT INTO passkeys (id, user_id, credential_id, public_key, algorithm, sign_count, name, aaguid, \
+           backup_eligible, backed_up, transports, created_at) VALUES (?1, ?2, 'Y3JlZDI', 'a2V5', -7, 0, 'Key 2', \
+           '00000000-0000-0000-0000-000000000000', ?3, ?3, '', 2)",
+        second,
+        bob.user.id,
+        false,
+      );
+      const both = await Promise.all(
+        [id, second].map((passkey) => worker.request("DELETE", `/api/v1/users/me/passkeys/${passkey}`, { token: bob.access_token })),
+      );
+      assert.deepEqual(both.map((response) => response.status).sort(), [204, 409]);
+      assert.equal(await worker.count("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?1", bob.user.id), 1);
       const entries = await worker.db.query(
         "SELECT action FROM audit_log WHERE target_id = ?1 AND action LIKE 'passkey.%' ORDER BY id",
         bob.user.id,
       );
-      assert.deepEqual(entries.map((entry) => entry.action), ["passkey.renamed"]);
+      assert.deepEqual(entries.map((entry) => entry.action), ["passkey.renamed", "passkey.deleted"]);
     } finally {
       await worker.dispose();
     }
@@ -393,6 +408,13 @@ describe("passkeys over HTTP", () => {
         const request = (await worker.request("POST", "/api/v1/auth/passkey/options")).json;
         return worker.request("POST", "/api/v1/auth/passkey/verify", { body: { response: device.get(request) } });
       };
+      // One answer sent twice at once: its challenge is spent by exactly one of them.
+      const request = (await worker.request("POST", "/api/v1/auth/passkey/options")).json;
+      const answer = device.get(request);
+      const twice = await Promise.all(
+        [0, 1].map(() => worker.request("POST", "/api/v1/auth/passkey/verify", { body: { response: answer } })),
+      );
+      assert.deepEqual(twice.map((response) => response.status).sort(), [200, 401]);
       device.counter = 41;
       assert.equal((await signIn()).status, 200);
       // A counter that goes back (a cloned key?) is logged, not refused; the stored one stays.

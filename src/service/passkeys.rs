@@ -1008,6 +1008,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unverified_address_is_refused_when_verification_is_required() {
+        let mut world = world();
+        let device = Device::new(7);
+        enrol(&world, ANN, &device, None);
+        world.config = crate::service::testing::config(&[
+            ("REQUIRE_EMAIL_VERIFICATION", "true"),
+            ("EMAIL_PROVIDER", "outbox"),
+            ("ENVIRONMENT", "development"),
+        ]);
+        world.store.users.borrow_mut()[0].email_verified = false;
+        let refused = block_on(sign_in(
+            &world.deps(),
+            &device.get(&passwordless_options(&world)),
+            201,
+        ));
+        assert_eq!(refused.unwrap_err().status(), 403);
+        assert!(world.store.sessions.borrow().is_empty());
+        world.store.users.borrow_mut()[0].email_verified = true;
+        block_on(sign_in(
+            &world.deps(),
+            &device.get(&passwordless_options(&world)),
+            202,
+        ))
+        .unwrap();
+    }
+
+    #[test]
     fn the_last_way_to_sign_in_is_never_deleted() {
         let world = world();
         let (one, two) = (Device::new(7), Device::new(8));

@@ -248,6 +248,11 @@ pub struct Config {
     /// callback, exchange, link) separately.
     pub oauth_rate_limit: RateLimit,
     pub email: EmailSettings,
+    /// `WEBAUTHN_RP_ID`, `WEBAUTHN_RP_NAME`, `WEBAUTHN_ORIGINS` (defaults from
+    /// `PUBLIC_BASE_URL` and `APP_NAME`; see `domain::passkey::parse_relying_party`).
+    /// `None`: passkeys are off (neither an RP ID nor a public URL is set), and their
+    /// routes answer 404.
+    pub webauthn: Option<crate::domain::webauthn::RelyingParty>,
     /// `AUDIT_RETENTION_DAYS`: audit entries older than this are pruned daily; 0 keeps them.
     pub audit_retention_days: u32,
     /// `METRICS_TOKEN` (secret), kept only as its SHA-256 digest: the bearer token `/metrics`
@@ -604,6 +609,21 @@ impl Config {
             },
         );
         let email = reader.email(&environment);
+        // Fail closed: an origin that is not the RP's, or plain HTTP in production, stops
+        // the service with the reason rather than starting with passkeys that cannot work
+        // (or that accept a page the operator did not mean).
+        let webauthn = match crate::domain::passkey::parse_relying_party(
+            &|name| reader.source.get(name),
+            &environment,
+            &email.public_base_url,
+            &email.app_name,
+        ) {
+            Ok(webauthn) => webauthn,
+            Err(problems) => {
+                reader.errors.extend(problems);
+                None
+            }
+        };
         let database = match reader.optional("DATABASE").to_ascii_lowercase().as_str() {
             "" | "d1" => DatabaseKind::D1,
             "postgres" => DatabaseKind::Postgres,
@@ -687,6 +707,7 @@ impl Config {
                 verify_rate_limit,
                 oauth_rate_limit,
                 email,
+                webauthn,
                 audit_retention_days,
                 metrics_token_digest,
                 metrics_flush_seconds,
@@ -981,6 +1002,32 @@ mod tests {
         assert_eq!(development.email.provider, EmailProvider::Outbox);
         assert_eq!(development.email.reset_ttl_seconds, 1_800);
         assert_eq!(development.email.verify_ttl_seconds, 86_400);
+    }
+
+    #[test]
+    fn passkeys_follow_the_public_url_and_a_wrong_relying_party_stops_the_service() {
+        let mut settings = minimal();
+        assert_eq!(
+            Config::from_source(&Map(settings.clone()))
+                .unwrap()
+                .webauthn,
+            None
+        );
+        settings.insert("PUBLIC_BASE_URL", "https://auth.example.com");
+        settings.insert("APP_NAME", "Example");
+        let rp = Config::from_source(&Map(settings.clone()))
+            .unwrap()
+            .webauthn
+            .unwrap();
+        assert_eq!(
+            (rp.id.as_str(), rp.name.as_str()),
+            ("auth.example.com", "Example")
+        );
+        assert_eq!(rp.origins, ["https://auth.example.com"]);
+        settings.insert("WEBAUTHN_ORIGINS", "https://evil.example");
+        settings.insert("WEBAUTHN_RP_ID", "example.com");
+        let error = Config::from_source(&Map(settings)).unwrap_err();
+        assert!(error.0.contains("WEBAUTHN_ORIGINS"), "{error}");
     }
 
     #[test]

@@ -69,6 +69,12 @@ pub enum ApiError {
     LastSignInMethod,
     /// 409: the account already has an active TOTP factor (remove it first).
     MfaAlreadyEnabled,
+    /// 409: the passkey is registered already (to this or another account).
+    PasskeyTaken,
+    /// 400: a passkey registration's response did not verify (or answered no challenge
+    /// the service issued to this account, or one spent or expired). `code` names the
+    /// failed check for the log only.
+    InvalidPasskey(&'static str),
     /// 409: an administrator may not do this to their own account (`detail` says what).
     SelfActionRefused(String),
     /// 409: the change would leave no active holder of `admin`.
@@ -161,6 +167,7 @@ impl ApiError {
             | ApiError::DuplicateMember(_)
             | ApiError::InvalidState
             | ApiError::InvalidGrant
+            | ApiError::InvalidPasskey(_)
             | ApiError::UntrustedHost => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_)
@@ -174,6 +181,7 @@ impl ApiError {
             | ApiError::LinkRequired
             | ApiError::LastSignInMethod
             | ApiError::MfaAlreadyEnabled
+            | ApiError::PasskeyTaken
             | ApiError::SelfActionRefused(_)
             | ApiError::LastAdmin => 409,
             ApiError::PayloadTooLarge(_) => 413,
@@ -206,6 +214,8 @@ impl ApiError {
             ApiError::LinkRequired => "link_required",
             ApiError::LastSignInMethod => "last_sign_in_method",
             ApiError::MfaAlreadyEnabled => "mfa_already_enabled",
+            ApiError::PasskeyTaken => "passkey_taken",
+            ApiError::InvalidPasskey(_) => "invalid_passkey",
             ApiError::SelfActionRefused(_) => "self_action_refused",
             ApiError::LastAdmin => "last_admin",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -283,9 +293,13 @@ impl ApiError {
                     .into()
             }
             ApiError::LastSignInMethod => {
-                "This is the account's last way to sign in: set a password or link another \
-                 provider first"
+                "This is the account's last way to sign in: set a password, link a provider \
+                 or add another passkey first"
                     .into()
+            }
+            ApiError::PasskeyTaken => "This passkey is registered already".into(),
+            ApiError::InvalidPasskey(_) => {
+                "The passkey could not be verified: start again from the options".into()
             }
             ApiError::NotFound => "Not found".into(),
             ApiError::MethodNotAllowed => "Method not allowed".into(),

@@ -29,7 +29,7 @@
 import pg from "pg";
 
 /** Columns that are boolean on PostgreSQL and 0/1 integers on D1. */
-export const BOOLEAN_COLUMNS = new Set(["email_verified"]);
+export const BOOLEAN_COLUMNS = new Set(["email_verified", "backup_eligible", "backed_up"]);
 
 /**
  * `sql` with SQLite placeholders (`?NNN`, or `?` numbered in order) written as PostgreSQL's

@@ -125,6 +125,7 @@ describe("counts after a flow", () => {
       edge_auth_emails_failed_total: "counter",
       edge_auth_oauth_sign_ins_total: "counter",
       edge_auth_mfa_total: "counter",
+      edge_auth_passkey_total: "counter",
     });
     for (const [name, family] of Object.entries(metrics)) {
       assert.ok(family.help && family.help.length > 10, `${name} has a HELP text`);

@@ -9,6 +9,7 @@ import addFormats from "ajv-formats";
 import { startWorker, uniqueName, address, STRONG_PASSWORD } from "./helpers.mjs";
 import { startGithubStandIn } from "./providers.mjs";
 import { authenticator } from "otplib";
+import { softAuthenticator } from "./webauthn.mjs";
 
 const METHODS = ["get", "put", "post", "delete", "patch"];
 /** Where provider sign-ins in the tour send the browser back (ALLOWED_REDIRECT_URLS). */
@@ -377,6 +378,33 @@ describe("the OpenAPI document", () => {
     assert.equal((await call("POST", "/api/v1/users/me/mfa/totp", { token: mfaUser.access_token })).status, 200);
     assert.equal((await call("DELETE", "/api/v1/admin/users/{id}/mfa", mfaAs)).status, 204);
     assert.equal((await call("DELETE", "/api/v1/admin/users/{id}/mfa", mfaAs)).status, 404);
+
+    // Passkeys (PUBLIC_BASE_URL is the relying party): the page, then a passkey registered with
+    // a software authenticator, a sign-in with it, and its management.
+    assert.match((await call("GET", "/account")).text, /account\.js/);
+    assert.match((await call("GET", "/account/{file}", { params: { file: "account.js" } })).text, /navigator\.credentials/);
+    const keyholder = await worker.signup();
+    const device = softAuthenticator({ origin: "https://auth.test" });
+    const creation = await call("POST", "/api/v1/users/me/passkeys/options", { token: keyholder.access_token });
+    assert.equal(creation.json.rp.id, "auth.test");
+    const registered = await call("POST", "/api/v1/users/me/passkeys", {
+      token: keyholder.access_token,
+      body: { name: "Tour key", response: device.create(creation.json) },
+    });
+    assert.equal(registered.status, 201, registered.text);
+    const requestOptions = await call("POST", "/api/v1/auth/passkey/options");
+    const passkeyLogin = await call("POST", "/api/v1/auth/passkey/verify", { body: { response: device.get(requestOptions.json) } });
+    assert.equal(passkeyLogin.status, 200, passkeyLogin.text);
+    assert.equal(passkeyLogin.json.user.id, keyholder.user.id);
+    const ownKey = { token: passkeyLogin.json.access_token, params: { id: registered.json.id } };
+    const renamedKey = await call("PATCH", "/api/v1/users/me/passkeys/{id}", { ...ownKey, body: { name: "Renamed" } });
+    assert.equal(renamedKey.json.name, "Renamed");
+    const keys = await call("GET", "/api/v1/users/me/passkeys", { token: keyholder.access_token });
+    assert.deepEqual(keys.json.passkeys.map((passkey) => passkey.name), ["Renamed"]);
+    const adminKeys = await call("GET", "/api/v1/admin/users/{id}/passkeys", { token: admin.access_token, params: { id: keyholder.user.id } });
+    assert.equal(adminKeys.json.passkeys.length, 1);
+    assert.equal((await call("DELETE", "/api/v1/users/me/passkeys/{id}", ownKey)).status, 204);
+    assert.equal((await call("DELETE", "/api/v1/users/me/passkeys/{id}", ownKey)).status, 404);
 
     // The signed-in account leaves.
     const leaving = await worker.signup();

@@ -142,6 +142,7 @@ describe("schema", () => {
         "oauth_grants",
         "one_time_tokens",
         "outbox",
+        "passkeys",
         "permissions",
         "recovery_codes",
         "refresh_tokens",
@@ -151,6 +152,7 @@ describe("schema", () => {
         "sessions",
         "user_roles",
         "users",
+        "webauthn_challenges",
       ],
     );
   });
@@ -166,10 +168,13 @@ describe("schema", () => {
       "one_time_tokens.id", "one_time_tokens.user_id", "outbox.id", "audit_log.actor_id", "audit_log.target_id",
       "identities.id", "identities.user_id", "mfa_factors.id", "mfa_factors.user_id",
       "recovery_codes.user_id",
+      "identities.id", "identities.user_id", "passkeys.id", "passkeys.user_id", "webauthn_challenges.user_id",
     ]) {
       assert.equal(types[col], "uuid", col);
     }
     assert.equal(types["users.email_verified"], "boolean");
+    assert.equal(types["passkeys.backup_eligible"], "boolean");
+    assert.equal(types["passkeys.backed_up"], "boolean");
     for (const [col, type] of Object.entries(types)) {
       if (/_at$|_until$|tokens_valid_after$/.test(col)) assert.equal(type, "bigint", col);
     }
@@ -189,6 +194,7 @@ describe("schema", () => {
       "users.users_username_key", "users.users_email_key", "one_time_tokens.one_time_tokens_token_hash_key",
       "identities.identities_provider_subject_key", "identities.identities_user_provider_key",
       "mfa_factors.mfa_factors_user_kind_key", "recovery_codes.recovery_codes_pkey",
+      "passkeys.passkeys_credential_id_key",
     ]) {
       assert.ok(names.includes(name), `${name} in ${names}`);
     }
@@ -198,7 +204,7 @@ describe("schema", () => {
       "sessions_by_user", "refresh_tokens_by_session", "role_permissions_by_permission", "user_roles_by_role",
       "audit_log_by_time", "audit_log_by_actor", "audit_log_by_target", "audit_log_by_action",
       "one_time_tokens_by_user", "one_time_tokens_by_email", "outbox_by_recipient",
-      "identities_by_user", "oauth_grants_by_expiry",
+      "identities_by_user", "oauth_grants_by_expiry", "passkeys_by_user", "webauthn_challenges_by_expiry",
     ]) {
       assert.ok(have.has(index), index);
     }

@@ -44,10 +44,18 @@ pub enum AuditAction {
     RecoveryCodesRegenerated,
     /// An administrator removed an account's second factors.
     MfaReset,
+    /// A passkey registered to an account.
+    PasskeyRegistered,
+    /// A passkey renamed.
+    PasskeyRenamed,
+    /// A passkey removed from an account.
+    PasskeyDeleted,
+    /// A passwordless sign-in with a passkey (a new session).
+    PasskeyLogin,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::Signup,
         AuditAction::Login,
         AuditAction::LoginFailed,
@@ -69,6 +77,10 @@ impl AuditAction {
         AuditAction::TotpRemoved,
         AuditAction::RecoveryCodesRegenerated,
         AuditAction::MfaReset,
+        AuditAction::PasskeyRegistered,
+        AuditAction::PasskeyRenamed,
+        AuditAction::PasskeyDeleted,
+        AuditAction::PasskeyLogin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +106,10 @@ impl AuditAction {
             AuditAction::TotpRemoved => "mfa.totp_removed",
             AuditAction::RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
             AuditAction::MfaReset => "mfa.reset",
+            AuditAction::PasskeyRegistered => "passkey.registered",
+            AuditAction::PasskeyRenamed => "passkey.renamed",
+            AuditAction::PasskeyDeleted => "passkey.deleted",
+            AuditAction::PasskeyLogin => "user.passkey_login",
         }
     }
 

@@ -49,6 +49,10 @@ pub enum Event<'a> {
     /// A second factor was checked: `factor` is `totp` or `recovery_code`, `result`
     /// `success` or `failure`.
     Mfa { factor: &'a str, result: &'a str },
+    /// A passkey operation (`register`, `login`, `rename`, `delete`, or `sign_count` for a
+    /// counter that did not move forward) came to `result` (`success`, `failure`,
+    /// `regressed`).
+    Passkey { operation: &'a str, result: &'a str },
 }
 
 /// The counter families, in the order they are rendered.
@@ -65,10 +69,11 @@ pub enum Counter {
     EmailsFailed,
     OAuthSignIns,
     Mfa,
+    Passkeys,
 }
 
 impl Counter {
-    const ALL: [Counter; 10] = [
+    const ALL: [Counter; 11] = [
         Counter::HttpRequests,
         Counter::Signups,
         Counter::Logins,
@@ -79,6 +84,7 @@ impl Counter {
         Counter::EmailsFailed,
         Counter::OAuthSignIns,
         Counter::Mfa,
+        Counter::Passkeys,
     ];
 
     /// The exposed metric name.
@@ -94,6 +100,7 @@ impl Counter {
             Counter::EmailsFailed => "edge_auth_emails_failed_total",
             Counter::OAuthSignIns => "edge_auth_oauth_sign_ins_total",
             Counter::Mfa => "edge_auth_mfa_total",
+            Counter::Passkeys => "edge_auth_passkey_total",
         }
     }
 
@@ -115,6 +122,9 @@ impl Counter {
             Counter::Mfa => {
                 "Second-factor checks (TOTP or recovery code), by factor and result (success or failure)."
             }
+            Counter::Passkeys => {
+                "Passkey operations (register, login, rename, delete; sign_count regressions), by result."
+            }
         }
     }
 
@@ -122,9 +132,11 @@ impl Counter {
     /// from "not scraped".
     fn zero_series(self) -> Vec<Labels> {
         match self {
-            Counter::HttpRequests | Counter::RateLimited | Counter::OAuthSignIns | Counter::Mfa => {
-                Vec::new()
-            }
+            Counter::HttpRequests
+            | Counter::RateLimited
+            | Counter::OAuthSignIns
+            | Counter::Mfa
+            | Counter::Passkeys => Vec::new(),
             Counter::Logins => vec![
                 vec![label("result", "failure")],
                 vec![label("result", "success")],
@@ -286,6 +298,10 @@ impl Metrics {
             Event::Mfa { factor, result } => (
                 Counter::Mfa,
                 vec![label("factor", factor), label("result", result)],
+            ),
+            Event::Passkey { operation, result } => (
+                Counter::Passkeys,
+                vec![label("operation", operation), label("result", result)],
             ),
             Event::EmailSent => (Counter::EmailsSent, Vec::new()),
             Event::EmailFailed => (Counter::EmailsFailed, Vec::new()),

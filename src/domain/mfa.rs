@@ -27,6 +27,8 @@ pub const AMR_PASSWORD: &str = "pwd";
 pub const AMR_OTP: &str = "otp";
 /// The `amr` value of a provider sign-in (not in RFC 8176's registry, which has none).
 pub const AMR_FEDERATED: &str = "fed";
+/// RFC 8176 `hwk`: proof of possession of a hardware-secured key (a passkey).
+pub const AMR_HARDWARE_KEY: &str = "hwk";
 
 /// The factors a sign-in may be finished with, as `mfa_required` lists them.
 pub const FACTOR_TOTP: &str = "totp";
@@ -82,6 +84,16 @@ impl SessionLevel {
             aal: Aal::Aal1,
             amr: vec![method.to_owned()],
             aal2_at: None,
+        }
+    }
+
+    /// A session opened by a passkey with user verification at `now`: the key and the
+    /// PIN or biometric that unlocked it are two factors, so it starts at aal2.
+    pub fn passkey(now: i64) -> Self {
+        SessionLevel {
+            aal: Aal::Aal2,
+            amr: vec![AMR_HARDWARE_KEY.to_owned()],
+            aal2_at: Some(now),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod oauth;
 pub mod one_time;
+pub mod passkey;
 pub mod password;
 pub mod qr;
 pub mod query;

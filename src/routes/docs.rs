@@ -1,4 +1,6 @@
-//! `/docs` (Swagger UI) and `/redoc` (ReDoc): the OpenAPI document for people.
+//! `/docs` (Swagger UI) and `/redoc` (ReDoc): the OpenAPI document for people; and
+//! `/account`, the account-security page (sign in with a password or a passkey, manage
+//! passkeys), a static page and script of this repository (`assets/account/`).
 //!
 //! The pages and the libraries are static assets, copied at build time from the
 //! `swagger-ui-dist` and `redoc` npm packages (nothing loads from a CDN), and served through
@@ -20,6 +22,8 @@ pub const ASSETS_BINDING: &str = "ASSETS";
 pub enum Viewer {
     SwaggerUi,
     Redoc,
+    /// The account-security page.
+    Account,
 }
 
 impl Viewer {
@@ -27,6 +31,7 @@ impl Viewer {
         match self {
             Viewer::SwaggerUi => "docs",
             Viewer::Redoc => "redoc",
+            Viewer::Account => "account",
         }
     }
 
@@ -41,6 +46,11 @@ impl Viewer {
                 "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                  img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
                  worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+            }
+            // Our own page: same-origin script and style only, nothing inline.
+            Viewer::Account => {
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
             }
         }
     }
@@ -160,6 +170,36 @@ pub async fn redoc(ctx: &Ctx<'_>) -> ApiResult {
 /// `GET /redoc/{file}`.
 pub async fn redoc_file(ctx: &Ctx<'_>) -> ApiResult {
     serve(ctx, Viewer::Redoc, requested_file(ctx)?).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/account",
+    tag = "pages",
+    operation_id = "account_page",
+    summary = "Account security: sign in with a password or a passkey, manage passkeys",
+    responses((status = 200, description = "The page", content_type = "text/html")),
+)]
+/// `GET /account`.
+pub async fn account(ctx: &Ctx<'_>) -> ApiResult {
+    serve(ctx, Viewer::Account, "index.html").await
+}
+
+#[utoipa::path(
+    get,
+    path = "/account/{file}",
+    tag = "pages",
+    operation_id = "account_page_file",
+    summary = "A file of the account page (script, style sheet)",
+    params(("file" = String, Path, description = "e.g. account.js")),
+    responses(
+        (status = 200, description = "The file, with its own media type", content_type = "*/*"),
+        (status = 404, response = NotFound),
+    ),
+)]
+/// `GET /account/{file}`.
+pub async fn account_file(ctx: &Ctx<'_>) -> ApiResult {
+    serve(ctx, Viewer::Account, requested_file(ctx)?).await
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
+pub mod passkeys;
 pub mod requests;
 pub mod scrape;
 pub mod sessions;
@@ -198,6 +199,9 @@ route_table! {
     DocsFile "/docs/{file}" { GET | HEAD [public] => docs::swagger_ui_file(ctx) }
     Redoc "/redoc" { GET | HEAD [public] => docs::redoc(ctx) }
     RedocFile "/redoc/{file}" { GET | HEAD [public] => docs::redoc_file(ctx) }
+    /// The account-security page (passkeys).
+    Account "/account" { GET | HEAD [public] => docs::account(ctx) }
+    AccountFile "/account/{file}" { GET | HEAD [public] => docs::account_file(ctx) }
 
     Signup "/api/v1/auth/signup" { POST [public] => auth::signup(&mut req, ctx) }
     Login "/api/v1/auth/login" { POST [public] => auth::login(&mut req, ctx) }
@@ -237,6 +241,12 @@ route_table! {
     MfaStepUp "/api/v1/auth/mfa/step-up" {
         POST [bearer] => mfa::step_up(&mut req, ctx, caller)
     }
+    PasskeyOptions "/api/v1/auth/passkey/options" {
+        POST [public] => passkeys::request_options(ctx)
+    }
+    PasskeySignIn "/api/v1/auth/passkey/verify" {
+        POST [public] => passkeys::sign_in(&mut req, ctx)
+    }
 
     Me "/api/v1/users/me" {
         GET [bearer] => users::get_me(caller),
@@ -264,6 +274,17 @@ route_table! {
     }
     MyRecoveryCodes "/api/v1/users/me/mfa/recovery-codes" {
         POST [bearer] => mfa::regenerate_recovery_codes(ctx, caller)
+    }
+    MyPasskeys "/api/v1/users/me/passkeys" {
+        GET [bearer] => passkeys::list(ctx, caller),
+        POST [bearer] => passkeys::register(&mut req, ctx, caller),
+    }
+    MyPasskeyOptions "/api/v1/users/me/passkeys/options" {
+        POST [bearer] => passkeys::creation_options(ctx, caller)
+    }
+    MyPasskey "/api/v1/users/me/passkeys/{id}" {
+        PATCH [bearer] => passkeys::rename(&mut req, ctx, caller),
+        DELETE [bearer] => passkeys::delete(ctx, caller),
     }
 
     DevOutbox "/api/v1/dev/outbox" { GET [public] => dev::outbox(&req, ctx) }
@@ -316,6 +337,9 @@ route_table! {
     AdminUserMfa "/api/v1/admin/users/{id}/mfa" {
         GET [permission(permission::USERS_READ)] => mfa::admin_status(ctx),
         DELETE [permission(permission::USERS_WRITE)] => mfa::admin_reset(ctx, caller),
+    }
+    AdminUserPasskeys "/api/v1/admin/users/{id}/passkeys" {
+        GET [permission(permission::USERS_READ)] => passkeys::admin_list(ctx)
     }
     AdminRoles "/api/v1/admin/roles" { GET [role(admin::ROLE_ADMIN)] => admin::list_roles(ctx) }
     AdminAudit "/api/v1/admin/audit" {

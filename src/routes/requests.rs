@@ -298,3 +298,40 @@ pub fn second_factor(
         }
     }
 }
+
+/// `POST /api/v1/users/me/passkeys`: register a passkey from the browser's answer to the
+/// creation options.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Laptop", "response": {"id": "…", "rawId": "…", "type": "public-key", "response": {"clientDataJSON": "…", "attestationObject": "…", "transports": ["internal"]}}}))]
+pub struct PasskeyRegisterRequest {
+    /// 1 to 64 characters; `Passkey` when absent.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: Option<String>,
+    /// `PublicKeyCredential.toJSON()` of the credential `navigator.credentials.create()`
+    /// returned (binary members base64url).
+    #[schema(value_type = Object)]
+    pub response: serde_json::Value,
+}
+
+/// `PATCH /api/v1/users/me/passkeys/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Work laptop"}))]
+pub struct PasskeyRenameRequest {
+    /// 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+}
+
+/// `POST /api/v1/auth/passkey/verify`: sign in with the browser's answer to the request
+/// options.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"response": {"id": "…", "rawId": "…", "type": "public-key", "response": {"clientDataJSON": "…", "authenticatorData": "…", "signature": "…", "userHandle": "…"}}}))]
+pub struct PasskeyVerifyRequest {
+    /// `PublicKeyCredential.toJSON()` of the credential `navigator.credentials.get()`
+    /// returned (binary members base64url).
+    #[schema(value_type = Object)]
+    pub response: serde_json::Value,
+}

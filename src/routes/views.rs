@@ -94,6 +94,69 @@ impl From<&DomainIdentity> for Identity {
     }
 }
 
+/// A passkey of the account.
+#[derive(Serialize, ToSchema)]
+pub struct Passkey {
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The name given at registration or since (`Passkey` by default).
+    pub name: String,
+    /// The authenticator's credential id, base64url.
+    pub credential_id: String,
+    /// The authenticator model's AAGUID (all zeros when it does not say).
+    #[schema(format = "uuid")]
+    pub aaguid: String,
+    /// A synced passkey (it may be backed up) rather than a device-bound key.
+    pub backup_eligible: bool,
+    /// Backed up now, as of the last use.
+    pub backed_up: bool,
+    /// Transport hints (`internal`, `hybrid`, `usb`, ...).
+    pub transports: Vec<String>,
+    #[schema(format = "date-time")]
+    pub created_at: String,
+    /// The last sign-in with it; `null` before the first.
+    #[schema(format = "date-time", required = true)]
+    pub last_used_at: Option<String>,
+}
+
+impl From<&crate::domain::passkey::Passkey> for Passkey {
+    fn from(passkey: &crate::domain::passkey::Passkey) -> Self {
+        Passkey {
+            id: passkey.id.clone(),
+            name: passkey.name.clone(),
+            credential_id: passkey.credential_id.clone(),
+            aaguid: passkey.aaguid.clone(),
+            backup_eligible: passkey.backup_eligible,
+            backed_up: passkey.backed_up,
+            transports: passkey.transports.clone(),
+            created_at: rfc3339_seconds(passkey.created_at),
+            last_used_at: passkey.last_used_at.map(rfc3339_seconds),
+        }
+    }
+}
+
+/// An account's passkeys, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyList {
+    pub passkeys: Vec<Passkey>,
+}
+
+impl PasskeyList {
+    pub fn new(passkeys: &[crate::domain::passkey::Passkey]) -> Self {
+        PasskeyList {
+            passkeys: passkeys.iter().map(Passkey::from).collect(),
+        }
+    }
+}
+
+/// WebAuthn options for the browser (`PublicKeyCredentialCreationOptionsJSON` or
+/// `PublicKeyCredentialRequestOptionsJSON`): binary members are base64url. Hand them to
+/// `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`, or
+/// decode them yourself.
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = Object, example = json!({"challenge": "Yk0aQ8v2p3N5w1cC6xZ9tHfJ4rLmE7uA0sDgKoPqRiU", "timeout": 240000, "rpId": "auth.example.com", "allowCredentials": [], "userVerification": "required"}))]
+pub struct WebAuthnOptions(pub serde_json::Value);
+
 /// An account's linked provider accounts, oldest first.
 #[derive(Serialize, ToSchema)]
 pub struct IdentityList {

@@ -395,29 +395,45 @@ where
 
     let level = SessionLevel::first_factor(AMR_PASSWORD);
     Ok(SignIn::SignedIn(
-        start_session(deps, user, rehashed.as_deref(), None, &level, now).await?,
+        start_session(deps, user, rehashed.as_deref(), Via::Password, &level, now).await?,
     ))
 }
 
-/// Open a session for an account whose sign-in has been proven, with its audit entry
-/// (naming the provider for a provider sign-in), and sign its first tokens.
+/// How a sign-in was proven, which names its audit entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Via<'a> {
+    Password,
+    /// A provider, by its configured name.
+    Provider(&'a str),
+    /// A passkey, by its id (`user.passkey_login`).
+    Passkey(&'a str),
+}
+
+/// Open a session for an account whose sign-in has been proven, at the level it reached,
+/// with its audit entry (naming the provider or the passkey), and sign its first tokens.
 pub(crate) async fn start_session<S: SessionStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user: User,
     rehashed: Option<&str>,
-    provider: Option<&str>,
+    via: Via<'_>,
     level: &SessionLevel,
     now: i64,
 ) -> Result<SignedIn, ApiError> {
     let session_id = Uuid::new_v4().to_string();
     let (refresh_token, refresh_hash) = new_refresh_token(&session_id)?;
     let device = deps.edge.device();
+    let action = match via {
+        Via::Passkey(_) => AuditAction::PasskeyLogin,
+        Via::Password | Via::Provider(_) => AuditAction::Login,
+    };
     let mut entry = deps
-        .audit(AuditAction::Login, now)
+        .audit(action, now)
         .by_self(&user.id)
         .with("session_id", session_id.as_str());
-    if let Some(provider) = provider {
-        entry = entry.with("provider", provider);
+    match via {
+        Via::Password => {}
+        Via::Provider(provider) => entry = entry.with("provider", provider),
+        Via::Passkey(passkey_id) => entry = entry.with("passkey_id", passkey_id),
     }
     deps.store
         .create_session(
@@ -472,8 +488,34 @@ where
     }
     let level = SessionLevel::first_factor(AMR_FEDERATED);
     Ok(SignIn::SignedIn(
-        start_session(deps, user, None, Some(provider), &level, now).await?,
+        start_session(deps, user, None, Via::Provider(provider), &level, now).await?,
     ))
+}
+
+/// Sign in an account whose passkey assertion verified (`service::passkeys`): a session
+/// and tokens as a login gives, under the same rule that an address must be verified
+/// first when `REQUIRE_EMAIL_VERIFICATION` says so. The ban was checked with the assertion.
+pub async fn passkey_session<S: SessionStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user: User,
+    passkey_id: &str,
+    now: i64,
+) -> Result<SignedIn, ApiError> {
+    if deps.config.email.require_verification && !user.email_verified {
+        deps.edge.count(Event::LoginFailure);
+        deps.edge.security_event(
+            "login_refused",
+            json!({ "reason": "email_not_verified", "user_id": user.id, "passkey_id": passkey_id }),
+        );
+        return Err(ApiError::Forbidden(
+            "Email address is not verified: use the link or code we sent, or ask for a new one"
+                .into(),
+        ));
+    }
+    // Passwordless sign-in asks for user verification: the key in hand and the PIN or
+    // biometric that unlocked it are two factors, so the session starts at aal2.
+    let level = SessionLevel::passkey(now);
+    start_session(deps, user, None, Via::Passkey(passkey_id), &level, now).await
 }
 
 /// Exchange a refresh token for a new access token and the token's successor. The

@@ -28,7 +28,7 @@ use crate::domain::totp::{self, TotpSecret};
 use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::runtime::random_bytes;
-use crate::service::auth::{record_login_failure, signed_in, start_session, SignedIn};
+use crate::service::auth::{record_login_failure, signed_in, start_session, SignedIn, Via};
 use crate::service::mfa_gate::put_ticket;
 pub use crate::service::mfa_gate::{has_confirmed_factor, require_step_up, MfaChallenge};
 use crate::service::passwords::lockout_fail_open;
@@ -187,7 +187,11 @@ where
         lockout_fail_open(deps.edge, "delete", cleared);
     }
     let level = SessionLevel::first_factor(&ticket.amr).raised(now);
-    start_session(deps, user, None, ticket.provider.as_deref(), &level, now).await
+    let via = ticket
+        .provider
+        .as_deref()
+        .map_or(Via::Password, Via::Provider);
+    start_session(deps, user, None, via, &level, now).await
 }
 
 /// Start enrolling an authenticator app: a new pending factor (replacing a pending one),

@@ -12,6 +12,7 @@ pub mod email;
 pub mod mfa;
 pub mod mfa_gate;
 pub mod oauth;
+pub mod passkeys;
 pub mod passwords;
 pub mod ports;
 pub mod profile;

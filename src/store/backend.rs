@@ -10,6 +10,7 @@ use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
+use crate::domain::passkey::{ChallengePurpose, Passkey, SpentChallenge};
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
 use crate::domain::session::Session;
@@ -20,10 +21,10 @@ use crate::store::error::StoreError;
 use crate::store::postgres::backend::PgBackend;
 use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, LoginFailureStore,
-    MaintenanceStore, NewFactor, NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore,
-    OneTimeTokenStore, OutboxStore, ProfileChange, Pruned, RateLimitStore, RefreshRotation,
-    RefreshTokenStore, RevocationStore, RoleStore, RotateReply, Rotation, SessionStore,
-    StoredMessage, TokenEffect, UserStore,
+    MaintenanceStore, NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser,
+    OAuthGrantStore, OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse, ProfileChange,
+    Pruned, RateLimitStore, RefreshRotation, RefreshTokenStore, RevocationStore, RoleStore,
+    RotateReply, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -520,5 +521,66 @@ impl FactorStore for Backend<'_> {
 
     async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
         dispatch!(self, store => store.session_level(session_id).await)
+    }
+}
+
+impl PasskeyStore for Backend<'_> {
+    async fn add_passkey(
+        &self,
+        passkey: &NewPasskey<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.add_passkey(passkey, entry).await)
+    }
+
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        dispatch!(self, store => store.passkeys_of(user_id).await)
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Passkey>, StoreError> {
+        dispatch!(self, store => store.find_passkey(credential_id).await)
+    }
+
+    async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<(), StoreError> {
+        dispatch!(self, store => store.record_passkey_use(used).await)
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        name: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Passkey>, StoreError> {
+        dispatch!(self, store => store.rename_passkey(user_id, passkey_id, name, entry).await)
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        dispatch!(self, store => store.delete_passkey(user_id, passkey_id, entry).await)
+    }
+
+    async fn put_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.put_challenge(digest, purpose, user_id, now, expires_at).await)
+    }
+
+    async fn take_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        now: i64,
+    ) -> Result<Option<SpentChallenge>, StoreError> {
+        dispatch!(self, store => store.take_challenge(digest, purpose, now).await)
     }
 }

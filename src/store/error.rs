@@ -12,6 +12,8 @@ pub enum Unique {
     Email,
     /// A provider subject already linked, or a second identity of one provider.
     Identity,
+    /// A passkey's credential id registered already (to this or another account).
+    Passkey,
 }
 
 /// Every way a store call can fail.
@@ -58,6 +60,7 @@ impl fmt::Display for StoreError {
             StoreError::Taken(Unique::Username) => f.write_str("username taken"),
             StoreError::Taken(Unique::Email) => f.write_str("email taken"),
             StoreError::Taken(Unique::Identity) => f.write_str("identity taken"),
+            StoreError::Taken(Unique::Passkey) => f.write_str("passkey taken"),
             StoreError::LastAdmin => f.write_str("last active admin"),
             StoreError::Unrepresentable => f.write_str("a value the store cannot hold"),
             StoreError::Unavailable { what, cause } => write!(f, "{what} unavailable: {cause}"),
@@ -71,6 +74,7 @@ impl From<StoreError> for ApiError {
             StoreError::Taken(Unique::Username) => ApiError::UsernameTaken,
             StoreError::Taken(Unique::Email) => ApiError::EmailTaken,
             StoreError::Taken(Unique::Identity) => ApiError::IdentityTaken,
+            StoreError::Taken(Unique::Passkey) => ApiError::PasskeyTaken,
             StoreError::LastAdmin => ApiError::LastAdmin,
             StoreError::Unrepresentable => ApiError::MalformedRequest(
                 "The request holds text with a NUL character, which cannot be stored".into(),

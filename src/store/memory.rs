@@ -10,6 +10,7 @@ use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
+use crate::domain::passkey::{split_transports, ChallengePurpose, Passkey, SpentChallenge};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
@@ -19,9 +20,10 @@ use crate::store::error::StoreError;
 use crate::store::error::Unique;
 use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, IdentityStore, LoginFailureStore, NewFactor,
-    NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore, OutboxStore,
-    ProfileChange, RateLimitStore, RefreshRotation, RevocationStore, RoleStore, RotateOutcome,
-    RotateReply, SessionStore, StoredMessage, TokenEffect, UserStore,
+    NewIdentity, NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore,
+    OutboxStore, PasskeyStore, PasskeyUse, ProfileChange, RateLimitStore, RefreshRotation,
+    RevocationStore, RoleStore, RotateOutcome, RotateReply, SessionStore, StoredMessage,
+    TokenEffect, UserStore,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -60,6 +62,9 @@ pub struct StoredToken {
 /// One-time values of the redirect flow: (kind, digest) to (payload, expiry).
 pub type Grants = HashMap<(&'static str, String), (String, i64)>;
 
+/// Ceremony challenges: (purpose, digest) to (account, expiry).
+pub type Challenges = HashMap<(&'static str, String), (Option<String>, i64)>;
+
 /// Every record the traits reach, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -90,6 +95,10 @@ pub struct MemoryStore {
     /// Second factors, in the order they were stored.
     pub factors: RefCell<Vec<Factor>>,
     pub recovery_codes: RefCell<Vec<StoredRecoveryCode>>,
+    /// Passkeys, in the order they were registered.
+    pub passkeys: RefCell<Vec<Passkey>>,
+    /// Ceremony challenges by (purpose, digest): the account and the expiry.
+    pub challenges: RefCell<Challenges>,
     /// Rotations so far, to draw distinct successor tokens.
     rotations: Cell<u32>,
     /// While set, every call fails as an unreachable store does, and nothing changes.
@@ -508,6 +517,9 @@ impl UserStore for MemoryStore {
         self.recovery_codes
             .borrow_mut()
             .retain(|code| code.user_id != user_id);
+        self.passkeys
+            .borrow_mut()
+            .retain(|passkey| passkey.user_id != user_id);
         self.audit.borrow_mut().push(entry.clone());
         Ok(true)
     }
@@ -1217,7 +1229,12 @@ impl IdentityStore for MemoryStore {
         let other_identity = identities
             .iter()
             .any(|identity| identity.user_id == user_id && identity.id != identity_id);
-        if !has_password && !other_identity {
+        let passkey = self
+            .passkeys
+            .borrow()
+            .iter()
+            .any(|passkey| passkey.user_id == user_id);
+        if !has_password && !other_identity && !passkey {
             return Ok(Unlink::LastSignInMethod);
         }
         identities.remove(position);
@@ -1437,6 +1454,165 @@ impl MemoryStore {
     }
 }
 
+impl PasskeyStore for MemoryStore {
+    async fn add_passkey(
+        &self,
+        passkey: &NewPasskey<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if self.user(passkey.user_id).is_none() {
+            return Err(StoreError::unavailable(
+                "Database",
+                "FOREIGN KEY constraint failed",
+            ));
+        }
+        let mut passkeys = self.passkeys.borrow_mut();
+        if passkeys
+            .iter()
+            .any(|stored| stored.credential_id == passkey.credential_id)
+        {
+            return Err(StoreError::Taken(Unique::Passkey));
+        }
+        passkeys.push(Passkey {
+            id: passkey.id.into(),
+            user_id: passkey.user_id.into(),
+            credential_id: passkey.credential_id.into(),
+            public_key: passkey.public_key.into(),
+            algorithm: passkey.algorithm,
+            sign_count: passkey.sign_count,
+            name: passkey.name.into(),
+            aaguid: passkey.aaguid.into(),
+            backup_eligible: passkey.backup_eligible,
+            backed_up: passkey.backed_up,
+            transports: split_transports(passkey.transports),
+            created_at: passkey.now,
+            last_used_at: None,
+        });
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(())
+    }
+
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        self.check()?;
+        Ok(self
+            .passkeys
+            .borrow()
+            .iter()
+            .filter(|passkey| passkey.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Passkey>, StoreError> {
+        self.check()?;
+        Ok(self
+            .passkeys
+            .borrow()
+            .iter()
+            .find(|passkey| passkey.credential_id == credential_id)
+            .cloned())
+    }
+
+    async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<(), StoreError> {
+        self.check()?;
+        for passkey in self.passkeys.borrow_mut().iter_mut() {
+            if passkey.id == used.passkey_id {
+                passkey.sign_count = passkey.sign_count.max(used.sign_count);
+                passkey.backed_up = used.backed_up;
+                passkey.last_used_at = Some(used.now);
+            }
+        }
+        Ok(())
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        name: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Passkey>, StoreError> {
+        self.check()?;
+        let mut passkeys = self.passkeys.borrow_mut();
+        let Some(passkey) = passkeys
+            .iter_mut()
+            .find(|passkey| passkey.id == passkey_id && passkey.user_id == user_id)
+        else {
+            return Ok(None);
+        };
+        passkey.name = name.into();
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(Some(passkey.clone()))
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        self.check()?;
+        let mut passkeys = self.passkeys.borrow_mut();
+        let Some(position) = passkeys
+            .iter()
+            .position(|passkey| passkey.id == passkey_id && passkey.user_id == user_id)
+        else {
+            return Ok(Unlink::NotFound);
+        };
+        let has_password = self
+            .user(user_id)
+            .is_some_and(|user| user.password_hash != NO_PASSWORD);
+        let identity = self
+            .identities
+            .borrow()
+            .iter()
+            .any(|identity| identity.user_id == user_id);
+        let other_passkey = passkeys
+            .iter()
+            .any(|passkey| passkey.user_id == user_id && passkey.id != passkey_id);
+        if !has_password && !identity && !other_passkey {
+            return Ok(Unlink::LastSignInMethod);
+        }
+        passkeys.remove(position);
+        self.audit.borrow_mut().push(entry.clone());
+        Ok(Unlink::Unlinked)
+    }
+
+    async fn put_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut challenges = self.challenges.borrow_mut();
+        challenges.retain(|_, (_, expiry)| *expiry > now);
+        challenges.insert(
+            (purpose.as_str(), digest.to_owned()),
+            (user_id.map(str::to_owned), expires_at),
+        );
+        Ok(())
+    }
+
+    async fn take_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        now: i64,
+    ) -> Result<Option<SpentChallenge>, StoreError> {
+        self.check()?;
+        Ok(self
+            .challenges
+            .borrow_mut()
+            .remove(&(purpose.as_str(), digest.to_owned()))
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(user_id, _)| SpentChallenge { user_id }))
+    }
+}
+
 #[cfg(test)]
 mod identity_tests {
     use super::*;
@@ -1532,6 +1708,65 @@ mod identity_tests {
             block_on(store.unlink_identity("c", "i3", &entry())),
             Ok(Unlink::Unlinked)
         );
+    }
+
+    #[test]
+    fn a_passkey_is_a_way_to_sign_in_for_identities_and_passkeys_alike() {
+        let store = MemoryStore::default();
+        user(&store, "a", NO_PASSWORD);
+        block_on(store.link_identity(&identity("i1", "a", "github", "1"), &entry())).unwrap();
+        let passkey = |id: &'static str| NewPasskey {
+            id,
+            user_id: "a",
+            credential_id: id,
+            public_key: "key",
+            algorithm: -7,
+            sign_count: 0,
+            name: "Key",
+            aaguid: "",
+            backup_eligible: false,
+            backed_up: false,
+            transports: "",
+            now: 1,
+        };
+        block_on(store.add_passkey(&passkey("p1"), &entry())).unwrap();
+        assert_eq!(
+            block_on(store.add_passkey(&passkey("p1"), &entry())),
+            Err(StoreError::Taken(Unique::Passkey))
+        );
+        assert_eq!(
+            block_on(store.unlink_identity("a", "i1", &entry())),
+            Ok(Unlink::Unlinked)
+        );
+        assert_eq!(
+            block_on(store.delete_passkey("a", "p1", &entry())),
+            Ok(Unlink::LastSignInMethod)
+        );
+        block_on(store.add_passkey(&passkey("p2"), &entry())).unwrap();
+        assert_eq!(
+            block_on(store.delete_passkey("a", "p1", &entry())),
+            Ok(Unlink::Unlinked)
+        );
+        assert_eq!(
+            block_on(store.delete_passkey("a", "p1", &entry())),
+            Ok(Unlink::NotFound)
+        );
+        block_on(store.record_passkey_use(&PasskeyUse {
+            passkey_id: "p2",
+            sign_count: 5,
+            backed_up: true,
+            now: 9,
+        }))
+        .unwrap();
+        block_on(store.record_passkey_use(&PasskeyUse {
+            passkey_id: "p2",
+            sign_count: 3,
+            backed_up: true,
+            now: 10,
+        }))
+        .unwrap();
+        let stored = block_on(store.find_passkey("p2")).unwrap().unwrap();
+        assert_eq!((stored.sign_count, stored.last_used_at), (5, Some(10)));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
+use crate::domain::passkey::{ChallengePurpose, Passkey, SpentChallenge};
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::rate_limit::Decision;
 use crate::domain::session::{Session, SessionExpiry};
@@ -347,6 +348,99 @@ pub trait FactorStore {
 
     /// What a session has proved (for a refresh, which keeps the session's level).
     async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError>;
+}
+
+/// A passkey about to be stored (a registration that passed verification).
+pub struct NewPasskey<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    /// base64url, unpadded.
+    pub credential_id: &'a str,
+    /// The COSE_Key, base64url, unpadded.
+    pub public_key: &'a str,
+    pub algorithm: i64,
+    pub sign_count: i64,
+    pub name: &'a str,
+    pub aaguid: &'a str,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+    /// Comma list (`domain::passkey::join_transports`).
+    pub transports: &'a str,
+    pub now: i64,
+}
+
+/// A passkey's use in a verified assertion.
+pub struct PasskeyUse<'a> {
+    pub passkey_id: &'a str,
+    /// The counter the assertion showed; stored only if it is ahead of the stored one.
+    pub sign_count: i64,
+    pub backed_up: bool,
+    pub now: i64,
+}
+
+/// Passkeys (WebAuthn credentials) and the challenges of their ceremonies
+/// (migrations/0007_passkeys.sql).
+pub trait PasskeyStore {
+    /// Store a new passkey with `entry`, in one transaction. A credential id registered
+    /// already (to any account) is `Taken(Unique::Passkey)`; an account that no longer
+    /// exists is refused by the foreign key (an outage); nothing is written then.
+    async fn add_passkey(
+        &self,
+        passkey: &NewPasskey<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// An account's passkeys, oldest first.
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError>;
+
+    /// The passkey with this credential id (base64url), whoever it belongs to.
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Passkey>, StoreError>;
+
+    /// Record a use: `last_used_at`, the backup state, and the counter, which only moves
+    /// forward (the update is conditional, so of two concurrent uses the higher counter
+    /// stays).
+    async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<(), StoreError>;
+
+    /// Rename one of an account's passkeys with `entry`, in one transaction; `None` when
+    /// the account has no passkey of that id.
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        name: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Passkey>, StoreError>;
+
+    /// Remove one of an account's passkeys with `entry`, in one transaction, unless it is
+    /// the account's last way to sign in (no password, no identity, no other passkey),
+    /// which is decided inside that transaction so two concurrent deletes cannot both pass.
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError>;
+
+    /// Store a challenge's digest for `purpose` (and the account it is for), until
+    /// `expires_at`; expired challenges are swept at the same time.
+    async fn put_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Spend a challenge: remove it and return what it was issued with, atomically, so of
+    /// two concurrent spends exactly one gets it. `None` when unknown, spent, of the other
+    /// purpose, or expired (an expired one is removed all the same).
+    async fn take_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        now: i64,
+    ) -> Result<Option<SpentChallenge>, StoreError>;
 }
 
 /// Roles and who holds them.

@@ -36,6 +36,10 @@ pub enum When<'a> {
     FactorConfirmed,
     /// The target account has a second factor, pending or confirmed.
     HasFactor,
+    /// This passkey belongs to the target account.
+    PasskeyOwned(&'a str),
+    /// This passkey of the target account may be deleted (see `passkeys::removable`).
+    PasskeyRemovable(&'a str),
 }
 
 /// SQL: the account named by parameter `user` holds the role named by parameter `role`.
@@ -79,6 +83,14 @@ pub fn insert_statement(
         When::IdentityRemovable(identity_id) => (
             super::identities::removable("?9", "?4", "?10"),
             vec![identity_id, crate::domain::password::NO_PASSWORD],
+        ),
+        When::PasskeyOwned(passkey_id) => (
+            "EXISTS (SELECT 1 FROM passkeys WHERE id = ?9 AND user_id = ?4)".into(),
+            vec![passkey_id],
+        ),
+        When::PasskeyRemovable(passkey_id) => (
+            super::passkeys::removable("?9", "?4", "?10"),
+            vec![passkey_id, crate::domain::password::NO_PASSWORD],
         ),
     };
     let details = serde_json::to_string(&entry.details)

@@ -8,19 +8,20 @@ use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
+use crate::domain::passkey::{ChallengePurpose, Passkey, SpentChallenge};
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::store::d1::{
-    audit, database, factors, identities, maintenance, one_time_tokens, outbox, ping, roles,
-    sessions, users,
+    audit, database, factors, identities, maintenance, one_time_tokens, outbox, passkeys, ping,
+    roles, sessions, users,
 };
 use crate::store::error::StoreError;
 use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
-    NewFactor, NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore,
-    OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation, SessionStore,
-    StoredMessage, TokenEffect, UserStore,
+    NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore,
+    OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse, ProfileChange, Pruned,
+    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -449,5 +450,74 @@ impl FactorStore for D1Backend<'_> {
 
     async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
         factors::session_level(&database(self.env)?, session_id).await
+    }
+}
+
+impl PasskeyStore for D1Backend<'_> {
+    async fn add_passkey(
+        &self,
+        passkey: &NewPasskey<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        passkeys::add(&database(self.env)?, passkey, entry).await
+    }
+
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        passkeys::of_user(&database(self.env)?, user_id).await
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Passkey>, StoreError> {
+        passkeys::find(&database(self.env)?, credential_id).await
+    }
+
+    async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<(), StoreError> {
+        passkeys::record_use(&database(self.env)?, used).await
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        name: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Passkey>, StoreError> {
+        passkeys::rename(&database(self.env)?, user_id, passkey_id, name, entry).await
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        passkeys::delete(&database(self.env)?, user_id, passkey_id, entry).await
+    }
+
+    async fn put_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        passkeys::put_challenge(
+            &database(self.env)?,
+            digest,
+            purpose,
+            user_id,
+            now,
+            expires_at,
+        )
+        .await
+    }
+
+    async fn take_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        now: i64,
+    ) -> Result<Option<SpentChallenge>, StoreError> {
+        passkeys::take_challenge(&database(self.env)?, digest, purpose, now).await
     }
 }

@@ -145,12 +145,14 @@ pub async fn touch(
 
 /// SQL: the identity named by parameter `identity` belongs to the account named by `user`
 /// and is not its last way to sign in: the account has a password (its hash is not the
-/// marker named by `marker`) or another identity. Shared by the delete and its audit entry.
+/// marker named by `marker`), another identity, or a passkey. Shared by the delete and its
+/// audit entry.
 pub(super) fn removable(identity: &str, user: &str, marker: &str) -> String {
     format!(
         "(EXISTS (SELECT 1 FROM identities WHERE id = {identity} AND user_id = {user}) \
           AND (EXISTS (SELECT 1 FROM users WHERE id = {user} AND password_hash <> {marker}) \
-               OR EXISTS (SELECT 1 FROM identities WHERE user_id = {user} AND id <> {identity})))"
+               OR EXISTS (SELECT 1 FROM identities WHERE user_id = {user} AND id <> {identity}) \
+               OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = {user})))"
     )
 }
 

@@ -12,6 +12,7 @@ pub mod identities;
 pub mod maintenance;
 pub mod one_time_tokens;
 pub mod outbox;
+pub mod passkeys;
 pub mod roles;
 pub mod sessions;
 pub mod users;
@@ -63,6 +64,9 @@ pub fn map_d1_error(error: worker::Error) -> StoreError {
     // or a second identity of one provider for the account.
     if message.contains("UNIQUE constraint failed: identities.") {
         return StoreError::Taken(Unique::Identity);
+    }
+    if message.contains("UNIQUE constraint failed: passkeys.credential_id") {
+        return StoreError::Taken(Unique::Passkey);
     }
     // Raised by the triggers of migrations/0004_last_admin.sql; the whole batch is undone.
     if message.contains(LAST_ADMIN_ABORT) {

@@ -13,6 +13,7 @@ use crate::domain::email::{Message, Purpose};
 use crate::domain::identity::{GrantKind, Identity, Unlink};
 use crate::domain::mfa::{Factor, SessionLevel};
 use crate::domain::one_time::IssuedToken;
+use crate::domain::passkey::{split_transports, ChallengePurpose, Passkey, SpentChallenge};
 use crate::domain::password::NO_PASSWORD;
 use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::{is_uuid, Session};
@@ -20,9 +21,9 @@ use crate::domain::user::{looks_like_email, normalize_email, normalize_username,
 use crate::store::error::StoreError;
 use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
-    NewFactor, NewIdentity, NewSession, NewToken, NewUser, OAuthGrantStore, OneTimeTokenStore,
-    OutboxStore, ProfileChange, Pruned, RefreshTokenStore, RoleStore, Rotation, SessionStore,
-    StoredMessage, TokenEffect, UserStore,
+    NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore,
+    OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse, ProfileChange, Pruned,
+    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use serde_json::Value;
 use tokio_postgres::types::Type;
@@ -1528,7 +1529,8 @@ impl IdentityStore for PgBackend<'_> {
                     .query(
                         "SELECT 1 FROM users WHERE id = $2::uuid AND password_hash <> $3 \
                          UNION ALL SELECT 1 FROM identities \
-                           WHERE user_id = $2::uuid AND id <> $1::uuid",
+                           WHERE user_id = $2::uuid AND id <> $1::uuid \
+                         UNION ALL SELECT 1 FROM passkeys WHERE user_id = $2::uuid",
                         &[
                             (&identity_id, Type::TEXT),
                             (&user_id, Type::TEXT),
@@ -1913,5 +1915,267 @@ impl FactorStore for PgBackend<'_> {
             amr.as_deref(),
             aal2_at,
         )))
+    }
+}
+
+const PASSKEY_SELECT: &str = "SELECT id::text AS id, user_id::text AS user_id, credential_id, \
+       public_key, algorithm, sign_count, name, aaguid, backup_eligible, backed_up, transports, \
+       created_at, last_used_at FROM passkeys";
+
+fn passkey_from(row: &Row) -> Result<Passkey, StoreError> {
+    let transports: String = row.try_get("transports").map_err(read_error)?;
+    Ok(Passkey {
+        id: row.try_get("id").map_err(read_error)?,
+        user_id: row.try_get("user_id").map_err(read_error)?,
+        credential_id: row.try_get("credential_id").map_err(read_error)?,
+        public_key: row.try_get("public_key").map_err(read_error)?,
+        algorithm: row.try_get("algorithm").map_err(read_error)?,
+        sign_count: row.try_get("sign_count").map_err(read_error)?,
+        name: row.try_get("name").map_err(read_error)?,
+        aaguid: row.try_get("aaguid").map_err(read_error)?,
+        backup_eligible: row.try_get("backup_eligible").map_err(read_error)?,
+        backed_up: row.try_get("backed_up").map_err(read_error)?,
+        transports: split_transports(&transports),
+        created_at: row.try_get("created_at").map_err(read_error)?,
+        last_used_at: row.try_get("last_used_at").map_err(read_error)?,
+    })
+}
+
+impl PasskeyStore for PgBackend<'_> {
+    async fn add_passkey(
+        &self,
+        passkey: &NewPasskey<'_>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "INSERT INTO passkeys (id, user_id, credential_id, public_key, algorithm, \
+                       sign_count, name, aaguid, backup_eligible, backed_up, transports, \
+                       created_at) \
+                     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    &[
+                        (&passkey.id, Type::TEXT),
+                        (&passkey.user_id, Type::TEXT),
+                        (&passkey.credential_id, Type::TEXT),
+                        (&passkey.public_key, Type::TEXT),
+                        (&passkey.algorithm, Type::INT8),
+                        (&passkey.sign_count, Type::INT8),
+                        (&passkey.name, Type::TEXT),
+                        (&passkey.aaguid, Type::TEXT),
+                        (&passkey.backup_eligible, Type::BOOL),
+                        (&passkey.backed_up, Type::BOOL),
+                        (&passkey.transports, Type::TEXT),
+                        (&passkey.now, Type::INT8),
+                    ],
+                )
+                .await?;
+                insert_audit(tx, entry).await
+            })
+            .await
+    }
+
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(Vec::new());
+        }
+        self.db
+            .read(
+                &format!("{PASSKEY_SELECT} WHERE user_id = $1::uuid ORDER BY created_at, id"),
+                &[(&user_id, Type::TEXT)],
+            )
+            .await?
+            .iter()
+            .map(passkey_from)
+            .collect()
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<Passkey>, StoreError> {
+        self.db
+            .read_one(
+                &format!("{PASSKEY_SELECT} WHERE credential_id = $1"),
+                &[(&credential_id, Type::TEXT)],
+            )
+            .await?
+            .as_ref()
+            .map(passkey_from)
+            .transpose()
+    }
+
+    async fn record_passkey_use(&self, used: &PasskeyUse<'_>) -> Result<(), StoreError> {
+        if !is_uuid(used.passkey_id) {
+            return Ok(());
+        }
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "UPDATE passkeys SET last_used_at = $2, backed_up = $3, \
+                       sign_count = GREATEST(sign_count, $4) WHERE id = $1::uuid",
+                    &[
+                        (&used.passkey_id, Type::TEXT),
+                        (&used.now, Type::INT8),
+                        (&used.backed_up, Type::BOOL),
+                        (&used.sign_count, Type::INT8),
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        name: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Passkey>, StoreError> {
+        if !is_uuid(user_id) || !is_uuid(passkey_id) {
+            return Ok(None);
+        }
+        self.db
+            .transaction(async |tx| {
+                let rows = tx
+                    .query(
+                        &format!(
+                            "WITH renamed AS (UPDATE passkeys SET name = $3 \
+                               WHERE id = $1::uuid AND user_id = $2::uuid RETURNING *) \
+                             {}",
+                            PASSKEY_SELECT.replace("FROM passkeys", "FROM renamed")
+                        ),
+                        &[
+                            (&passkey_id, Type::TEXT),
+                            (&user_id, Type::TEXT),
+                            (&name, Type::TEXT),
+                        ],
+                    )
+                    .await?;
+                let Some(row) = rows.first() else {
+                    return Ok(None);
+                };
+                let passkey = passkey_from(row)?;
+                insert_audit(tx, entry).await?;
+                Ok(Some(passkey))
+            })
+            .await
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        passkey_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        if !is_uuid(user_id) || !is_uuid(passkey_id) {
+            return Ok(Unlink::NotFound);
+        }
+        self.db
+            .transaction(async |tx| {
+                // The account's row lock serialises its deletes (and identity unlinks), as
+                // for `unlink_identity`: two concurrent ones cannot each count the other.
+                if !user_exists(tx, user_id).await? {
+                    return Ok(Unlink::NotFound);
+                }
+                let owned = tx
+                    .query(
+                        "SELECT 1 FROM passkeys WHERE id = $1::uuid AND user_id = $2::uuid",
+                        &[(&passkey_id, Type::TEXT), (&user_id, Type::TEXT)],
+                    )
+                    .await?;
+                if owned.is_empty() {
+                    return Ok(Unlink::NotFound);
+                }
+                let other_way = tx
+                    .query(
+                        "SELECT 1 FROM users WHERE id = $2::uuid AND password_hash <> $3 \
+                         UNION ALL SELECT 1 FROM identities WHERE user_id = $2::uuid \
+                         UNION ALL SELECT 1 FROM passkeys \
+                           WHERE user_id = $2::uuid AND id <> $1::uuid",
+                        &[
+                            (&passkey_id, Type::TEXT),
+                            (&user_id, Type::TEXT),
+                            (&NO_PASSWORD, Type::TEXT),
+                        ],
+                    )
+                    .await?;
+                if other_way.is_empty() {
+                    return Ok(Unlink::LastSignInMethod);
+                }
+                tx.execute(
+                    "DELETE FROM passkeys WHERE id = $1::uuid AND user_id = $2::uuid",
+                    &[(&passkey_id, Type::TEXT), (&user_id, Type::TEXT)],
+                )
+                .await?;
+                insert_audit(tx, entry).await?;
+                Ok(Unlink::Unlinked)
+            })
+            .await
+    }
+
+    async fn put_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let purpose = purpose.as_str();
+        let user_id = user_id.filter(|id| is_uuid(id));
+        self.db
+            .transaction(async |tx| {
+                tx.execute(
+                    "DELETE FROM webauthn_challenges WHERE expires_at <= $1",
+                    &[(&now, Type::INT8)],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO webauthn_challenges (digest, purpose, user_id, created_at, \
+                       expires_at) VALUES ($1, $2, $3::uuid, $4, $5)",
+                    &[
+                        (&digest, Type::TEXT),
+                        (&purpose, Type::TEXT),
+                        (&user_id, Type::TEXT),
+                        (&now, Type::INT8),
+                        (&expires_at, Type::INT8),
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn take_challenge(
+        &self,
+        digest: &str,
+        purpose: ChallengePurpose,
+        now: i64,
+    ) -> Result<Option<SpentChallenge>, StoreError> {
+        let purpose = purpose.as_str();
+        // A write: a transaction of its own, never retried. Row locks make a concurrent
+        // second spend wait, then find no row.
+        let rows = self
+            .db
+            .transaction(async |tx| {
+                tx.query(
+                    "DELETE FROM webauthn_challenges WHERE digest = $1 AND purpose = $2 \
+                     RETURNING user_id::text AS user_id, expires_at",
+                    &[(&digest, Type::TEXT), (&purpose, Type::TEXT)],
+                )
+                .await
+            })
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let expires_at: i64 = row.try_get("expires_at").map_err(read_error)?;
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some(SpentChallenge {
+            user_id: row.try_get("user_id").map_err(read_error)?,
+        }))
     }
 }

@@ -47,6 +47,7 @@ pub fn map_error(error: &tokio_postgres::Error) -> StoreError {
                 Some("identities_provider_subject_key" | "identities_user_provider_key") => {
                     return StoreError::Taken(Unique::Identity)
                 }
+                Some("passkeys_credential_id_key") => return StoreError::Taken(Unique::Passkey),
                 _ => {}
             }
         }

@@ -32,6 +32,8 @@ pub const AMR_HARDWARE_KEY: &str = "hwk";
 
 /// The factors a sign-in may be finished with, as `mfa_required` lists them.
 pub const FACTOR_TOTP: &str = "totp";
+/// The name of the passkey second factor (in `factors` and the metrics).
+pub const FACTOR_PASSKEY: &str = "passkey";
 
 /// Wrong codes one `mfa_token` absorbs; the last one spends it.
 pub const MAX_TICKET_ATTEMPTS: u32 = 5;
@@ -97,11 +99,16 @@ impl SessionLevel {
         }
     }
 
-    /// This session after proving a second factor at `now`.
+    /// This session after proving a one-time code at `now`.
     pub fn raised(&self, now: i64) -> Self {
+        self.raised_by(AMR_OTP, now)
+    }
+
+    /// This session after proving a second factor of `method` (`otp`, `hwk`) at `now`.
+    pub fn raised_by(&self, method: &str, now: i64) -> Self {
         let mut amr = self.amr.clone();
-        if !amr.iter().any(|method| method == AMR_OTP) {
-            amr.push(AMR_OTP.to_owned());
+        if !amr.iter().any(|known| known == method) {
+            amr.push(method.to_owned());
         }
         SessionLevel {
             aal: Aal::Aal2,
@@ -198,6 +205,9 @@ pub enum Proof {
     Totp(String),
     /// One of the recovery codes.
     RecoveryCode(String),
+    /// A passkey's assertion (`PublicKeyCredential.toJSON()` of `navigator.credentials.get`)
+    /// for a challenge issued to this account.
+    Passkey(serde_json::Value),
 }
 
 impl Proof {
@@ -206,6 +216,25 @@ impl Proof {
         match self {
             Proof::Totp(_) => FACTOR_TOTP,
             Proof::RecoveryCode(_) => "recovery_code",
+            Proof::Passkey(_) => FACTOR_PASSKEY,
+        }
+    }
+
+    /// The RFC 8176 `amr` value it adds to a session: a code is `otp` (a recovery code is a
+    /// one-time password too; the audit log tells them apart), a passkey `hwk`.
+    pub fn amr(&self) -> &'static str {
+        match self {
+            Proof::Totp(_) | Proof::RecoveryCode(_) => AMR_OTP,
+            Proof::Passkey(_) => AMR_HARDWARE_KEY,
+        }
+    }
+
+    /// The request member it came in, for a field error.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Proof::Totp(_) => "code",
+            Proof::RecoveryCode(_) => "recovery_code",
+            Proof::Passkey(_) => "passkey",
         }
     }
 }

@@ -14,7 +14,9 @@ use crate::http::response::{json, no_content, ApiResult};
 use crate::routes::openapi::{
     Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unavailable,
 };
-use crate::routes::requests::{second_factor, MfaVerifyRequest, StepUpRequest, TotpConfirmRequest};
+use crate::routes::requests::{
+    second_factor, MfaPasskeyOptionsRequest, MfaVerifyRequest, StepUpRequest, TotpConfirmRequest,
+};
 use crate::routes::views::{self, MfaStatus, RecoveryCodes, StepUp, TokenResponse, TotpEnrolment};
 use crate::runtime::now_seconds;
 use crate::service;
@@ -174,7 +176,7 @@ pub async fn verify(req: &mut worker::Request, ctx: &Ctx<'_>) -> ApiResult {
     ctx.rate_limit("mfa", ctx.config.verify_rate_limit).await?;
     let (body, mut problems) =
         read_body::<MfaVerifyRequest>(req, ctx.config.max_body_bytes).await?;
-    let proof = second_factor(&mut problems, body.code, body.recovery_code);
+    let proof = second_factor(&mut problems, body.code, body.recovery_code, body.passkey);
     problems.finish()?;
     let proof = proof.ok_or_else(validated)?;
     let signed_in =
@@ -204,7 +206,7 @@ pub async fn verify(req: &mut worker::Request, ctx: &Ctx<'_>) -> ApiResult {
 pub async fn step_up(req: &mut worker::Request, ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
     ctx.rate_limit("mfa", ctx.config.verify_rate_limit).await?;
     let (body, mut problems) = read_body::<StepUpRequest>(req, ctx.config.max_body_bytes).await?;
-    let proof = second_factor(&mut problems, body.code, body.recovery_code);
+    let proof = second_factor(&mut problems, body.code, body.recovery_code, body.passkey);
     problems.finish()?;
     let proof = proof.ok_or_else(validated)?;
     let signed_in = service::mfa::step_up(
@@ -216,6 +218,56 @@ pub async fn step_up(req: &mut worker::Request, ctx: &Ctx<'_>, caller: Authentic
     )
     .await?;
     json(200, &StepUp::from(signed_in))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/passkey/options",
+    tag = "auth",
+    operation_id = "mfa_passkey_options",
+    summary = "Request options for proving a pending sign-in with one of the account's passkeys",
+    description = "For an `mfa_required` answer that lists `passkey`: pass the options to \
+        `navigator.credentials.get()` and send its answer as `passkey` to \
+        `POST /api/v1/auth/mfa/verify`. The mfa_token stays pending.",
+    request_body = MfaPasskeyOptionsRequest,
+    responses(
+        (status = 200, description = "`PublicKeyCredentialRequestOptionsJSON`, the account's passkeys allowed; the challenge lives 5 minutes, single use", body = Object),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+/// `POST /api/v1/auth/mfa/passkey/options` `{mfa_token}`.
+pub async fn passkey_options(req: &mut worker::Request, ctx: &Ctx<'_>) -> ApiResult {
+    ctx.rate_limit("mfa", ctx.config.verify_rate_limit).await?;
+    let (body, problems) =
+        read_body::<MfaPasskeyOptionsRequest>(req, ctx.config.max_body_bytes).await?;
+    problems.finish()?;
+    let options =
+        service::mfa::passkey_options(&ctx.deps(), &body.mfa_token, now_seconds()).await?;
+    json(200, &options)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/step-up/options",
+    tag = "auth",
+    operation_id = "mfa_step_up_options",
+    summary = "Request options for stepping up with one of the account's passkeys",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "`PublicKeyCredentialRequestOptionsJSON` for `navigator.credentials.get()`; send its answer as `passkey` to `POST /api/v1/auth/mfa/step-up`", body = Object),
+        (status = 404, response = NotFound),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+/// `POST /api/v1/auth/mfa/step-up/options`: 404 for an account without a passkey.
+pub async fn step_up_options(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
+    ctx.rate_limit("mfa", ctx.config.verify_rate_limit).await?;
+    let options =
+        service::mfa::step_up_passkey_options(&ctx.deps(), &caller.user.id, now_seconds()).await?;
+    json(200, &options)
 }
 
 #[utoipa::path(

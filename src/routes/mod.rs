@@ -238,6 +238,12 @@ route_table! {
         POST [public] => oauth::exchange(&mut req, ctx)
     }
     MfaVerify "/api/v1/auth/mfa/verify" { POST [public] => mfa::verify(&mut req, ctx) }
+    MfaPasskeyOptions "/api/v1/auth/mfa/passkey/options" {
+        POST [public] => mfa::passkey_options(&mut req, ctx)
+    }
+    MfaStepUpOptions "/api/v1/auth/mfa/step-up/options" {
+        POST [bearer] => mfa::step_up_options(ctx, caller)
+    }
     MfaStepUp "/api/v1/auth/mfa/step-up" {
         POST [bearer] => mfa::step_up(&mut req, ctx, caller)
     }

@@ -142,13 +142,11 @@ pub async fn rename(req: &mut Request, ctx: &Ctx<'_>, caller: Authenticated) -> 
 /// account has no password, no provider identity and no other passkey; another account's
 /// passkey is 404.
 pub async fn delete(ctx: &Ctx<'_>, caller: Authenticated) -> ApiResult {
-    service::passkeys::delete(
-        &ctx.deps(),
-        &caller.user.id,
-        ctx.param("id")?,
-        now_seconds(),
-    )
-    .await?;
+    let deps = ctx.deps();
+    let now = now_seconds();
+    // Removing a factor needs a stepped-up session, as removing the authenticator app does.
+    service::mfa::require_step_up(&deps, &caller.user, now)?;
+    service::passkeys::delete(&deps, &caller.user.id, ctx.param("id")?, now).await?;
     no_content()
 }
 

@@ -256,6 +256,19 @@ pub struct MfaVerifyRequest {
     /// One of the recovery codes (`xxxx-xxxx-xxxx`); works once.
     #[schema(max_length = 64)]
     pub recovery_code: Option<String>,
+    /// Or a passkey: `PublicKeyCredential.toJSON()` of `navigator.credentials.get()` for the
+    /// options of `POST /api/v1/auth/mfa/passkey/options`.
+    #[schema(value_type = Option<Object>)]
+    pub passkey: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/auth/mfa/passkey/options`: the pending sign-in whose passkey is asked for.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"mfa_token": "b3JkZXJseS1tZmEtdG9rZW4tZXhhbXBsZS12YWx1ZQ"}))]
+pub struct MfaPasskeyOptionsRequest {
+    #[schema(min_length = 1, max_length = 128)]
+    pub mfa_token: String,
 }
 
 /// `POST /api/v1/auth/mfa/step-up`: one second factor.
@@ -267,32 +280,41 @@ pub struct StepUpRequest {
     pub code: Option<String>,
     #[schema(max_length = 64)]
     pub recovery_code: Option<String>,
+    /// A passkey's assertion for the options of `POST /api/v1/auth/mfa/step-up/options`.
+    #[schema(value_type = Option<Object>)]
+    pub passkey: Option<serde_json::Value>,
 }
 
-/// The one second factor of a request that may carry a code or a recovery code: exactly one
-/// of them, within its length.
+/// The one second factor of a request that may carry a code, a recovery code or a passkey
+/// assertion: exactly one of them, a code within its length.
 pub fn second_factor(
     problems: &mut Problems,
     code: Option<String>,
     recovery_code: Option<String>,
+    passkey: Option<serde_json::Value>,
 ) -> Option<crate::domain::mfa::Proof> {
     use crate::domain::mfa::Proof;
     use crate::error::FieldError;
-    match (code, recovery_code) {
-        (Some(code), None) if code.len() <= 16 => Some(Proof::Totp(code)),
-        (None, Some(code)) if code.len() <= 64 => Some(Proof::RecoveryCode(code)),
-        (Some(_), None) => {
+    match (code, recovery_code, passkey) {
+        (Some(code), None, None) if code.len() <= 16 => Some(Proof::Totp(code)),
+        (None, Some(code), None) if code.len() <= 64 => Some(Proof::RecoveryCode(code)),
+        (None, None, Some(assertion)) if assertion.is_object() => Some(Proof::Passkey(assertion)),
+        (Some(_), None, None) => {
             problems.reject(FieldError::new("code", "is too long"));
             None
         }
-        (None, Some(_)) => {
+        (None, Some(_), None) => {
             problems.reject(FieldError::new("recovery_code", "is too long"));
+            None
+        }
+        (None, None, Some(_)) => {
+            problems.reject(FieldError::new("passkey", "must be an object"));
             None
         }
         _ => {
             problems.reject(FieldError::new(
                 "code",
-                "send either code or recovery_code (exactly one)",
+                "send exactly one of code, recovery_code or passkey",
             ));
             None
         }

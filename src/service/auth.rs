@@ -19,7 +19,7 @@ use crate::service::passwords::{self, lockout_fail_open};
 use crate::service::ports::{Deps, Edge};
 use crate::store::traits::{
     AuditStore, FactorStore, LoginFailureStore, NewSession, NewUser, OAuthGrantStore,
-    OneTimeTokenStore, RefreshRotation, RotateOutcome, SessionStore, UserStore,
+    OneTimeTokenStore, PasskeyStore, RefreshRotation, RotateOutcome, SessionStore, UserStore,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -294,7 +294,13 @@ pub async fn login<S, E: Edge>(
     now: i64,
 ) -> Result<SignIn, ApiError>
 where
-    S: UserStore + SessionStore + AuditStore + LoginFailureStore + FactorStore + OAuthGrantStore,
+    S: UserStore
+        + SessionStore
+        + AuditStore
+        + LoginFailureStore
+        + FactorStore
+        + PasskeyStore
+        + OAuthGrantStore,
 {
     let identifier = identifier.trim();
     let masked = mask_identifier(identifier);
@@ -363,7 +369,8 @@ where
         let user_id = Some(user.id.as_str());
         return Err(login_refused(deps, "banned", user_id, identifier, refused, now).await);
     }
-    let has_factor = crate::service::mfa_gate::has_confirmed_factor(deps, &user.id).await?;
+    let factors = crate::service::mfa_gate::second_factors(deps, &user.id).await?;
+    let has_factor = !factors.is_empty();
     if !failures.is_clear() && !has_factor {
         let cleared = deps.store.clear_failures(&digest).await;
         lockout_fail_open(deps.edge, "delete", cleared);
@@ -384,7 +391,8 @@ where
         // The password was right; the session waits for the second factor. (A rehash
         // waits for a login without one: the ticket carries no password material.)
         let challenge =
-            crate::service::mfa_gate::challenge(deps, &user.id, AMR_PASSWORD, None, now).await?;
+            crate::service::mfa_gate::challenge(deps, &user.id, AMR_PASSWORD, None, factors, now)
+                .await?;
         return Ok(SignIn::MfaRequired(challenge));
     }
     let rehashed = if verification == Verification::MatchNeedsRehash {
@@ -469,7 +477,7 @@ pub async fn provider_session<S, E: Edge>(
     now: i64,
 ) -> Result<SignIn, ApiError>
 where
-    S: SessionStore + FactorStore + OAuthGrantStore,
+    S: SessionStore + FactorStore + PasskeyStore + OAuthGrantStore,
 {
     if deps.config.email.require_verification && !user.email_verified {
         deps.edge.security_event(
@@ -480,10 +488,17 @@ where
             "Email address is not verified: add and verify an address, then sign in".into(),
         ));
     }
-    if crate::service::mfa_gate::has_confirmed_factor(deps, &user.id).await? {
-        let challenge =
-            crate::service::mfa_gate::challenge(deps, &user.id, AMR_FEDERATED, Some(provider), now)
-                .await?;
+    let factors = crate::service::mfa_gate::second_factors(deps, &user.id).await?;
+    if !factors.is_empty() {
+        let challenge = crate::service::mfa_gate::challenge(
+            deps,
+            &user.id,
+            AMR_FEDERATED,
+            Some(provider),
+            factors,
+            now,
+        )
+        .await?;
         return Ok(SignIn::MfaRequired(challenge));
     }
     let level = SessionLevel::first_factor(AMR_FEDERATED);

@@ -31,11 +31,12 @@ use crate::runtime::random_bytes;
 use crate::service::auth::{record_login_failure, signed_in, start_session, SignedIn, Via};
 use crate::service::mfa_gate::put_ticket;
 pub use crate::service::mfa_gate::{has_confirmed_factor, require_step_up, MfaChallenge};
+use crate::service::passkeys;
 use crate::service::passwords::lockout_fail_open;
 use crate::service::ports::{Deps, Edge};
 use crate::store::traits::{
     AuditStore, Confirmation, FactorStore, LoginFailureStore, NewFactor, OAuthGrantStore,
-    SessionStore, UserStore,
+    PasskeyStore, SessionStore, UserStore,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -75,7 +76,7 @@ fn typed_code(code: &str) -> String {
 
 /// Check a second factor of `user_id` and spend it (a TOTP step or a recovery code); count
 /// the result. `false` for a wrong, replayed or malformed one.
-async fn check_proof<S: FactorStore, E: Edge>(
+async fn check_proof<S: FactorStore + PasskeyStore + UserStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user_id: &str,
     proof: &Proof,
@@ -102,6 +103,20 @@ async fn check_proof<S: FactorStore, E: Edge>(
             Some(digest) => deps.store.use_recovery_code(user_id, &digest, now).await?,
             None => false,
         },
+        // An assertion for a challenge issued to this account, by one of its passkeys
+        // (`passkeys::verify_assertion` checks both, and spends the challenge).
+        Proof::Passkey(response) => {
+            match passkeys::verify_assertion(deps, response, Some(user_id), now).await? {
+                Ok(verified) => verified.user.id == user_id,
+                Err(refused) => {
+                    deps.edge.security_event(
+                        "passkey_refused",
+                        json!({ "user_id": user_id, "reason": refused.reason, "step": "mfa" }),
+                    );
+                    false
+                }
+            }
+        }
     };
     let result = if passed { "success" } else { "failure" };
     deps.edge.count(Event::Mfa {
@@ -133,7 +148,13 @@ pub async fn verify<S, E: Edge>(
     now: i64,
 ) -> Result<SignedIn, ApiError>
 where
-    S: UserStore + SessionStore + AuditStore + LoginFailureStore + FactorStore + OAuthGrantStore,
+    S: UserStore
+        + SessionStore
+        + AuditStore
+        + LoginFailureStore
+        + FactorStore
+        + PasskeyStore
+        + OAuthGrantStore,
 {
     let digest = hash_opaque_token(mfa_token);
     let Some(payload) = deps.store.take_grant(GrantKind::Mfa, &digest, now).await? else {
@@ -186,12 +207,44 @@ where
         let cleared = deps.store.clear_failures(&failure_key).await;
         lockout_fail_open(deps.edge, "delete", cleared);
     }
-    let level = SessionLevel::first_factor(&ticket.amr).raised(now);
+    let level = SessionLevel::first_factor(&ticket.amr).raised_by(proof.amr(), now);
     let via = ticket
         .provider
         .as_deref()
         .map_or(Via::Password, Via::Provider);
     start_session(deps, user, None, via, &level, now).await
+}
+
+/// Passkey request options for a pending sign-in: the `mfa_token` is looked at, not spent
+/// (it is put back as it was), and the challenge is bound to its account.
+pub async fn passkey_options<S, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    mfa_token: &str,
+    now: i64,
+) -> Result<serde_json::Value, ApiError>
+where
+    S: OAuthGrantStore + PasskeyStore,
+{
+    let digest = hash_opaque_token(mfa_token);
+    let Some(payload) = deps.store.take_grant(GrantKind::Mfa, &digest, now).await? else {
+        return Err(invalid_ticket());
+    };
+    let ticket: MfaTicket =
+        serde_json::from_str(&payload).map_err(|error| ApiError::internal("mfa ticket", error))?;
+    put_ticket(deps, &digest, &ticket, now).await?;
+    passkeys::authentication_options(deps, Some(&ticket.user_id), now).await
+}
+
+/// Passkey request options for the caller's step-up; `NotFound` without a passkey.
+pub async fn step_up_passkey_options<S: PasskeyStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user_id: &str,
+    now: i64,
+) -> Result<serde_json::Value, ApiError> {
+    if deps.store.passkeys_of(user_id).await?.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    passkeys::authentication_options(deps, Some(user_id), now).await
 }
 
 /// Start enrolling an authenticator app: a new pending factor (replacing a pending one),
@@ -381,7 +434,7 @@ pub async fn step_up<S, E: Edge>(
     now: i64,
 ) -> Result<SignedIn, ApiError>
 where
-    S: FactorStore + LoginFailureStore,
+    S: FactorStore + PasskeyStore + UserStore + LoginFailureStore,
 {
     if !user.mfa_enabled {
         return Err(ApiError::NotFound);
@@ -401,13 +454,13 @@ where
     }
     if !check_proof(deps, &user.id, proof, now).await? {
         record_login_failure(deps, &failure_key, failures, now, &subject).await;
-        let field = match proof {
-            Proof::Totp(_) => "code",
-            Proof::RecoveryCode(_) => "recovery_code",
-        };
-        return Err(ApiError::invalid(field, "is not a valid code"));
+        return Err(ApiError::invalid(proof.field(), "did not prove the factor"));
     }
-    let level = user.session_level.clone().unwrap_or_default().raised(now);
+    let level = user
+        .session_level
+        .clone()
+        .unwrap_or_default()
+        .raised_by(proof.amr(), now);
     if !deps
         .store
         .raise_session(session_id, &user.id, &level)

@@ -4,13 +4,13 @@
 //! which builds on `auth`, so that `auth` can use this without a circle.
 
 use crate::domain::identity::GrantKind;
-use crate::domain::mfa::{step_up_satisfied, Factor, MfaTicket, FACTOR_TOTP};
+use crate::domain::mfa::{step_up_satisfied, Factor, MfaTicket, FACTOR_PASSKEY, FACTOR_TOTP};
 use crate::domain::secret::{encode_opaque_token, hash_opaque_token};
 use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::runtime::random_bytes;
 use crate::service::ports::{Deps, Edge};
-use crate::store::traits::{FactorStore, OAuthGrantStore};
+use crate::store::traits::{FactorStore, OAuthGrantStore, PasskeyStore};
 use serde_json::json;
 
 /// What a right first factor answers when a second one is needed.
@@ -31,7 +31,23 @@ impl std::fmt::Debug for MfaChallenge {
     }
 }
 
-/// Whether the account has a confirmed second factor.
+/// The second factors the account can prove: `totp` when its authenticator app is
+/// confirmed, `passkey` when it has a passkey. Empty: a first factor is enough.
+pub async fn second_factors<S: FactorStore + PasskeyStore, E: Edge>(
+    deps: &Deps<'_, S, E>,
+    user_id: &str,
+) -> Result<Vec<&'static str>, ApiError> {
+    let mut factors = Vec::new();
+    if has_confirmed_factor(deps, user_id).await? {
+        factors.push(FACTOR_TOTP);
+    }
+    if !deps.store.passkeys_of(user_id).await?.is_empty() {
+        factors.push(FACTOR_PASSKEY);
+    }
+    Ok(factors)
+}
+
+/// Whether the account has a confirmed authenticator app (TOTP).
 pub async fn has_confirmed_factor<S: FactorStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user_id: &str,
@@ -66,12 +82,14 @@ pub fn require_step_up<S, E: Edge>(
     Err(ApiError::StepUpRequired)
 }
 
-/// Issue an `mfa_token` for an account whose first factor (`amr`) was just proven.
+/// Issue an `mfa_token` for an account whose first factor (`amr`) was just proven and
+/// which can finish with `factors`.
 pub(crate) async fn challenge<S: OAuthGrantStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user_id: &str,
     amr: &str,
     provider: Option<&str>,
+    factors: Vec<&'static str>,
     now: i64,
 ) -> Result<MfaChallenge, ApiError> {
     let token = encode_opaque_token(&random_bytes::<32>()?);
@@ -90,7 +108,7 @@ pub(crate) async fn challenge<S: OAuthGrantStore, E: Edge>(
     );
     Ok(MfaChallenge {
         mfa_token: token,
-        factors: vec![FACTOR_TOTP],
+        factors,
     })
 }
 

@@ -127,6 +127,8 @@ pub async fn registration_options<S: PasskeyStore, E: Edge>(
     now: i64,
 ) -> Result<Value, ApiError> {
     let rp = relying_party(deps)?;
+    // A new passkey is a new way in: with a second factor, only a stepped-up session adds one.
+    crate::service::mfa_gate::require_step_up(deps, user, now)?;
     let existing = descriptors(&deps.store.passkeys_of(&user.id).await?);
     let exclude: Vec<CredentialDescriptor<'_>> = existing
         .iter()
@@ -182,6 +184,7 @@ pub async fn register<S: PasskeyStore, E: Edge>(
     now: i64,
 ) -> Result<Passkey, ApiError> {
     let rp = relying_party(deps)?;
+    crate::service::mfa_gate::require_step_up(deps, user, now)?;
     let name = passkey_name(name).map_err(|message| ApiError::invalid("name", message))?;
     let fail = |reason: &'static str| {
         refused(

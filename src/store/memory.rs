@@ -286,7 +286,12 @@ impl UserStore for MemoryStore {
             .factors
             .borrow()
             .iter()
-            .any(|factor| factor.user_id == user_id && factor.is_confirmed());
+            .any(|factor| factor.user_id == user_id && factor.is_confirmed())
+            || self
+                .passkeys
+                .borrow()
+                .iter()
+                .any(|passkey| passkey.user_id == user_id);
         Ok(match (signed_in_at, self.user(user_id)) {
             (Some((at, level)), Some(mut user))
                 if not_before <= issued_at && !user.ban_state(now).is_banned() =>

@@ -183,8 +183,9 @@ pub async fn find_by_live_session(
         db.prepare(format!(
             "SELECT {USER_COLUMNS}, s.created_at AS session_signed_in_at, \
            s.aal AS session_aal, s.amr AS session_amr, s.aal2_at AS session_aal2_at, \
-           EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id \
-             AND f.confirmed_at IS NOT NULL) AS mfa_enabled \
+           (EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = u.id \
+             AND f.confirmed_at IS NOT NULL) \
+            OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id)) AS mfa_enabled \
          FROM users u JOIN sessions s ON s.user_id = u.id \
          WHERE u.id = ?1 AND s.id = ?2 AND s.revoked_at IS NULL \
            AND s.idle_expires_at > ?3 AND s.absolute_expires_at > ?3 \

@@ -396,6 +396,24 @@ describe("the OpenAPI document", () => {
     const passkeyLogin = await call("POST", "/api/v1/auth/passkey/verify", { body: { response: device.get(requestOptions.json) } });
     assert.equal(passkeyLogin.status, 200, passkeyLogin.text);
     assert.equal(passkeyLogin.json.user.id, keyholder.user.id);
+    // The passkey is the account's second factor now: after the password, and for step-up.
+    const keyholderLogin = await call("POST", "/api/v1/auth/login", {
+      body: { username: keyholder.username, password: STRONG_PASSWORD },
+    });
+    assert.deepEqual(keyholderLogin.json.factors, ["passkey"]);
+    const factorOptions = await call("POST", "/api/v1/auth/mfa/passkey/options", {
+      body: { mfa_token: keyholderLogin.json.mfa_token },
+    });
+    const viaPasskey = await call("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: keyholderLogin.json.mfa_token, passkey: device.get(factorOptions.json) },
+    });
+    assert.equal(viaPasskey.status, 200, viaPasskey.text);
+    const stepUpOptions = await call("POST", "/api/v1/auth/mfa/step-up/options", { token: keyholder.access_token });
+    const keySteppedUp = await call("POST", "/api/v1/auth/mfa/step-up", {
+      token: keyholder.access_token,
+      body: { passkey: device.get(stepUpOptions.json) },
+    });
+    assert.equal(keySteppedUp.status, 200, keySteppedUp.text);
     const ownKey = { token: passkeyLogin.json.access_token, params: { id: registered.json.id } };
     const renamedKey = await call("PATCH", "/api/v1/users/me/passkeys/{id}", { ...ownKey, body: { name: "Renamed" } });
     assert.equal(renamedKey.json.name, "Renamed");

@@ -13,7 +13,7 @@ import { createServer } from "node:net";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { startWorker, ROOT, STRONG_PASSWORD, waitFor } from "./helpers.mjs";
+import { startWorker, assertProblem, ROOT, STRONG_PASSWORD, waitFor } from "./helpers.mjs";
 import { softAuthenticator } from "./webauthn.mjs";
 
 const ARTIFACTS = join(ROOT, "test-artifacts");
@@ -353,6 +353,16 @@ describe("passkeys over HTTP", () => {
       await worker.db.run("UPDATE users SET password_hash = '!none' WHERE id = ?1", bob.user.id);
       const unlinked = await worker.request("DELETE", `/api/v1/users/me/identities/${identity}`, { token: bob.access_token });
       assert.equal(unlinked.status, 204, "the passkey is a way to sign in");
+      // A passkey is a second factor: removing one needs a session that proved one lately.
+      const notSteppedUp = await worker.request("DELETE", `/api/v1/users/me/passkeys/${id}`, { token: bob.access_token });
+      assertProblem(assert, notSteppedUp, 403);
+      assert.equal(notSteppedUp.json.type, "urn:edge-auth:problem:step_up_required");
+      // (As if Bob's session had just stepped up with the passkey.)
+      await worker.db.run(
+        "UPDATE sessions SET aal = 'aal2', aal2_at = ?1 WHERE user_id = ?2",
+        Math.floor(Date.now() / 1000),
+        bob.user.id,
+      );
       const last = await worker.request("DELETE", `/api/v1/users/me/passkeys/${id}`, { token: bob.access_token });
       assert.equal(last.status, 409, last.text);
       assert.equal(last.json.type, "urn:edge-auth:problem:last_sign_in_method");
@@ -450,5 +460,127 @@ describe("passkeys over HTTP", () => {
     } finally {
       await worker.dispose();
     }
+  });
+});
+
+describe("a passkey as the second factor", () => {
+  let worker;
+  let origin;
+  before(async () => {
+    const port = await freePort();
+    origin = `http://localhost:${port}`;
+    worker = await passkeyWorker(port, origin);
+  });
+  after(() => worker.dispose());
+
+  /** An account with one passkey on `device`; its signup session predates the passkey (aal1). */
+  async function keyholder(device) {
+    const account = await worker.signup();
+    const options = (await worker.request("POST", "/api/v1/users/me/passkeys/options", { token: account.access_token })).json;
+    const registered = await worker.request("POST", "/api/v1/users/me/passkeys", {
+      body: { response: device.create(options) },
+      token: account.access_token,
+    });
+    assert.equal(registered.status, 201, registered.text);
+    return account;
+  }
+
+  const claims = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url"));
+
+  test("a password login asks for the passkey, whose assertion finishes it at aal2 with amr pwd+hwk", async () => {
+    const device = softAuthenticator({ origin });
+    const account = await keyholder(device);
+    const login = await worker.request("POST", "/api/v1/auth/login", {
+      body: { username: account.username, password: STRONG_PASSWORD },
+    });
+    assert.equal(login.status, 200);
+    assert.equal(login.json.mfa_required, true);
+    assert.deepEqual(login.json.factors, ["passkey"]);
+    assert.equal(login.json.access_token, undefined, "no tokens before the second factor");
+    const bogus = await worker.request("POST", "/api/v1/auth/mfa/passkey/options", { body: { mfa_token: "nope" } });
+    assertProblem(assert, bogus, 401);
+    // Fetching options leaves the sign-in pending; the challenge names this account's passkey.
+    const options = await worker.request("POST", "/api/v1/auth/mfa/passkey/options", { body: { mfa_token: login.json.mfa_token } });
+    assert.equal(options.status, 200, options.text);
+    assert.deepEqual(options.json.allowCredentials.map((credential) => credential.id), [device.credentialId]);
+    const verified = await worker.request("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: login.json.mfa_token, passkey: device.get(options.json) },
+    });
+    assert.equal(verified.status, 200, verified.text);
+    assert.deepEqual(claims(verified.json.access_token).amr, ["pwd", "hwk"]);
+    assert.equal(claims(verified.json.access_token).aal, "aal2");
+    const spent = await worker.request("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: login.json.mfa_token, passkey: device.get(options.json) },
+    });
+    assertProblem(assert, spent, 401);
+  });
+
+  test("an assertion for another challenge, or by another account's passkey, is a failed attempt", async () => {
+    const device = softAuthenticator({ origin });
+    const account = await keyholder(device);
+    const stranger = softAuthenticator({ origin });
+    await keyholder(stranger);
+    const login = await worker.request("POST", "/api/v1/auth/login", {
+      body: { username: account.username, password: STRONG_PASSWORD },
+    });
+    // A passwordless challenge is nobody's: it cannot finish this sign-in.
+    const passwordless = (await worker.request("POST", "/api/v1/auth/passkey/options")).json;
+    const wrongChallenge = await worker.request("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: login.json.mfa_token, passkey: device.get(passwordless) },
+    });
+    assertProblem(assert, wrongChallenge, 401);
+    // The other account's passkey answering this account's challenge.
+    const options = (await worker.request("POST", "/api/v1/auth/mfa/passkey/options", { body: { mfa_token: login.json.mfa_token } })).json;
+    const foreign = await worker.request("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: login.json.mfa_token, passkey: stranger.get({ ...options, allowCredentials: [] }) },
+    });
+    assertProblem(assert, foreign, 401);
+    const failures = await worker.db.query(
+      "SELECT details FROM audit_log WHERE target_id = ?1 AND action = 'user.login_failed' ORDER BY id",
+      account.user.id,
+    );
+    assert.equal(failures.filter((row) => String(row.details).includes("wrong_second_factor")).length, 2);
+    // The sign-in is still open for the right answer.
+    const again = (await worker.request("POST", "/api/v1/auth/mfa/passkey/options", { body: { mfa_token: login.json.mfa_token } })).json;
+    const verified = await worker.request("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: login.json.mfa_token, passkey: device.get(again) },
+    });
+    assert.equal(verified.status, 200, verified.text);
+  });
+
+  test("with a passkey, sensitive operations need a step-up, which the passkey gives", async () => {
+    const device = softAuthenticator({ origin });
+    const account = await keyholder(device);
+    const token = account.access_token;
+    // The signup session proved no second factor.
+    const change = () =>
+      worker.request("POST", "/api/v1/auth/password/change", {
+        token,
+        body: { current_password: STRONG_PASSWORD, new_password: "a different long passphrase" },
+      });
+    const refused = await change();
+    assertProblem(assert, refused, 403);
+    assert.equal(refused.json.type, "urn:edge-auth:problem:step_up_required");
+    const another = softAuthenticator({ origin });
+    const addRefused = await worker.request("POST", "/api/v1/users/me/passkeys/options", { token });
+    assert.equal(addRefused.status, 403, "a second passkey needs a step-up too");
+    const options = await worker.request("POST", "/api/v1/auth/mfa/step-up/options", { token });
+    assert.equal(options.status, 200, options.text);
+    const stepped = await worker.request("POST", "/api/v1/auth/mfa/step-up", {
+      token,
+      body: { passkey: device.get(options.json) },
+    });
+    assert.equal(stepped.status, 200, stepped.text);
+    assert.deepEqual(claims(stepped.json.access_token).amr, ["pwd", "hwk"]);
+    assert.equal((await change()).status, 200);
+    const creation = (await worker.request("POST", "/api/v1/users/me/passkeys/options", { token })).json;
+    const added = await worker.request("POST", "/api/v1/users/me/passkeys", {
+      token,
+      body: { response: another.create(creation) },
+    });
+    assert.equal(added.status, 201, added.text);
+    // Without a passkey there is nothing to step up with.
+    const plain = await worker.signup();
+    assertProblem(assert, await worker.request("POST", "/api/v1/auth/mfa/step-up/options", { token: plain.access_token }), 404);
   });
 });

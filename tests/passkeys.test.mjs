@@ -548,6 +548,27 @@ describe("a passkey as the second factor", () => {
     assert.equal(verified.status, 200, verified.text);
   });
 
+  test("an admin reset removes the passkeys, audited, and the password alone signs in again", async () => {
+    const device = softAuthenticator({ origin });
+    const account = await keyholder(device);
+    const password = { body: { username: account.username, password: STRONG_PASSWORD } };
+    assert.equal((await worker.request("POST", "/api/v1/auth/login", password)).json.mfa_required, true);
+    const admin = await worker.admin();
+    const reset = await worker.request("DELETE", `/api/v1/admin/users/${account.user.id}/mfa`, { token: admin.access_token });
+    assert.equal(reset.status, 204, reset.text);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?1", account.user.id), 0);
+    const entries = await worker.db.query(
+      "SELECT action FROM audit_log WHERE target_id = ?1 AND action = 'mfa.reset'",
+      account.user.id,
+    );
+    assert.equal(entries.length, 1);
+    const signedIn = await worker.request("POST", "/api/v1/auth/login", password);
+    assert.equal(signedIn.status, 200);
+    assert.ok(signedIn.json.access_token, "tokens, no second factor asked");
+    const again = await worker.request("DELETE", `/api/v1/admin/users/${account.user.id}/mfa`, { token: admin.access_token });
+    assertProblem(assert, again, 404);
+  });
+
   test("with a passkey, sensitive operations need a step-up, which the passkey gives", async () => {
     const device = softAuthenticator({ origin });
     const account = await keyholder(device);

@@ -473,8 +473,9 @@ where
     signed_in(deps, user.clone(), session_id, String::new(), &level, now).await
 }
 
-/// An administrator removes every second factor of `target` (the user signs in with the
-/// password alone again and may enrol anew). `NotFound` when there was none.
+/// An administrator removes every second factor of `target`: the authenticator app, its
+/// recovery codes and the passkeys (the user signs in with the password alone again and may
+/// enrol anew). `NotFound` when there was none.
 pub async fn admin_reset<S: FactorStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     actor_id: &str,
@@ -485,7 +486,9 @@ pub async fn admin_reset<S: FactorStore, E: Edge>(
         .audit(AuditAction::MfaReset, now)
         .by(actor_id)
         .on(&target.id);
-    if !deps.store.remove_factors(&target.id, &entry).await? {
+    // Passkeys too: they are second factors, and a user who lost the device that holds
+    // them signs in with the password again only once they are gone.
+    if !deps.store.reset_factors(&target.id, &entry).await? {
         return Err(ApiError::NotFound);
     }
     deps.edge.security_event(
@@ -815,6 +818,45 @@ mod tests {
             block_on(admin_reset(&deps, "admin-id", &user, T0 + 2)).unwrap_err(),
             ApiError::NotFound
         );
+    }
+
+    #[test]
+    fn an_admin_reset_removes_passkeys_too_so_the_password_signs_in_alone() {
+        let world = World::new(&[]);
+        let (user, _) = account(&world, T0);
+        world
+            .store
+            .passkeys
+            .borrow_mut()
+            .push(crate::domain::passkey::Passkey {
+                id: "00000000-0000-4000-8000-0000000000aa".into(),
+                user_id: user.id.clone(),
+                credential_id: "Y3JlZA".into(),
+                public_key: "a2V5".into(),
+                algorithm: -7,
+                sign_count: 0,
+                name: "Lost phone".into(),
+                aaguid: "00000000-0000-0000-0000-000000000000".into(),
+                backup_eligible: false,
+                backed_up: false,
+                transports: Vec::new(),
+                created_at: T0,
+                last_used_at: None,
+            });
+        let deps = world.deps();
+        // The passkey is the account's second factor: the password alone does not sign in.
+        let asked = challenge_of(block_on(login(&deps, "ada", PASSWORD, T0 + 1)).unwrap());
+        assert_eq!(asked.factors, ["passkey"]);
+        block_on(admin_reset(&deps, "admin-id", &user, T0 + 2)).unwrap();
+        assert!(world.store.passkeys.borrow().is_empty());
+        assert_eq!(
+            world.store.audit.borrow().last().unwrap().action,
+            AuditAction::MfaReset
+        );
+        assert!(matches!(
+            block_on(login(&deps, "ada", PASSWORD, T0 + 3)).unwrap(),
+            SignIn::SignedIn(_)
+        ));
     }
 
     #[test]

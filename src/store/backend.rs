@@ -510,6 +510,10 @@ impl FactorStore for Backend<'_> {
         dispatch!(self, store => store.remove_factors(user_id, entry).await)
     }
 
+    async fn reset_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.reset_factors(user_id, entry).await)
+    }
+
     async fn raise_session(
         &self,
         session_id: &str,

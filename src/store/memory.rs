@@ -1416,6 +1416,27 @@ impl FactorStore for MemoryStore {
         Ok(true)
     }
 
+    async fn reset_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut removed = false;
+        let mut factors = self.factors.borrow_mut();
+        let before = factors.len();
+        factors.retain(|factor| factor.user_id != user_id);
+        removed |= factors.len() != before;
+        let mut recovery_codes = self.recovery_codes.borrow_mut();
+        let before = recovery_codes.len();
+        recovery_codes.retain(|code| code.user_id != user_id);
+        removed |= recovery_codes.len() != before;
+        let mut passkeys = self.passkeys.borrow_mut();
+        let before = passkeys.len();
+        passkeys.retain(|passkey| passkey.user_id != user_id);
+        removed |= passkeys.len() != before;
+        if removed {
+            self.audit.borrow_mut().push(entry.clone());
+        }
+        Ok(removed)
+    }
+
     async fn raise_session(
         &self,
         session_id: &str,

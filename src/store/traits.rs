@@ -338,6 +338,10 @@ pub trait FactorStore {
     /// transaction; `false` (no entry) when it had no factor.
     async fn remove_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError>;
 
+    /// An administrator's reset: remove every factor, recovery code and passkey of the
+    /// account with `entry`, in one transaction; `false` (no entry) when it had none.
+    async fn reset_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError>;
+
     /// Record what a live session of `user_id` has proved now (a step-up).
     async fn raise_session(
         &self,

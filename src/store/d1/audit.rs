@@ -36,6 +36,8 @@ pub enum When<'a> {
     FactorConfirmed,
     /// The target account has a second factor, pending or confirmed.
     HasFactor,
+    /// The target account has an authenticator app (pending or confirmed) or a passkey.
+    HasFactorOrPasskey,
     /// This passkey belongs to the target account.
     PasskeyOwned(&'a str),
     /// This passkey of the target account may be deleted (see `passkeys::removable`).
@@ -78,6 +80,12 @@ pub fn insert_statement(
         When::FactorConfirmed => (super::factors::confirmed("?4"), vec![]),
         When::HasFactor => (
             "EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = ?4)".into(),
+            vec![],
+        ),
+        When::HasFactorOrPasskey => (
+            "(EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = ?4) \
+              OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?4))"
+                .into(),
             vec![],
         ),
         When::IdentityRemovable(identity_id) => (

@@ -439,6 +439,10 @@ impl FactorStore for D1Backend<'_> {
         factors::remove_factors(&database(self.env)?, user_id, entry).await
     }
 
+    async fn reset_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        factors::reset_factors(&database(self.env)?, user_id, entry).await
+    }
+
     async fn raise_session(
         &self,
         session_id: &str,

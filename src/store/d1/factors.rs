@@ -309,6 +309,30 @@ pub async fn remove_factors(
     Ok(results.get(2).map(changes).unwrap_or(0) > 0)
 }
 
+/// Remove every factor, code and passkey of an account, its entry first (while the
+/// condition still sees them).
+pub async fn reset_factors(
+    db: &Database,
+    user_id: &str,
+    entry: &AuditEntry,
+) -> Result<bool, StoreError> {
+    let delete = |table: &str| {
+        db.prepare(format!("DELETE FROM {table} WHERE user_id = ?1"))
+            .bind(&[text(user_id)])
+            .map_err(map_d1_error)
+    };
+    let results = db
+        .batch(vec![
+            audit::insert_statement(db, entry, When::HasFactorOrPasskey)?,
+            delete("recovery_codes")?,
+            delete("mfa_factors")?,
+            delete("passkeys")?,
+        ])
+        .await
+        .map_err(map_d1_error)?;
+    Ok(results.first().map(changes).unwrap_or(0) > 0)
+}
+
 /// Record a live session's new level.
 pub async fn raise_session(
     db: &Database,

@@ -1866,6 +1866,30 @@ impl FactorStore for PgBackend<'_> {
             .await
     }
 
+    async fn reset_factors(&self, user_id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        if !is_uuid(user_id) {
+            return Ok(false);
+        }
+        self.db
+            .transaction(async |tx| {
+                let mut removed = 0;
+                for table in ["recovery_codes", "mfa_factors", "passkeys"] {
+                    removed += tx
+                        .execute(
+                            &format!("DELETE FROM {table} WHERE user_id = $1::uuid"),
+                            &[(&user_id, Type::TEXT)],
+                        )
+                        .await?;
+                }
+                if removed == 0 {
+                    return Ok(false);
+                }
+                insert_audit(tx, entry).await?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn raise_session(
         &self,
         session_id: &str,

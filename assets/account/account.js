@@ -278,7 +278,7 @@ function askSecondFactor({ mfa_token: token, factors }) {
   $("mfa-code-form").hidden = !factors.includes("totp");
   $("signed-out").hidden = true;
   $("second-factor").hidden = false;
-  say("Your password was right: now your second factor.");
+  say("Password accepted: one more step.");
   const first = $("mfa-passkey").hidden ? $("mfa-code") : $("mfa-passkey");
   first.focus();
 }
@@ -355,6 +355,8 @@ async function steppedUp(body) {
   $("step-up-code").value = "";
   say("Confirmed.");
   if (pending) pending.resolve();
+  // A recovery code is spent now: the count shown changes.
+  if (body.recovery_code) await refreshFactors();
 }
 
 async function stepUpWithPasskey() {

@@ -295,7 +295,7 @@ describe("passkeys on the account page, in a browser", () => {
     await status("Signed out.");
 
     await passwordOnPage(holder.username);
-    await status("now your second factor");
+    await status("Password accepted: one more step.");
     assert.equal(await page.locator("#signed-out").isVisible(), false);
     assert.equal(
       await page.locator("#second-factor").getByLabel("Code from your authenticator app, or a recovery code").isVisible(),
@@ -339,6 +339,7 @@ describe("passkeys on the account page, in a browser", () => {
     const qr = page.locator("#totp-qr svg");
     await qr.waitFor();
     assert.match(await page.getByRole("img", { name: /QR code/ }).getAttribute("viewBox"), /^0 0 \d+ \d+$/);
+    await page.screenshot({ path: join(ARTIFACTS, "account-totp-enrol.png") });
     const secret = (await page.locator("#totp-secret").innerText()).trim();
     assert.match(secret, /^[A-Z2-7]+$/);
     await page.getByLabel("Code from the app").fill(authenticator.generate(secret));
@@ -356,7 +357,7 @@ describe("passkeys on the account page, in a browser", () => {
     await status("Signed out.");
 
     await passwordOnPage(holder.username);
-    await status("now your second factor");
+    await status("Password accepted: one more step.");
     assert.equal(await page.getByRole("button", { name: "Use a passkey" }).isVisible(), false, "no passkey: no passkey button");
     // Each step's code works once, and the enrolment spent the current one: the next step's
     // code (accepted one step early).
@@ -377,6 +378,7 @@ describe("passkeys on the account page, in a browser", () => {
     await page.getByRole("button", { name: "Confirm", exact: true }).click();
     await status("Added passkey Desk.");
     assert.deepEqual(JSON.parse(lastPosted("/api/v1/auth/mfa/step-up")), { recovery_code: codes[0] });
+    await page.locator("#app-status", { hasText: "9 recovery codes left" }).waitFor();
     assert.equal(await worker.count("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?1", holder.user.id), 1);
     expectStepUpRefusal("/api/v1/users/me/passkeys/options");
   });

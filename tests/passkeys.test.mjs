@@ -14,6 +14,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { startWorker, assertProblem, ROOT, STRONG_PASSWORD, waitFor } from "./helpers.mjs";
+import { authenticator } from "otplib";
 import { softAuthenticator } from "./webauthn.mjs";
 
 const ARTIFACTS = join(ROOT, "test-artifacts");
@@ -61,7 +62,7 @@ describe("passkeys on the account page, in a browser", () => {
     });
     page = await browser.newPage();
     page.on("console", (message) => {
-      if (message.type() === "error") problems.push(`console: ${message.text()}`);
+      if (message.type() === "error") problems.push(`console: ${message.text()} at ${message.location().url}`);
     });
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("request", (request) => {
@@ -256,6 +257,130 @@ describe("passkeys on the account page, in a browser", () => {
     } finally {
       await elsewhere.dispose();
     }
+  });
+
+  const claims = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url"));
+  /** The access token the page holds (in its memory only; see account.js). */
+  const pageToken = () => page.evaluate(() => state.token);
+  /** A fresh page, signed in with `username`'s password up to where the page goes next. */
+  async function passwordOnPage(username) {
+    await page.getByLabel("Username or email").fill(username);
+    await page.getByLabel("Password", { exact: true }).fill(STRONG_PASSWORD);
+    await page.getByRole("button", { name: "Sign in with password" }).click();
+  }
+  /**
+   * The one console error a step-up costs: Chromium logs every non-2xx fetch, here the
+   * 403 `step_up_required` of `path` that made the page ask; nothing else may be logged.
+   */
+  function expectStepUpRefusal(path) {
+    assert.deepEqual(problems, [
+      `console: Failed to load resource: the server responded with a status of 403 (Forbidden) at ${base}${path}`,
+    ]);
+    problems.length = 0;
+  }
+  /** As if `userId`'s sessions had proved their second factor long ago. */
+  const staleSessions = (userId) => worker.db.run("UPDATE sessions SET aal2_at = ?1 WHERE user_id = ?2", 1, userId);
+
+  test("after the password, the page asks for the passkey as the second factor; a stale session steps up with it", async () => {
+    await cdp.send("WebAuthn.clearCredentials", { authenticatorId });
+    const holder = await worker.signup();
+    await page.goto(`${base}/account`, { waitUntil: "load" });
+    await passwordOnPage(holder.username);
+    await status(`Signed in as ${holder.username}`);
+    assert.equal(await page.locator("#app-status").innerText(), "Not set up.");
+    await page.getByLabel("Name for the new passkey").fill("Phone");
+    await page.getByRole("button", { name: "Add a passkey" }).click();
+    await status("Added passkey Phone.");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await status("Signed out.");
+
+    await passwordOnPage(holder.username);
+    await status("Password accepted: one more step.");
+    assert.equal(await page.locator("#signed-out").isVisible(), false);
+    assert.equal(
+      await page.locator("#second-factor").getByLabel("Code from your authenticator app, or a recovery code").isVisible(),
+      false,
+      "the account has no app: no code field",
+    );
+    await page.screenshot({ path: join(ARTIFACTS, "account-second-factor.png") });
+    await page.getByRole("button", { name: "Use a passkey" }).click();
+    await status(`Signed in as ${holder.username}`);
+    const token = claims(await pageToken());
+    assert.deepEqual(token.amr, ["pwd", "hwk"]);
+    assert.equal(token.aal, "aal2");
+    const verify = JSON.parse(lastPosted("/api/v1/auth/mfa/verify"));
+    assert.ok(verify.mfa_token && verify.passkey && !verify.code, "the page finished with the passkey");
+
+    // Removing the passkey needs a recent proof: the page asks for it, then deletes.
+    await staleSessions(holder.user.id);
+    const phone = await worker.db.first("SELECT id FROM passkeys WHERE user_id = ?1", holder.user.id);
+    const before = await pageToken();
+    await page.getByRole("button", { name: "Delete passkey Phone" }).click();
+    await status("confirm it is you");
+    assert.equal(await page.locator("#step-up").getByLabel("Code from your authenticator app, or a recovery code").isVisible(), false);
+    await page.getByRole("button", { name: "Confirm with a passkey" }).click();
+    await status("Deleted Phone.");
+    await page.locator("#no-passkeys").waitFor();
+    assert.notEqual(await pageToken(), before, "the page uses the step-up's new access token");
+    assert.equal(await page.locator("#step-up").isVisible(), false);
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?1", holder.user.id), 0);
+    expectStepUpRefusal(`/api/v1/users/me/passkeys/${phone.id}`);
+  });
+
+  test("set up an authenticator app on the page, then sign in with the password and its code", async () => {
+    await cdp.send("WebAuthn.clearCredentials", { authenticatorId });
+    const holder = await worker.signup();
+    await page.goto(`${base}/account`, { waitUntil: "load" });
+    await passwordOnPage(holder.username);
+    await status(`Signed in as ${holder.username}`);
+    await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+    await status("Scan the QR code");
+    // The QR code is inline SVG (the CSP allows no data: images), named by its title.
+    const qr = page.locator("#totp-qr svg");
+    await qr.waitFor();
+    assert.match(await page.getByRole("img", { name: /QR code/ }).getAttribute("viewBox"), /^0 0 \d+ \d+$/);
+    await page.screenshot({ path: join(ARTIFACTS, "account-totp-enrol.png") });
+    const secret = (await page.locator("#totp-secret").innerText()).trim();
+    assert.match(secret, /^[A-Z2-7]+$/);
+    await page.getByLabel("Code from the app").fill(authenticator.generate(secret));
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await status("Authenticator app turned on");
+    const codes = await page.locator("#recovery-codes li").allInnerTexts();
+    assert.equal(codes.length, 10);
+    for (const code of codes) assert.match(code, /^[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}$/);
+    await page.locator("#app-status", { hasText: "10 recovery codes left" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Set up an authenticator app" }).isVisible(), false);
+    await page.screenshot({ path: join(ARTIFACTS, "account-recovery-codes.png") });
+    await page.getByRole("button", { name: "I have saved them" }).click();
+    assert.equal(await page.locator("#recovery").isVisible(), false);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await status("Signed out.");
+
+    await passwordOnPage(holder.username);
+    await status("Password accepted: one more step.");
+    assert.equal(await page.getByRole("button", { name: "Use a passkey" }).isVisible(), false, "no passkey: no passkey button");
+    // Each step's code works once, and the enrolment spent the current one: the next step's
+    // code (accepted one step early).
+    const next = authenticator.clone({ epoch: Date.now() + 30_000 }).generate(secret);
+    await page.locator("#second-factor").getByLabel("Code from your authenticator app, or a recovery code").fill(next);
+    await page.getByRole("button", { name: "Verify" }).click();
+    await status(`Signed in as ${holder.username}`);
+    const token = claims(await pageToken());
+    assert.deepEqual(token.amr, ["pwd", "otp"]);
+    assert.equal(token.aal, "aal2");
+
+    // A stale session adding a passkey steps up with a recovery code, and the page retries.
+    await staleSessions(holder.user.id);
+    await page.getByLabel("Name for the new passkey").fill("Desk");
+    await page.getByRole("button", { name: "Add a passkey" }).click();
+    await status("confirm it is you");
+    await page.locator("#step-up").getByLabel("Code from your authenticator app, or a recovery code").fill(codes[0]);
+    await page.getByRole("button", { name: "Confirm", exact: true }).click();
+    await status("Added passkey Desk.");
+    assert.deepEqual(JSON.parse(lastPosted("/api/v1/auth/mfa/step-up")), { recovery_code: codes[0] });
+    await page.locator("#app-status", { hasText: "9 recovery codes left" }).waitFor();
+    assert.equal(await worker.count("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?1", holder.user.id), 1);
+    expectStepUpRefusal("/api/v1/users/me/passkeys/options");
   });
 });
 

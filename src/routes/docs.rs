@@ -1,6 +1,7 @@
 //! `/docs` (Swagger UI) and `/redoc` (ReDoc): the OpenAPI document for people; and
-//! `/account`, the account-security page (sign in with a password or a passkey, manage
-//! passkeys), a static page and script of this repository (`assets/account/`).
+//! `/account`, the account-security page (sign in with a password or a passkey, finish a
+//! second factor, set up an authenticator app, manage passkeys), a static page and script
+//! of this repository (`assets/account/`).
 //!
 //! The pages and the libraries are static assets, copied at build time from the
 //! `swagger-ui-dist` and `redoc` npm packages (nothing loads from a CDN), and served through
@@ -177,7 +178,7 @@ pub async fn redoc_file(ctx: &Ctx<'_>) -> ApiResult {
     path = "/account",
     tag = "pages",
     operation_id = "account_page",
-    summary = "Account security: sign in with a password or a passkey, manage passkeys",
+    summary = "Account security: sign in (password, passkey, second factor), set up an authenticator app, manage passkeys",
     responses((status = 200, description = "The page", content_type = "text/html")),
 )]
 /// `GET /account`.

@@ -165,6 +165,10 @@ pub struct MfaTicket {
     #[serde(default)]
     pub attempts: u32,
     pub expires_at: i64,
+    /// The password's new PHC hash when its parameters were outdated (a hash, never the
+    /// password), stored when the second factor completes the sign-in.
+    #[serde(default)]
+    pub rehashed: Option<String>,
 }
 
 /// A stored second factor (the secret still sealed).
@@ -418,6 +422,7 @@ mod tests {
             provider: None,
             attempts: 2,
             expires_at: 300,
+            rehashed: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
         };
         let text = serde_json::to_string(&ticket).unwrap();
         assert_eq!(serde_json::from_str::<MfaTicket>(&text).unwrap(), ticket);

@@ -15,6 +15,7 @@ use crate::domain::user::{mask_email, User};
 use crate::error::{ApiError, INVALID_CREDENTIALS};
 use crate::runtime::random_bytes;
 use crate::service::email::{self, PreparedToken};
+use crate::service::mfa_gate::FirstFactor;
 use crate::service::passwords::{self, lockout_fail_open};
 use crate::service::ports::{Deps, Edge};
 use crate::store::traits::{
@@ -387,19 +388,23 @@ where
                 .into(),
         ));
     }
-    if has_factor {
-        // The password was right; the session waits for the second factor. (A rehash
-        // waits for a login without one: the ticket carries no password material.)
-        let challenge =
-            crate::service::mfa_gate::challenge(deps, &user.id, AMR_PASSWORD, None, factors, now)
-                .await?;
-        return Ok(SignIn::MfaRequired(challenge));
-    }
     let rehashed = if verification == Verification::MatchNeedsRehash {
         Some(passwords::hash(deps, password)?)
     } else {
         None
     };
+    if has_factor {
+        // The password was right; the session waits for the second factor. A rehash rides
+        // in the ticket (a hash, never the password) and is stored with the session.
+        let first = FirstFactor {
+            amr: AMR_PASSWORD,
+            provider: None,
+            rehashed,
+        };
+        let challenge =
+            crate::service::mfa_gate::challenge(deps, &user.id, first, factors, now).await?;
+        return Ok(SignIn::MfaRequired(challenge));
+    }
 
     let level = SessionLevel::first_factor(AMR_PASSWORD);
     Ok(SignIn::SignedIn(
@@ -490,15 +495,13 @@ where
     }
     let factors = crate::service::mfa_gate::second_factors(deps, &user.id).await?;
     if !factors.is_empty() {
-        let challenge = crate::service::mfa_gate::challenge(
-            deps,
-            &user.id,
-            AMR_FEDERATED,
-            Some(provider),
-            factors,
-            now,
-        )
-        .await?;
+        let first = FirstFactor {
+            amr: AMR_FEDERATED,
+            provider: Some(provider),
+            rehashed: None,
+        };
+        let challenge =
+            crate::service::mfa_gate::challenge(deps, &user.id, first, factors, now).await?;
         return Ok(SignIn::MfaRequired(challenge));
     }
     let level = SessionLevel::first_factor(AMR_FEDERATED);

@@ -212,7 +212,7 @@ where
         .provider
         .as_deref()
         .map_or(Via::Password, Via::Provider);
-    start_session(deps, user, None, via, &level, now).await
+    start_session(deps, user, ticket.rehashed.as_deref(), via, &level, now).await
 }
 
 /// Passkey request options for a pending sign-in: the `mfa_token` is looked at, not spent
@@ -800,6 +800,41 @@ mod tests {
         assert_eq!(level.amr, ["fed", "otp"]);
         let audit = world.store.audit.borrow();
         assert_eq!(audit.last().unwrap().details["provider"], "github");
+    }
+
+    #[test]
+    fn an_outdated_password_hash_is_replaced_when_the_second_factor_completes_the_sign_in() {
+        use crate::domain::password::{HashParams, PasswordHasherConfig, Verification};
+        let world = World::new(&[]);
+        let (user, session_id) = account(&world, T0);
+        let (secret, _) = enrolled(&world, &user, &session_id, T0);
+        // A hash made with other parameters than the service's (8 KiB, one pass).
+        let older = PasswordHasherConfig::new(HashParams {
+            memory_kib: 16,
+            iterations: 2,
+            parallelism: 1,
+        })
+        .unwrap();
+        let outdated = older.hash(PASSWORD, &[9; 16]).unwrap();
+        world.store.users.borrow_mut()[0].password_hash = outdated.clone();
+        let deps = world.deps();
+        let challenge = challenge_of(block_on(login(&deps, "ada", PASSWORD, T0 + 60)).unwrap());
+        // Nothing is stored before the second factor.
+        assert_eq!(world.store.users.borrow()[0].password_hash, outdated);
+        let code = totp::code_at(&secret, T0 + 90);
+        block_on(verify(
+            &deps,
+            &challenge.mfa_token,
+            &Proof::Totp(code),
+            T0 + 90,
+        ))
+        .unwrap();
+        let stored = world.store.users.borrow()[0].password_hash.clone();
+        assert_ne!(stored, outdated);
+        assert_eq!(
+            deps.config.hasher.verify(PASSWORD, &stored).unwrap(),
+            Verification::Match
+        );
     }
 
     #[test]

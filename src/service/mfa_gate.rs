@@ -82,24 +82,36 @@ pub fn require_step_up<S, E: Edge>(
     Err(ApiError::StepUpRequired)
 }
 
-/// Issue an `mfa_token` for an account whose first factor (`amr`) was just proven and
-/// which can finish with `factors`.
+/// How a first factor was just proven, for the ticket that waits for the second.
+pub(crate) struct FirstFactor<'a> {
+    /// Its `amr` value (`pwd`, `fed`).
+    pub amr: &'a str,
+    /// The provider of a provider sign-in.
+    pub provider: Option<&'a str>,
+    /// The password's new hash when its parameters are outdated, stored when the sign-in
+    /// completes.
+    pub rehashed: Option<String>,
+}
+
+/// Issue an `mfa_token` for an account whose first factor was just proven and which can
+/// finish with `factors`.
 pub(crate) async fn challenge<S: OAuthGrantStore, E: Edge>(
     deps: &Deps<'_, S, E>,
     user_id: &str,
-    amr: &str,
-    provider: Option<&str>,
+    first: FirstFactor<'_>,
     factors: Vec<&'static str>,
     now: i64,
 ) -> Result<MfaChallenge, ApiError> {
     let token = encode_opaque_token(&random_bytes::<32>()?);
     let expires_at = now + GrantKind::Mfa.ttl_seconds();
+    let amr = first.amr;
     let ticket = MfaTicket {
         user_id: user_id.to_owned(),
         amr: amr.to_owned(),
-        provider: provider.map(str::to_owned),
+        provider: first.provider.map(str::to_owned),
         attempts: 0,
         expires_at,
+        rehashed: first.rehashed,
     };
     put_ticket(deps, &hash_opaque_token(&token), &ticket, now).await?;
     deps.edge.security_event(

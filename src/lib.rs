@@ -28,15 +28,17 @@ pub use objects::metrics_aggregator::MetricsAggregator;
 pub use objects::rate_limiter::RateLimiter;
 pub use objects::session_guard::SessionGuard;
 
-use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, Context, Env, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The runtime's request as it is: the edge reads what it needs in one call
+/// (`http::glue`), and converts it to `worker`'s type only for a handler that reads it.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
     routes::handle(req, env, ctx).await
 }
 

@@ -14,7 +14,6 @@ use crate::runtime::{now_seconds, webcrypto};
 use crate::store::traits::{RevocationStore, UserStore};
 use futures_util::future::join;
 use serde_json::json;
-use worker::Request;
 
 /// The caller behind a valid bearer token.
 pub struct Authenticated {
@@ -23,7 +22,7 @@ pub struct Authenticated {
 }
 
 /// Extract the token from `Authorization: Bearer <token>` (scheme case-insensitive).
-pub(crate) fn bearer_token(req: &Request) -> Option<String> {
+pub(crate) fn bearer_token(req: &web_sys::Request) -> Option<String> {
     let header = req.headers().get("authorization").ok().flatten()?;
     let (scheme, token) = header.trim().split_once(' ')?;
     let token = token.trim();
@@ -59,7 +58,10 @@ async fn verify_token(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<VerifiedTo
 
 /// Check the bearer token itself — signature, algorithm, key, issuer, audience, lifetime —
 /// or fail with 401. Costs no storage I/O; [`load_caller`] does the lookups.
-pub async fn verify_bearer(req: &Request, ctx: &Ctx<'_>) -> Result<VerifiedToken, ApiError> {
+pub async fn verify_bearer(
+    req: &web_sys::Request,
+    ctx: &Ctx<'_>,
+) -> Result<VerifiedToken, ApiError> {
     let token =
         bearer_token(req).ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
     verify_token(ctx, &token, now_seconds())
@@ -112,7 +114,10 @@ pub async fn load_caller(
 }
 
 /// Authenticate the request or fail with 401.
-pub async fn authenticate(req: &Request, ctx: &Ctx<'_>) -> Result<Authenticated, ApiError> {
+pub async fn authenticate(
+    req: &web_sys::Request,
+    ctx: &Ctx<'_>,
+) -> Result<Authenticated, ApiError> {
     let verified = verify_bearer(req, ctx).await?;
     load_caller(ctx, verified).await
 }

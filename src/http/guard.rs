@@ -17,7 +17,6 @@ use crate::runtime::now_seconds;
 use crate::store::traits::RoleStore;
 use futures_util::future::join;
 use serde_json::json;
-use worker::Request;
 
 /// Log a refusal and build the 403; `what` is "permission" or "role".
 fn refuse(
@@ -37,7 +36,7 @@ fn refuse(
 
 /// Authenticate the caller and require `permission` (e.g. `users:write`).
 pub async fn require_permission(
-    req: &Request,
+    req: &web_sys::Request,
     ctx: &Ctx<'_>,
     permission: &str,
 ) -> Result<Authenticated, ApiError> {
@@ -57,7 +56,7 @@ pub async fn require_permission(
 
 /// Authenticate the caller and require the role `role` (e.g. `admin`).
 pub async fn require_role(
-    req: &Request,
+    req: &web_sys::Request,
     ctx: &Ctx<'_>,
     role: &str,
 ) -> Result<Authenticated, ApiError> {

@@ -5,6 +5,7 @@
 
 use crate::domain::time::rfc3339_millis;
 use crate::http::request::RequestMeta;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use worker::{console_log, Date};
 
@@ -12,22 +13,46 @@ fn timestamp() -> String {
     rfc3339_millis(Date::now().as_millis())
 }
 
+/// The per-request access line, serialised straight from this struct (every request writes
+/// one, so it skips building a JSON tree first).
+#[derive(Serialize)]
+struct AccessLine<'a> {
+    timestamp: String,
+    level: &'static str,
+    event: &'static str,
+    request_id: &'a str,
+    method: &'a str,
+    route: &'a str,
+    status: u16,
+    duration_ms: u64,
+    user_id: Option<&'a str>,
+    colo: Option<&'a str>,
+}
+
 /// The per-request access line.
 pub fn request(meta: &RequestMeta, route: &str, status: u16, user_id: Option<&str>) {
-    let duration_ms = Date::now().as_millis().saturating_sub(meta.started_ms);
-    let line = json!({
-        "timestamp": timestamp(),
-        "level": if status >= 500 { "error" } else if status >= 400 { "warn" } else { "info" },
-        "event": "request",
-        "request_id": meta.request_id,
-        "method": meta.method,
-        "route": route,
-        "status": status,
-        "duration_ms": duration_ms,
-        "user_id": user_id,
-        "colo": meta.colo,
-    });
-    console_log!("{}", line);
+    let now_ms = Date::now().as_millis();
+    let line = AccessLine {
+        timestamp: rfc3339_millis(now_ms),
+        level: if status >= 500 {
+            "error"
+        } else if status >= 400 {
+            "warn"
+        } else {
+            "info"
+        },
+        event: "request",
+        request_id: &meta.request_id,
+        method: &meta.method,
+        route,
+        status,
+        duration_ms: now_ms.saturating_sub(meta.started_ms),
+        user_id,
+        colo: meta.colo.as_deref(),
+    };
+    if let Ok(text) = serde_json::to_string(&line) {
+        console_log!("{}", text);
+    }
 }
 
 /// One event line: the common members, then the event's own fields.

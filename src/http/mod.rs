@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod body;
 pub mod context;
+pub mod glue;
 pub mod guard;
 pub mod log;
 pub mod request;

@@ -1,6 +1,11 @@
 //! What the edge knows about a request before any handler runs: its id, its method as sent,
-//! its host and client, and the size of its headers.
+//! its host and client, and the size of its headers; and the request itself, handed to the
+//! handlers as `worker`'s type only when one of them reads it.
 
+use crate::http::glue;
+use serde::Deserialize;
+use std::cell::OnceCell;
+use std::ops::{Deref, DerefMut};
 use worker::{Date, Method, Request};
 
 /// What the edge knows about a request before any handler runs.
@@ -65,40 +70,105 @@ fn well_formed_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// The size of a header block as `MAX_HEADER_BYTES` counts it: names plus values, in bytes.
-pub fn header_bytes(headers: impl Iterator<Item = (String, String)>) -> usize {
-    headers.map(|(name, value)| name.len() + value.len()).sum()
+/// What `glue::request_facts` reads from the runtime in one call.
+#[derive(Debug, Default, Deserialize)]
+struct RequestFacts {
+    method: String,
+    url: String,
+    request_id: Option<String>,
+    origin: Option<String>,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+    colo: Option<String>,
+    country: Option<String>,
+    /// Names plus values, in bytes, as `MAX_HEADER_BYTES` counts them.
+    header_bytes: usize,
 }
 
 impl RequestMeta {
-    pub fn from_request(req: &Request) -> Self {
-        let header = |name: &str| req.headers().get(name).ok().flatten();
-        let request_id = header("x-request-id")
+    pub fn from_request(req: &web_sys::Request) -> Self {
+        // The facts are the runtime's own strings; should they ever fail to parse, the empty
+        // host that results is refused as untrusted, so the edge fails closed.
+        let facts: RequestFacts =
+            serde_json::from_str(&glue::request_facts(req)).unwrap_or_default();
+        Self::from_facts(facts, Date::now().as_millis())
+    }
+
+    fn from_facts(facts: RequestFacts, started_ms: u64) -> Self {
+        let request_id = facts
+            .request_id
             .filter(|id| well_formed_request_id(id))
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let url = req.url().ok();
+        let url = url::Url::parse(&facts.url).ok();
         let host = url
             .as_ref()
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default();
-        // The raw string, never `req.method()`: see `known_method`.
-        let raw_method = req.inner().method();
         Self {
             request_id,
-            known_method: known_method(&raw_method),
-            method: raw_method.chars().take(MAX_LOGGED_METHOD).collect(),
+            // The raw string, never `worker`'s `Method`: see `known_method`.
+            known_method: known_method(&facts.method),
+            method: facts.method.chars().take(MAX_LOGGED_METHOD).collect(),
             path: url
                 .as_ref()
                 .map(|url| url.path().to_owned())
                 .unwrap_or_default(),
             host,
-            origin: header("origin"),
-            client_ip: header("cf-connecting-ip"),
-            user_agent: header("user-agent").map(|agent| agent.chars().take(256).collect()),
-            colo: req.cf().map(|cf| cf.colo()),
-            country: req.cf().and_then(|cf| cf.country()),
-            started_ms: Date::now().as_millis(),
-            header_bytes: header_bytes(req.headers().entries()),
+            origin: facts.origin,
+            client_ip: facts.client_ip,
+            user_agent: facts
+                .user_agent
+                .map(|agent| agent.chars().take(256).collect()),
+            colo: facts.colo,
+            country: facts.country,
+            started_ms,
+            header_bytes: facts.header_bytes,
+        }
+    }
+}
+
+/// The incoming request. Converting it to `worker`'s `Request` reads its method, URL,
+/// headers and `cf` object across the wasm boundary again, which a handler that never
+/// looks at the request (a ping, a key set, most bearer routes) need not pay for: the
+/// conversion happens on first use.
+pub struct IncomingRequest {
+    raw: web_sys::Request,
+    converted: OnceCell<Request>,
+}
+
+impl IncomingRequest {
+    pub fn new(raw: web_sys::Request) -> Self {
+        Self {
+            raw,
+            converted: OnceCell::new(),
+        }
+    }
+
+    /// The runtime's request, without conversion.
+    pub fn raw(&self) -> &web_sys::Request {
+        &self.raw
+    }
+}
+
+impl Deref for IncomingRequest {
+    type Target = Request;
+
+    fn deref(&self) -> &Request {
+        // `Clone::clone` copies the handle; the method `clone` would copy the request.
+        self.converted
+            .get_or_init(|| Request::from(Clone::clone(&self.raw)))
+    }
+}
+
+impl DerefMut for IncomingRequest {
+    fn deref_mut(&mut self) -> &mut Request {
+        if self.converted.get().is_none() {
+            self.converted = OnceCell::from(Request::from(Clone::clone(&self.raw)));
+        }
+        match self.converted.get_mut() {
+            Some(request) => request,
+            // Set just above.
+            None => unreachable!("the request was converted above"),
         }
     }
 }
@@ -157,13 +227,44 @@ mod tests {
         }
     }
 
+    fn facts(json: &str) -> RequestMeta {
+        RequestMeta::from_facts(serde_json::from_str(json).unwrap(), 7)
+    }
+
     #[test]
-    fn header_bytes_count_names_and_values() {
-        let headers = vec![
-            ("host".to_owned(), "auth.example".to_owned()),
-            ("x-big".to_owned(), "é".repeat(10)),
-        ];
-        assert_eq!(header_bytes(headers.into_iter()), 4 + 12 + 5 + 20);
-        assert_eq!(header_bytes(std::iter::empty()), 0);
+    fn the_facts_become_the_request_meta() {
+        let meta = facts(
+            r#"{"method":"GET","url":"https://auth.example/api/v1/users/me?x=1",
+                "request_id":"trace-1","origin":null,"client_ip":"203.0.113.9",
+                "user_agent":"curl","colo":"AMS","country":null,"header_bytes":120}"#,
+        );
+        assert_eq!(meta.request_id, "trace-1");
+        assert_eq!(meta.known_method, Some(Method::Get));
+        assert_eq!(meta.host, "auth.example");
+        assert_eq!(meta.path, "/api/v1/users/me");
+        assert_eq!(meta.client_ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(meta.colo.as_deref(), Some("AMS"));
+        assert_eq!(meta.country, None);
+        assert_eq!(meta.header_bytes, 120);
+        assert_eq!(meta.started_ms, 7);
+    }
+
+    #[test]
+    fn odd_facts_are_bounded_or_replaced() {
+        let meta = facts(&format!(
+            r#"{{"method":"{}","url":"not a url","request_id":"has space",
+                "user_agent":"{}","header_bytes":0}}"#,
+            "X".repeat(100),
+            "a".repeat(1000)
+        ));
+        assert_eq!(meta.known_method, None);
+        assert_eq!(meta.method.len(), MAX_LOGGED_METHOD);
+        assert_eq!(
+            meta.host, "",
+            "an unparsable URL has no host: refused as untrusted"
+        );
+        assert_eq!(meta.path, "");
+        assert_eq!(meta.user_agent.map(|agent| agent.len()), Some(256));
+        assert!(uuid::Uuid::parse_str(&meta.request_id).is_ok(), "replaced");
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::{AllowedOrigins, Config};
 use crate::error::ApiError;
+use crate::http::glue;
 use crate::http::request::RequestMeta;
 use serde::Serialize;
 use worker::{Headers, Response, ResponseBuilder};
@@ -48,42 +49,12 @@ pub fn problem(error: &ApiError, request_id: &str) -> Response {
     response
 }
 
-/// Content-Security-Policy for JSON: nothing may load, nothing may frame it.
-const CSP_JSON: &str =
-    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
 /// Add the headers every response carries, whatever produced it.
 pub fn apply_edge_headers(response: &mut Response, meta: &RequestMeta, config: Option<&Config>) {
     let headers = response.headers_mut();
-    set_security_headers(headers, &meta.request_id);
+    glue::set_security_headers(&headers.0, &meta.request_id);
     if let (Some(config), Some(origin)) = (config, meta.origin.as_deref()) {
         set_cors_headers(headers, &config.allowed_origins, origin, false);
-    }
-}
-
-fn set_security_headers(headers: &mut Headers, request_id: &str) {
-    let pairs = [
-        ("x-frame-options", "DENY"),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "strict-transport-security",
-            "max-age=63072000; includeSubDomains",
-        ),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-        ("x-request-id", request_id),
-    ];
-    for (name, value) in pairs {
-        let _ = headers.set(name, value);
-    }
-    if !headers.has("content-security-policy").unwrap_or(false) {
-        let _ = headers.set("content-security-policy", CSP_JSON);
-    }
-    // Tokens and user data must never sit in a cache; a route that serves public data (the
-    // key set) sets its own policy first.
-    if !headers.has("cache-control").unwrap_or(false) {
-        let _ = headers.set("cache-control", "no-store");
     }
 }
 

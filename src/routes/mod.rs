@@ -35,11 +35,11 @@ use crate::http::auth::authenticate;
 use crate::http::context::Ctx;
 use crate::http::guard::{require_permission, require_role};
 use crate::http::log;
-use crate::http::request::RequestMeta;
+use crate::http::request::{IncomingRequest, RequestMeta};
 use crate::http::response::{apply_edge_headers, problem, set_cors_headers, ApiResult};
 use crate::store::metrics_batch as isolate_metrics;
 use std::rc::Rc;
-use worker::{Context, Date, Env, Method, Request, Response, ResponseBuilder};
+use worker::{Context, Date, Env, Method, Response, ResponseBuilder};
 
 /// Who may call a route. The table checks it before the handler runs; a handler behind
 /// `Bearer`, `Permission` or `Role` receives the authenticated caller.
@@ -77,13 +77,13 @@ macro_rules! grant_access {
         ()
     };
     ($req:ident, $ctx:ident, bearer) => {
-        authenticate(&$req, $ctx).await?
+        authenticate($req.raw(), $ctx).await?
     };
     ($req:ident, $ctx:ident, permission($permission:expr)) => {
-        require_permission(&$req, $ctx, $permission).await?
+        require_permission($req.raw(), $ctx, $permission).await?
     };
     ($req:ident, $ctx:ident, role($role:expr)) => {
-        require_role(&$req, $ctx, $role).await?
+        require_role($req.raw(), $ctx, $role).await?
     };
 }
 
@@ -166,7 +166,7 @@ macro_rules! route_table {
         async fn dispatch(
             route: Route,
             method: Method,
-            #[allow(unused_mut)] mut $req: Request,
+            #[allow(unused_mut)] mut $req: IncomingRequest,
             $ctx: &Ctx<'_>,
         ) -> ApiResult {
             $($(
@@ -431,7 +431,7 @@ fn set_rate_limit_headers(response: &mut Response, decision: &Decision) {
 
 /// Serve one request end to end. Never returns an error: every failure is a problem-details
 /// response with the edge headers.
-pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<Response> {
+pub async fn handle(req: web_sys::Request, env: Env, worker: Context) -> worker::Result<Response> {
     let meta = RequestMeta::from_request(&req);
     let config = match env::config(&env) {
         Ok(config) => config,
@@ -457,7 +457,9 @@ pub async fn handle(req: Request, env: Env, worker: Context) -> worker::Result<R
             // A method no route serves is refused before any handler sees the request.
             (Some(_), None) => Err(ApiError::MethodNotAllowed),
             (Some(route), Some(Method::Options)) => Ok(preflight(route, &ctx)),
-            (Some(route), Some(method)) => dispatch(route, method, req, &ctx).await,
+            (Some(route), Some(method)) => {
+                dispatch(route, method, IncomingRequest::new(req), &ctx).await
+            }
         }
     };
     let mut response = match result {

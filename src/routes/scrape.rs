@@ -27,7 +27,7 @@ use worker::Request;
 /// `METRICS_TOKEN` set the scraper must send it as a bearer token (401 otherwise); without
 /// one the route exists only in development and test (404 elsewhere: fail closed).
 pub async fn scrape(req: &Request, ctx: &Ctx<'_>) -> ApiResult {
-    let presented = bearer_token(req);
+    let presented = bearer_token(req.inner());
     match scrape_access(
         ctx.config.metrics_token_digest.as_ref(),
         presented.as_deref(),

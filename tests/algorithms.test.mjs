@@ -160,6 +160,53 @@ for (const alg of ALGORITHMS) {
   });
 }
 
+// An isolate remembers the signatures it verified (by the token's digest), so a client's
+// repeated requests skip the signature check. Everything else is still checked each time.
+describe("a remembered signature covers only its own token, and only the signature", () => {
+  let ctx;
+  let account;
+  before(async () => {
+    const key = generate("EdDSA");
+    const worker = await startWorker({ signingKey: key.signingKey, vars: { JWT_LEEWAY_SECONDS: "0" } });
+    ctx = { worker, key };
+    account = await worker.signup();
+    assert.equal((await worker.me(account.access_token)).status, 200, "verified once: remembered");
+  });
+  after(() => ctx?.worker.dispose());
+
+  test("a token altered after a verified use is refused", async () => {
+    assertUnauthorized(assert, await ctx.worker.me(tamperPayload(account.access_token)), "Invalid token");
+    assertUnauthorized(assert, await ctx.worker.me(tamperSignature(account.access_token)), "Invalid token");
+    assert.equal((await ctx.worker.me(account.access_token)).status, 200, "the genuine one still passes");
+  });
+
+  test("a remembered token is refused once it expires", async () => {
+    // Our own key's genuine signature on the account's claims, living two seconds.
+    const claims = JSON.parse(Buffer.from(account.access_token.split(".")[1], "base64url"));
+    const now = Math.floor(Date.now() / 1000);
+    const privateKey = createPrivateKey({
+      key: { kty: "OKP", crv: "Ed25519", d: ctx.key.signingKey, x: ctx.key.publicJwk.x },
+      format: "jwk",
+    });
+    const shortLived = await new CompactSign(Buffer.from(JSON.stringify({ ...claims, iat: now, exp: now + 2 })))
+      .setProtectedHeader({ alg: "EdDSA", kid: ctx.key.publicJwk.kid, typ: "JWT" })
+      .sign(privateKey);
+    assert.equal((await ctx.worker.me(shortLived)).status, 200);
+    await sleep(3_200);
+    assertUnauthorized(assert, await ctx.worker.me(shortLived), "Token has expired");
+  });
+
+  test("a remembered token is refused once its session ends", async () => {
+    const other = await ctx.worker.signup();
+    assert.equal((await ctx.worker.me(other.access_token)).status, 200);
+    const logout = await ctx.worker.request("POST", "/api/v1/auth/logout", {
+      headers: { authorization: `Bearer ${other.access_token}` },
+    });
+    assert.equal(logout.status, 204);
+    assert.equal((await ctx.worker.me(other.access_token)).status, 401);
+  });
+});
+
 describe("key rotation without downtime", () => {
   // [old algorithm, new algorithm]: a routine rotation, and migrations between algorithms.
   for (const [from, to] of [

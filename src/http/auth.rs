@@ -4,8 +4,16 @@
 //! the KV revocation list, and its session must still be live in D1 with the token issued
 //! after the account's not-before stamp. The KV and D1 reads run concurrently; the D1 query
 //! also reads the account, so revocation and deletion cost no extra round trip.
+//!
+//! A client sends the same access token with every request for its lifetime, and checking
+//! its signature was the largest single cost of an authenticated request
+//! (`benches/profile.mjs`). So an isolate remembers, by SHA-256 digest, the tokens whose
+//! signature it has verified, for a few minutes. Only the signature check is skipped:
+//! the claims (lifetime, issuer, audience), the revocation list and the session are
+//! checked on every request, and a token that failed is never remembered.
 
 use crate::domain::token::{inspect, validate_claims, verify, TokenError, VerifiedToken};
+use crate::domain::ttl_cache::TtlCache;
 use crate::domain::user::User;
 use crate::error::ApiError;
 use crate::http::context::Ctx;
@@ -14,6 +22,25 @@ use crate::runtime::{now_seconds, webcrypto};
 use crate::store::traits::{RevocationStore, UserStore};
 use futures_util::future::join;
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use worker::Date;
+
+/// Signatures an isolate remembers at most: a digest and an expiry each, some 100 KiB in all.
+const VERIFIED_CAPACITY: usize = 2_048;
+
+/// How long a verified signature is remembered. Key rotation needs no flush: a retired key
+/// leaves the key set only with a new deployment, which starts new isolates.
+const VERIFIED_TTL_MS: u64 = 300_000;
+
+thread_local! {
+    static VERIFIED: RefCell<TtlCache<[u8; 32], ()>> =
+        RefCell::new(TtlCache::new(VERIFIED_CAPACITY, VERIFIED_TTL_MS));
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
 
 /// The caller behind a valid bearer token.
 pub struct Authenticated {
@@ -36,10 +63,15 @@ pub(crate) fn bearer_token(req: &web_sys::Request) -> Option<String> {
 async fn verify_token(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
     let keys = &ctx.config.keys;
     let pending = inspect(keys, token)?;
+    let digest = token_digest(token);
+    let now_ms = Date::now().as_millis();
+    if VERIFIED.with(|verified| verified.borrow_mut().get(&digest, now_ms).is_some()) {
+        return validate_claims(&pending, &ctx.config.tokens, now);
+    }
     let public = keys
         .verifying_key(&pending.kid)
         .ok_or(TokenError::UnknownKey)?;
-    match webcrypto::verify(
+    let checked = match webcrypto::verify(
         &pending.kid,
         public,
         pending.signing_input.as_bytes(),
@@ -53,7 +85,11 @@ async fn verify_token(ctx: &Ctx<'_>, token: &str, now: i64) -> Result<VerifiedTo
             log::error(ctx.meta, "webcrypto_unavailable", &format!("{error:?}"));
             verify(keys, &ctx.config.tokens, token, now)
         }
+    };
+    if checked.is_ok() {
+        VERIFIED.with(|verified| verified.borrow_mut().insert(digest, (), now_ms));
     }
+    checked
 }
 
 /// Check the bearer token itself — signature, algorithm, key, issuer, audience, lifetime —

@@ -114,4 +114,37 @@ describe("log hygiene", () => {
     assert.doesNotMatch(text, /eyJ[\w-]+\.[\w-]+\.[\w-]+/);
     assert.doesNotMatch(text, /[\w.+-]+[^*]@example\.com/i);
   });
+
+  test("the location comes from Cloudflare's headers, and from request.cf without them", async () => {
+    const start = worker.logs.length;
+    const cf = { colo: "DFW", country: "US" };
+    const onEdge = await worker.request("GET", "/api/ping", {
+      cf,
+      headers: { "cf-ray": "8f1e2d3c4b5a6978-AMS", "cf-ipcountry": "NL" },
+    });
+    const local = await worker.request("GET", "/api/ping", { cf });
+    await sleep(50);
+    const colo = (response) => {
+      const id = response.headers.get("x-request-id");
+      const line = worker.logs
+        .slice(start)
+        .map((text) => JSON.parse(text))
+        .find((entry) => entry.event === "request" && entry.request_id === id);
+      return line?.colo;
+    };
+    assert.equal(colo(onEdge), "AMS", "the Ray ID's colo");
+    assert.equal(colo(local), "DFW", "request.cf's colo");
+
+    // A session records both: the country beside the colo.
+    const account = await worker.signup();
+    const login = await worker.request("POST", "/api/v1/auth/login", {
+      body: { username: account.username, password: STRONG_PASSWORD },
+      cf,
+      headers: { "cf-ray": "8f1e2d3c4b5a6979-AMS", "cf-ipcountry": "NL" },
+    });
+    assert.equal(login.status, 200, login.text);
+    const sessions = await worker.request("GET", "/api/v1/auth/sessions", { token: login.json.access_token });
+    const current = sessions.json.sessions.find((session) => session.current);
+    assert.deepEqual([current.colo, current.country], ["AMS", "NL"]);
+  });
 });

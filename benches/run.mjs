@@ -213,7 +213,8 @@ async function wrk(url, { path, connections, script = "get.lua", headers = {}, e
     p99: report.p99_us / 1000,
     errors,
     non_2xx: report.status_errors,
-    socket_errors: errors - report.status_errors,
+    // wrk counts a response slower than --timeout as a timeout, not in the latencies.
+    socket_errors: { connect: report.connect_errors, read: report.read_errors, write: report.write_errors, timeout: report.timeouts },
     cpu_ms: requests ? (workerdCpu * 1000) / requests : null,
     postgres_cpu_ms: postgres.length && requests ? (postgresCpu * 1000) / requests : null,
   };
@@ -558,6 +559,11 @@ function target(row, floor, hashMs) {
   }
 }
 
+function describeErrors(run) {
+  const { connect, read, write, timeout } = run.socket_errors;
+  return `${run.non_2xx} non-2xx; socket errors: connect ${connect}, read ${read}, write ${write}, timeout (>10 s) ${timeout}`;
+}
+
 function printTable(title, rows, floorOf, hashMs) {
   const header = [
     "scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "CPU ms/req",
@@ -572,8 +578,8 @@ function printTable(title, rows, floorOf, hashMs) {
   for (const row of rows) {
     const floor = floorOf(row);
     const errors = row.errors ? `${row.errors} !!` : "0";
-    if (row.errors) flagged.push(`${row.scenario} c=${row.concurrency}: ${row.non_2xx} non-2xx, ${row.socket_errors} socket errors/timeouts`);
-    if (floor?.errors) flagged.push(`floor ${floor.name} before ${row.scenario} c=${row.concurrency}: ${floor.errors} errors`);
+    if (row.errors) flagged.push(`${row.scenario} c=${row.concurrency}: ${describeErrors(row)}`);
+    if (floor?.errors) flagged.push(`floor ${floor.name} before ${row.scenario} c=${row.concurrency}: ${describeErrors(floor)}`);
     console.log(
       line([
         row.scenario,

@@ -72,3 +72,15 @@ if [ "${1:-}" = "--browser" ] && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ];
         sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
     fi
 fi
+
+# wrk, the load generator of `npm run bench` (benches only: benches/run.mjs asks for it with
+# --wrk when it is missing). A separate process, so the load does not share the event loop
+# of the Node process that runs Miniflare. Debian's package.
+if [ "${1:-}" = "--wrk" ] && ! command -v wrk >/dev/null 2>&1; then
+    say "installing wrk from Debian's packages (once per machine)"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+    fi
+fi

@@ -126,7 +126,7 @@ pub mod webcrypto {
     }
 
     /// Sign `message` with the private key `kid` (ES256: JWS's raw `R || S`, which is what
-    /// WebCrypto returns; RS256: PKCS#1 v1.5). Ed25519 keys sign in Rust and are refused here.
+    /// WebCrypto returns; RS256: PKCS#1 v1.5; Ed25519: RFC 8032).
     /// The key is imported non-extractable, so it never leaves WebCrypto again.
     pub async fn sign(kid: &str, private: &PrivateKey, message: &[u8]) -> Result<Vec<u8>, JsValue> {
         let algorithm = private.algorithm();

@@ -326,11 +326,14 @@ impl PrivateKey {
         }
     }
 
-    /// The key as PKCS#8 DER, for WebCrypto's `importKey("pkcs8")`. Ed25519 signs in Rust
-    /// and has none.
+    /// The key as PKCS#8 DER, for WebCrypto's `importKey("pkcs8")`.
     pub fn pkcs8_der(&self) -> Option<Vec<u8>> {
         let document = match self {
-            PrivateKey::Ed25519(_) => return None,
+            PrivateKey::Ed25519(pair) => {
+                let mut der = ED25519_PKCS8_PREFIX.to_vec();
+                der.extend_from_slice(pair.sk.seed().as_ref());
+                return Some(der);
+            }
             PrivateKey::P256(key) => key.to_pkcs8_der().ok()?,
             PrivateKey::Rsa(key) => key.to_pkcs8_der().ok()?,
         };
@@ -646,4 +649,23 @@ pub fn parse_public_list(text: &str, setting: &'static str) -> Result<Vec<Public
                 .map_err(|_| KeyError::Malformed(setting))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod pkcs8_tests {
+    use super::*;
+
+    #[test]
+    fn an_ed25519_key_exports_the_pkcs8_document_it_would_be_read_from() {
+        let seed = [7_u8; 32];
+        let key = PrivateKey::Ed25519(ed25519_compact::KeyPair::from_seed(
+            ed25519_compact::Seed::new(seed),
+        ));
+        let der = key.pkcs8_der().unwrap();
+        assert_eq!(der.len(), 48);
+        assert_eq!(der[..16], ED25519_PKCS8_PREFIX);
+        assert_eq!(der[16..], seed);
+        let read_back = private_from_pkcs8(&der, "JWT_SIGNING_KEY").unwrap();
+        assert_eq!(read_back.pkcs8_der(), Some(der));
+    }
 }

@@ -7,9 +7,11 @@
 
 use crate::domain::input::{conform, parse_object, Problems};
 use crate::error::ApiError;
-use futures_util::StreamExt;
+use crate::http::glue;
+use js_sys::Uint8Array;
 use serde::de::DeserializeOwned;
 use utoipa::PartialSchema;
+use wasm_bindgen_futures::JsFuture;
 use worker::Request;
 
 /// The media type of a `Content-Type` value, lower-cased, without parameters.
@@ -50,20 +52,14 @@ async fn read_limited(req: &mut Request, max_bytes: usize) -> Result<Vec<u8>, Ap
     if declared.is_some_and(|length| length > max_bytes as u64) {
         return Err(ApiError::PayloadTooLarge(max_bytes));
     }
-    let mut body = Vec::new();
-    // No stream means no body at all.
-    let Ok(mut stream) = req.stream() else {
-        return Ok(body);
-    };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|_| ApiError::MalformedRequest("Request body could not be read".into()))?;
-        if body.len() + chunk.len() > max_bytes {
-            return Err(ApiError::PayloadTooLarge(max_bytes));
-        }
-        body.extend_from_slice(&chunk);
+    let read = glue::read_body(req.inner(), max_bytes as f64);
+    let body = JsFuture::from(read)
+        .await
+        .map_err(|_| ApiError::MalformedRequest("Request body could not be read".into()))?;
+    if body.is_null() {
+        return Err(ApiError::PayloadTooLarge(max_bytes));
     }
-    Ok(body)
+    Ok(Uint8Array::new(&body).to_vec())
 }
 
 /// Read the body of a JSON route as its request type `T`, with every problem the type finds

@@ -5,7 +5,8 @@
 //! header block's size and two `cf` fields one call at a time, and setting the security
 //! headers one at a time, took some twenty crossings per request, each copying its strings
 //! through the text decoder; together they were the largest part of the envelope's cost on
-//! a route that does nothing else. Here they are two crossings. The location comes from
+//! a route that does nothing else. Here they are two crossings; a request body is read in
+//! one. The location comes from
 //! Cloudflare's headers when they are there, because the `cf` object is costly to read.
 
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -56,6 +57,35 @@ const SECURITY_HEADERS = [
 // For JSON: nothing may load, nothing may frame it. A page sets its own policy first.
 const CSP_JSON = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
+// The body, read to its end or abandoned as soon as it passes maxBytes (null then). Read
+// here rather than chunk by chunk from wasm, where each chunk took a reader lock, a read and
+// a release across the boundary: a fifth of a refresh's time in the profile.
+export async function read_body(request, maxBytes) {
+  const stream = request.body;
+  if (stream === null) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
 export function set_security_headers(headers, requestId) {
   for (const [name, value] of SECURITY_HEADERS) headers.set(name, value);
   headers.set("x-request-id", requestId);
@@ -69,6 +99,10 @@ extern "C" {
     /// The request's method, URL, the headers the edge reads, the size of its header block
     /// and its `cf` location, as one JSON object (`RequestFacts` in `http::request`).
     pub fn request_facts(request: &web_sys::Request) -> String;
+
+    /// The request's body as a `Uint8Array`, or `null` once it passes `max_bytes`; the
+    /// promise rejects when the body cannot be read.
+    pub fn read_body(request: &web_sys::Request, max_bytes: f64) -> js_sys::Promise;
 
     /// The headers every response carries: the security headers, the request id, and a
     /// Content-Security-Policy and Cache-Control unless the handler set its own.

@@ -91,10 +91,12 @@ const worker = await startWorker({ vars: VARS, options: {
   } });
 const url = (await worker.mf.ready).toString().replace(/\/$/, "");
 const account = await worker.signup();
-let options = { url: `${url}/api/ping` };
-if (scenario === "me") {
-  options = { url: `${url}/api/v1/users/me`, headers: { authorization: `Bearer ${account.access_token}` } };
-} else if (scenario === "refresh") {
+/** The load for one run: a refresh run spends its tokens, so each run logs in afresh. */
+async function loadOptions() {
+  if (scenario === "me") {
+    return { url: `${url}/api/v1/users/me`, headers: { authorization: `Bearer ${account.access_token}` } };
+  }
+  if (scenario !== "refresh") return { url: `${url}/api/ping` };
   const pool = [];
   for (let i = 0; i < 8; i += 1) {
     const response = await worker.request("POST", "/api/v1/auth/login", {
@@ -102,7 +104,7 @@ if (scenario === "me") {
     });
     pool.push(response.json.refresh_token);
   }
-  options = {
+  return {
     url: `${url}/api/v1/auth/refresh`,
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -111,13 +113,16 @@ if (scenario === "me") {
       client.on("body", (body) => {
         try {
           client.setBody(JSON.stringify({ refresh_token: JSON.parse(body).refresh_token }));
-        } catch {}
+        } catch {
+          // An error body keeps the last token; the non-2xx count shows it.
+        }
       });
     },
   };
 }
 // Warm up, then profile a run.
-await autocannon({ ...options, connections: 8, duration: 2 });
+await autocannon({ ...(await loadOptions()), connections: 8, duration: 2 });
+const options = await loadOptions();
 const session = await inspect(INSPECTOR_PORT);
 console.log("targets:", session.targets.map((t) => t.title).join(", "));
 await session.send("Profiler.enable");

@@ -2,6 +2,7 @@
 
 use crate::domain::metrics::Metrics;
 use crate::store::error::StoreError;
+use crate::store::reply;
 use worker::{Env, Method, Request, RequestInit};
 
 /// The Durable Object binding's name in `wrangler.toml`.
@@ -50,8 +51,8 @@ pub async fn push(env: &Env, delta: &Metrics) -> Result<(), StoreError> {
 
 /// Add a batch of deltas to the totals and read the totals that result.
 pub async fn push_and_read(env: &Env, delta: &Metrics) -> Result<Metrics, StoreError> {
-    let mut response = send(env, delta, true).await?;
+    let response = send(env, delta, true).await?;
     // Read as text: see the aggregator's fetch on why not `Response::json`.
-    let text = response.text().await.map_err(unavailable)?;
+    let text = reply::text(response).await.map_err(unavailable)?;
     serde_json::from_str(&text).map_err(|error| unavailable(error.to_string().into()))
 }

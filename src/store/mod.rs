@@ -16,6 +16,7 @@ pub mod metrics_batch;
 pub mod postgres;
 pub mod provider_http;
 pub mod rate_limit;
+pub mod reply;
 pub mod revocation;
 pub mod session_guard;
 pub mod traits;

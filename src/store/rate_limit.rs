@@ -8,6 +8,7 @@
 use crate::config::RateLimit;
 use crate::domain::rate_limit::Decision;
 use crate::store::error::StoreError;
+use crate::store::reply;
 use worker::{Env, Method, Request, RequestInit};
 
 /// The Durable Object binding's name in `wrangler.toml`.
@@ -34,9 +35,9 @@ pub async fn check(env: &Env, key: &str, budget: RateLimit) -> Result<Decision, 
     let mut init = RequestInit::new();
     init.with_method(Method::Post);
     let request = Request::new_with_init(&url, &init).map_err(unavailable)?;
-    let mut response = stub
+    let response = stub
         .fetch_with_request(request)
         .await
         .map_err(unavailable)?;
-    response.json::<Decision>().await.map_err(unavailable)
+    reply::json::<Decision>(response).await.map_err(unavailable)
 }

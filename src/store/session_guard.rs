@@ -4,6 +4,7 @@
 use crate::config::RateLimit;
 use crate::domain::audit::Origin;
 use crate::store::error::StoreError;
+use crate::store::reply;
 use crate::store::traits::RotateReply;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit};
@@ -58,7 +59,7 @@ pub async fn rotate(
     init.with_method(Method::Post).with_body(Some(body.into()));
     let request =
         Request::new_with_init("https://session-guard/rotate", &init).map_err(unavailable)?;
-    let mut response = stub
+    let response = stub
         .fetch_with_request(request)
         .await
         .map_err(unavailable)?;
@@ -68,5 +69,7 @@ pub async fn rotate(
             format!("session guard answered {}", response.status_code()),
         ));
     }
-    response.json::<RotateReply>().await.map_err(unavailable)
+    reply::json::<RotateReply>(response)
+        .await
+        .map_err(unavailable)
 }

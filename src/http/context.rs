@@ -184,11 +184,11 @@ impl<'a> Ctx<'a> {
 }
 
 impl Edge for Ctx<'_> {
-    /// EdDSA signs in Rust as it always has (Ed25519 signing is cheap there); ES256 and RS256
-    /// sign through WebCrypto with the key imported once per isolate. Should WebCrypto fail,
-    /// ES256 falls back to the pure-Rust signer (deterministic nonces, no secret-dependent
-    /// timing); RS256 does not, since the pure-Rust RSA signer runs without blinding
-    /// (RUSTSEC-2023-0071): the request fails instead.
+    /// Every algorithm signs through WebCrypto with the key imported once per isolate.
+    /// Should WebCrypto fail, EdDSA and ES256 fall back to the pure-Rust signers
+    /// (deterministic nonces, no secret-dependent timing); RS256 does not, since the
+    /// pure-Rust RSA signer runs without blinding (RUSTSEC-2023-0071): the request fails
+    /// instead.
     async fn sign_access_token(
         &self,
         keys: &KeySet,
@@ -197,7 +197,7 @@ impl Edge for Ctx<'_> {
         now: i64,
     ) -> Result<String, ApiError> {
         let failed = |error| ApiError::internal("token signing", error);
-        // WebCrypto signs natively; Ed25519 in wasm took a tenth of a refresh's CPU.
+        // Natively: Ed25519 in wasm took a tenth of a refresh's CPU (`benches/profile.mjs`).
         let input = token::signing_input(keys, settings, claims.clone(), now).map_err(failed)?;
         match webcrypto::sign(keys.signing_kid(), keys.signing_key(), input.as_bytes()).await {
             Ok(signature) => Ok(token::assemble(&input, &signature)),

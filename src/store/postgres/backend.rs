@@ -23,19 +23,35 @@ use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
     NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore,
     OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse, ProfileChange, Pruned,
-    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    RefreshTokenStore, RoleStore, RotatedSession, Rotation, SessionStore, StoredMessage,
+    TokenEffect, UserStore,
 };
 use serde_json::Value;
 use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 use worker::Env;
 
-/// The columns of an account, with its role names in order.
-const USER_SELECT: &str = "SELECT u.id::text AS id, u.username, u.email, u.password_hash, \
+/// The columns of an account, with its role names in order, for a `users` table aliased `u`.
+macro_rules! user_columns {
+    () => {
+        "u.id::text AS id, u.username, u.email, u.password_hash, \
        u.email_verified, u.created_at, u.updated_at, u.banned_at, u.banned_until, \
        u.ban_reason, \
-       ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) AS roles \
-     FROM users u";
+       ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) AS roles"
+    };
+}
+
+/// An account, with its role names in order.
+const USER_SELECT: &str = concat!("SELECT ", user_columns!(), " FROM users u");
+
+/// The account of session `$1` and the level the session reached (the columns `user_from`
+/// reads into `session_level`), for a rotation's read-back.
+const ROTATED_SELECT: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", s.aal AS session_aal, s.amr AS session_amr, s.aal2_at AS session_aal2_at \
+     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1::uuid"
+);
 
 /// SQL: account `u` is not banned at the time in parameter `now` (the rule of `BanState`).
 fn not_banned(now: &str) -> String {
@@ -1285,7 +1301,7 @@ impl RefreshTokenStore for PgBackend<'_> {
     async fn rotate_refresh_token(
         &self,
         rotation: &Rotation<'_>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<RotatedSession>, StoreError> {
         if !is_uuid(rotation.session_id) {
             return Ok(None);
         }
@@ -1324,13 +1340,12 @@ impl RefreshTokenStore for PgBackend<'_> {
                     ],
                 )
                 .await?;
-                let owners = tx
-                    .query(
+                let inserted = tx
+                    .execute(
                         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, \
                            expires_at) \
                          SELECT $3, s.id, $1, s.idle_expires_at FROM sessions s \
-                         WHERE s.id = $2::uuid RETURNING (SELECT user_id::text FROM sessions \
-                           WHERE id = $2::uuid) AS user_id",
+                         WHERE s.id = $2::uuid",
                         &[
                             (now, Type::INT8),
                             (session, Type::TEXT),
@@ -1338,11 +1353,16 @@ impl RefreshTokenStore for PgBackend<'_> {
                         ],
                     )
                     .await?;
-                let Some(owner) = owners.first() else {
+                if inserted == 0 {
                     return Ok(None);
-                };
-                let user_id: String = owner.try_get("user_id").map_err(read_error)?;
-                user_in(tx, &user_id).await
+                }
+                // The account and the session's level in one read, so a refresh needs no
+                // second one to keep `aal`/`amr`.
+                let rows = tx.query(ROTATED_SELECT, &[(session, Type::TEXT)]).await?;
+                Ok(first_user(&rows)?.map(|mut user| RotatedSession {
+                    level: user.session_level.take().unwrap_or_default(),
+                    user,
+                }))
             })
             .await
     }
@@ -1916,30 +1936,6 @@ impl FactorStore for PgBackend<'_> {
             })
             .await?;
         Ok(changed > 0)
-    }
-
-    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
-        if !is_uuid(session_id) {
-            return Ok(None);
-        }
-        let Some(row) = self
-            .db
-            .read_one(
-                "SELECT aal, amr, aal2_at FROM sessions WHERE id = $1::uuid",
-                &[(&session_id, Type::TEXT)],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let aal: String = row.try_get("aal").map_err(read_error)?;
-        let amr: Option<String> = row.try_get("amr").map_err(read_error)?;
-        let aal2_at: Option<i64> = row.try_get("aal2_at").map_err(read_error)?;
-        Ok(Some(SessionLevel::from_stored(
-            &aal,
-            amr.as_deref(),
-            aal2_at,
-        )))
     }
 }
 

@@ -44,13 +44,22 @@ macro_rules! user_columns {
 /// An account, with its role names in order.
 const USER_SELECT: &str = concat!("SELECT ", user_columns!(), " FROM users u");
 
-/// The account of session `$1` and the level the session reached (the columns `user_from`
-/// reads into `session_level`), for a rotation's read-back.
-const ROTATED_SELECT: &str = concat!(
-    "SELECT ",
+/// A rotation's step once the presented token is consumed, as one statement (one round
+/// trip, not three): slide session `$2`'s idle expiry from `$1` by `$3` seconds (never past
+/// its absolute expiry), insert successor `$4` expiring with it, and read back the account
+/// with the level the session reached (the columns `user_from` reads into
+/// `session_level`). The insert and the read take the slid row from `RETURNING`, since the
+/// statements of one `WITH` all see the snapshot from before it.
+const ROTATION_STEP: &str = concat!(
+    "WITH slid AS (UPDATE sessions SET last_used_at = $1, \
+       idle_expires_at = LEAST($1 + $3, absolute_expires_at) \
+     WHERE id = $2::uuid RETURNING id, user_id, idle_expires_at, aal, amr, aal2_at), \
+     successor AS (INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+       SELECT $4, id, $1, idle_expires_at FROM slid RETURNING session_id) \
+     SELECT ",
     user_columns!(),
     ", s.aal AS session_aal, s.amr AS session_amr, s.aal2_at AS session_aal2_at \
-     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1::uuid"
+     FROM slid s JOIN successor n ON n.session_id = s.id JOIN users u ON u.id = s.user_id"
 );
 
 /// SQL: account `u` is not banned at the time in parameter `now` (the rule of `BanState`).
@@ -1329,36 +1338,19 @@ impl RefreshTokenStore for PgBackend<'_> {
                 if consumed == 0 {
                     return Ok(None);
                 }
-                tx.execute(
-                    "UPDATE sessions SET last_used_at = $1, \
-                       idle_expires_at = LEAST($1 + $3, absolute_expires_at) \
-                     WHERE id = $2::uuid",
-                    &[
-                        (now, Type::INT8),
-                        (session, Type::TEXT),
-                        (&rotation.idle_ttl_seconds, Type::INT8),
-                    ],
-                )
-                .await?;
-                let inserted = tx
-                    .execute(
-                        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, \
-                           expires_at) \
-                         SELECT $3, s.id, $1, s.idle_expires_at FROM sessions s \
-                         WHERE s.id = $2::uuid",
+                // The account comes back with the session's level, so a refresh needs no
+                // second read to keep `aal`/`amr`.
+                let rows = tx
+                    .query(
+                        ROTATION_STEP,
                         &[
                             (now, Type::INT8),
                             (session, Type::TEXT),
+                            (&rotation.idle_ttl_seconds, Type::INT8),
                             (&rotation.successor_hash, Type::TEXT),
                         ],
                     )
                     .await?;
-                if inserted == 0 {
-                    return Ok(None);
-                }
-                // The account and the session's level in one read, so a refresh needs no
-                // second one to keep `aal`/`amr`.
-                let rows = tx.query(ROTATED_SELECT, &[(session, Type::TEXT)]).await?;
                 Ok(first_user(&rows)?.map(|mut user| RotatedSession {
                     level: user.session_level.take().unwrap_or_default(),
                     user,

@@ -168,10 +168,10 @@ describe("second factors (TOTP and recovery codes)", () => {
     assert.equal(claims(replayed.json.access_token).aal, "aal2");
     assert.deepEqual(claims(replayed.json.access_token).amr, ["pwd", "otp"]);
     // And the chain's next rotation.
-    const next = await worker.refresh(refreshed.json.refresh_token);
-    assert.equal(next.status, 200, next.text);
-    assert.equal(claims(next.json.access_token).aal, "aal2");
-    assert.deepEqual(claims(next.json.access_token).amr, ["pwd", "otp"]);
+    const following = await worker.refresh(refreshed.json.refresh_token);
+    assert.equal(following.status, 200, following.text);
+    assert.equal(claims(following.json.access_token).aal, "aal2");
+    assert.deepEqual(claims(following.json.access_token).amr, ["pwd", "otp"]);
   });
 
   test("a new enrolment replaces a pending one; the secret at rest is sealed", async () => {

@@ -160,6 +160,18 @@ describe("second factors (TOTP and recovery codes)", () => {
     assert.equal(refreshed.status, 200, refreshed.text);
     assert.equal(claims(refreshed.json.access_token).aal, "aal2");
     assert.deepEqual(claims(refreshed.json.access_token).amr, ["pwd", "otp"]);
+    // So does a repeat inside the grace window, which the session's object answers from
+    // what it remembers of that rotation.
+    const replayed = await worker.refresh(signedIn.json.refresh_token);
+    assert.equal(replayed.status, 200, replayed.text);
+    assert.equal(replayed.json.refresh_token, refreshed.json.refresh_token, "the same successor");
+    assert.equal(claims(replayed.json.access_token).aal, "aal2");
+    assert.deepEqual(claims(replayed.json.access_token).amr, ["pwd", "otp"]);
+    // And the chain's next rotation.
+    const following = await worker.refresh(refreshed.json.refresh_token);
+    assert.equal(following.status, 200, following.text);
+    assert.equal(claims(following.json.access_token).aal, "aal2");
+    assert.deepEqual(claims(following.json.access_token).amr, ["pwd", "otp"]);
   });
 
   test("a new enrolment replaces a pending one; the secret at rest is sealed", async () => {

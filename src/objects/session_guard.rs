@@ -11,6 +11,7 @@
 //! (never a revocation), and the client that holds the successor carries on.
 
 use crate::domain::audit::{AuditAction, AuditEntry};
+use crate::domain::mfa::SessionLevel;
 use crate::domain::secret::hash_opaque_token;
 use crate::domain::session::{encode_refresh_token, SpentToken};
 use crate::domain::user::User;
@@ -20,7 +21,9 @@ use crate::objects::budget::StoredBudget;
 use crate::runtime::{now_seconds, random_bytes};
 use crate::store::backend::Backend;
 use crate::store::session_guard::RotateRequest;
-use crate::store::traits::{RefreshTokenStore, RotateOutcome, RotateReply, Rotation, SessionStore};
+use crate::store::traits::{
+    RefreshTokenStore, RotateOutcome, RotateReply, RotatedSession, Rotation, SessionStore,
+};
 use futures_util::lock::Mutex;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
@@ -29,6 +32,9 @@ struct LastRotation {
     rotated_at: i64,
     successor: String,
     user: User,
+    /// The session's level as the rotation read it, so a replay's access token carries
+    /// the same `aal`/`amr` as the original's.
+    level: SessionLevel,
 }
 
 #[durable_object]
@@ -61,6 +67,7 @@ impl SessionGuard {
                 return Ok(RotateOutcome::Replayed {
                     refresh_token: previous.successor.clone(),
                     user: previous.user.clone(),
+                    level: previous.level.clone(),
                 });
             }
         }
@@ -76,16 +83,18 @@ impl SessionGuard {
                 idle_ttl_seconds: policy.idle_ttl_seconds,
             })
             .await?;
-        if let Some(user) = rotated {
+        if let Some(RotatedSession { user, level }) = rotated {
             *last = Some(LastRotation {
                 presented_hash: request.presented_hash,
                 rotated_at: now,
                 successor: successor.clone(),
                 user: user.clone(),
+                level: level.clone(),
             });
             return Ok(RotateOutcome::Rotated {
                 refresh_token: successor,
                 user,
+                level,
             });
         }
 

@@ -539,7 +539,7 @@ pub async fn passkey_session<S: SessionStore, E: Edge>(
 /// Exchange a refresh token for a new access token and the token's successor. The
 /// session's rotation is serialised, so concurrent refreshes with one token all get the
 /// same successor (within the grace window) and a token reused after that ends the session.
-pub async fn refresh<S: RefreshRotation + FactorStore, E: Edge>(
+pub async fn refresh<S: RefreshRotation, E: Edge>(
     deps: &Deps<'_, S, E>,
     presented: &str,
     now: i64,
@@ -567,15 +567,18 @@ pub async fn refresh<S: RefreshRotation + FactorStore, E: Edge>(
             "an allowed rotation came back without its outcome",
         ));
     };
-    let (refresh_token, user) = match outcome {
+    // The new access token keeps the level the session reached, as the rotation read it.
+    let (refresh_token, user, level) = match outcome {
         RotateOutcome::Rotated {
             refresh_token,
             user,
+            level,
         }
         | RotateOutcome::Replayed {
             refresh_token,
             user,
-        } => (refresh_token, user),
+            level,
+        } => (refresh_token, user, level),
         RotateOutcome::Reused { user_id } => {
             deps.edge.count(Event::RefreshTokenReuse);
             deps.edge.security_event(
@@ -594,12 +597,6 @@ pub async fn refresh<S: RefreshRotation + FactorStore, E: Edge>(
     };
     deps.edge.count(Event::Refresh);
     deps.edge.set_user(&user.id);
-    // The new access token keeps the level the session reached.
-    let level = deps
-        .store
-        .session_level(session_id)
-        .await?
-        .unwrap_or_default();
     signed_in(deps, user, session_id, refresh_token, &level, now).await
 }
 
@@ -845,6 +842,102 @@ mod tests {
         assert_eq!(after.status(), 401, "the session is over");
         let malformed = block_on(refresh(&deps, "garbage", 1_040)).unwrap_err();
         assert_eq!(malformed.status(), 401);
+    }
+
+    /// The claims of an access token the test configuration signed.
+    fn claims_of(world: &World, token: &str, now: i64) -> AccessClaims {
+        crate::domain::token::verify(&world.config.keys, &world.config.tokens, token, now)
+            .unwrap()
+            .claims
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_level_the_session_reached_without_reading_it_again() {
+        let world = World::new(&[]);
+        let deps = world.deps();
+        let first = signed_in(block_on(signup(&deps, input("ada", None), 1_000)).unwrap());
+        let aal1 = claims_of(&world, &first.access_token, 1_000);
+        assert_eq!(
+            (aal1.aal.as_str(), aal1.amr.as_slice()),
+            ("aal1", &["pwd".to_owned()][..])
+        );
+        // A step-up with a one-time code, then a passkey, as `service::mfa` records them.
+        world.store.sessions.borrow_mut()[0].level = SessionLevel::first_factor(AMR_PASSWORD)
+            .raised(1_005)
+            .raised_by(crate::domain::mfa::AMR_HARDWARE_KEY, 1_006);
+        let second = block_on(refresh(&deps, &first.refresh_token, 1_010)).unwrap();
+        let claims = claims_of(&world, &second.access_token, 1_010);
+        assert_eq!(claims.aal, "aal2");
+        assert_eq!(claims.amr, ["pwd", "otp", "hwk"]);
+        assert_eq!(claims.sid, first.session_id);
+        assert_eq!(
+            second.user.session_level, None,
+            "the level travels beside the account, not inside it"
+        );
+    }
+
+    /// A rotation that always answers as the session's object does for a repeat inside
+    /// the grace window.
+    struct Replaying(SessionLevel);
+
+    impl RefreshRotation for Replaying {
+        async fn rotate(
+            &self,
+            session_id: &str,
+            _presented_hash: &str,
+            _origin: crate::domain::audit::Origin,
+            _budget: crate::config::RateLimit,
+        ) -> Result<crate::store::traits::RotateReply, crate::store::error::StoreError> {
+            Ok(crate::store::traits::RotateReply {
+                decision: crate::domain::rate_limit::Decision {
+                    allowed: true,
+                    limit: 10,
+                    remaining: 9,
+                    reset_seconds: 60,
+                    retry_after_seconds: 0,
+                },
+                outcome: Some(RotateOutcome::Replayed {
+                    refresh_token: format!("{session_id}.successor"),
+                    user: User {
+                        id: "user-1".into(),
+                        username: "ada".into(),
+                        email: None,
+                        email_verified: false,
+                        roles: vec!["user".into()],
+                        created_at: 1_000,
+                        updated_at: 1_000,
+                        banned_at: None,
+                        banned_until: None,
+                        ban_reason: None,
+                        password_hash: String::new(),
+                        session_signed_in_at: None,
+                        session_level: None,
+                        mfa_enabled: false,
+                    },
+                    level: self.0.clone(),
+                }),
+            })
+        }
+    }
+
+    #[test]
+    fn a_replay_inside_the_grace_window_keeps_the_level_its_rotation_read() {
+        let world = World::new(&[]);
+        let level = SessionLevel::first_factor(AMR_PASSWORD).raised(1_005);
+        let store = Replaying(level);
+        let deps = Deps {
+            store: &store,
+            edge: &world.edge,
+            config: &world.config,
+        };
+        let session_id = Uuid::new_v4().to_string();
+        let presented = encode_refresh_token(&session_id, &[7; 32]);
+        let replayed = block_on(refresh(&deps, &presented, 1_010)).unwrap();
+        let claims = claims_of(&world, &replayed.access_token, 1_010);
+        assert_eq!(claims.aal, "aal2");
+        assert_eq!(claims.amr, ["pwd", "otp"]);
+        assert_eq!(replayed.refresh_token, format!("{session_id}.successor"));
+        assert_eq!(world.edge.counts.borrow().as_slice(), ["Refresh"]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::store::traits::{
     MaintenanceStore, NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser,
     OAuthGrantStore, OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse, ProfileChange,
     Pruned, RateLimitStore, RefreshRotation, RefreshTokenStore, RevocationStore, RoleStore,
-    RotateReply, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    RotateReply, RotatedSession, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -373,7 +373,7 @@ impl RefreshTokenStore for Backend<'_> {
     async fn rotate_refresh_token(
         &self,
         rotation: &Rotation<'_>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<RotatedSession>, StoreError> {
         dispatch!(self, store => store.rotate_refresh_token(rotation).await)
     }
 
@@ -521,10 +521,6 @@ impl FactorStore for Backend<'_> {
         level: &SessionLevel,
     ) -> Result<bool, StoreError> {
         dispatch!(self, store => store.raise_session(session_id, user_id, level).await)
-    }
-
-    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
-        dispatch!(self, store => store.session_level(session_id).await)
     }
 }
 

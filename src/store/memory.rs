@@ -1020,9 +1020,9 @@ impl RefreshRotation for MemoryStore {
             .borrow()
             .iter()
             .find(|stored| stored.session.id == session_id && stored.revoked_at.is_none())
-            .map(|stored| stored.user_id.clone());
+            .map(|stored| (stored.user_id.clone(), stored.level.clone()));
         let outcome = match (known, owner) {
-            (Some((session, false)), Some(user_id)) if session == session_id => {
+            (Some((session, false)), Some((user_id, level))) if session == session_id => {
                 self.rotations.set(self.rotations.get() + 1);
                 let successor = format!("{session_id}.rotation-{}", self.rotations.get());
                 let successor_hash = crate::domain::secret::hash_opaque_token(&successor);
@@ -1033,11 +1033,12 @@ impl RefreshRotation for MemoryStore {
                     Some(user) => RotateOutcome::Rotated {
                         refresh_token: successor,
                         user,
+                        level,
                     },
                     None => RotateOutcome::Invalid,
                 }
             }
-            (Some((session, true)), Some(user_id)) if session == session_id => {
+            (Some((session, true)), Some((user_id, _))) if session == session_id => {
                 for stored in self.sessions.borrow_mut().iter_mut() {
                     if stored.session.id == session_id {
                         stored.revoked_at = Some(0);
@@ -1454,16 +1455,6 @@ impl FactorStore for MemoryStore {
             }
         }
         Ok(false)
-    }
-
-    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
-        self.check()?;
-        Ok(self
-            .sessions
-            .borrow()
-            .iter()
-            .find(|stored| stored.session.id == session_id)
-            .map(|stored| stored.level.clone()))
     }
 }
 

@@ -349,9 +349,6 @@ pub trait FactorStore {
         user_id: &str,
         level: &SessionLevel,
     ) -> Result<bool, StoreError>;
-
-    /// What a session has proved (for a refresh, which keeps the session's level).
-    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError>;
 }
 
 /// A passkey about to be stored (a registration that passed verification).
@@ -626,11 +623,23 @@ pub trait LoginFailureStore {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RotateOutcome {
-    /// The token was live: here is its successor.
-    Rotated { refresh_token: String, user: User },
+    /// The token was live: here is its successor, and the level the session reached (so the
+    /// new access token keeps `aal`/`amr` without another read).
+    Rotated {
+        refresh_token: String,
+        user: User,
+        // `default`: a reply without it parses (as the lowest level) rather than failing.
+        #[serde(default)]
+        level: SessionLevel,
+    },
     /// The token was just rotated by a concurrent request, within the grace window: the
-    /// same successor.
-    Replayed { refresh_token: String, user: User },
+    /// same successor, and the level as that rotation read it.
+    Replayed {
+        refresh_token: String,
+        user: User,
+        #[serde(default)]
+        level: SessionLevel,
+    },
     /// The token was spent before the grace window: the session is ended.
     Reused { user_id: Option<String> },
     /// Unknown, expired, or its session is not live.
@@ -653,16 +662,25 @@ pub struct Rotation<'a> {
     pub idle_ttl_seconds: i64,
 }
 
+/// What a rotation read back with the successor: the account, and the level its session
+/// reached, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedSession {
+    pub user: User,
+    pub level: SessionLevel,
+}
+
 /// The refresh tokens behind a session's rotation, as the session's Durable Object (the
 /// single writer of its chain) reads and writes them.
 pub trait RefreshTokenStore {
     /// Exchange a refresh token (by digest) for its successor and slide the session's idle
-    /// expiry (never past its absolute expiry), in one transaction; the account, or `None`
-    /// when the token is unknown, spent or expired, or its session is not live.
+    /// expiry (never past its absolute expiry), in one transaction; the account and the
+    /// session's level, or `None` when the token is unknown, spent or expired, or its
+    /// session is not live.
     async fn rotate_refresh_token(
         &self,
         rotation: &Rotation<'_>,
-    ) -> Result<Option<User>, StoreError>;
+    ) -> Result<Option<RotatedSession>, StoreError>;
 
     /// When a refresh token of this session was spent: `None` if the session never issued
     /// it, `Some(None)` if it is unspent, `Some(Some(t))` if it was spent at `t`.
@@ -725,4 +743,46 @@ pub trait OutboxStore {
 
     /// The messages to one address, newest first.
     async fn messages_to(&self, to: &str) -> Result<Vec<StoredMessage>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotation_outcome_carries_the_level_across_the_object_boundary() {
+        let level = SessionLevel::first_factor("pwd").raised(1_005);
+        let user: User = serde_json::from_value(serde_json::json!({
+            "id": "user-1", "username": "ada", "email": null, "email_verified": true,
+            "roles": ["user"], "created_at": 1, "updated_at": 1, "banned_at": null,
+            "banned_until": null, "ban_reason": null
+        }))
+        .unwrap();
+        let outcome = RotateOutcome::Replayed {
+            refresh_token: "successor".into(),
+            user,
+            level: level.clone(),
+        };
+        let text = serde_json::to_string(&outcome).unwrap();
+        match serde_json::from_str::<RotateOutcome>(&text).unwrap() {
+            RotateOutcome::Replayed { level: read, .. } => assert_eq!(read, level),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reply_from_an_object_that_sends_no_level_still_parses_at_the_lowest_level() {
+        // An object of the previous version, answering during a deploy, sends no `level`.
+        let text = r#"{"outcome":"rotated","refresh_token":"successor","user":{
+            "id":"user-1","username":"ada","email":null,"email_verified":true,"roles":["user"],
+            "created_at":1,"updated_at":1,"banned_at":null,"banned_until":null,
+            "ban_reason":null}}"#;
+        match serde_json::from_str::<RotateOutcome>(text).unwrap() {
+            RotateOutcome::Rotated { level, .. } => {
+                assert_eq!(level, SessionLevel::default());
+                assert!(level.amr.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

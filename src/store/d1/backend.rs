@@ -21,7 +21,8 @@ use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
     NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore,
     OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse, ProfileChange, Pruned,
-    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    RefreshTokenStore, RoleStore, RotatedSession, Rotation, SessionStore, StoredMessage,
+    TokenEffect, UserStore,
 };
 use worker::Env;
 
@@ -302,7 +303,7 @@ impl RefreshTokenStore for D1Backend<'_> {
     async fn rotate_refresh_token(
         &self,
         rotation: &Rotation<'_>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<RotatedSession>, StoreError> {
         sessions::rotate_refresh_token(&database(self.env)?, rotation).await
     }
 
@@ -450,10 +451,6 @@ impl FactorStore for D1Backend<'_> {
         level: &SessionLevel,
     ) -> Result<bool, StoreError> {
         factors::raise_session(&database(self.env)?, session_id, user_id, level).await
-    }
-
-    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
-        factors::session_level(&database(self.env)?, session_id).await
     }
 }
 

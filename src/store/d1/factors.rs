@@ -346,25 +346,3 @@ pub async fn raise_session(
         .map_err(map_d1_error)?;
     Ok(changes(&result) > 0)
 }
-
-#[derive(Deserialize)]
-struct LevelRow {
-    aal: String,
-    amr: Option<String>,
-    aal2_at: Option<i64>,
-}
-
-/// What a session has proved.
-pub async fn session_level(
-    db: &Database,
-    session_id: &str,
-) -> Result<Option<SessionLevel>, StoreError> {
-    let row = db
-        .prepare("SELECT aal, amr, aal2_at FROM sessions WHERE id = ?1")
-        .bind(&[text(session_id)])
-        .map_err(map_d1_error)?
-        .first::<LevelRow>(None)
-        .await
-        .map_err(map_d1_error)?;
-    Ok(row.map(|row| SessionLevel::from_stored(&row.aal, row.amr.as_deref(), row.aal2_at)))
-}

@@ -3,7 +3,8 @@
 //! A session is created by signup or login together with its first refresh token, in one
 //! batch. Rotation is one batch too: consume the presented token (only if unused, unexpired
 //! and its session live), slide the session's idle expiry and insert the successor only if
-//! that consumption happened, and read the account back. D1 runs a batch as one transaction,
+//! that consumption happened, and read the account back with the session's level (so a
+//! refresh needs no second read to keep `aal`/`amr`). D1 runs a batch as one transaction,
 //! so of two uses of one token exactly one rotates; the session's Durable Object serialises
 //! them before they get here and answers the losers within the grace window.
 
@@ -14,9 +15,8 @@ use super::Database;
 use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
 use crate::domain::session::Session;
-use crate::domain::user::User;
 use crate::store::error::StoreError;
-use crate::store::traits::{NewSession, NewToken, NewUser, Rotation};
+use crate::store::traits::{NewSession, NewToken, NewUser, RotatedSession, Rotation};
 use serde::Deserialize;
 use worker::D1PreparedStatement;
 
@@ -110,12 +110,12 @@ fn live_session() -> String {
 }
 
 /// Exchange a refresh token (by digest) for its successor and slide the session's idle
-/// expiry (never past its absolute expiry). `None` when the token is unknown, spent or
-/// expired, or its session is revoked or expired.
+/// expiry (never past its absolute expiry); the account and the session's level. `None`
+/// when the token is unknown, spent or expired, or its session is revoked or expired.
 pub async fn rotate_refresh_token(
     db: &Database,
     rotation: &Rotation<'_>,
-) -> Result<Option<User>, StoreError> {
+) -> Result<Option<RotatedSession>, StoreError> {
     let now = integer(rotation.now);
     let session = text(rotation.session_id);
     let presented = text(rotation.presented_hash);
@@ -160,9 +160,12 @@ pub async fn rotate_refresh_token(
         )
         .bind(&[now, session, presented, successor.clone()])
         .map_err(map_d1_error)?;
+    // The session's level rides along in the row that already joins `sessions`.
     let read_back = db
         .prepare(format!(
-            "SELECT {USER_COLUMNS} FROM refresh_tokens rt \
+            "SELECT {USER_COLUMNS}, s.aal AS session_aal, s.amr AS session_amr, \
+               s.aal2_at AS session_aal2_at \
+             FROM refresh_tokens rt \
              JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
              WHERE rt.token_hash = ?1"
         ))
@@ -172,7 +175,12 @@ pub async fn rotate_refresh_token(
         .batch(vec![consume, slide, insert_successor, read_back])
         .await
         .map_err(map_d1_error)?;
-    last_user(&results)
+    Ok(last_user(&results)?.map(|mut user| RotatedSession {
+        // The level travels beside the account, as the outcome's own field; the account
+        // stays what any other lookup but the live-session one returns.
+        level: user.session_level.take().unwrap_or_default(),
+        user,
+    }))
 }
 
 #[derive(Deserialize)]

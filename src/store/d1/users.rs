@@ -37,7 +37,8 @@ pub(super) struct UserRow {
     /// create sessions, so it is when the session signed in with a password).
     #[serde(default)]
     session_signed_in_at: Option<i64>,
-    /// The session's level, read only by [`find_by_live_session`].
+    /// The session's level, read only by [`find_by_live_session`] and by a refresh token's
+    /// rotation (`sessions::rotate_refresh_token`).
     #[serde(default)]
     session_aal: Option<String>,
     #[serde(default)]

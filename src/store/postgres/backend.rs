@@ -23,19 +23,44 @@ use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
     NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore,
     OneTimeTokenStore, OutboxStore, PasskeyStore, PasskeyUse, ProfileChange, Pruned,
-    RefreshTokenStore, RoleStore, Rotation, SessionStore, StoredMessage, TokenEffect, UserStore,
+    RefreshTokenStore, RoleStore, RotatedSession, Rotation, SessionStore, StoredMessage,
+    TokenEffect, UserStore,
 };
 use serde_json::Value;
 use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 use worker::Env;
 
-/// The columns of an account, with its role names in order.
-const USER_SELECT: &str = "SELECT u.id::text AS id, u.username, u.email, u.password_hash, \
+/// The columns of an account, with its role names in order, for a `users` table aliased `u`.
+macro_rules! user_columns {
+    () => {
+        "u.id::text AS id, u.username, u.email, u.password_hash, \
        u.email_verified, u.created_at, u.updated_at, u.banned_at, u.banned_until, \
        u.ban_reason, \
-       ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) AS roles \
-     FROM users u";
+       ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY r.role) AS roles"
+    };
+}
+
+/// An account, with its role names in order.
+const USER_SELECT: &str = concat!("SELECT ", user_columns!(), " FROM users u");
+
+/// A rotation's step once the presented token is consumed, as one statement (one round
+/// trip, not three): slide session `$2`'s idle expiry from `$1` by `$3` seconds (never past
+/// its absolute expiry), insert successor `$4` expiring with it, and read back the account
+/// with the level the session reached (the columns `user_from` reads into
+/// `session_level`). The insert and the read take the slid row from `RETURNING`, since the
+/// statements of one `WITH` all see the snapshot from before it.
+const ROTATION_STEP: &str = concat!(
+    "WITH slid AS (UPDATE sessions SET last_used_at = $1, \
+       idle_expires_at = LEAST($1 + $3, absolute_expires_at) \
+     WHERE id = $2::uuid RETURNING id, user_id, idle_expires_at, aal, amr, aal2_at), \
+     successor AS (INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+       SELECT $4, id, $1, idle_expires_at FROM slid RETURNING session_id) \
+     SELECT ",
+    user_columns!(),
+    ", s.aal AS session_aal, s.amr AS session_amr, s.aal2_at AS session_aal2_at \
+     FROM slid s JOIN successor n ON n.session_id = s.id JOIN users u ON u.id = s.user_id"
+);
 
 /// SQL: account `u` is not banned at the time in parameter `now` (the rule of `BanState`).
 fn not_banned(now: &str) -> String {
@@ -1285,7 +1310,7 @@ impl RefreshTokenStore for PgBackend<'_> {
     async fn rotate_refresh_token(
         &self,
         rotation: &Rotation<'_>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<RotatedSession>, StoreError> {
         if !is_uuid(rotation.session_id) {
             return Ok(None);
         }
@@ -1313,36 +1338,23 @@ impl RefreshTokenStore for PgBackend<'_> {
                 if consumed == 0 {
                     return Ok(None);
                 }
-                tx.execute(
-                    "UPDATE sessions SET last_used_at = $1, \
-                       idle_expires_at = LEAST($1 + $3, absolute_expires_at) \
-                     WHERE id = $2::uuid",
-                    &[
-                        (now, Type::INT8),
-                        (session, Type::TEXT),
-                        (&rotation.idle_ttl_seconds, Type::INT8),
-                    ],
-                )
-                .await?;
-                let owners = tx
+                // The account comes back with the session's level, so a refresh needs no
+                // second read to keep `aal`/`amr`.
+                let rows = tx
                     .query(
-                        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, \
-                           expires_at) \
-                         SELECT $3, s.id, $1, s.idle_expires_at FROM sessions s \
-                         WHERE s.id = $2::uuid RETURNING (SELECT user_id::text FROM sessions \
-                           WHERE id = $2::uuid) AS user_id",
+                        ROTATION_STEP,
                         &[
                             (now, Type::INT8),
                             (session, Type::TEXT),
+                            (&rotation.idle_ttl_seconds, Type::INT8),
                             (&rotation.successor_hash, Type::TEXT),
                         ],
                     )
                     .await?;
-                let Some(owner) = owners.first() else {
-                    return Ok(None);
-                };
-                let user_id: String = owner.try_get("user_id").map_err(read_error)?;
-                user_in(tx, &user_id).await
+                Ok(first_user(&rows)?.map(|mut user| RotatedSession {
+                    level: user.session_level.take().unwrap_or_default(),
+                    user,
+                }))
             })
             .await
     }
@@ -1916,30 +1928,6 @@ impl FactorStore for PgBackend<'_> {
             })
             .await?;
         Ok(changed > 0)
-    }
-
-    async fn session_level(&self, session_id: &str) -> Result<Option<SessionLevel>, StoreError> {
-        if !is_uuid(session_id) {
-            return Ok(None);
-        }
-        let Some(row) = self
-            .db
-            .read_one(
-                "SELECT aal, amr, aal2_at FROM sessions WHERE id = $1::uuid",
-                &[(&session_id, Type::TEXT)],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let aal: String = row.try_get("aal").map_err(read_error)?;
-        let amr: Option<String> = row.try_get("amr").map_err(read_error)?;
-        let aal2_at: Option<i64> = row.try_get("aal2_at").map_err(read_error)?;
-        Ok(Some(SessionLevel::from_stored(
-            &aal,
-            amr.as_deref(),
-            aal2_at,
-        )))
     }
 }
 

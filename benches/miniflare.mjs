@@ -2,7 +2,9 @@
 // workerd process, the JavaScript floor Workers of benches/floors/, each reached by its own
 // host name (wrk sends `Host: floor-noop.bench` and so on; anything else reaches the Rust
 // Worker). One process for all, so a floor and our Worker share the runtime, the machine's
-// noise and the D1 database (the floors read the Rust Worker's own tables).
+// noise and the D1 database (the floors read the Rust Worker's own tables). One floor is not
+// JavaScript: rust-noop (benches/floors/rust-noop/, built by scripts/build-floors.sh) is a
+// workers-rs Worker that does nothing, the fixed cost of Rust/wasm on its own.
 //
 // The Rust Worker's options are tests/helpers.mjs startWorker's, copied rather than imported:
 // startWorker builds one Worker from build/ only, and Miniflare ignores a top-level Worker's
@@ -18,7 +20,11 @@ export const FLOOR_HOSTS = {
   noop: "floor-noop.bench",
   "users-me": "floor-users-me.bench",
   refresh: "floor-refresh.bench",
+  "rust-noop": "floor-rust-noop.bench",
 };
+
+/** Where scripts/build-floors.sh leaves the rust-noop floor (index.js, index_bg.wasm). */
+export const RUST_NOOP_BUILD_DIR = join(ROOT, "benches/floors/rust-noop/build");
 
 /** As wrangler.toml's [assets]: the Worker first, the files through its ASSETS binding. */
 function assetsOptions(buildDir) {
@@ -33,11 +39,12 @@ function assetsOptions(buildDir) {
 /**
  * Start Miniflare with the Worker of `buildDir` (its `vars` over startWorker's defaults) on
  * D1, or on PostgreSQL through Hyperdrive when `postgresUrl` is given. `floors` adds the
- * floor Workers (D1 only: they read D1). Resolves to `{mf, url, d1, logs}`: `url` without a
+ * floor Workers (D1 only: they read D1); `rustNoop` the rust-noop floor too (its build must
+ * exist: the caller checks, and may run without it). Resolves to `{mf, url, d1, logs}`: `url` without a
  * trailing slash, `d1` the D1 binding (migrated; undefined on PostgreSQL), `logs` the last
  * lines workerd printed (for a failing run's message).
  */
-export async function startBench({ buildDir, vars, postgresUrl = null, floors = false }) {
+export async function startBench({ buildDir, vars, postgresUrl = null, floors = false, rustNoop = false }) {
   const rust = {
     name: "edge-auth",
     modules: true,
@@ -87,6 +94,17 @@ export async function startBench({ buildDir, vars, postgresUrl = null, floors = 
         durableObjects: { FLOOR_SESSION: { className: "FloorSession", useSQLite: true } },
       }),
     );
+    if (rustNoop) {
+      // The generated index.js default-exports a WorkerEntrypoint class, as the Rust Worker's
+      // does; the wasm is loaded as the Rust Worker's is (its rules, its own modules root).
+      workers.push(
+        floor("rust-noop", {
+          scriptPath: join(RUST_NOOP_BUILD_DIR, "index.js"),
+          modulesRoot: RUST_NOOP_BUILD_DIR,
+          modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+        }),
+      );
+    }
   }
   const logs = [];
   const mf = new Miniflare({

@@ -4,7 +4,10 @@
 // Workers in the same workerd process (benches/floors/, started by benches/miniflare.mjs):
 // each floor makes exactly the storage calls of one scenario and nothing else. The machine is
 // shared and noisy, so each floor runs right before its scenario, at the same concurrency for
-// the same time, and only the two figures side by side mean much.
+// the same time, and only the two figures side by side mean much. GET /api/ping and
+// /api/health also get a second floor, rust-noop (benches/floors/rust-noop/): a workers-rs
+// Worker that does nothing, so the table shows apart what wasm itself costs above JavaScript
+// and what our code costs above that.
 //
 // Load comes from wrk, a separate process (installed by `scripts/setup.sh --wrk` when
 // missing), with the Lua scripts of benches/wrk/: refresh chains (every token sent once),
@@ -19,7 +22,7 @@
 // socket errors, timeouts) is flagged in its row and listed under its table.
 //
 //   npm run bench                              # build, then everything (several minutes)
-//   node benches/run.mjs --no-build            # reuse the build directory
+//   node benches/run.mjs --no-build            # reuse the build directories (rust-noop's too)
 //   node benches/run.mjs --no-build --quick    # 3 s runs instead of 8 s, no memory check
 //   node benches/run.mjs --no-build --only ping,users-me   # only these scenarios
 //   node benches/run.mjs --no-build --build-dir /tmp/variant/build   # another build
@@ -36,7 +39,7 @@ import { gzipSync } from "node:zlib";
 import { join, resolve } from "node:path";
 import { ROOT, STRONG_PASSWORD } from "../tests/helpers.mjs";
 import { startPostgres } from "../scripts/postgres.mjs";
-import { startBench, FLOOR_HOSTS } from "./miniflare.mjs";
+import { startBench, FLOOR_HOSTS, RUST_NOOP_BUILD_DIR } from "./miniflare.mjs";
 
 // --- Flags ---------------------------------------------------------------------------------
 
@@ -72,9 +75,20 @@ for (const key of ONLY) {
 }
 // PostgreSQL runs the database-bound scenarios only, as it always has.
 const POSTGRES_KEYS = ["users-me", "refresh", "login"];
+// Scenarios that also run the rust-noop floor: the ones whose floor is the JavaScript no-op.
+const RUST_NOOP_KEYS = ["ping", "health"];
 
 if (!argv.includes("--no-build")) {
   execFileSync("bash", [join(ROOT, "scripts/build.sh")], { stdio: "inherit" });
+  // Only rebuilds when its sources changed: a minute or so the first time, then nothing.
+  execFileSync("bash", [join(ROOT, "scripts/build-floors.sh")], { stdio: "inherit" });
+}
+// --no-build builds nothing, so a missing rust-noop build drops that floor rather than the run.
+const RUST_NOOP =
+  ONLY.some((key) => RUST_NOOP_KEYS.includes(key)) &&
+  ["index.js", "index_bg.wasm"].every((file) => existsSync(join(RUST_NOOP_BUILD_DIR, file)));
+if (ONLY.some((key) => RUST_NOOP_KEYS.includes(key)) && !RUST_NOOP) {
+  process.stderr.write(`[bench] no rust-noop floor build in ${RUST_NOOP_BUILD_DIR} (bash scripts/build-floors.sh): skipping that floor\n`);
 }
 for (const file of ["index.js", "index_bg.wasm", "assets"]) {
   if (!existsSync(join(BUILD_DIR, file))) throw new Error(`${BUILD_DIR} has no ${file}: build first`);
@@ -334,6 +348,8 @@ async function runFloor(url, name, connections, context) {
   switch (name) {
     case "noop":
       return wrk(url, { path: "/noop", connections, headers: { Host: FLOOR_HOSTS.noop } });
+    case "rust-noop":
+      return wrk(url, { path: "/noop", connections, headers: { Host: FLOOR_HOSTS["rust-noop"] } });
     case "users-me":
       return wrk(url, {
         path: `/users-me?id=${encodeURIComponent(context.account.user.id)}`,
@@ -364,8 +380,8 @@ async function runFloor(url, name, connections, context) {
 
 // --- Other parts: size, cold start, argon2, memory -----------------------------------------
 
-function wasmSize() {
-  const wasm = readFileSync(join(BUILD_DIR, "index_bg.wasm"));
+function wasmSize(dir = BUILD_DIR) {
+  const wasm = readFileSync(join(dir, "index_bg.wasm"));
   return { raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length };
 }
 
@@ -471,7 +487,7 @@ async function memoryCheck(url, account) {
 
 /** D1: every scenario of ONLY, each right after its floor; then argon2 and memory on the same Worker. */
 async function d1Results() {
-  const bench = await startBench({ buildDir: BUILD_DIR, vars: VARS, floors: true });
+  const bench = await startBench({ buildDir: BUILD_DIR, vars: VARS, floors: true, rustNoop: RUST_NOOP });
   try {
     const context = { account: await signup(bench.url), d1: bench.d1 };
     const rows = [];
@@ -479,9 +495,21 @@ async function d1Results() {
       for (const scenario of SCENARIOS.filter((s) => ONLY.includes(s.key))) {
         progress(`D1 ${scenario.name} c=${connections}: floor ${scenario.floor}`);
         const floor = await runFloor(bench.url, scenario.floor, connections, context);
+        let rustFloor = null;
+        if (RUST_NOOP && RUST_NOOP_KEYS.includes(scenario.key)) {
+          progress(`D1 ${scenario.name} c=${connections}: floor rust-noop`);
+          rustFloor = { name: "rust-noop", ...(await runFloor(bench.url, "rust-noop", connections, context)) };
+        }
         progress(`D1 ${scenario.name} c=${connections}: Worker`);
         const ours = await runScenario(bench.url, scenario, connections, context);
-        rows.push({ key: scenario.key, scenario: scenario.name, concurrency: connections, ...ours, floor: { name: scenario.floor, ...floor } });
+        rows.push({
+          key: scenario.key,
+          scenario: scenario.name,
+          concurrency: connections,
+          ...ours,
+          floor: { name: scenario.floor, ...floor },
+          rust_floor: rustFloor,
+        });
       }
     }
     progress("argon2id in the Worker");
@@ -603,6 +631,30 @@ function printTable(title, rows, floorOf, hashMs) {
         floor ? target(row, floor, hashMs) : "",
       ]),
     );
+    // The rust-noop floor right under its scenario, in the same columns: its own figures, then
+    // its ratio and CPU above the JavaScript noop floor (the fixed cost of workers-rs), and in
+    // the last column where our route stands against it (what is left for our code).
+    const rust = row.rust_floor;
+    if (rust && floor) {
+      if (rust.errors) flagged.push(`floor rust-noop before ${row.scenario} c=${row.concurrency}: ${describeErrors(rust)}`);
+      console.log(
+        line([
+          "  Rust no-op (workers-rs)",
+          row.concurrency,
+          fixed(rust.rps, 0),
+          fixed(rust.p50, 2),
+          fixed(rust.p99, 2),
+          rust.errors ? `${rust.errors} !!` : "0",
+          fixed(rust.cpu_ms, 3),
+          floor.name,
+          fixed(floor.rps, 0),
+          fixed(floor.cpu_ms, 3),
+          `${fixed((rust.rps / floor.rps) * 100, 1)}%`,
+          fixed(rust.cpu_ms - floor.cpu_ms, 3),
+          `${row.scenario} vs this: ${fixed((row.rps / rust.rps) * 100, 1)}%, CPU +${fixed(row.cpu_ms - rust.cpu_ms, 3)}`,
+        ]),
+      );
+    }
   }
   if (flagged.length) {
     console.log(`!! ERRORS in ${flagged.length} run(s):`);
@@ -616,6 +668,7 @@ function printTable(title, rows, floorOf, hashMs) {
 
 async function main() {
   const size = wasmSize();
+  const rustNoopSize = RUST_NOOP ? wasmSize(RUST_NOOP_BUILD_DIR) : null;
   progress(`Worker from ${BUILD_DIR}; ${DURATION} s per run; scenarios ${ONLY.join(", ")}`);
   const { coldStartMs, warmRequestMs } = await coldStart();
   const d1 = await d1Results();
@@ -649,6 +702,9 @@ async function main() {
 
   console.log();
   console.log(`wasm: ${(size.raw / 1024).toFixed(0)} KiB raw, ${(size.gzip / 1024).toFixed(0)} KiB gzip`);
+  if (rustNoopSize) {
+    console.log(`rust-noop floor wasm: ${(rustNoopSize.raw / 1024).toFixed(0)} KiB raw, ${(rustNoopSize.gzip / 1024).toFixed(0)} KiB gzip`);
+  }
   console.log(`cold start (new isolate to first response): ${coldStartMs.toFixed(0)} ms; next request ${warmRequestMs.toFixed(1)} ms`);
   console.log(
     `argon2id (m=19456, t=2, p=1): ${fixed(argon2.worker_ms, 1)} ms in the Worker, ${fixed(argon2.native_ms, 1)} ms natively ` +
@@ -677,6 +733,7 @@ async function main() {
         d1: d1.rows,
         postgres,
         size,
+        rust_noop_size: rustNoopSize,
         cold_start_ms: coldStartMs,
         argon2,
         memory,

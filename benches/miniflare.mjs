@@ -15,6 +15,19 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ROOT, migrationStatements } from "../tests/helpers.mjs";
 
+/** The Worker's settings in a bench: budgets high enough that the limiter counts but never
+ * refuses during a run. */
+export const BENCH_VARS = {
+  ENVIRONMENT: "development",
+  PUBLIC_BASE_URL: "http://127.0.0.1",
+  EMAIL_PROVIDER: "none",
+  ALLOWED_HOSTS: "127.0.0.1,localhost",
+  RATE_LIMIT_LOGIN: "100000000/60",
+  RATE_LIMIT_LOGIN_ACCOUNT: "100000000/60",
+  RATE_LIMIT_SIGNUP: "100000000/60",
+  RATE_LIMIT_REFRESH: "100000000/60",
+};
+
 /** Host names of the floors: a wrk run sends one in its Host header to reach that floor. */
 export const FLOOR_HOSTS = {
   noop: "floor-noop.bench",

@@ -11,20 +11,12 @@
 import autocannon from "autocannon";
 import { join, resolve } from "node:path";
 import { startWorker, ROOT } from "../tests/helpers.mjs";
+import { BENCH_VARS } from "./miniflare.mjs";
 
 const [scenario = "ping", seconds = "6", buildDir = join(ROOT, "build")] = process.argv.slice(2);
 const INSPECTOR_PORT = 9329;
 
-const VARS = {
-  ENVIRONMENT: "development",
-  PUBLIC_BASE_URL: "http://127.0.0.1",
-  EMAIL_PROVIDER: "none",
-  ALLOWED_HOSTS: "127.0.0.1,localhost",
-  RATE_LIMIT_LOGIN: "100000000/60",
-  RATE_LIMIT_LOGIN_ACCOUNT: "100000000/60",
-  RATE_LIMIT_SIGNUP: "100000000/60",
-  RATE_LIMIT_REFRESH: "100000000/60",
-};
+const VARS = BENCH_VARS;
 
 /** A Chrome DevTools Protocol session over the inspector's WebSocket. */
 async function inspect(port) {

@@ -39,7 +39,7 @@ import { gzipSync } from "node:zlib";
 import { join, resolve } from "node:path";
 import { ROOT, STRONG_PASSWORD } from "../tests/helpers.mjs";
 import { startPostgres } from "../scripts/postgres.mjs";
-import { startBench, FLOOR_HOSTS, RUST_NOOP_BUILD_DIR } from "./miniflare.mjs";
+import { startBench, BENCH_VARS, FLOOR_HOSTS, RUST_NOOP_BUILD_DIR } from "./miniflare.mjs";
 
 // --- Flags ---------------------------------------------------------------------------------
 
@@ -97,17 +97,7 @@ if (!commandExists("wrk")) {
   execFileSync("bash", [join(ROOT, "scripts/setup.sh"), "--wrk"], { stdio: "inherit" });
 }
 
-// Budgets high enough that the limiter counts but never refuses during a run.
-const VARS = {
-  ENVIRONMENT: "development",
-  PUBLIC_BASE_URL: "http://127.0.0.1",
-  EMAIL_PROVIDER: "none",
-  ALLOWED_HOSTS: "127.0.0.1,localhost",
-  RATE_LIMIT_LOGIN: "100000000/60",
-  RATE_LIMIT_LOGIN_ACCOUNT: "100000000/60",
-  RATE_LIMIT_SIGNUP: "100000000/60",
-  RATE_LIMIT_REFRESH: "100000000/60",
-};
+const VARS = BENCH_VARS;
 
 function commandExists(name) {
   try {

@@ -898,22 +898,7 @@ mod tests {
                 },
                 outcome: Some(RotateOutcome::Replayed {
                     refresh_token: format!("{session_id}.successor"),
-                    user: User {
-                        id: "user-1".into(),
-                        username: "ada".into(),
-                        email: None,
-                        email_verified: false,
-                        roles: vec!["user".into()],
-                        created_at: 1_000,
-                        updated_at: 1_000,
-                        banned_at: None,
-                        banned_until: None,
-                        ban_reason: None,
-                        password_hash: String::new(),
-                        session_signed_in_at: None,
-                        session_level: None,
-                        mfa_enabled: false,
-                    },
+                    user: crate::service::test_account("user-01", &["user"], 1_000),
                     level: self.0.clone(),
                 }),
             })

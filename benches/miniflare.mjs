@@ -21,12 +21,20 @@ export const BENCH_VARS = {
   ENVIRONMENT: "development",
   PUBLIC_BASE_URL: "http://127.0.0.1",
   EMAIL_PROVIDER: "none",
-  ALLOWED_HOSTS: "127.0.0.1,localhost",
+  ALLOWED_HOSTS: "127.0.0.1,localhost,edge-auth.bench",
   RATE_LIMIT_LOGIN: "100000000/60",
   RATE_LIMIT_LOGIN_ACCOUNT: "100000000/60",
   RATE_LIMIT_SIGNUP: "100000000/60",
   RATE_LIMIT_REFRESH: "100000000/60",
 };
+
+/**
+ * The Worker's host in a wrk run. Miniflare's entry routes a request by host to a Worker
+ * with routes, and sends any other to the first Worker through a fallback path that cost
+ * about 0.25 ms more CPU per request here (measured: the same no-op answer, 0.24 ms routed
+ * against 0.48 ms through the fallback). The floors are routed, so the Worker is too.
+ */
+export const WORKER_HOST = "edge-auth.bench";
 
 /** Host names of the floors: a wrk run sends one in its Host header to reach that floor. */
 export const FLOOR_HOSTS = {
@@ -60,6 +68,7 @@ function assetsOptions(buildDir) {
 export async function startBench({ buildDir, vars, postgresUrl = null, floors = false, rustNoop = false }) {
   const rust = {
     name: "edge-auth",
+    routes: [`${WORKER_HOST}/*`],
     modules: true,
     scriptPath: join(buildDir, "index.js"),
     modulesRoot: buildDir,

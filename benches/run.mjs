@@ -39,7 +39,7 @@ import { gzipSync } from "node:zlib";
 import { join, resolve } from "node:path";
 import { ROOT, STRONG_PASSWORD } from "../tests/helpers.mjs";
 import { startPostgres } from "../scripts/postgres.mjs";
-import { startBench, BENCH_VARS, FLOOR_HOSTS, RUST_NOOP_BUILD_DIR } from "./miniflare.mjs";
+import { startBench, BENCH_VARS, FLOOR_HOSTS, RUST_NOOP_BUILD_DIR, WORKER_HOST } from "./miniflare.mjs";
 
 // --- Flags ---------------------------------------------------------------------------------
 
@@ -184,7 +184,8 @@ async function wrk(url, { path, connections, script = "get.lua", headers = {}, e
   // What Cloudflare's edge adds to every request (the Ray ID, whose suffix is the colo, and
   // the client's country), so the Worker reads its location as it does in production. The
   // floors get the same headers and ignore them.
-  const edge = { "cf-ray": "8f1e2d3c4b5a6978-AMS", "cf-ipcountry": "NL" };
+  // The Worker's own host, unless the run names a floor's.
+  const edge = { Host: WORKER_HOST, "cf-ray": "8f1e2d3c4b5a6978-AMS", "cf-ipcountry": "NL" };
   for (const [name, value] of Object.entries({ ...edge, ...headers })) args.push("-H", `${name}: ${value}`);
   args.push(url + path);
 

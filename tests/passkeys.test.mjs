@@ -512,6 +512,26 @@ describe("passkeys over HTTP", () => {
         bob.user.id,
       );
       assert.deepEqual(entries.map((entry) => entry.action), ["passkey.renamed", "passkey.deleted"]);
+
+      // One passkey and one identity, no password, removed at once: the rule spans both
+      // kinds, so exactly one goes and the account keeps a way in.
+      const [remaining] = await worker.db.query("SELECT id FROM passkeys WHERE user_id = ?1", bob.user.id);
+      const identityToo = "6e3a0b8d-2f5c-4d4b-9a7e-3c8f0d1b2e44";
+      await worker.db.run(
+        "INSERT INTO identities (id, user_id, provider, subject, created_at, last_used_at) VALUES (?1, ?2, 'github', ?3, 1, 1)",
+        identityToo,
+        bob.user.id,
+        `other-subject-${bob.user.id}`,
+      );
+      const mixed = await Promise.all([
+        worker.request("DELETE", `/api/v1/users/me/passkeys/${remaining.id}`, { token: bob.access_token }),
+        worker.request("DELETE", `/api/v1/users/me/identities/${identityToo}`, { token: bob.access_token }),
+      ]);
+      assert.deepEqual(mixed.map((response) => response.status).sort(), [204, 409]);
+      const left =
+        (await worker.count("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?1", bob.user.id)) +
+        (await worker.count("SELECT COUNT(*) AS n FROM identities WHERE user_id = ?1", bob.user.id));
+      assert.equal(left, 1, "one way in remains");
     } finally {
       await worker.dispose();
     }

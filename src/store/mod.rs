@@ -19,4 +19,5 @@ pub mod rate_limit;
 pub mod reply;
 pub mod revocation;
 pub mod session_guard;
+pub mod sign_in_method;
 pub mod traits;

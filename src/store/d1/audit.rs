@@ -7,6 +7,7 @@ use super::{integer, map_d1_error, optional_text, text};
 use crate::domain::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::domain::query::Page;
 use crate::store::error::StoreError;
+use crate::store::sign_in_method::SignInMethod;
 use serde::Deserialize;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
@@ -28,8 +29,9 @@ pub enum When<'a> {
     TargetBanned,
     /// This session of the target account is not revoked yet.
     SessionUnrevoked(&'a str),
-    /// This identity of the target account may be unlinked (see `identities::removable`).
-    IdentityRemovable(&'a str),
+    /// This identity or passkey of the target account may be removed (see
+    /// `sign_in_methods::removable`).
+    SignInMethodRemovable(SignInMethod, &'a str),
     /// This factor of the target account is still pending (confirmation flips it).
     FactorPending(&'a str),
     /// The target account has a confirmed second factor.
@@ -40,8 +42,6 @@ pub enum When<'a> {
     HasFactorOrPasskey,
     /// This passkey belongs to the target account.
     PasskeyOwned(&'a str),
-    /// This passkey of the target account may be deleted (see `passkeys::removable`).
-    PasskeyRemovable(&'a str),
 }
 
 /// SQL: the account named by parameter `user` holds the role named by parameter `role`.
@@ -88,17 +88,13 @@ pub fn insert_statement(
                 .into(),
             vec![],
         ),
-        When::IdentityRemovable(identity_id) => (
-            super::identities::removable("?9", "?4", "?10"),
-            vec![identity_id, crate::domain::password::NO_PASSWORD],
+        When::SignInMethodRemovable(method, id) => (
+            super::sign_in_methods::removable(method, "?9", "?4", "?10"),
+            vec![id, crate::domain::password::NO_PASSWORD],
         ),
         When::PasskeyOwned(passkey_id) => (
             "EXISTS (SELECT 1 FROM passkeys WHERE id = ?9 AND user_id = ?4)".into(),
             vec![passkey_id],
-        ),
-        When::PasskeyRemovable(passkey_id) => (
-            super::passkeys::removable("?9", "?4", "?10"),
-            vec![passkey_id, crate::domain::password::NO_PASSWORD],
         ),
     };
     let details = serde_json::to_string(&entry.details)

@@ -2,13 +2,14 @@
 //! (migrations/0005_identities.sql). Each change writes its audit entry in the same batch.
 
 use super::audit::{self, When};
+use super::sign_in_methods;
 use super::users::insert_statements;
 use super::Database;
-use super::{changes, integer, map_d1_error, optional_text, text};
+use super::{integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
 use crate::domain::identity::{GrantKind, Identity, Unlink};
-use crate::domain::password::NO_PASSWORD;
 use crate::store::error::StoreError;
+use crate::store::sign_in_method::SignInMethod;
 use crate::store::traits::{NewIdentity, NewUser};
 use serde::Deserialize;
 
@@ -143,55 +144,15 @@ pub async fn touch(
     Ok(())
 }
 
-/// SQL: the identity named by parameter `identity` belongs to the account named by `user`
-/// and is not its last way to sign in: the account has a password (its hash is not the
-/// marker named by `marker`), another identity, or a passkey. Shared by the delete and its
-/// audit entry.
-pub(super) fn removable(identity: &str, user: &str, marker: &str) -> String {
-    format!(
-        "(EXISTS (SELECT 1 FROM identities WHERE id = {identity} AND user_id = {user}) \
-          AND (EXISTS (SELECT 1 FROM users WHERE id = {user} AND password_hash <> {marker}) \
-               OR EXISTS (SELECT 1 FROM identities WHERE user_id = {user} AND id <> {identity}) \
-               OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = {user})))"
-    )
-}
-
-/// Remove an identity unless it is the account's last way to sign in. The condition and
-/// the delete are one statement, and the entry is written on the same condition, before
-/// the delete removes what the condition reads; the batch is one transaction.
+/// Remove an identity unless it is the account's last way to sign in
+/// (`sign_in_methods::remove`).
 pub async fn unlink(
     db: &Database,
     user_id: &str,
     identity_id: &str,
     entry: &AuditEntry,
 ) -> Result<Unlink, StoreError> {
-    let results = db
-        .batch(vec![
-            audit::insert_statement(db, entry, When::IdentityRemovable(identity_id))?,
-            db.prepare(format!(
-                "DELETE FROM identities WHERE id = ?1 AND user_id = ?2 AND {}",
-                removable("?1", "?2", "?3")
-            ))
-            .bind(&[text(identity_id), text(user_id), text(NO_PASSWORD)])
-            .map_err(map_d1_error)?,
-        ])
-        .await
-        .map_err(map_d1_error)?;
-    if results.get(1).map(changes).unwrap_or(0) > 0 {
-        return Ok(Unlink::Unlinked);
-    }
-    let exists = db
-        .prepare("SELECT 1 AS found FROM identities WHERE id = ?1 AND user_id = ?2")
-        .bind(&[text(identity_id), text(user_id)])
-        .map_err(map_d1_error)?
-        .first::<serde_json::Value>(None)
-        .await
-        .map_err(map_d1_error)?;
-    Ok(if exists.is_some() {
-        Unlink::LastSignInMethod
-    } else {
-        Unlink::NotFound
-    })
+    sign_in_methods::remove(db, SignInMethod::Identity, user_id, identity_id, entry).await
 }
 
 /// Store a one-time value's digest, sweeping expired ones in the same batch.

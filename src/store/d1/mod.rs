@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod passkeys;
 pub mod roles;
 pub mod sessions;
+pub mod sign_in_methods;
 pub mod users;
 
 use crate::store::error::{StoreError, Unique};

@@ -3,13 +3,14 @@
 //! `DELETE ... RETURNING`.
 
 use super::audit::{self, When};
+use super::sign_in_methods;
 use super::Database;
 use super::{changes, integer, map_d1_error, optional_text, text};
 use crate::domain::audit::AuditEntry;
 use crate::domain::identity::Unlink;
 use crate::domain::passkey::{split_transports, ChallengePurpose, Passkey, SpentChallenge};
-use crate::domain::password::NO_PASSWORD;
 use crate::store::error::StoreError;
+use crate::store::sign_in_method::SignInMethod;
 use crate::store::traits::{NewPasskey, PasskeyUse};
 use serde::Deserialize;
 
@@ -174,53 +175,15 @@ pub async fn rename(
     one(db, "id = ?1 AND user_id = ?2", &[passkey_id, user_id]).await
 }
 
-/// SQL: the passkey named by parameter `passkey` belongs to the account named by `user`
-/// and is not its last way to sign in: the account has a password (its hash is not the
-/// marker named by `marker`), an identity, or another passkey. Shared by the delete and
-/// its audit entry.
-pub(super) fn removable(passkey: &str, user: &str, marker: &str) -> String {
-    format!(
-        "(EXISTS (SELECT 1 FROM passkeys WHERE id = {passkey} AND user_id = {user}) \
-          AND (EXISTS (SELECT 1 FROM users WHERE id = {user} AND password_hash <> {marker}) \
-               OR EXISTS (SELECT 1 FROM identities WHERE user_id = {user}) \
-               OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = {user} AND id <> {passkey})))"
-    )
-}
-
-/// Remove a passkey unless it is the account's last way to sign in: the condition and the
-/// delete are one statement, the entry is written on the same condition before it, and
-/// the batch is one transaction.
+/// Remove a passkey unless it is the account's last way to sign in
+/// (`sign_in_methods::remove`).
 pub async fn delete(
     db: &Database,
     user_id: &str,
     passkey_id: &str,
     entry: &AuditEntry,
 ) -> Result<Unlink, StoreError> {
-    let results = db
-        .batch(vec![
-            audit::insert_statement(db, entry, When::PasskeyRemovable(passkey_id))?,
-            db.prepare(format!(
-                "DELETE FROM passkeys WHERE id = ?1 AND user_id = ?2 AND {}",
-                removable("?1", "?2", "?3")
-            ))
-            .bind(&[text(passkey_id), text(user_id), text(NO_PASSWORD)])
-            .map_err(map_d1_error)?,
-        ])
-        .await
-        .map_err(map_d1_error)?;
-    if results.get(1).map(changes).unwrap_or(0) > 0 {
-        return Ok(Unlink::Unlinked);
-    }
-    Ok(
-        if one(db, "id = ?1 AND user_id = ?2", &[passkey_id, user_id])
-            .await?
-            .is_some()
-        {
-            Unlink::LastSignInMethod
-        } else {
-            Unlink::NotFound
-        },
-    )
+    sign_in_methods::remove(db, SignInMethod::Passkey, user_id, passkey_id, entry).await
 }
 
 /// Store a challenge's digest, sweeping expired ones in the same batch.

@@ -19,6 +19,7 @@ use crate::domain::query::{Page, PrefixRange};
 use crate::domain::session::{is_uuid, Session};
 use crate::domain::user::{looks_like_email, normalize_email, normalize_username, User};
 use crate::store::error::StoreError;
+use crate::store::sign_in_method::SignInMethod;
 use crate::store::traits::{
     AuditStore, Ban, Confirmation, FactorStore, HealthStore, IdentityStore, MaintenanceStore,
     NewFactor, NewIdentity, NewPasskey, NewSession, NewToken, NewUser, OAuthGrantStore,
@@ -356,6 +357,57 @@ async fn insert_token(tx: &Transaction, token: &NewToken<'_>) -> Result<(), Stor
     )
     .await?;
     Ok(())
+}
+
+impl PgBackend<'_> {
+    /// Remove row `id` of `method`'s table from account `user_id`, with `entry`, unless it
+    /// is the account's last way to sign in (`store::sign_in_method`). The account's row
+    /// lock serialises its removals, identities and passkeys alike: under READ COMMITTED two
+    /// concurrent ones could each see the other way in and both delete, leaving the account
+    /// no way to sign in. The second waits, then reads the first's result.
+    async fn remove_sign_in_method(
+        &self,
+        method: SignInMethod,
+        user_id: &str,
+        id: &str,
+        entry: &AuditEntry,
+    ) -> Result<Unlink, StoreError> {
+        if !is_uuid(user_id) || !is_uuid(id) {
+            return Ok(Unlink::NotFound);
+        }
+        let table = method.table();
+        let owned = format!("SELECT 1 FROM {table} WHERE id = $1::uuid AND user_id = $2::uuid");
+        let other_way = format!(
+            "SELECT 1 FROM users WHERE id = $2::uuid AND password_hash <> $3 \
+             UNION ALL SELECT 1 FROM identities WHERE user_id = $2::uuid{} \
+             UNION ALL SELECT 1 FROM passkeys WHERE user_id = $2::uuid{}",
+            method.other_than("identities", "$1::uuid"),
+            method.other_than("passkeys", "$1::uuid"),
+        );
+        let delete = format!("DELETE FROM {table} WHERE id = $1::uuid AND user_id = $2::uuid");
+        self.db
+            .transaction(async |tx| {
+                if !user_exists(tx, user_id).await? {
+                    return Ok(Unlink::NotFound);
+                }
+                let row: [Param<'_>; 2] = [(&id, Type::TEXT), (&user_id, Type::TEXT)];
+                if tx.query(&owned, &row).await?.is_empty() {
+                    return Ok(Unlink::NotFound);
+                }
+                let with_marker: [Param<'_>; 3] = [
+                    (&id, Type::TEXT),
+                    (&user_id, Type::TEXT),
+                    (&NO_PASSWORD, Type::TEXT),
+                ];
+                if tx.query(&other_way, &with_marker).await?.is_empty() {
+                    return Ok(Unlink::LastSignInMethod);
+                }
+                tx.execute(&delete, &row).await?;
+                insert_audit(tx, entry).await?;
+                Ok(Unlink::Unlinked)
+            })
+            .await
+    }
 }
 
 /// Whether the account exists, read inside a transaction (and locked against a concurrent
@@ -1517,51 +1569,7 @@ impl IdentityStore for PgBackend<'_> {
         identity_id: &str,
         entry: &AuditEntry,
     ) -> Result<Unlink, StoreError> {
-        if !is_uuid(user_id) || !is_uuid(identity_id) {
-            return Ok(Unlink::NotFound);
-        }
-        self.db
-            .transaction(async |tx| {
-                // The account's row lock serialises its unlinks: under READ COMMITTED two
-                // concurrent ones could each see the other identity and both delete, leaving
-                // the account no way to sign in. The second waits, then reads the first's
-                // result.
-                if !user_exists(tx, user_id).await? {
-                    return Ok(Unlink::NotFound);
-                }
-                let owned = tx
-                    .query(
-                        "SELECT 1 FROM identities WHERE id = $1::uuid AND user_id = $2::uuid",
-                        &[(&identity_id, Type::TEXT), (&user_id, Type::TEXT)],
-                    )
-                    .await?;
-                if owned.is_empty() {
-                    return Ok(Unlink::NotFound);
-                }
-                let other_way = tx
-                    .query(
-                        "SELECT 1 FROM users WHERE id = $2::uuid AND password_hash <> $3 \
-                         UNION ALL SELECT 1 FROM identities \
-                           WHERE user_id = $2::uuid AND id <> $1::uuid \
-                         UNION ALL SELECT 1 FROM passkeys WHERE user_id = $2::uuid",
-                        &[
-                            (&identity_id, Type::TEXT),
-                            (&user_id, Type::TEXT),
-                            (&NO_PASSWORD, Type::TEXT),
-                        ],
-                    )
-                    .await?;
-                if other_way.is_empty() {
-                    return Ok(Unlink::LastSignInMethod);
-                }
-                tx.execute(
-                    "DELETE FROM identities WHERE id = $1::uuid AND user_id = $2::uuid",
-                    &[(&identity_id, Type::TEXT), (&user_id, Type::TEXT)],
-                )
-                .await?;
-                insert_audit(tx, entry).await?;
-                Ok(Unlink::Unlinked)
-            })
+        self.remove_sign_in_method(SignInMethod::Identity, user_id, identity_id, entry)
             .await
     }
 }
@@ -2080,49 +2088,7 @@ impl PasskeyStore for PgBackend<'_> {
         passkey_id: &str,
         entry: &AuditEntry,
     ) -> Result<Unlink, StoreError> {
-        if !is_uuid(user_id) || !is_uuid(passkey_id) {
-            return Ok(Unlink::NotFound);
-        }
-        self.db
-            .transaction(async |tx| {
-                // The account's row lock serialises its deletes (and identity unlinks), as
-                // for `unlink_identity`: two concurrent ones cannot each count the other.
-                if !user_exists(tx, user_id).await? {
-                    return Ok(Unlink::NotFound);
-                }
-                let owned = tx
-                    .query(
-                        "SELECT 1 FROM passkeys WHERE id = $1::uuid AND user_id = $2::uuid",
-                        &[(&passkey_id, Type::TEXT), (&user_id, Type::TEXT)],
-                    )
-                    .await?;
-                if owned.is_empty() {
-                    return Ok(Unlink::NotFound);
-                }
-                let other_way = tx
-                    .query(
-                        "SELECT 1 FROM users WHERE id = $2::uuid AND password_hash <> $3 \
-                         UNION ALL SELECT 1 FROM identities WHERE user_id = $2::uuid \
-                         UNION ALL SELECT 1 FROM passkeys \
-                           WHERE user_id = $2::uuid AND id <> $1::uuid",
-                        &[
-                            (&passkey_id, Type::TEXT),
-                            (&user_id, Type::TEXT),
-                            (&NO_PASSWORD, Type::TEXT),
-                        ],
-                    )
-                    .await?;
-                if other_way.is_empty() {
-                    return Ok(Unlink::LastSignInMethod);
-                }
-                tx.execute(
-                    "DELETE FROM passkeys WHERE id = $1::uuid AND user_id = $2::uuid",
-                    &[(&passkey_id, Type::TEXT), (&user_id, Type::TEXT)],
-                )
-                .await?;
-                insert_audit(tx, entry).await?;
-                Ok(Unlink::Unlinked)
-            })
+        self.remove_sign_in_method(SignInMethod::Passkey, user_id, passkey_id, entry)
             .await
     }
 
